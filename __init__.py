@@ -1,0 +1,1 @@
+"""playdeck: a trading-strategy compiler and operator console for Bybit USDT perpetuals."""

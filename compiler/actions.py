@@ -1,0 +1,196 @@
+"""Checking cases and actions: where each action may stand, its options, sizes and tags."""
+from __future__ import annotations
+
+from playdeck.dsl import syntax as s
+
+from . import ir
+from .builtins import RESERVED
+from .check import Checker, _Ctx, _Stop
+
+ENTRIES = ("market", "limit", "stop", "scale")
+PROTECTIONS = ("stop_loss", "take_profit", "trail")
+# Which options each action takes; `at` is required for limit and stop.
+OPTIONS = {
+    "market": {"tag"},
+    "limit": {"at", "expire", "tif", "tag"},
+    "stop": {"at", "limit", "expire", "tag"},
+    "scale": {"at", "tag"},
+    "partial_close": {"at"},
+    "close": {"at"},
+}
+_TIF = {"post_only": "PostOnly", "ioc": "IOC", "fok": "FOK"}
+_OPTION_WORDS = {"at": "at PRICE", "limit": "limit PRICE", "expire": "expire N bars",
+                 "tif": "post_only/ioc/fok", "tag": "as TAG"}
+
+
+def collect_tags(c: Checker, blocks: tuple[s.Block, ...]) -> None:
+    """First pass: every `as TAG`, so that `cancel T` and `T.price` may come before the order."""
+    def visit(a: s.Action) -> None:
+        for o in a.options:
+            if o.kind != "tag":
+                continue
+            tag = o.value
+            if tag in c.tags:
+                first = c.tags[tag].span
+                c.error("tag", f"duplicate tag '{tag}'", o.span,
+                        f"'{tag}' already names the order on line {first.line if first else '?'}; "
+                        "tags must be unique (re-sending the same order amends it)")
+            elif tag in RESERVED or tag in c.feature_defs:
+                c.error("tag", f"tag '{tag}' is already a {'feature' if tag in c.feature_defs else 'built-in name'}",
+                        o.span, "pick another tag")
+            else:
+                c.tags[tag] = a
+        for child in a.children:
+            visit(child)
+
+    for b in blocks:
+        for case in b.cases:
+            for a in case.actions:
+                visit(a)
+
+
+def check_blocks(c: Checker, blocks: tuple[s.Block, ...]) -> tuple[ir.Block, ...]:
+    out = []
+    seen: dict[str, s.Block] = {}
+    for b in blocks:
+        if b.name in seen:
+            c.error("block", f"duplicate block name '{b.name}'", b.span, "block names must be unique")
+        seen[b.name] = b
+        cases = []
+        after_otherwise: s.Case | None = None
+        for case in b.cases:
+            if after_otherwise is not None:
+                c.error("unreachable", "this case can never run: it comes after 'otherwise'", case.span,
+                        "'otherwise' must be the last case of a block")
+            checked = check_case(c, case)
+            if checked is not None:
+                cases.append(checked)
+            if case.cond is None and after_otherwise is None:
+                after_otherwise = case
+        out.append(ir.Block(b.name, tuple(cases), b.span))
+    return tuple(out)
+
+
+def check_case(c: Checker, case: s.Case) -> ir.Case | None:
+    ctx = _Ctx(c.market.exec_tf)
+    cond = None
+    ok = True
+    if case.cond is not None:
+        try:
+            cond = c.expr(case.cond, ctx)
+            c.need_bool(cond, case.cond, "a 'when' condition")
+        except _Stop:
+            ok = False
+    actions = []
+    for a in case.actions:
+        try:
+            actions.append(check_action(c, a, ctx))
+        except _Stop:
+            ok = False
+    return ir.Case(cond, tuple(actions), case.span) if ok else None
+
+
+def _options(c: Checker, a: s.Action) -> dict[str, s.Option]:
+    allowed = OPTIONS[a.kind]
+    found: dict[str, s.Option] = {}
+    for o in a.options:
+        if o.kind not in allowed:
+            words = ", ".join(f"'{_OPTION_WORDS[k]}'" for k in sorted(allowed)) or "none"
+            what = o.value if o.kind == "tif" else o.kind
+            raise c.fail("option", f"'{what}' is not an option of {a.kind}", o.span, f"{a.kind} takes {words}")
+        if o.kind in found:
+            raise c.fail("option", f"'{_OPTION_WORDS[o.kind]}' is given twice", o.span)
+        found[o.kind] = o
+    return found
+
+
+def _price(c: Checker, e: s.Expr, ctx: _Ctx, what: str) -> ir.Expr:
+    x = c.expr(e, ctx)
+    c.need_num(x, e, what)
+    return x
+
+
+def _pct(c: Checker, size: s.Size, *, high: float | None) -> float:
+    v = size.value.value
+    if v <= 0 or (high is not None and v > high):
+        rng = f"more than 0% and at most {high:g}%" if high is not None else "more than 0%"
+        raise c.fail("value", f"{v:g}% is out of range here; it must be {rng}", size.value.span)
+    return v / 100.0
+
+
+def _size(c: Checker, a: s.Action, ctx: _Ctx) -> ir.Size:
+    size = a.size
+    if size.kind in ("qty", "usdt"):
+        x = c.expr(size.value, ctx)
+        c.need_num(x, size.value, f"a {size.kind} size")
+        if isinstance(x, ir.Const) and x.value <= 0:
+            raise c.fail("value", f"a {size.kind} size must be positive", size.value.span)
+        return ir.Size(size.kind, value=x, span=size.span)
+    if size.kind == "position":
+        if a.kind not in ("scale", "partial_close"):
+            raise c.fail("size", "'% of position' sizes only scale and partial_close", size.span,
+                         "size an entry with 'qty', 'usdt', '% equity' or 'risk'")
+        return ir.Size("position", pct=_pct(c, size, high=100 if a.kind == "partial_close" else None),
+                       span=size.span)
+    if size.kind == "risk":
+        return ir.Size("risk", pct=_pct(c, size, high=100), span=size.span)
+    return ir.Size("equity", pct=_pct(c, size, high=None), span=size.span)
+
+
+def check_action(c: Checker, a: s.Action, ctx: _Ctx) -> ir.Action:
+    if a.children and a.kind not in ENTRIES:
+        child = a.children[0]
+        raise c.fail("attached", f"'{child.kind}' is indented under '{a.kind}', which is not an entry",
+                     child.span, "only market, limit, stop and scale orders carry attached stop_loss, "
+                     "take_profit or trail; move it out to the action level")
+    if a.kind in PROTECTIONS:
+        value = _price(c, a.value, ctx, f"the {a.kind} {'distance' if a.kind == 'trail' else 'price'}")
+        return ir.Protection(a.kind, value, a.span)
+    if a.kind == "cancel":
+        if a.target is not None and a.target not in c.tags:
+            raise c.fail("tag", f"unknown tag '{a.target}'", a.span,
+                         "tags are given with 'as TAG' on an order" + (f"; known: {', '.join(c.tags)}" if c.tags else ""))
+        return ir.Cancel(a.target, a.span)
+    opts = _options(c, a)
+    at = _price(c, opts["at"].value, ctx, "a price") if "at" in opts else None
+    if a.kind == "close":
+        return ir.Close(at, a.span)
+    if a.kind == "partial_close":
+        return ir.PartialClose(_size(c, a, ctx), at, a.span)
+    # entries
+    if a.kind in ("limit", "stop") and at is None:
+        raise c.fail("option", f"a {a.kind} order needs 'at {'PRICE' if a.kind == 'limit' else 'TRIGGER'}'",
+                     a.span, f"e.g. {a.kind} {a.side} qty 0.01 at close")
+    size = _size(c, a, ctx)
+    expire = None
+    if "expire" in opts:
+        n = opts["expire"].value
+        if not float(n).is_integer() or n < 1:
+            raise c.fail("value", f"'expire' needs a whole number of bars of at least 1, not {n:g}",
+                         opts["expire"].span)
+        expire = int(n)
+    attached = []
+    kinds: set[str] = set()
+    for child in a.children:
+        if child.kind not in PROTECTIONS:
+            raise c.fail("attached", f"'{child.kind}' cannot be attached under an order", child.span,
+                         "only stop_loss, take_profit and trail are indented under an entry")
+        if child.children:
+            raise c.fail("attached", "attached actions cannot carry actions of their own", child.children[0].span)
+        if child.kind in kinds:
+            raise c.fail("attached", f"a second '{child.kind}' under the same entry", child.span)
+        kinds.add(child.kind)
+        what = f"the {child.kind} {'distance' if child.kind == 'trail' else 'price'}"
+        attached.append(ir.Protection(child.kind, _price(c, child.value, _Ctx(ctx.tf, allow_fill=True), what),
+                                      child.span))
+    if size.kind == "risk" and "stop_loss" not in kinds:
+        raise c.fail("risk", "'risk' sizing needs a stop_loss attached under this order", size.span,
+                     "the quantity is risk / distance to the stop: indent 'stop_loss PRICE' under the order")
+    tif = _TIF[opts["tif"].value] if "tif" in opts else "GTC"
+    tag = opts["tag"].value if "tag" in opts else None
+    if a.kind == "stop":
+        limit = _price(c, opts["limit"].value, ctx, "a limit price") if "limit" in opts else None
+        return ir.OrderAction("stop", a.side, size, price=limit, trigger=at, expire=expire, tag=tag,
+                              attached=tuple(attached), span=a.span)
+    return ir.OrderAction(a.kind, a.side, size, price=at, expire=expire, tif=tif, tag=tag,
+                          attached=tuple(attached), span=a.span)

@@ -1,0 +1,72 @@
+"""Signatures of the built-in indicators and functions: what the checker needs to know.
+
+The numeric implementations live in `runtime/indicators.py`; a test keeps the warm-ups of both in
+agreement. `warmup` is the number of leading bars without a value (index of the first value).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import attrs
+
+
+@attrs.frozen(slots=True)
+class IndicatorSig:
+    name: str
+    series_args: int  # leading series arguments written by the user
+    params: tuple[str, ...]  # kinds of the parameters that follow: "int" (a length) or "float"
+    implicit: tuple[str, ...] = ()  # OHLCV columns taken without being written
+    fields: tuple[str, ...] = ()  # outputs of a multi-output indicator
+    warmup: Callable[..., int] = attrs.field(default=lambda *p: 0, eq=False)
+    doc: str = ""
+
+    @property
+    def arity(self) -> int:
+        return self.series_args + len(self.params)
+
+    def usage(self) -> str:
+        args = ["series"] * self.series_args + [("length" if k == "int" else "number") for k in self.params]
+        return f"{self.name}({', '.join(args)})"
+
+
+def _n1(n: int, *_: float) -> int:
+    return int(n) - 1
+
+
+INDICATORS: dict[str, IndicatorSig] = {s.name: s for s in (
+    IndicatorSig("sma", 1, ("int",), warmup=_n1, doc="simple moving average"),
+    IndicatorSig("ema", 1, ("int",), warmup=_n1, doc="exponential moving average, alpha 2/(n+1), seeded with the SMA"),
+    IndicatorSig("wma", 1, ("int",), warmup=_n1, doc="linearly weighted moving average"),
+    IndicatorSig("rma", 1, ("int",), warmup=_n1, doc="Wilder's moving average, alpha 1/n, seeded with the SMA"),
+    IndicatorSig("rsi", 1, ("int",), warmup=lambda n: int(n), doc="Wilder's RSI"),
+    IndicatorSig("atr", 0, ("int",), implicit=("high", "low", "close"), warmup=_n1, doc="Wilder's average true range"),
+    IndicatorSig("stdev", 1, ("int",), warmup=_n1, doc="population standard deviation over n bars"),
+    IndicatorSig("highest", 1, ("int",), warmup=_n1, doc="highest value over n bars"),
+    IndicatorSig("lowest", 1, ("int",), warmup=_n1, doc="lowest value over n bars"),
+    IndicatorSig("roc", 1, ("int",), warmup=lambda n: int(n), doc="rate of change in percent over n bars"),
+    IndicatorSig("macd", 1, ("int", "int", "int"), fields=("macd", "signal", "hist"),
+                 warmup=lambda f, s, g: int(max(f, s)) - 1 + int(g) - 1, doc="MACD line, signal line, histogram"),
+    IndicatorSig("bbands", 1, ("int", "float"), fields=("upper", "middle", "lower"), warmup=_n1,
+                 doc="Bollinger bands: SMA +/- k population stdev"),
+    IndicatorSig("vwap", 0, ("int",), implicit=("high", "low", "close", "volume"), warmup=_n1,
+                 doc="rolling n-bar volume-weighted average of the typical price"),
+    IndicatorSig("pivot_high", 0, ("int", "int"), implicit=("high",), warmup=lambda l, r: int(l) + int(r),
+                 doc="last confirmed pivot high, visible `right` bars after the pivot"),
+    IndicatorSig("pivot_low", 0, ("int", "int"), implicit=("low",), warmup=lambda l, r: int(l) + int(r),
+                 doc="last confirmed pivot low, visible `right` bars after the pivot"),
+)}
+
+# Plain functions usable anywhere an expression is.
+FUNCTIONS: dict[str, int] = {"min": 2, "max": 2, "abs": 1}
+
+SERIES = ("open", "high", "low", "close", "volume")
+STATE_WORDS = {"flat": "bool", "long": "bool", "short": "bool", "equity": "float"}
+POSITION_FIELDS = {"size": "float", "entry": "float", "layers": "float", "upnl": "float", "r": "float",
+                   "bars": "float", "reduced": "bool"}
+TAG_FIELDS = {"pending": "bool", "price": "float", "filled": "bool"}
+KEYWORDS = frozenset("""block when otherwise market limit stop scale partial_close close cancel stop_loss
+take_profit trail at expire bars bar post_only ioc fok as qty usdt risk of all and or not crosses_above
+crosses_below buy sell""".split())
+# Names a feature or tag may not take. Indicator and function names stay free (`atr: atr(14)` is
+# fine): a call is told apart from a name by its parentheses.
+RESERVED = frozenset(SERIES) | frozenset(STATE_WORDS) | {"position", "fill"} | KEYWORDS

@@ -1,0 +1,362 @@
+"""Name resolution and type checking: syntax tree -> typed IR (PLAY-LANGUAGE.md section 4).
+
+Every problem becomes a `Diagnostic` with its span; checking goes on with the next case or feature,
+so one run reports as much as it can.
+"""
+from __future__ import annotations
+
+import difflib
+from typing import Iterable
+
+import attrs
+
+from playdeck.dsl import syntax as s
+from playdeck.dsl.diagnostics import Diagnostic
+
+from . import ir
+from .builtins import (FUNCTIONS, INDICATORS, KEYWORDS, POSITION_FIELDS, RESERVED, SERIES, STATE_WORDS,
+                       TAG_FIELDS)
+from .settings import TIMEFRAMES
+from .types import Type, combine
+
+
+class _Stop(Exception):
+    """Abandon the current expression; its diagnostic is already recorded."""
+
+
+@attrs.frozen
+class _Ctx:
+    tf: str
+    in_feature: bool = False
+    allow_fill: bool = False
+    feature: str | None = None  # the feature being defined, for cycle messages
+
+
+_SERIES_OF = {"bool": Type.BOOL, "float": Type.NUM}
+
+
+class Checker:
+    def __init__(self, market: ir.Market):
+        self.market = market
+        self.aliases = dict(market.timeframes)
+        self.diags: list[Diagnostic] = []
+        self.feature_defs: dict[str, s.FeatureDef] = {}
+        self.features: dict[str, ir.Feature] = {}
+        self._resolving: list[str] = []
+        self._failed: set[str] = set()
+        self.tags: dict[str, s.Action] = {}
+
+    # ---- reporting --------------------------------------------------------------------------
+    def error(self, code: str, message: str, span, hint: str = "") -> None:
+        self.diags.append(Diagnostic(code, message, span, hint))
+
+    def fail(self, code: str, message: str, span, hint: str = "") -> _Stop:
+        self.error(code, message, span, hint)
+        return _Stop()
+
+    # ---- features ---------------------------------------------------------------------------
+    def resolve_tf(self, name: str, span) -> str:
+        tf = self.aliases.get(name, name)
+        if tf not in TIMEFRAMES:
+            known = ", ".join(list(self.aliases) + ["or a timeframe such as 4h"])
+            raise self.fail("timeframe", f"unknown timeframe '{name}'", span, f"use {known}")
+        if TIMEFRAMES[tf] % TIMEFRAMES[self.market.exec_tf] != 0:
+            raise self.fail("timeframe", f"timeframe {tf} is not a whole multiple of the exec timeframe "
+                            f"{self.market.exec_tf}", span,
+                            "higher timeframes are built from exec bars")
+        return tf
+
+    def check_features(self, defs: Iterable[s.FeatureDef]) -> None:
+        for d in defs:
+            self.feature_defs[d.name] = d
+        for d in self.feature_defs.values():
+            if d.name not in self.features:
+                try:
+                    self.feature(d.name)
+                except _Stop:
+                    pass
+
+    def feature(self, name: str) -> ir.Feature:
+        if name in self.features:
+            return self.features[name]
+        d = self.feature_defs[name]
+        if name in self._failed:
+            raise _Stop()  # already reported
+        if name in self._resolving:
+            cycle = " -> ".join(self._resolving[self._resolving.index(name):] + [name])
+            raise self.fail("cycle", f"feature '{name}' depends on itself ({cycle})", d.span)
+        if name in RESERVED:
+            self._failed.add(name)
+            raise self.fail("name", f"'{name}' is a built-in name and cannot name a feature", d.span,
+                            "pick another name, e.g. my_" + name)
+        self._resolving.append(name)
+        try:
+            tf = self.resolve_tf(d.tf, d.tf_span) if d.tf is not None else self.market.exec_tf
+            expr = self.expr(d.expr, _Ctx(tf, in_feature=True, feature=name), allow_multi=True)
+        except _Stop:
+            self._failed.add(name)
+            raise
+        finally:
+            self._resolving.pop()
+        if not expr.type.is_series:
+            raise self.fail("type", f"feature '{name}' is a constant ({expr.type}); a feature is a series "
+                            "computed from market data", d.expr.span)
+        fields: tuple[str, ...] = ()
+        if isinstance(expr, ir.Indicator) and expr.field is None:
+            fields = INDICATORS[expr.fn].fields
+        f = ir.Feature(name, expr, tf, fields, warmup_of(expr, self.features), d.span)
+        self.features[name] = f
+        return f
+
+    # ---- expressions ------------------------------------------------------------------------
+    def expr(self, e: s.Expr, ctx: _Ctx, allow_multi: bool = False) -> ir.Expr:
+        out = self._expr(e, ctx)
+        if not allow_multi and isinstance(out, ir.Indicator) and out.field is None and INDICATORS[out.fn].fields:
+            fields = INDICATORS[out.fn].fields
+            raise self.fail("field", f"{out.fn} has several outputs ({', '.join(fields)}); pick one",
+                            e.span, f"e.g. {out.fn}(...).{fields[1]}")
+        if not allow_multi and isinstance(out, ir.FeatureRef) and out.field is None \
+                and self.features[out.name].fields:
+            fields = self.features[out.name].fields
+            raise self.fail("field", f"feature '{out.name}' has several outputs ({', '.join(fields)}); pick one",
+                            e.span, f"e.g. {out.name}.{fields[1]}")
+        return out
+
+    def _expr(self, e: s.Expr, ctx: _Ctx) -> ir.Expr:
+        m = getattr(self, "_x_" + type(e).__name__)
+        return m(e, ctx)
+
+    def _x_Num(self, e: s.Num, ctx: _Ctx) -> ir.Expr:
+        return ir.Const(e.value, span=e.span)
+
+    def _x_Pct(self, e: s.Pct, ctx: _Ctx) -> ir.Expr:
+        return ir.Const(e.value / 100.0, span=e.span)
+
+    def _x_Name(self, e: s.Name, ctx: _Ctx) -> ir.Expr:
+        n = e.id
+        if n in SERIES:
+            return ir.Bar(n, ctx.tf, span=e.span)
+        if n in self.feature_defs:
+            f = self.feature(n)
+            if ctx.in_feature and f.tf != ctx.tf:
+                raise self.fail("timeframe", f"feature '{n}' is computed on {f.tf} and cannot be used inside a "
+                                f"feature on {ctx.tf}", e.span,
+                                f"write its definition inside this feature, or define it on {ctx.tf}")
+            return ir.FeatureRef(n, None, f.tf, f.expr.type, span=e.span)
+        if n in STATE_WORDS or n == "position":
+            self._no_state_in_feature(n, e.span, ctx)
+            if n == "position":
+                raise self.fail("field", "'position' needs a field", e.span,
+                                "use " + ", ".join("position." + f for f in POSITION_FIELDS))
+            return ir.State(n, _SERIES_OF[STATE_WORDS[n]], span=e.span)
+        if n == "fill":
+            if not ctx.allow_fill:
+                raise self.fail("fill", "'fill' is only known in an action attached under an entry", e.span,
+                                "indent stop_loss / take_profit / trail under the entry order to use its fill price")
+            return ir.FillPrice(span=e.span)
+        if n in self.tags:
+            raise self.fail("field", f"tag '{n}' needs a field", e.span,
+                            "use " + ", ".join(f"{n}.{f}" for f in TAG_FIELDS))
+        if n in INDICATORS or n in FUNCTIONS:
+            raise self.fail("name", f"'{n}' is a function; call it with arguments", e.span,
+                            f"e.g. {INDICATORS[n].usage() if n in INDICATORS else n + '(a, b)'}")
+        raise self.unknown(n, e.span, ctx)
+
+    def unknown(self, n: str, span, ctx: _Ctx) -> _Stop:
+        known = list(SERIES) + list(self.feature_defs)
+        if not ctx.in_feature:
+            known += list(STATE_WORDS) + ["position"] + list(self.tags)
+        close = difflib.get_close_matches(n, known, n=1)
+        if close:
+            hint = f"did you mean '{close[0]}'?"
+        else:
+            hint = "names are open high low close volume, the features, and the state words " \
+                   "flat long short equity position.*"
+        if n in KEYWORDS:
+            hint = f"'{n}' is a keyword of the language and cannot stand here"
+        return self.fail("name", f"unknown name '{n}'", span, hint)
+
+    def _no_state_in_feature(self, what: str, span, ctx: _Ctx) -> None:
+        if ctx.in_feature:
+            raise self.fail("state", f"'{what}' is trading state and cannot be used in a feature", span,
+                            "features are computed from market data only; use it in a 'when' condition")
+
+    def _x_Field(self, e: s.Field, ctx: _Ctx) -> ir.Expr:
+        obj = e.obj
+        if isinstance(obj, s.Name):
+            n = obj.id
+            if n == "position":
+                self._no_state_in_feature("position." + e.name, e.span, ctx)
+                if e.name not in POSITION_FIELDS:
+                    raise self._no_field("position", e.name, POSITION_FIELDS, e.span)
+                return ir.State("position." + e.name, _SERIES_OF[POSITION_FIELDS[e.name]], span=e.span)
+            if n in self.tags and n not in self.feature_defs:
+                self._no_state_in_feature(f"{n}.{e.name}", e.span, ctx)
+                if e.name not in TAG_FIELDS:
+                    raise self._no_field(f"tag '{n}'", e.name, TAG_FIELDS, e.span)
+                return ir.TagState(n, e.name, _SERIES_OF[TAG_FIELDS[e.name]], span=e.span)
+            if n in self.feature_defs:
+                ref = self._x_Name(obj, ctx)
+                f = self.features[n]
+                if e.name not in f.fields:
+                    raise self._no_field(f"feature '{n}'", e.name, f.fields, e.span)
+                return attrs.evolve(ref, field=e.name, span=e.span)
+        if isinstance(obj, s.Call) and obj.fn in INDICATORS:
+            call = self._x_Call(obj, ctx)
+            fields = INDICATORS[obj.fn].fields
+            if e.name not in fields:
+                raise self._no_field(obj.fn, e.name, fields, e.span)
+            return attrs.evolve(call, field=e.name, span=e.span)
+        inner = self.expr(obj, ctx)
+        raise self.fail("field", f"no field '{e.name}' on a value of type {inner.type}", e.span)
+
+    def _no_field(self, owner: str, name: str, fields, span) -> _Stop:
+        if not fields:
+            return self.fail("field", f"{owner} has no fields", span)
+        return self.fail("field", f"{owner} has no field '{name}'", span,
+                         "fields are " + ", ".join(fields))
+
+    def _x_Call(self, e: s.Call, ctx: _Ctx) -> ir.Expr:
+        if e.fn in FUNCTIONS:
+            want = FUNCTIONS[e.fn]
+            if len(e.args) != want:
+                raise self.fail("arity", f"{e.fn} takes {want} argument{'s' if want > 1 else ''}, "
+                                f"got {len(e.args)}", e.span)
+            args = tuple(self.expr(a, ctx) for a in e.args)
+            for a, src in zip(args, e.args):
+                self.need_num(a, src, f"argument of {e.fn}")
+            return ir.Func(e.fn, args, combine(False, *(a.type for a in args)), span=e.span)
+        if e.fn not in INDICATORS:
+            close = difflib.get_close_matches(e.fn, list(INDICATORS) + list(FUNCTIONS), n=1)
+            raise self.fail("name", f"unknown function '{e.fn}'", e.span,
+                            f"did you mean '{close[0]}'?" if close else
+                            "functions are " + " ".join(list(INDICATORS) + list(FUNCTIONS)))
+        sig = INDICATORS[e.fn]
+        if len(e.args) != sig.arity:
+            raise self.fail("arity", f"{e.fn} takes {sig.arity} argument{'s' if sig.arity != 1 else ''}, "
+                            f"got {len(e.args)}", e.span, f"write {sig.usage()}")
+        series = []
+        for a in e.args[:sig.series_args]:
+            x = self.expr(a, ctx)
+            if x.type != Type.NUM_SERIES or has_state(x):
+                raise self.fail("type", f"the first argument of {e.fn} must be a series of numbers, "
+                                f"not {x.type}" + (" trading state" if has_state(x) else ""), a.span,
+                                "e.g. close, hl2 features, or another indicator")
+            series.append(x)
+        params = []
+        for kind, a in zip(sig.params, e.args[sig.series_args:]):
+            value = a.value if isinstance(a, s.Num) else None
+            if value is None:
+                raise self.fail("type", f"{e.fn} needs a number written out here", a.span,
+                                f"parameters are fixed when the Play compiles; write {sig.usage()}")
+            if kind == "int" and (not float(value).is_integer() or value < 1):
+                raise self.fail("value", f"the length of {e.fn} must be a whole number of at least 1, "
+                                f"not {a.text or value}", a.span)
+            if value <= 0:
+                raise self.fail("value", f"{e.fn} needs a positive number here", a.span)
+            params.append(int(value) if kind == "int" else float(value))
+        if e.fn == "macd" and params[0] >= params[1]:
+            raise self.fail("value", "macd's fast length must be shorter than its slow length", e.span)
+        implicit = tuple(ir.Bar(c, ctx.tf) for c in sig.implicit)
+        return ir.Indicator(e.fn, implicit + tuple(series), tuple(params), ctx.tf, None, span=e.span)
+
+    def _x_Offset(self, e: s.Offset, ctx: _Ctx) -> ir.Expr:
+        if not float(e.bars).is_integer():
+            raise self.fail("offset", f"an offset counts whole bars, not {e.bars}", e.span)
+        if e.bars < 0:
+            raise self.fail("lookahead", f"negative offset [{int(e.bars)}] would read a future bar", e.span,
+                            "x[n] is x n closed bars ago; n must be 0 or more")
+        x = self.expr(e.obj, ctx)
+        if not x.type.is_series or has_state(x):
+            raise self.fail("offset", f"only a market series has past values; this is {x.type}"
+                            + (" trading state" if has_state(x) else ""), e.span,
+                            "offsets apply to open high low close volume, features and indicators")
+        return ir.Offset(x, int(e.bars), x.type, span=e.span)
+
+    def need_num(self, x: ir.Expr, src, what: str) -> None:
+        if not x.type.is_num:
+            raise self.fail("type", f"{what} must be a number, not {x.type}", src.span)
+
+    def need_bool(self, x: ir.Expr, src, what: str) -> None:
+        if not x.type.is_bool:
+            raise self.fail("type", f"{what} must be true/false (bool), not {x.type}", src.span,
+                            "compare it, e.g. 'x > 0'")
+
+    def _x_Neg(self, e: s.Neg, ctx: _Ctx) -> ir.Expr:
+        x = self.expr(e.operand, ctx)
+        self.need_num(x, e.operand, "the operand of '-'")
+        return ir.Neg(x, x.type, span=e.span)
+
+    def _x_BinOp(self, e: s.BinOp, ctx: _Ctx) -> ir.Expr:
+        a, b = self.expr(e.left, ctx), self.expr(e.right, ctx)
+        self.need_num(a, e.left, f"the left side of '{e.op}'")
+        self.need_num(b, e.right, f"the right side of '{e.op}'")
+        return ir.Arith(e.op, a, b, combine(False, a.type, b.type), span=e.span)
+
+    def _x_Compare(self, e: s.Compare, ctx: _Ctx) -> ir.Expr:
+        a, b = self.expr(e.left, ctx), self.expr(e.right, ctx)
+        if e.op in ("==", "!=") and a.type.is_bool and b.type.is_bool:
+            pass
+        else:
+            self.need_num(a, e.left, f"the left side of '{e.op}'")
+            self.need_num(b, e.right, f"the right side of '{e.op}'")
+        return ir.Compare(e.op, a, b, combine(True, a.type, b.type), span=e.span)
+
+    def _x_Cross(self, e: s.Cross, ctx: _Ctx) -> ir.Expr:
+        a, b = self.expr(e.left, ctx), self.expr(e.right, ctx)
+        for x, src, side in ((a, e.left, "left"), (b, e.right, "right")):
+            if x.type == Type.NUM_SERIES and not has_state(x):
+                continue
+            if x.type == Type.NUM and is_constant(x):
+                continue  # a written number is the same on every bar, so it has a past: Pine's crossover(x, 30)
+            raise self.fail("type", f"crosses_{e.direction} needs two series of numbers; the {side} side is "
+                            f"{x.type}" + (" trading state, which has no past bar" if has_state(x) else ""),
+                            src.span, "compare series such as close, features or indicators")
+        return ir.Cross(e.direction, a, b, span=e.span)
+
+    def _logic(self, op: str, e, ctx: _Ctx) -> ir.Expr:
+        a, b = self.expr(e.left, ctx), self.expr(e.right, ctx)
+        self.need_bool(a, e.left, f"the left side of '{op}'")
+        self.need_bool(b, e.right, f"the right side of '{op}'")
+        return ir.Logic(op, a, b, combine(True, a.type, b.type), span=e.span)
+
+    def _x_And(self, e: s.And, ctx: _Ctx) -> ir.Expr:
+        return self._logic("and", e, ctx)
+
+    def _x_Or(self, e: s.Or, ctx: _Ctx) -> ir.Expr:
+        return self._logic("or", e, ctx)
+
+    def _x_Not(self, e: s.Not, ctx: _Ctx) -> ir.Expr:
+        x = self.expr(e.operand, ctx)
+        self.need_bool(x, e.operand, "the operand of 'not'")
+        return ir.Not(x, x.type, span=e.span)
+
+
+def has_state(e: ir.Expr) -> bool:
+    return any(isinstance(n, (ir.State, ir.TagState, ir.FillPrice)) for n in ir.walk(e))
+
+
+def is_constant(e: ir.Expr) -> bool:
+    return all(isinstance(n, (ir.Const, ir.Neg, ir.Arith, ir.Func)) for n in ir.walk(e))
+
+
+def warmup_of(e: ir.Expr, features: dict[str, ir.Feature], only_tf: str | None = None) -> int:
+    """Bars of the expression's own timeframe before it has a value.
+
+    With `only_tf`, features of other timeframes count as 0: their readiness is checked on their own
+    bars at run time (an hourly value appears only when its hour closes).
+    """
+    def w(x: ir.Expr) -> int:
+        if isinstance(x, ir.Indicator):
+            return max((w(a) for a in x.args), default=0) + INDICATORS[x.fn].warmup(*x.params)
+        if isinstance(x, ir.FeatureRef):
+            f = features.get(x.name)
+            if f is None or (only_tf is not None and f.tf != only_tf):
+                return 0
+            return f.warmup
+        if isinstance(x, ir.Offset):
+            return w(x.operand) + x.bars
+        if isinstance(x, ir.Cross):
+            return max(w(x.left), w(x.right)) + 1
+        return max((w(c) for c in ir.children(x)), default=0)
+    return w(e)

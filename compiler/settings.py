@@ -1,0 +1,193 @@
+"""Check the YAML settings of a Play: known keys, required keys, value types and ranges.
+
+Each problem names the key and points at its line. Defaults are applied here, once.
+"""
+from __future__ import annotations
+
+import difflib
+import re
+from typing import Any
+
+from playdeck.dsl.diagnostics import Diagnostic
+from playdeck.dsl.source import PlaySource, YEntry, YValue
+
+from .ir import Account, Market
+
+TIMEFRAMES = {"1m": 1, "3m": 3, "5m": 5, "15m": 15, "30m": 30, "1h": 60, "2h": 120, "4h": 240,
+              "6h": 360, "12h": 720, "1d": 1440}
+IDENT = re.compile(r"^[a-z][a-z0-9_]*$")
+SYMBOL = re.compile(r"^[A-Z0-9]{2,20}USDT$")
+
+ROOT_KEYS = {"play": True, "description": False, "market": True, "account": False, "features": False,
+             "blocks": True}
+MARKET_KEYS = {"symbol": True, "exec": True, "timeframes": False}
+ACCOUNT_KEYS = {"equity": False, "leverage": False, "fees": False, "slippage_bps": False,
+                "intrabar": False, "instrument": False}
+FEE_KEYS = {"maker": False, "taker": False}
+INSTRUMENT_KEYS = {"tick": False, "qty_step": False, "min_qty": False}
+DEFAULTS = {"equity": 10000.0, "leverage": 1.0, "maker": 0.0002, "taker": 0.00055, "slippage_bps": 0.0,
+            "intrabar": "worst_case", "tick": 0.1, "qty_step": 0.001, "min_qty": 0.001}
+
+
+class SettingsCheck:
+    def __init__(self, src: PlaySource):
+        self.src = src
+        self.diags: list[Diagnostic] = []
+
+    def error(self, code: str, message: str, span, hint: str = "") -> None:
+        self.diags.append(Diagnostic(code, message, span, hint))
+
+    def keys(self, where: str, m: YValue, allowed: dict[str, bool]) -> dict[str, YEntry]:
+        """Report unknown and missing keys of mapping `m` (named `where`); return its entries."""
+        entries: dict[str, YEntry] = m.value
+        for key, e in entries.items():
+            if key not in allowed:
+                close = difflib.get_close_matches(key, list(allowed), n=1)
+                hint = f"did you mean '{close[0]}'?" if close else "known keys: " + ", ".join(allowed)
+                self.error("unknown-key", f"unknown key '{where}{key}'", e.key_span, hint)
+        for key, required in allowed.items():
+            if required and key not in entries:
+                self.error("missing-key", f"missing required key '{where}{key}'", m.span,
+                           f"add '{key}:' to {where.rstrip('.') or 'the top level'}")
+        return entries
+
+    def mapping(self, e: YEntry, name: str) -> YValue | None:
+        if not e.value.is_map:
+            self.error("type", f"'{name}' must be a mapping of keys, not {_kind(e.value.value)}", e.value.span)
+            return None
+        return e.value
+
+    def number(self, entries: dict[str, YEntry], key: str, name: str, *, low: float, high: float,
+               low_open: bool = False) -> float:
+        if key not in entries:
+            return DEFAULTS[key]
+        e = entries[key]
+        v = e.value.value
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            self.error("type", f"'{name}' must be a number, not {_kind(v)}", e.value.span)
+            return DEFAULTS[key]
+        v = float(v)
+        if (v <= low if low_open else v < low) or v > high:
+            lo = f"more than {low:g}" if low_open else f"at least {low:g}"
+            self.error("value", f"'{name}' is {v:g}; it must be {lo} and at most {high:g}", e.value.span)
+        return v
+
+    def string(self, entries: dict[str, YEntry], key: str, name: str) -> str | None:
+        e = entries.get(key)
+        if e is None:
+            return None
+        if not isinstance(e.value.value, str):
+            self.error("type", f"'{name}' must be text, not {_kind(e.value.value)}", e.value.span)
+            return None
+        return e.value.value
+
+    def timeframe(self, e: YEntry, name: str) -> str | None:
+        v = e.value.value
+        if not isinstance(v, str) or v not in TIMEFRAMES:
+            self.error("timeframe", f"'{name}' is {v!r}, not a timeframe", e.value.span,
+                       "timeframes are " + " ".join(TIMEFRAMES))
+            return None
+        return v
+
+
+def _kind(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true/false"
+    if isinstance(v, (int, float)):
+        return f"the number {v}"
+    if isinstance(v, str):
+        return f"the text {v!r}"
+    if isinstance(v, list):
+        return "a list"
+    if isinstance(v, dict):
+        return "a mapping"
+    return "nothing" if v is None else type(v).__name__
+
+
+def check_settings(src: PlaySource) -> tuple[dict[str, Any], list[Diagnostic]]:
+    """Returns name, description, market, account, and the raw features/blocks entries."""
+    c = SettingsCheck(src)
+    root = c.keys("", src.root, ROOT_KEYS)
+    out: dict[str, Any] = {"name": "", "description": "", "market": None, "account": None,
+                           "features": None, "blocks": None}
+
+    if "play" in root:
+        name = root["play"].value.value
+        if not isinstance(name, str) or not IDENT.match(name):
+            c.error("value", f"'play' is {name!r}; a Play's name is lower case letters, digits and '_', "
+                    "starting with a letter", root["play"].value.span, "e.g. play: ema_pullback")
+        else:
+            out["name"] = name
+    desc = c.string(root, "description", "description")
+    out["description"] = desc or ""
+
+    market_entries: dict[str, YEntry] = {}
+    if "market" in root and (m := c.mapping(root["market"], "market")) is not None:
+        market_entries = c.keys("market.", m, MARKET_KEYS)
+    symbol = c.string(market_entries, "symbol", "market.symbol")
+    if symbol is not None and not SYMBOL.match(symbol):
+        c.error("value", f"'market.symbol' is {symbol!r}, not a Bybit USDT perpetual", market_entries["symbol"].value.span,
+                "write the symbol in capitals ending in USDT, e.g. BTCUSDT")
+    exec_tf = c.timeframe(market_entries["exec"], "market.exec") if "exec" in market_entries else None
+    tfs: list[tuple[str, str]] = []
+    if "timeframes" in market_entries and (t := c.mapping(market_entries["timeframes"], "market.timeframes")):
+        for alias, e in t.value.items():
+            if not IDENT.match(alias) or alias in TIMEFRAMES:
+                c.error("value", f"timeframe name '{alias}' must be a lower-case name such as htf", e.key_span)
+                continue
+            tf = c.timeframe(e, f"market.timeframes.{alias}")
+            if tf is None or exec_tf is None:
+                continue
+            if TIMEFRAMES[tf] % TIMEFRAMES[exec_tf] != 0:
+                c.error("timeframe", f"timeframe '{alias}' is {tf}, which is not a whole multiple of the "
+                        f"exec timeframe {exec_tf}", e.value.span,
+                        "higher timeframes are built from exec bars, so each must be a multiple of exec")
+                continue
+            tfs.append((alias, tf))
+    if symbol is not None and exec_tf is not None:
+        out["market"] = Market(symbol, exec_tf, tuple(tfs))
+
+    acc: dict[str, YEntry] = {}
+    if "account" in root and (a := c.mapping(root["account"], "account")) is not None:
+        acc = c.keys("account.", a, ACCOUNT_KEYS)
+    fees: dict[str, YEntry] = {}
+    if "fees" in acc and (f := c.mapping(acc["fees"], "account.fees")) is not None:
+        fees = c.keys("account.fees.", f, FEE_KEYS)
+    inst: dict[str, YEntry] = {}
+    if "instrument" in acc and (i := c.mapping(acc["instrument"], "account.instrument")) is not None:
+        inst = c.keys("account.instrument.", i, INSTRUMENT_KEYS)
+    intrabar = c.string(acc, "intrabar", "account.intrabar") or DEFAULTS["intrabar"]
+    if intrabar not in ("worst_case", "ohlc_path"):
+        c.error("value", f"'account.intrabar' is {intrabar!r}", acc["intrabar"].value.span,
+                "choose worst_case or ohlc_path")
+    out["account"] = Account(
+        equity=c.number(acc, "equity", "account.equity", low=0, high=1e12, low_open=True),
+        leverage=c.number(acc, "leverage", "account.leverage", low=1, high=100),
+        maker_fee=c.number(fees, "maker", "account.fees.maker", low=-0.01, high=0.01),
+        taker_fee=c.number(fees, "taker", "account.fees.taker", low=0, high=0.01),
+        slippage_bps=c.number(acc, "slippage_bps", "account.slippage_bps", low=0, high=1000),
+        intrabar=intrabar,
+        tick=c.number(inst, "tick", "account.instrument.tick", low=0, high=1e6, low_open=True),
+        qty_step=c.number(inst, "qty_step", "account.instrument.qty_step", low=0, high=1e6, low_open=True),
+        min_qty=c.number(inst, "min_qty", "account.instrument.min_qty", low=0, high=1e9, low_open=True),
+    )
+
+    if "features" in root:
+        fe = root["features"].value
+        if fe.value is None:
+            pass
+        elif not fe.is_map:
+            c.error("type", f"'features' must be a mapping of name: expression, not {_kind(fe.value)}", fe.span)
+        else:
+            out["features"] = fe
+    if "blocks" in root:
+        b = root["blocks"].value
+        if not isinstance(b.value, str) or not b.value.strip():
+            c.error("type", "'blocks' must be the block text", b.span,
+                    "write 'blocks: |' and the blocks indented on the lines below")
+        elif b.style not in ("|",):
+            c.error("type", "'blocks' must be a literal block", b.span,
+                    "write 'blocks: |' and the blocks indented on the lines below, so lines stay lines")
+        else:
+            out["blocks"] = b
+    return out, c.diags

@@ -1,0 +1,182 @@
+"""OHLCV bars as numpy columns, timeframe arithmetic, resampling and the no-lookahead MTF map.
+
+Every timestamp is epoch milliseconds UTC of the bar's *open*. A bar of timeframe `tf` opened at
+`t` closes at `t + tf_ms(tf)`. Higher timeframes are always built from the exec bars (see
+`resample`), aligned to UTC epoch boundaries (a 4h bar opens at 00:00, 04:00, ... UTC; a 1d bar at
+00:00 UTC), so every timeframe agrees with the exec data it came from.
+"""
+
+from __future__ import annotations
+
+import attrs
+import numpy as np
+
+TIMEFRAMES: tuple[str, ...] = ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "12h", "1d")
+
+_TF_MINUTES: dict[str, int] = {
+    "1m": 1, "3m": 3, "5m": 5, "15m": 15, "30m": 30,
+    "1h": 60, "2h": 120, "4h": 240, "6h": 360, "12h": 720, "1d": 1440,
+}
+
+PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close")
+COLUMNS: tuple[str, ...] = ("ts_open", "open", "high", "low", "close", "volume")
+
+
+def tf_minutes(tf: str) -> int:
+    """Minutes in one bar of `tf`; ValueError naming the known timeframes for anything else."""
+    try:
+        return _TF_MINUTES[tf]
+    except KeyError:
+        raise ValueError(f"unknown timeframe {tf!r}; expected one of {', '.join(TIMEFRAMES)}") from None
+
+
+def tf_ms(tf: str) -> int:
+    """Milliseconds in one bar of `tf`."""
+    return tf_minutes(tf) * 60_000
+
+
+def is_multiple(tf: str, base: str) -> bool:
+    """True when one `tf` bar is a whole number of `base` bars (a timeframe is a multiple of itself)."""
+    return tf_minutes(tf) % tf_minutes(base) == 0
+
+
+def _float_column(values: object) -> np.ndarray:
+    # asarray keeps a float64 memmap memory-mapped (no copy); other inputs are converted once.
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim != 1:
+        raise ValueError(f"bar columns must be 1-D, got shape {arr.shape}")
+    return arr
+
+
+def _int_column(values: object) -> np.ndarray:
+    arr = np.asarray(values, dtype=np.int64)
+    if arr.ndim != 1:
+        raise ValueError(f"bar columns must be 1-D, got shape {arr.shape}")
+    return arr
+
+
+@attrs.frozen(eq=False)
+class Bars:
+    """One symbol's bars of one timeframe, column-wise.
+
+    `partial_last` marks a trailing bar whose time span is not fully covered by the data it was
+    built from (a resampled bucket still forming). Such a bar is kept, so a console can draw it,
+    but it has not closed: `exec_close_index` never makes it visible. `n_complete` counts the
+    bars that have closed.
+    """
+
+    symbol: str
+    tf: str
+    ts_open: np.ndarray = attrs.field(converter=_int_column)
+    open: np.ndarray = attrs.field(converter=_float_column)
+    high: np.ndarray = attrs.field(converter=_float_column)
+    low: np.ndarray = attrs.field(converter=_float_column)
+    close: np.ndarray = attrs.field(converter=_float_column)
+    volume: np.ndarray = attrs.field(converter=_float_column)
+    synthetic: bool = False
+    partial_last: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        tf_minutes(self.tf)  # validates the timeframe name
+        n = len(self.ts_open)
+        for name in PRICE_COLUMNS + ("volume",):
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"column {name} has {len(getattr(self, name))} rows, ts_open has {n}")
+        if self.partial_last and n == 0:
+            raise ValueError("partial_last set on empty bars")
+
+    def __len__(self) -> int:
+        return len(self.ts_open)
+
+    @property
+    def n_complete(self) -> int:
+        """Number of leading bars that have closed (all of them unless `partial_last`)."""
+        return len(self.ts_open) - int(self.partial_last)
+
+    @property
+    def ts_close(self) -> np.ndarray:
+        """Close time of each bar (= open time + one bar), epoch ms."""
+        return self.ts_open + tf_ms(self.tf)
+
+    def column(self, name: str) -> np.ndarray:
+        """A column by name: ts_open, open, high, low, close or volume."""
+        if name not in COLUMNS:
+            raise KeyError(f"unknown bar column {name!r}; expected one of {', '.join(COLUMNS)}")
+        return getattr(self, name)
+
+    def take(self, start: int, stop: int) -> Bars:
+        """Bars[start:stop] as views; the partial flag survives only if the last bar is kept."""
+        n = len(self)
+        start, stop, _ = slice(start, stop).indices(n)
+        stop = max(stop, start)
+        return attrs.evolve(
+            self,
+            ts_open=self.ts_open[start:stop],
+            open=self.open[start:stop],
+            high=self.high[start:stop],
+            low=self.low[start:stop],
+            close=self.close[start:stop],
+            volume=self.volume[start:stop],
+            partial_last=self.partial_last and stop == n and stop > start,
+        )
+
+
+def resample(bars: Bars, tf: str) -> Bars:
+    """Build `tf` bars from finer `bars`: open=first, high=max, low=min, close=last, volume=sum.
+
+    Buckets are aligned to UTC epoch multiples of `tf` and contain whatever source bars fall in
+    them, so a gap in the source shortens a bucket instead of shifting later ones. The last bucket
+    is flagged `partial_last` when the data ends before the bucket's close. A leading bucket that
+    starts before the data is kept as is: it has closed, only its open/high/low see less history.
+    """
+    src_ms, dst_ms = tf_ms(bars.tf), tf_ms(tf)
+    if dst_ms % src_ms != 0:
+        raise ValueError(f"cannot resample {bars.tf} bars to {tf}: {tf} is not a multiple of {bars.tf}")
+    n = len(bars)
+    if n == 0 or dst_ms == src_ms:
+        return attrs.evolve(bars, tf=tf)
+    bucket = bars.ts_open // dst_ms
+    # Index of the first source bar of each bucket; reduceat reduces each [start_k, start_k+1).
+    starts = np.concatenate(([0], np.flatnonzero(bucket[1:] != bucket[:-1]) + 1))
+    ends = np.concatenate((starts[1:], [n])) - 1
+    last_close = int(bars.ts_open[-1]) + src_ms
+    ts_open = bucket[starts] * dst_ms
+    return Bars(
+        symbol=bars.symbol,
+        tf=tf,
+        ts_open=ts_open,
+        open=bars.open[starts],
+        high=np.maximum.reduceat(bars.high, starts),
+        low=np.minimum.reduceat(bars.low, starts),
+        close=bars.close[ends],
+        volume=np.add.reduceat(bars.volume, starts),
+        synthetic=bars.synthetic,
+        partial_last=bool(last_close < int(ts_open[-1]) + dst_ms) or bars.partial_last,
+    )
+
+
+def exec_close_index(exec_bars: Bars, htf_bars: Bars) -> np.ndarray:
+    """For each exec bar i, the index of the latest `htf_bars` bar closed at the close of bar i, else -1.
+
+    This is the multi-timeframe forward-fill map with no lookahead: an htf bar becomes visible at
+    the exec bar whose close time reaches the htf bar's close time (the last exec bar of its
+    bucket) and stays visible until the next one closes. A partial trailing htf bar never becomes
+    visible; neither does any htf bar whose close lies after the last exec bar's close.
+    """
+    exec_close = exec_bars.ts_open + tf_ms(exec_bars.tf)
+    htf_close = htf_bars.ts_open + tf_ms(htf_bars.tf)
+    if len(htf_close) > 1 and np.any(htf_close[1:] <= htf_close[:-1]):
+        raise ValueError("htf bars must be strictly increasing in time")
+    # side="right": an htf bar closing exactly at this exec bar's close is visible now.
+    idx = np.searchsorted(htf_close, exec_close, side="right").astype(np.int64) - 1
+    if htf_bars.partial_last:
+        # Time alone would reveal the forming bar once exec data passes its close; the flag wins.
+        np.minimum(idx, htf_bars.n_complete - 1, out=idx)
+    return idx
+
+
+def slice_time(bars: Bars, from_ms: int | None = None, to_ms: int | None = None) -> Bars:
+    """Bars whose open time t satisfies from_ms <= t < to_ms (either bound may be None)."""
+    start = 0 if from_ms is None else int(np.searchsorted(bars.ts_open, from_ms, side="left"))
+    stop = len(bars) if to_ms is None else int(np.searchsorted(bars.ts_open, to_ms, side="left"))
+    return bars.take(start, max(start, stop))

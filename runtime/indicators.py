@@ -1,0 +1,453 @@
+"""Built-in indicators, vectorized in numpy, and the `BUILTINS` registry the compiler checks against.
+
+Conventions shared by every indicator:
+
+- Inputs are 1-D float arrays; outputs are float64 arrays of the same length (or a dict of them
+  for multi-output indicators), NaN while warming up.
+- `warmup(*params)` is the number of leading NaN bars for an input without NaN: the index of the
+  first valid value. For an input that itself starts with k NaN bars (an upstream indicator still
+  warming up), the output starts k bars later, so the warm-up of a composition is the sum:
+  `ema(rsi(close, 14), 9)` is first valid at 14 + 8 = 22.
+- NaN is "no value". Window indicators give NaN for any window that contains a NaN. Recursive
+  ones (ema, rma and everything built on them) restart after a NaN, like Pine's `na` handling:
+  each NaN-free run of the input is filtered on its own, re-seeded with the SMA of its first n
+  values. Only NaN is missing; inf is an ordinary (if unhelpful) value.
+- Lengths are integers >= 1.
+
+Recursive filters are exact linear recurrences solved block-wise with a matrix product (see
+`linear_recurrence`), so a million bars cost milliseconds rather than a Python loop per bar.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import attrs
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+Output = np.ndarray | dict[str, np.ndarray]
+
+# Block length of the blocked recurrence: a (B x B) matrix product per block, a Python step per
+# block for the carries. 128 keeps both costs small on 1M bars.
+_BLOCK = 128
+# Rows per chunk of sliding-window reductions, bounded so a temporary stays a few MB.
+_WINDOW_CHUNK_ELEMS = 1 << 21
+
+
+# --------------------------------------------------------------------------- building blocks
+
+
+def _as_float(x: object) -> np.ndarray:
+    arr = np.asarray(x, dtype=np.float64)
+    if arr.ndim != 1:
+        raise ValueError(f"indicator input must be 1-D, got shape {arr.shape}")
+    return arr
+
+
+def _check_length(name: str, n: int, minimum: int = 1) -> int:
+    if isinstance(n, bool) or int(n) != n or n < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, was {n!r}")
+    return int(n)
+
+
+def linear_recurrence(u: np.ndarray, a: float, y0: float = 0.0) -> np.ndarray:
+    """Solve y[t] = a * y[t-1] + u[t] for t = 0..len(u)-1 with y[-1] = y0, for 0 <= a <= 1.
+
+    Exact, not an approximation: the series is cut into blocks of B values; inside a block the
+    zero-start response is one matrix product with the lower-triangular L[k, j] = a**(k-j), and
+    the block-to-block carry is a short recurrence over the blocks (y_end = a**B * y_end_prev +
+    local_end). Only non-negative powers of a appear, so nothing blows up for small a. NaN in u
+    would spread through its whole block (0 * NaN = NaN); callers pass NaN-free runs.
+    """
+    u = np.asarray(u, dtype=np.float64)
+    m = len(u)
+    if m == 0:
+        return np.empty(0)
+    if not 0.0 <= a <= 1.0:
+        raise ValueError(f"recurrence factor must be in [0, 1], was {a}")
+    b = min(_BLOCK, m)
+    nb = -(-m // b)
+    padded = np.zeros(nb * b)
+    padded[:m] = u
+    blocks = padded.reshape(nb, b)
+    k = np.arange(b)
+    diff = k[:, None] - k[None, :]
+    lower = np.where(diff >= 0, a ** np.maximum(diff, 0).astype(np.float64), 0.0)
+    local = blocks @ lower.T
+    # Carry into each block: the true y just before it. nb is ~ m / 128, cheap as a Python loop.
+    a_b = a ** b
+    ends = local[:, -1].tolist()
+    carry = [0.0] * nb
+    c = float(y0)
+    for i in range(nb):
+        carry[i] = c
+        c = a_b * c + ends[i]
+    decay = a ** np.arange(1, b + 1, dtype=np.float64)
+    y = local + np.asarray(carry)[:, None] * decay[None, :]
+    return y.reshape(-1)[:m]
+
+
+def _finite_runs(x: np.ndarray) -> list[tuple[int, int]]:
+    """Maximal [start, stop) runs of non-NaN values."""
+    missing = np.isnan(x)
+    if not missing.any():
+        return [(0, len(x))] if len(x) else []
+    edges = np.flatnonzero(np.diff(np.concatenate(([1], missing.view(np.int8), [1]))))
+    # edges alternate: a run starts where missing goes 1->0 and stops where it goes 0->1.
+    return list(zip(edges[0::2].tolist(), edges[1::2].tolist()))
+
+
+def _seeded_smoother(x: np.ndarray, n: int, alpha: float) -> np.ndarray:
+    """y = alpha * x + (1 - alpha) * y_prev, seeded with the SMA of each run's first n values."""
+    out = np.full(len(x), np.nan)
+    for start, stop in _finite_runs(x):
+        if stop - start < n:
+            continue
+        seed = float(np.mean(x[start : start + n]))
+        out[start + n - 1] = seed
+        if stop > start + n:
+            out[start + n : stop] = linear_recurrence(alpha * x[start + n : stop], 1.0 - alpha, seed)
+    return out
+
+
+def _rolling_sum(x: np.ndarray, n: int) -> np.ndarray:
+    """Sum of the last n values (NaN for the first n-1 bars and for windows holding a NaN).
+
+    Uses a cumulative sum: error ~ 1e-16 * |running total|, i.e. ~1e-10 relative on a million
+    bars, far below a tick. Variance does not go through here (it would cancel catastrophically).
+    """
+    out = np.full(len(x), np.nan)
+    if len(x) < n:
+        return out
+    missing = np.isnan(x)
+    csum = np.concatenate(([0.0], np.cumsum(np.where(missing, 0.0, x))))
+    out[n - 1 :] = csum[n:] - csum[:-n]
+    if missing.any():
+        cmiss = np.concatenate(([0], np.cumsum(missing)))
+        out[n - 1 :][(cmiss[n:] - cmiss[:-n]) > 0] = np.nan
+    return out
+
+
+def _rolling_apply(x: np.ndarray, n: int, reduce: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """reduce(windows) over every full n-window, in chunks to bound the temporary size."""
+    out = np.full(len(x), np.nan)
+    if len(x) < n:
+        return out
+    windows = sliding_window_view(x, n)
+    step = max(1, _WINDOW_CHUNK_ELEMS // n)
+    for s in range(0, len(windows), step):
+        out[n - 1 + s : n - 1 + s + step] = reduce(windows[s : s + step])
+    return out
+
+
+def _rolling_extreme(x: np.ndarray, n: int, ufunc: np.ufunc) -> np.ndarray:
+    """Rolling max/min in O(len) (van Herk / Gil-Werman): prefix and suffix scans per n-block.
+
+    A window [i-n+1, i] spans at most two aligned blocks; its extreme is the suffix extreme of the
+    first from i-n+1 combined with the prefix extreme of the second up to i. np.maximum/minimum
+    propagate NaN, so a window holding a NaN is NaN and no other window is touched.
+    """
+    m = len(x)
+    out = np.full(m, np.nan)
+    if m < n:
+        return out
+    if n == 1:
+        return x.copy()
+    nb = -(-m // n)
+    padded = np.full(nb * n, x[-1])
+    padded[:m] = x
+    blocks = padded.reshape(nb, n)
+    prefix = ufunc.accumulate(blocks, axis=1).reshape(-1)
+    suffix = ufunc.accumulate(blocks[:, ::-1], axis=1)[:, ::-1].reshape(-1)
+    i = np.arange(n - 1, m)
+    out[n - 1 :] = ufunc(suffix[i - n + 1], prefix[i])
+    return out
+
+
+# --------------------------------------------------------------------------- indicators
+
+
+def sma(x: np.ndarray, n: int) -> np.ndarray:
+    """Simple moving average: mean of the last n values. First valid at n-1."""
+    x, n = _as_float(x), _check_length("sma length", n)
+    return _rolling_sum(x, n) / n
+
+
+def ema(x: np.ndarray, n: int) -> np.ndarray:
+    """Exponential moving average, alpha = 2/(n+1): y = alpha*x + (1-alpha)*y[-1].
+
+    Seeded with the SMA of the first n values (Pine's ta.ema), so the first valid value is at n-1.
+    """
+    x, n = _as_float(x), _check_length("ema length", n)
+    return _seeded_smoother(x, n, 2.0 / (n + 1))
+
+
+def rma(x: np.ndarray, n: int) -> np.ndarray:
+    """Wilder's moving average (Pine ta.rma), alpha = 1/n, seeded with the SMA of the first n values.
+
+    First valid at n-1.
+    """
+    x, n = _as_float(x), _check_length("rma length", n)
+    return _seeded_smoother(x, n, 1.0 / n)
+
+
+def wma(x: np.ndarray, n: int) -> np.ndarray:
+    """Linearly weighted moving average: weights 1..n, the newest value weighing n. First valid at n-1."""
+    x, n = _as_float(x), _check_length("wma length", n)
+    out = np.full(len(x), np.nan)
+    if len(x) < n:
+        return out
+    weights = np.arange(1, n + 1, dtype=np.float64)
+    # Direct convolution (not FFT): exact to rounding, and a NaN only reaches windows holding it.
+    # np.convolve flips its kernel, so the reversed weights put n on the newest value.
+    out[n - 1 :] = np.convolve(x, weights[::-1], mode="valid") / weights.sum()
+    return out
+
+
+def stdev(x: np.ndarray, n: int) -> np.ndarray:
+    """Population standard deviation (ddof=0, like Pine's ta.stdev) of the last n values.
+
+    Computed two-pass per window (mean, then squared deviations) rather than from running sums of
+    x and x**2, which cancel catastrophically at BTC prices. First valid at n-1.
+    """
+    x, n = _as_float(x), _check_length("stdev length", n)
+    return _rolling_apply(x, n, lambda w: np.std(w, axis=1))
+
+
+def highest(x: np.ndarray, n: int) -> np.ndarray:
+    """Highest value of the last n bars (current bar included). First valid at n-1."""
+    x, n = _as_float(x), _check_length("highest length", n)
+    return _rolling_extreme(x, n, np.maximum)
+
+
+def lowest(x: np.ndarray, n: int) -> np.ndarray:
+    """Lowest value of the last n bars (current bar included). First valid at n-1."""
+    x, n = _as_float(x), _check_length("lowest length", n)
+    return _rolling_extreme(x, n, np.minimum)
+
+
+def roc(x: np.ndarray, n: int) -> np.ndarray:
+    """Rate of change in percent: 100 * (x - x[n]) / x[n], x[n] being n bars ago. First valid at n.
+
+    A zero base gives inf or NaN, as the formula says.
+    """
+    x, n = _as_float(x), _check_length("roc length", n)
+    out = np.full(len(x), np.nan)
+    if len(x) > n:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[n:] = 100.0 * (x[n:] - x[:-n]) / x[:-n]
+    return out
+
+
+def rsi(x: np.ndarray, n: int) -> np.ndarray:
+    """Relative strength index (Wilder): 100 - 100 / (1 + rma(gain, n) / rma(loss, n)).
+
+    gain = max(x - x[1], 0), loss = max(x[1] - x, 0), averaged with Wilder's RMA (SMA seed). The
+    first change exists at bar 1, so the first valid value is at n. As in Pine: 100 when the
+    average loss is 0 (also when both are 0), 0 when only the average gain is 0.
+    """
+    x, n = _as_float(x), _check_length("rsi length", n)
+    change = np.full(len(x), np.nan)
+    change[1:] = np.diff(x)
+    gain = rma(np.where(change > 0, change, np.where(np.isnan(change), np.nan, 0.0)), n)
+    loss = rma(np.where(change < 0, -change, np.where(np.isnan(change), np.nan, 0.0)), n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = 100.0 - 100.0 / (1.0 + gain / loss)
+    out = np.where(loss == 0.0, 100.0, np.where(gain == 0.0, 0.0, out))
+    out[np.isnan(gain) | np.isnan(loss)] = np.nan
+    return out
+
+
+def true_range(high: np.ndarray, low: np.ndarray, close: np.ndarray) -> np.ndarray:
+    """max(high - low, |high - close[1]|, |low - close[1]|); the first bar has no close[1]: high - low."""
+    high, low, close = _as_float(high), _as_float(low), _as_float(close)
+    tr = high - low
+    if len(tr) > 1:
+        prev = close[:-1]
+        tr[1:] = np.maximum(tr[1:], np.maximum(np.abs(high[1:] - prev), np.abs(low[1:] - prev)))
+    return tr
+
+
+def atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> np.ndarray:
+    """Average true range: Wilder's RMA of the true range (Pine's ta.atr).
+
+    The first true range is high - low (no previous close), so the RMA's SMA seed over the first n
+    true ranges lands at bar n-1: first valid at n-1.
+    """
+    n = _check_length("atr length", n)
+    return rma(true_range(high, low, close), n)
+
+
+def macd(x: np.ndarray, fast: int, slow: int, signal: int) -> dict[str, np.ndarray]:
+    """MACD: macd = ema(x, fast) - ema(x, slow); signal = ema(macd, signal); hist = macd - signal.
+
+    Fields: macd (first valid at max(fast, slow) - 1), signal and hist (first valid at
+    max(fast, slow) + signal - 2).
+    """
+    x = _as_float(x)
+    fast = _check_length("macd fast length", fast)
+    slow = _check_length("macd slow length", slow)
+    signal = _check_length("macd signal length", signal)
+    line = ema(x, fast) - ema(x, slow)
+    sig = ema(line, signal)
+    return {"macd": line, "signal": sig, "hist": line - sig}
+
+
+def bbands(x: np.ndarray, n: int, k: float) -> dict[str, np.ndarray]:
+    """Bollinger bands: middle = sma(x, n), upper/lower = middle +/- k * population stdev(x, n).
+
+    All fields first valid at n-1.
+    """
+    x, n = _as_float(x), _check_length("bbands length", n)
+    mid = sma(x, n)
+    dev = float(k) * stdev(x, n)
+    return {"upper": mid + dev, "middle": mid, "lower": mid - dev}
+
+
+def vwap(high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarray, n: int) -> np.ndarray:
+    """Rolling n-bar VWAP of the typical price hlc3 = (high + low + close) / 3.
+
+    sum(hlc3 * volume) / sum(volume) over the last n bars; no session-anchored variant in v1. A
+    window with zero total volume (e.g. filled gap bars) falls back to the plain mean of hlc3
+    instead of NaN, so a warm feature never goes missing again. First valid at n-1.
+    """
+    n = _check_length("vwap length", n)
+    tp = (_as_float(high) + _as_float(low) + _as_float(close)) / 3.0
+    vol = _as_float(volume)
+    pv = _rolling_sum(tp * vol, n)
+    vsum = _rolling_sum(vol, n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = pv / vsum
+    return np.where(vsum == 0.0, _rolling_sum(tp, n) / n, out)
+
+
+def _pivot(x: np.ndarray, left: int, right: int, high_side: bool) -> np.ndarray:
+    m = len(x)
+    out = np.full(m, np.nan)
+    if m < left + right + 1:
+        return out
+    sign = 1.0 if high_side else -1.0
+    v = sign * x  # a pivot low is a pivot high of -x
+    left_max = _rolling_extreme(v, left, np.maximum)
+    right_max = left_max if right == left else _rolling_extreme(v, right, np.maximum)
+    p = np.arange(left, m - right)  # candidate pivot bars with full left and right windows
+    # Strictly above the left bars, at least equal to the right ones: a flat top of equal bars
+    # yields one pivot (its first bar), not one per bar.
+    is_pivot = (v[p] > left_max[p - 1]) & (v[p] >= right_max[p + right])
+    confirmed_at = p[is_pivot] + right  # known only once the right bars have closed
+    if len(confirmed_at) == 0:
+        return out
+    marks = np.full(m, -1, dtype=np.int64)
+    marks[confirmed_at] = p[is_pivot]
+    latest = np.maximum.accumulate(marks)  # forward-fill the most recent confirmed pivot bar
+    seen = latest >= 0
+    out[seen] = x[latest[seen]]
+    return out
+
+
+def pivot_high(high: np.ndarray, left: int, right: int) -> np.ndarray:
+    """Most recent confirmed pivot high price, forward-filled (NaN until the first one).
+
+    Bar p is a pivot high when high[p] is strictly greater than each of the `left` bars before it
+    and greater than or equal to each of the `right` bars after it. It is confirmed, and the
+    output takes its price, at bar p + right (never earlier: no lookahead); the value holds until
+    the next confirmation, so `close > pivot_high(5, 5)` reads as a break of the last swing high.
+    warmup = left + right is the earliest possible confirmation; on data without a pivot the
+    output stays NaN longer (comparisons with NaN are false).
+    """
+    left = _check_length("pivot left length", left)
+    right = _check_length("pivot right length", right)
+    return _pivot(_as_float(high), left, right, high_side=True)
+
+
+def pivot_low(low: np.ndarray, left: int, right: int) -> np.ndarray:
+    """Mirror of `pivot_high` on lows: strictly below the left bars, <= the right bars."""
+    left = _check_length("pivot left length", left)
+    right = _check_length("pivot right length", right)
+    return _pivot(_as_float(low), left, right, high_side=False)
+
+
+# --------------------------------------------------------------------------- registry
+
+
+@attrs.frozen
+class IndicatorSpec:
+    """What the compiler needs to check and lower a call, and how to run it.
+
+    `inputs` are the kinds of the explicit arguments in call order ("series", "int", "float");
+    `implicit` are OHLCV columns passed before them (`atr(14)` runs fn(high, low, close, 14)).
+    Call convention: `fn(*implicit_columns, *series_args, *params)` returns one array, or a dict
+    field -> array when `fields` is non-empty. `warmup(*params, field=None)` takes the non-series
+    arguments in call order and returns the index of the first valid value for a NaN-free input
+    (for `field`, or the latest over all fields when None).
+    """
+
+    name: str
+    inputs: tuple[str, ...]
+    fn: Callable[..., Output]
+    warmup: Callable[..., int]
+    param_names: tuple[str, ...]
+    implicit: tuple[str, ...] = ()
+    fields: tuple[str, ...] = ()
+    summary: str = ""
+
+    @property
+    def n_series(self) -> int:
+        return sum(1 for kind in self.inputs if kind == "series")
+
+    def check_params(self, *params: object) -> list[str]:
+        """Problems with the non-series arguments (empty when fine), worded for a diagnostic."""
+        kinds = [kind for kind in self.inputs if kind != "series"]
+        if len(params) != len(kinds):
+            return [f"{self.name} takes {len(kinds)} parameter(s), got {len(params)}"]
+        problems = []
+        for pname, kind, value in zip(self.param_names, kinds, params):
+            if kind == "int":
+                if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                    problems.append(f"{self.name} {pname} must be an integer >= 1, was {value!r}")
+            elif isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not np.isfinite(value):
+                problems.append(f"{self.name} {pname} must be a finite number, was {value!r}")
+        return problems
+
+
+def _window_warmup(n: int, field: str | None = None) -> int:
+    return n - 1
+
+
+def _macd_warmup(fast: int, slow: int, signal: int, field: str | None = None) -> int:
+    line = max(fast, slow) - 1
+    return line if field == "macd" else line + signal - 1
+
+
+def _spec(name: str, inputs: tuple[str, ...], fn: Callable[..., Output], warmup: Callable[..., int],
+          param_names: tuple[str, ...], **kw: object) -> IndicatorSpec:
+    return IndicatorSpec(name=name, inputs=inputs, fn=fn, warmup=warmup, param_names=param_names,
+                         summary=(fn.__doc__ or "").strip().splitlines()[0], **kw)
+
+
+BUILTINS: dict[str, IndicatorSpec] = {
+    spec.name: spec
+    for spec in (
+        _spec("sma", ("series", "int"), sma, _window_warmup, ("length",)),
+        _spec("ema", ("series", "int"), ema, _window_warmup, ("length",)),
+        _spec("wma", ("series", "int"), wma, _window_warmup, ("length",)),
+        _spec("rma", ("series", "int"), rma, _window_warmup, ("length",)),
+        _spec("rsi", ("series", "int"), rsi, lambda n, field=None: n, ("length",)),
+        _spec("atr", ("int",), atr, _window_warmup, ("length",), implicit=("high", "low", "close")),
+        _spec("stdev", ("series", "int"), stdev, _window_warmup, ("length",)),
+        _spec("highest", ("series", "int"), highest, _window_warmup, ("length",)),
+        _spec("lowest", ("series", "int"), lowest, _window_warmup, ("length",)),
+        _spec("roc", ("series", "int"), roc, lambda n, field=None: n, ("length",)),
+        _spec("macd", ("series", "int", "int", "int"), macd, _macd_warmup,
+              ("fast length", "slow length", "signal length"), fields=("macd", "signal", "hist")),
+        _spec("bbands", ("series", "int", "float"), bbands, lambda n, k, field=None: n - 1,
+              ("length", "multiplier"), fields=("upper", "middle", "lower")),
+        _spec("vwap", ("int",), vwap, _window_warmup, ("length",),
+              implicit=("high", "low", "close", "volume")),
+        _spec("pivot_high", ("int", "int"), pivot_high, lambda left, right, field=None: left + right,
+              ("left bars", "right bars"), implicit=("high",)),
+        _spec("pivot_low", ("int", "int"), pivot_low, lambda left, right, field=None: left + right,
+              ("left bars", "right bars"), implicit=("low",)),
+    )
+}

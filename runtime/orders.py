@@ -1,0 +1,249 @@
+"""Order value types shared by the IntentProcessor, every backend, the journal and the console.
+
+Everything here is an immutable value (`@attrs.frozen`): a backend never edits an `Order` in place,
+it replaces it (`attrs.evolve`) when an amend lands, so an `Order` seen by the console is a snapshot.
+Enum values are the spellings the wire uses (Bybit's `orderStatus`, `timeInForce`), so the live
+backend converts with `OrderStatus(raw)` and nothing else.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Literal
+
+import attrs
+
+__all__ = [
+    "AttachedProtection",
+    "Fill",
+    "Instrument",
+    "Liquidity",
+    "Order",
+    "OrderEvent",
+    "OrderResult",
+    "OrderRole",
+    "OrderStatus",
+    "OrderType",
+    "ProtectionKind",
+    "Side",
+    "TimeInForce",
+]
+
+ProtectionKind = Literal["stop_loss", "take_profit", "trail"]
+Liquidity = Literal["maker", "taker"]
+
+
+class Side(enum.Enum):
+    BUY = "buy"
+    SELL = "sell"
+
+    @property
+    def sign(self) -> int:
+        """+1 for buy, -1 for sell: signed position change per unit of qty."""
+        return 1 if self is Side.BUY else -1
+
+    @property
+    def opposite(self) -> Side:
+        return Side.SELL if self is Side.BUY else Side.BUY
+
+
+class OrderType(enum.Enum):
+    MARKET = "market"
+    LIMIT = "limit"
+    STOP = "stop"  # stop-market: a conditional that sends a market order when triggered
+    STOP_LIMIT = "stop_limit"  # a conditional that becomes a limit at `price` when triggered
+
+
+class TimeInForce(enum.Enum):
+    GTC = "GTC"
+    POST_ONLY = "PostOnly"
+    IOC = "IOC"
+    FOK = "FOK"
+
+
+class OrderRole(enum.Enum):
+    """Why the order exists: the block action that made it, or the protection it implements."""
+
+    ENTRY = "entry"  # market / limit / stop entries
+    SCALE = "scale"
+    PARTIAL_CLOSE = "partial_close"
+    CLOSE = "close"
+    STOP_LOSS = "stop_loss"
+    TAKE_PROFIT = "take_profit"
+    TRAIL = "trail"
+
+    @property
+    def is_protection(self) -> bool:
+        return self in _PROTECTION_ROLES
+
+
+_PROTECTION_ROLES = frozenset({OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT, OrderRole.TRAIL})
+
+
+class OrderStatus(enum.Enum):
+    """Bybit's `orderStatus` values, playdeck's `Expired`, and three local in-flight states.
+
+    The legal moves between them live in `runtime.order_state.TRANSITIONS`.
+    """
+
+    # Bybit
+    NEW = "New"
+    PARTIALLY_FILLED = "PartiallyFilled"
+    FILLED = "Filled"
+    CANCELLED = "Cancelled"
+    PARTIALLY_FILLED_CANCELED = "PartiallyFilledCanceled"
+    REJECTED = "Rejected"
+    UNTRIGGERED = "Untriggered"
+    TRIGGERED = "Triggered"
+    DEACTIVATED = "Deactivated"
+    # playdeck: `expire N bars` ran out (sent to Bybit as a cancel)
+    EXPIRED = "Expired"
+    # local: a request is on its way and its answer has not arrived (or was lost)
+    SUBMITTED = "Submitted"
+    PENDING_AMEND = "PendingAmend"
+    PENDING_CANCEL = "PendingCancel"
+
+    @property
+    def is_final(self) -> bool:
+        """No transition leaves this status; the order is done."""
+        return self in _FINAL
+
+    @property
+    def is_open(self) -> bool:
+        """Working or possibly working: resting, waiting for a trigger, or with a request in flight."""
+        return self not in _FINAL
+
+    @property
+    def is_in_flight(self) -> bool:
+        """A local state: we asked for something and the venue has not answered yet."""
+        return self in _IN_FLIGHT
+
+
+_FINAL = frozenset(
+    {
+        OrderStatus.FILLED,
+        OrderStatus.CANCELLED,
+        OrderStatus.PARTIALLY_FILLED_CANCELED,
+        OrderStatus.REJECTED,
+        OrderStatus.DEACTIVATED,
+        OrderStatus.EXPIRED,
+    }
+)
+_IN_FLIGHT = frozenset({OrderStatus.SUBMITTED, OrderStatus.PENDING_AMEND, OrderStatus.PENDING_CANCEL})
+
+
+@attrs.frozen
+class AttachedProtection:
+    """A stop_loss / take_profit / trail written under an entry.
+
+    `value(fill)` gives the stop or take-profit price (or the trail distance) from the entry's fill
+    price; everything else in the expression was bound when the intent was made, so the backend only
+    has to call it when the entry fills.
+    """
+
+    kind: ProtectionKind
+    value: Callable[[float], float] = attrs.field(eq=False)
+
+
+@attrs.frozen
+class Order:
+    """One order as sent. `price` is the limit price, `trigger` the stop trigger.
+
+    For `close` orders `qty` is the position size when sent; at fill time a backend caps any
+    reduce-only fill at the live position, so a reduce-only order never flips it.
+    """
+
+    order_id: str
+    client_id: str
+    side: Side
+    type: OrderType
+    qty: float
+    price: float | None
+    trigger: float | None
+    tif: TimeInForce
+    reduce_only: bool
+    role: OrderRole
+    tag: str | None
+    created_bar: int
+    expire_bar: int | None  # the order expires at the close of this bar
+    attached: tuple[AttachedProtection, ...] = ()
+
+    @property
+    def is_conditional(self) -> bool:
+        return self.type is OrderType.STOP or self.type is OrderType.STOP_LIMIT
+
+
+@attrs.frozen
+class OrderResult:
+    accepted: bool
+    order_id: str | None
+    status: OrderStatus
+    filled_qty: float = 0.0
+    avg_price: float | None = None
+    reject_reason: str | None = None
+
+
+@attrs.frozen
+class Fill:
+    bar: int  # 0-based index of the exec bar the fill happened in
+    ts: int  # epoch ms of that bar's open
+    order_id: str
+    tag: str | None
+    side: Side
+    qty: float
+    price: float
+    fee: float  # USDT, always >= 0 here (no maker rebates in v1)
+    liquidity: Liquidity
+    role: OrderRole
+    realized_pnl: float  # gross PnL of the part of the fill that reduced the position; fees not included
+
+
+@attrs.frozen
+class OrderEvent:
+    """One status change. `old` is None for the order's first status (Submitted)."""
+
+    order_id: str
+    old: OrderStatus | None
+    new: OrderStatus
+    bar: int
+    reason: str = ""
+
+
+def _decimals(step: float) -> int:
+    # Digits after the point of the step as written (0.001 -> 3, 0.5 -> 1, 5 -> 0).
+    exponent = Decimal(repr(step)).normalize().as_tuple().exponent
+    return max(0, -int(exponent))
+
+
+@attrs.frozen
+class Instrument:
+    symbol: str
+    tick: float
+    qty_step: float
+    min_qty: float
+    _price_decimals: int = attrs.field(init=False, eq=False, repr=False)
+    _qty_decimals: int = attrs.field(init=False, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        if not (self.tick > 0 and self.qty_step > 0 and self.min_qty > 0):
+            raise ValueError(f"instrument {self.symbol}: tick, qty_step and min_qty must be > 0")
+        # Frozen class: derived constants are set once here, so rounding stays cheap in hot loops.
+        object.__setattr__(self, "_price_decimals", _decimals(self.tick))
+        object.__setattr__(self, "_qty_decimals", _decimals(self.qty_step))
+
+    @property
+    def qty_decimals(self) -> int:
+        return self._qty_decimals
+
+    def round_price(self, price: float) -> float:
+        """Nearest tick (halves go up). The final `round` strips float noise like 100.10000000000001."""
+        ticks = math.floor(round(price / self.tick, 9) + 0.5)
+        return round(ticks * self.tick, self._price_decimals)
+
+    def round_qty(self, qty: float) -> float:
+        """Down to qty_step. `round(q/step, 9)` first, so 0.3/0.1 = 2.9999999999999996 counts as 3."""
+        steps = math.floor(round(qty / self.qty_step, 9))
+        return round(steps * self.qty_step, self._qty_decimals)
