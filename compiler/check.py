@@ -58,8 +58,10 @@ class Checker:
     def resolve_tf(self, name: str, span) -> str:
         tf = self.aliases.get(name, name)
         if tf not in TIMEFRAMES:
-            known = ", ".join(list(self.aliases) + ["or a timeframe such as 4h"])
-            raise self.fail("timeframe", f"unknown timeframe '{name}'", span, f"use {known}")
+            names = ", ".join(self.aliases)
+            hint = (f"use {names} (named in market.timeframes) or a timeframe such as 4h" if names
+                    else "use a timeframe such as 4h, or name one in market.timeframes")
+            raise self.fail("timeframe", f"unknown timeframe '{name}'", span, hint)
         if TIMEFRAMES[tf] % TIMEFRAMES[self.market.exec_tf] != 0:
             raise self.fail("timeframe", f"timeframe {tf} is not a whole multiple of the exec timeframe "
                             f"{self.market.exec_tf}", span,

@@ -37,8 +37,11 @@ class SettingsCheck:
     def error(self, code: str, message: str, span, hint: str = "") -> None:
         self.diags.append(Diagnostic(code, message, span, hint))
 
-    def keys(self, where: str, m: YValue, allowed: dict[str, bool]) -> dict[str, YEntry]:
-        """Report unknown and missing keys of mapping `m` (named `where`); return its entries."""
+    def keys(self, where: str, m: YValue, allowed: dict[str, bool], owner: YEntry | None = None) -> dict[str, YEntry]:
+        """Report unknown and missing keys of mapping `m` (named `where`); return its entries.
+
+        A missing key is reported at the key that owns the mapping (`market:`), not at whichever
+        key happens to come first inside it."""
         entries: dict[str, YEntry] = m.value
         for key, e in entries.items():
             if key not in allowed:
@@ -47,7 +50,8 @@ class SettingsCheck:
                 self.error("unknown-key", f"unknown key '{where}{key}'", e.key_span, hint)
         for key, required in allowed.items():
             if required and key not in entries:
-                self.error("missing-key", f"missing required key '{where}{key}'", m.span,
+                self.error("missing-key", f"missing required key '{where}{key}'",
+                           owner.key_span if owner is not None else m.span,
                            f"add '{key}:' to {where.rstrip('.') or 'the top level'}")
         return entries
 
@@ -123,7 +127,7 @@ def check_settings(src: PlaySource) -> tuple[dict[str, Any], list[Diagnostic]]:
 
     market_entries: dict[str, YEntry] = {}
     if "market" in root and (m := c.mapping(root["market"], "market")) is not None:
-        market_entries = c.keys("market.", m, MARKET_KEYS)
+        market_entries = c.keys("market.", m, MARKET_KEYS, root["market"])
     symbol = c.string(market_entries, "symbol", "market.symbol")
     if symbol is not None and not SYMBOL.match(symbol):
         c.error("value", f"'market.symbol' is {symbol!r}, not a Bybit USDT perpetual", market_entries["symbol"].value.span,
@@ -149,17 +153,17 @@ def check_settings(src: PlaySource) -> tuple[dict[str, Any], list[Diagnostic]]:
 
     acc: dict[str, YEntry] = {}
     if "account" in root and (a := c.mapping(root["account"], "account")) is not None:
-        acc = c.keys("account.", a, ACCOUNT_KEYS)
+        acc = c.keys("account.", a, ACCOUNT_KEYS, root["account"])
     fees: dict[str, YEntry] = {}
     if "fees" in acc and (f := c.mapping(acc["fees"], "account.fees")) is not None:
-        fees = c.keys("account.fees.", f, FEE_KEYS)
+        fees = c.keys("account.fees.", f, FEE_KEYS, acc["fees"])
     inst: dict[str, YEntry] = {}
     if "instrument" in acc and (i := c.mapping(acc["instrument"], "account.instrument")) is not None:
-        inst = c.keys("account.instrument.", i, INSTRUMENT_KEYS)
+        inst = c.keys("account.instrument.", i, INSTRUMENT_KEYS, acc["instrument"])
     intrabar = c.string(acc, "intrabar", "account.intrabar") or DEFAULTS["intrabar"]
     if intrabar not in ("worst_case", "ohlc_path"):
-        c.error("value", f"'account.intrabar' is {intrabar!r}", acc["intrabar"].value.span,
-                "choose worst_case or ohlc_path")
+        c.error("value", f"'account.intrabar' is {intrabar!r}, not worst_case or ohlc_path",
+                acc["intrabar"].value.span, "choose worst_case (stop-loss before take-profit) or ohlc_path")
     out["account"] = Account(
         equity=c.number(acc, "equity", "account.equity", low=0, high=1e12, low_open=True),
         leverage=c.number(acc, "leverage", "account.leverage", low=1, high=100),

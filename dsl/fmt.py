@@ -156,8 +156,10 @@ def _ordered(entries: dict) -> list:
 
 
 def _scalar(v: Any) -> str:
-    if isinstance(v, float):
-        return number_text(v) if v.is_integer() else repr(v)
+    if isinstance(v, float) and v.is_integer() and abs(v) < 1e15:
+        return number_text(v)
+    # Everything else through YAML's own writer: a bare `1e-05` would read back as text in YAML 1.1
+    # (PyYAML wants `1.0e-05`), so a float must not be spelled by repr.
     return yaml.safe_dump(v, default_flow_style=True, width=10**9, allow_unicode=True).strip().removesuffix("...").strip()
 
 

@@ -21,9 +21,12 @@ GRAMMAR = Path(__file__).with_name("play.lark")
 
 
 class IndentationProblem(Exception):
-    def __init__(self, line: int, col: int, message: str):
-        super().__init__(message)
-        self.line, self.col, self.message = line, col, message
+    """A dedent to a column that no enclosing level opened. Columns are 0-based indents in the
+    parsed text; `_run` turns them into columns of the Play file."""
+
+    def __init__(self, line: int, col: int, levels: list[int]):
+        super().__init__(f"dedent to column {col} at line {line}")
+        self.line, self.col, self.levels = line, col, levels
 
 
 class PlayIndenter(Indenter):
@@ -49,10 +52,7 @@ class PlayIndenter(Indenter):
                 self.indent_level.pop()
                 yield Token.new_borrow_pos(self.DEDENT_type, indent_str, token)
             if indent != self.indent_level[-1]:
-                raise IndentationProblem(
-                    token.end_line, token.end_column,
-                    f"this line is indented to column {indent + 1}, which matches no enclosing level",
-                )
+                raise IndentationProblem(token.end_line, token.end_column, list(self.indent_level))
 
 
 @lru_cache(maxsize=1)
@@ -91,9 +91,12 @@ def _run(text: str, start: str, where: LineMap):
     try:
         return _lark().parse(text, start=start)
     except IndentationProblem as e:
-        raise ParseFailure(Diagnostic("indent", "inconsistent indentation: " + e.message,
-                                      where.span(e.line, e.col, e.line, e.col + 1),
-                                      "indent every line of a level by the same number of spaces")) from None
+        # Say columns of the Play file: the embedded text lost the YAML indentation.
+        span = where.span(e.line, e.col, e.line, e.col + 1)
+        levels = ", ".join(str(where.point(e.line, lvl + 1)[1]) for lvl in e.levels)
+        raise ParseFailure(Diagnostic("indent", f"inconsistent indentation: this line starts at column "
+                                      f"{span.col}, which matches no enclosing level (columns {levels})",
+                                      span, "indent every line of a level by the same number of spaces")) from None
     except UnexpectedInput as e:
         raise ParseFailure(_describe(e, text, where)) from None
 
@@ -160,7 +163,15 @@ def _describe_expected(expected: set[str]) -> str:
 
 def _acceptable(e: UnexpectedToken) -> set[str]:
     """What the parser could take here. A token refused by the contextual lexer reports the lexer's
-    set, which also holds the newline the Indenter always accepts, so ask the parse table."""
+    set, which also holds the newline the Indenter always accepts; and a state that would only
+    reduce lists every lookahead LALR merged into it (')' or '@' after `qty 1`). So feed each
+    candidate to a copy of the parser and keep the ones it shifts."""
+    ip = getattr(e, "interactive_parser", None)
+    if ip is not None:
+        try:
+            return set(ip.accepts())
+        except Exception:  # noqa: BLE001 - a worse message is better than no message
+            pass
     state = getattr(e, "state", None)
     try:
         keys = state.parse_conf.parse_table.states[state.position].keys()

@@ -29,11 +29,11 @@ whole file (e.g. it is empty).
 
 from __future__ import annotations
 
+import bisect
 import csv
-import math
 import os
 from datetime import datetime, timezone
-from typing import Iterable, Iterator
+from typing import Iterable
 
 import attrs
 import numpy as np
@@ -118,13 +118,14 @@ def format_ts(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _rows(path: str | os.PathLike[str]) -> Iterator[tuple[int, list[str]]]:
-    """(line number, fields) for every non-blank line."""
+def _read_lines(path: str | os.PathLike[str]) -> list[str]:
+    """The file's physical lines (index + 1 = line number); a trailing '\r' is left to the parsers."""
     with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: spreadsheets prepend a BOM
-        reader = csv.reader(f)
-        for fields in reader:
-            if fields and any(cell.strip() for cell in fields):
-                yield reader.line_num, fields
+        return f.read().split("\n")
+
+
+def _is_blank(line: str) -> bool:
+    return not line.strip()
 
 
 def _column_map(header: list[str]) -> tuple[dict[str, int] | None, list[str]]:
@@ -148,55 +149,62 @@ def _looks_like_data(fields: list[str]) -> bool:
         return False
 
 
-def _parse_row(fields: list[str], columns: dict[str, int], width: int, row: int, problems: list[DataProblem]) -> tuple[int, float, float, float, float, float] | None:
-    """One validated bar, or None after appending its problems."""
+_VALUE_NAMES = ("open", "high", "low", "close", "volume")
+
+
+def _parse_problems(fields: list[str], columns: dict[str, int], width: int, row: int) -> list[DataProblem]:
+    """Why a row failed to parse: missing columns, a bad timestamp, non-numbers (the slow path)."""
     if len(fields) < width:
-        problems.append(DataProblem(row, f"missing columns: expected {width}, found {len(fields)}"))
-        return None
-    ok = True
+        return [DataProblem(row, f"missing columns: expected {width}, found {len(fields)}")]
+    problems = []
     try:
-        ts = parse_timestamp(fields[columns["timestamp"]])
+        parse_timestamp(fields[columns["timestamp"]])
     except ValueError as exc:
         problems.append(DataProblem(row, str(exc)))
-        ok = False
-    values: dict[str, float] = {}
-    for name in ("open", "high", "low", "close", "volume"):
+    for name in _VALUE_NAMES:
         text = fields[columns[name]].strip()
         try:
-            value = float(text)
+            float(text)
         except ValueError:
             problems.append(DataProblem(row, f"{name} {text!r} is not a number"))
-            ok = False
-            continue
-        if not math.isfinite(value):
-            problems.append(DataProblem(row, f"{name} {text!r} is not a finite number"))
-            ok = False
-        elif name != "volume" and value <= 0:
-            problems.append(DataProblem(row, f"{name} {value:g} must be positive"))
-            ok = False
-        values[name] = value
-    if len(values) == 5:
-        o, h, l, c, v = (values[k] for k in ("open", "high", "low", "close", "volume"))
-        if h < l:
-            problems.append(DataProblem(row, f"high {h:g} < low {l:g}"))
-            ok = False
-        if h < max(o, c):
-            problems.append(DataProblem(row, f"high {h:g} < max(open, close) {max(o, c):g}"))
-            ok = False
-        if l > min(o, c):
-            problems.append(DataProblem(row, f"low {l:g} > min(open, close) {min(o, c):g}"))
-            ok = False
-        if v < 0:
-            problems.append(DataProblem(row, f"volume {v:g} is negative"))
-            ok = False
-    return (ts, *(values[k] for k in ("open", "high", "low", "close", "volume"))) if ok else None
+    return problems
 
 
-def _sequence_problems(ts: np.ndarray, rows: np.ndarray, step: int, tf: str, gaps: str) -> list[DataProblem]:
-    """Order, duplicate, grid and (unless filling) gap problems of ascending-intended timestamps."""
+def _value_problems(values: np.ndarray, rows: np.ndarray) -> tuple[list[DataProblem], np.ndarray]:
+    """Checks on parsed (open, high, low, close, volume) rows, vectorized: (problems, row is bad)."""
+    problems: list[DataProblem] = []
+    bad = np.zeros(len(values), dtype=bool)
+
+    def flag(mask: np.ndarray, message) -> None:
+        for i in np.flatnonzero(mask).tolist():
+            problems.append(DataProblem(int(rows[i]), message(values[i])))
+        bad[mask] = True
+
+    with np.errstate(invalid="ignore"):
+        finite = np.isfinite(values)
+        for k, name in enumerate(_VALUE_NAMES):
+            flag(~finite[:, k], lambda v, k=k, name=name: f"{name} {float(v[k])} is not a finite number")
+            if name != "volume":
+                flag(finite[:, k] & (values[:, k] <= 0), lambda v, k=k, name=name: f"{name} {v[k]:g} must be positive")
+        o, h, l, c, vol = values.T
+        flag(h < l, lambda v: f"high {v[1]:g} < low {v[2]:g}")
+        flag(h < np.maximum(o, c), lambda v: f"high {v[1]:g} < max(open, close) {max(v[0], v[3]):g}")
+        flag(l > np.minimum(o, c), lambda v: f"low {v[2]:g} > min(open, close) {min(v[0], v[3]):g}")
+        flag(vol < 0, lambda v: f"volume {v[4]:g} is negative")
+    return problems, bad
+
+
+def _sequence_problems(ts: np.ndarray, rows: np.ndarray, step: int, tf: str, gaps: str,
+                       bad_rows: list[int]) -> list[DataProblem]:
+    """Order, duplicate, grid and (unless filling) gap problems of ascending-intended timestamps.
+
+    `bad_rows` (sorted) are data rows already rejected: a hole they leave is not called a gap.
+    """
     problems: list[DataProblem] = []
     first_row: dict[int, int] = {}
-    for t, r in zip(ts.tolist(), rows.tolist()):
+    diff = np.diff(ts)
+    in_order = bool((diff > 0).all())  # the usual case: no duplicate can exist, skip the scan
+    for t, r in zip([] if in_order else ts.tolist(), rows.tolist()):
         if t in first_row:
             problems.append(DataProblem(r, f"duplicate timestamp {format_ts(t)} (same as row {first_row[t]})"))
         else:
@@ -204,7 +212,6 @@ def _sequence_problems(ts: np.ndarray, rows: np.ndarray, step: int, tf: str, gap
     off_grid = ts % step != 0
     for i in np.flatnonzero(off_grid).tolist():
         problems.append(DataProblem(int(rows[i]), f"timestamp {format_ts(int(ts[i]))} is not on the {tf} grid"))
-    diff = np.diff(ts)
     for i in np.flatnonzero(diff < 0).tolist():
         problems.append(DataProblem(int(rows[i + 1]), f"timestamp {format_ts(int(ts[i + 1]))} goes back in time after "
                                     f"{format_ts(int(ts[i]))} (row {int(rows[i])}); rows must be in ascending time"))
@@ -212,31 +219,96 @@ def _sequence_problems(ts: np.ndarray, rows: np.ndarray, step: int, tf: str, gap
     if gaps == "error" and not (diff < 0).any():
         on_grid_pair = ~off_grid[:-1] & ~off_grid[1:]
         for i in np.flatnonzero((diff > step) & on_grid_pair).tolist():
+            lo, hi = sorted((int(rows[i]), int(rows[i + 1])))
+            if bisect.bisect_right(bad_rows, lo) < bisect.bisect_left(bad_rows, hi):
+                continue
             missing = int(diff[i]) // step - 1
             problems.append(DataProblem(int(rows[i + 1]), f"gap: {missing} missing {tf} bar{'s' if missing != 1 else ''} "
                                         f"between {format_ts(int(ts[i]))} (row {int(rows[i])}) and {format_ts(int(ts[i + 1]))}"))
     return problems
 
 
-def _fill_gaps(data: np.ndarray, step: int) -> tuple[np.ndarray, int]:
+def _fill_gaps(ts: np.ndarray, values: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray, int]:
     """Insert flat zero-volume bars at the previous close into every gap of sorted, on-grid data."""
-    ts = data[:, 0].astype(np.int64)
     slots = (ts - ts[0]) // step
     total = int(slots[-1]) + 1
     filled = total - len(ts)
     if filled == 0:
-        return data, 0
-    out = np.empty((total, 6))
+        return ts, values, 0
     present = np.zeros(total, dtype=bool)
     present[slots] = True
-    out[slots] = data
+    out = np.empty((total, 5))
+    out[slots] = values
     # Each missing slot copies the close of the latest present bar before it.
     last = np.maximum.accumulate(np.where(present, np.arange(total), 0))
     gap = ~present
-    out[gap, 0] = ts[0] + np.flatnonzero(gap) * step
-    out[gap, 1:5] = out[last[gap], 4][:, None]
-    out[gap, 5] = 0.0
-    return out, filled
+    out[gap, 0:4] = out[last[gap], 3][:, None]
+    out[gap, 4] = 0.0
+    return ts[0] + np.arange(total, dtype=np.int64) * step, out, filled
+
+
+def _layout(lines: list[str], path: str | os.PathLike[str]) -> tuple[int, dict[str, int], int]:
+    """(index of the first data line, field -> column, minimum row width) from the first non-blank line."""
+    for index, line in enumerate(lines):
+        if _is_blank(line):
+            continue
+        fields = next(csv.reader([line]))
+        row = index + 1
+        if _looks_like_data(fields):
+            if len(fields) not in (6, 7):
+                raise DataError([DataProblem(row, "headerless rows need 6 or 7 columns "
+                                             f"(timestamp,open,high,low,close,volume[,turnover]), found {len(fields)}")], path)
+            return index, {name: i for i, name in enumerate(FIELDS)}, 6
+        columns, missing = _column_map(fields)
+        if columns is None:
+            raise DataError([DataProblem(row, f"header lacks {', '.join(missing)}; expected "
+                                         f"{','.join(FIELDS)} or Bybit's startTime,openPrice,...")], path)
+        return index + 1, columns, max(columns.values()) + 1
+    raise DataError([DataProblem(0, "no data rows")], path)
+
+
+def _parse_numeric(body: list[str], first_row: int, columns: dict[str, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Fast path for the common file (plain numbers, epoch-ms timestamps, no blank lines), parsed in C.
+
+    None sends the file to the row-by-row parser, which can say what is wrong where.
+    """
+    if "" in body or any(map(str.isspace, body)):  # C-speed blank-line scan
+        return None  # numpy would skip blank lines and shift every row number after them
+    try:
+        table = np.loadtxt(body, delimiter=",", usecols=[columns[f] for f in FIELDS], dtype=np.float64, ndmin=2)
+    except ValueError:
+        return None
+    ts = table[:, 0]
+    # Epoch ms is exact in float64 below 2**53; fractional or seconds-sized values go the slow way.
+    if not (np.all(ts == np.floor(ts)) and np.all(ts >= _MIN_EPOCH_MS) and np.all(ts < 2.0**53)):
+        return None
+    rows = np.arange(first_row, first_row + len(body), dtype=np.int64)
+    return ts.astype(np.int64), np.ascontiguousarray(table[:, 1:]), rows
+
+
+def _parse_rows(body: list[str], first_row: int, columns: dict[str, int], width: int,
+                problems: list[DataProblem]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row-by-row parse (ISO timestamps, quoted fields, bad rows); appends parse problems."""
+    ti, oi, hi, li, ci, vi = (columns[f] for f in FIELDS)
+    ts_list: list[int] = []
+    value_list: list[tuple[float, float, float, float, float]] = []
+    row_list: list[int] = []
+    # csv.reader over the line list yields one row per line (OHLCV fields hold no newlines).
+    for offset, fields in enumerate(csv.reader(body)):
+        if not fields or (len(fields) == 1 and _is_blank(fields[0])):
+            continue
+        row = first_row + offset
+        try:
+            t = parse_timestamp(fields[ti])
+            bar = (float(fields[oi]), float(fields[hi]), float(fields[li]), float(fields[ci]), float(fields[vi]))
+        except (ValueError, IndexError):
+            problems += _parse_problems(fields, columns, width, row)
+            continue
+        ts_list.append(t)
+        value_list.append(bar)
+        row_list.append(row)
+    return (np.array(ts_list, dtype=np.int64), np.array(value_list, dtype=np.float64).reshape(-1, 5),
+            np.array(row_list, dtype=np.int64))
 
 
 def import_csv(path: str | os.PathLike[str], symbol: str, tf: str, gaps: str = "error") -> ImportResult:
@@ -244,46 +316,30 @@ def import_csv(path: str | os.PathLike[str], symbol: str, tf: str, gaps: str = "
     if gaps not in GAP_POLICIES:
         raise ValueError(f"gaps must be one of {', '.join(GAP_POLICIES)}, was {gaps!r}")
     step = tf_ms(tf)
-    problems: list[DataProblem] = []
-    records: list[tuple[int, float, float, float, float, float]] = []
-    row_numbers: list[int] = []
-    columns: dict[str, int] | None = None
-    width = 0
-    for row, fields in _rows(path):
-        if columns is None:
-            if _looks_like_data(fields):
-                if len(fields) not in (6, 7):
-                    raise DataError([DataProblem(row, f"headerless rows need 6 or 7 columns "
-                                                      f"(timestamp,open,high,low,close,volume[,turnover]), found {len(fields)}")], path)
-                columns, width = {name: i for i, name in enumerate(FIELDS)}, 6
-            else:
-                columns, missing = _column_map(fields)
-                if columns is None:
-                    raise DataError([DataProblem(row, f"header lacks {', '.join(missing)}; expected "
-                                                      f"{','.join(FIELDS)} or Bybit's startTime,openPrice,...")], path)
-                width = max(columns.values()) + 1
-                continue
-        record = _parse_row(fields, columns, width, row, problems)
-        if record is not None:
-            records.append(record)
-            row_numbers.append(row)
-    if not records and not problems:
+    lines = _read_lines(path)
+    start, columns, width = _layout(lines, path)
+    body = lines[start:]
+    while body and _is_blank(body[-1]):
+        body.pop()  # trailing newline(s)
+    if not body:
         raise DataError([DataProblem(0, "no data rows")], path)
-
-    data = np.array(records, dtype=np.float64).reshape(-1, 6)
-    ts = np.array([r[0] for r in records], dtype=np.int64)
-    rows = np.array(row_numbers, dtype=np.int64)
+    problems: list[DataProblem] = []
+    parsed = _parse_numeric(body, start + 1, columns)
+    ts, values, rows = parsed if parsed is not None else _parse_rows(body, start + 1, columns, width, problems)
+    value_problems, bad = _value_problems(values, rows)
+    problems += value_problems
+    values, ts, rows = values[~bad], ts[~bad], rows[~bad]
     was_reversed = len(ts) > 1 and bool(np.all(np.diff(ts) < 0))
     if was_reversed:
-        data, ts, rows = data[::-1], ts[::-1], rows[::-1]
-    problems += _sequence_problems(ts, rows, step, tf, gaps)
+        values, ts, rows = values[::-1], ts[::-1], rows[::-1]
+    bad_rows = sorted({p.row for p in problems})
+    problems += _sequence_problems(ts, rows, step, tf, gaps, bad_rows)
     if problems:
         raise DataError(problems, path)
 
     filled = 0
     if gaps == "fill":
-        data, filled = _fill_gaps(data, step)
-        ts = data[:, 0].astype(np.int64)  # epoch ms < 2**53: exact in float64
-    bars = Bars(symbol=symbol, tf=tf, ts_open=ts, open=data[:, 1], high=data[:, 2], low=data[:, 3],
-                close=data[:, 4], volume=data[:, 5], synthetic=False)
+        ts, values, filled = _fill_gaps(ts, values, step)
+    o, h, l, c, v = (np.ascontiguousarray(col) for col in values.T)
+    bars = Bars(symbol=symbol, tf=tf, ts_open=ts, open=o, high=h, low=l, close=c, volume=v, synthetic=False)
     return ImportResult(bars=bars, filled_gaps=filled, reversed=was_reversed)

@@ -1,13 +1,29 @@
 """Pieces of the simulator's matching that do not need the exchange: the working-order record,
 the intrabar price path, and the price arithmetic of a fill.
 
-`SimExchange` (runtime/sim_exchange.py) walks `intrabar_path(...)` segment by segment and asks each
-working order, through its `kind`, `up` and `level`, whether the segment reaches it.
+`SimExchange` (runtime/sim_exchange.py) walks `intrabar_path(...)` segment by segment and asks
+`next_reached` which working order the path meets next.
+
+Intrabar order
+- The bar is walked as a price path (`intrabar_path`). `ohlc_path`: open -> nearer extreme
+  -> farther extreme -> close; on a tie, high first when close < open, else low first.
+  `worst_case`: open -> adverse -> favourable -> adverse -> close, adverse being the low when the
+  position at the bar's start is long, or flat with pending buy entries only; the high when short,
+  or flat with pending sell entries only; flat with both or neither it falls back to the ohlc_path
+  rule. The path is fixed at the bar's start even if the position flips inside the bar.
+- At the open point market orders fill first, then gapped stops, then gapped limits; along a
+  segment orders fill in the order the path reaches their prices; at one price stops fill before
+  limits, then earlier-sent before later-sent. Every fill is applied before the next order is
+  looked at, so a stop-loss placed by an entry's fill can fill later on the same path.
+- A limit is reached when the path touches its price (buy: falls to P), and fills at the open when
+  the bar opened through it, else at P: that is min(open, P) for a buy. A stop is reached the same
+  way at its trigger, so a stop-market fills at max(open, T) (+ slippage) for a buy.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import attrs
 
@@ -19,9 +35,12 @@ __all__ = [
     "KIND_MARKET",
     "KIND_STOP",
     "SimOrder",
+    "cancel_event",
+    "describe_amend",
     "intrabar_path",
     "marketable",
     "matching_shape",
+    "next_reached",
     "slipped",
 ]
 
@@ -115,3 +134,60 @@ def slipped(price: float, side: Side, slip: float) -> float:
     smaller than half a tick.
     """
     return price * (1.0 + slip) if side is Side.BUY else price * (1.0 - slip)
+
+
+def next_reached(
+    book: Iterable[SimOrder], bar: int, cur: float, end: float
+) -> tuple[SimOrder, float] | None:
+    """The working order the path meets first going from `cur` to `end`, and the price it is met at.
+
+    An order already through at `cur` (a gap at the open, or one placed through the price by a fill)
+    is met at `cur`. Ties at one price: market, then stop, then limit, then earlier-sent first.
+    Orders not yet active in `bar` (sent at its close) are skipped.
+    """
+    best: SimOrder | None = None
+    best_key: tuple[float, int, int] | None = None
+    best_hit = cur
+    for rec in book:
+        if rec.active_from > bar:
+            continue
+        if rec.kind == KIND_MARKET:
+            hit = cur
+        else:
+            lvl = rec.level
+            if rec.up:
+                if lvl <= cur:
+                    hit = cur
+                elif lvl <= end:
+                    hit = lvl  # lvl > cur, so this only happens on a rising segment
+                else:
+                    continue
+            elif lvl >= cur:
+                hit = cur
+            elif lvl >= end:
+                hit = lvl  # lvl < cur: a falling segment
+            else:
+                continue
+        key = (abs(hit - cur), rec.kind, rec.seq)
+        if best_key is None or key < best_key:
+            best, best_key, best_hit = rec, key, hit
+    if best is None:
+        return None
+    return best, best_hit
+
+
+def cancel_event(before: OrderStatus, filled_qty: float) -> str:
+    """The event that ends an order that was in `before` (possibly via PendingCancel) unfilled."""
+    if before is OrderStatus.UNTRIGGERED:
+        return "deactivate"  # a conditional cancelled before it triggered
+    return "cancel_partial" if filled_qty > 0 else "cancel"
+
+
+def describe_amend(old: Order, new: Order) -> str:
+    """The reason text of an amend's events, e.g. `amend price 98.0->97.5`."""
+    parts = []
+    for name in ("qty", "price", "trigger"):
+        a, b = getattr(old, name), getattr(new, name)
+        if a != b:
+            parts.append(f"{name} {a}->{b}")
+    return "amend " + ", ".join(parts) if parts else "amend (no change)"

@@ -9,7 +9,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 from playdeck.compiler import compile_file
 from playdeck.compiler.printer import ir_json, ir_text
@@ -75,17 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--write", action="store_true", help="rewrite the file in place")
     f.set_defaults(run=cmd_fmt)
 
-    for register in EXTRA_COMMANDS:
-        register(sub)
     return p
 
 
-# Later commands (backtest, data) register themselves here to keep this module small.
-EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    _load_extra_commands()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -107,14 +100,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"internal error: {type(e).__name__}: {e} (set PLAYDECK_DEBUG=1 for the traceback)",
               file=sys.stderr)
         return 70
-
-
-def _load_extra_commands() -> None:
-    try:
-        from . import commands  # noqa: F401  (registers backtest/data)
-    except ImportError as e:
-        if e.name not in ("playdeck.tui.commands",):
-            raise
 
 
 if __name__ == "__main__":

@@ -1,0 +1,139 @@
+"""`playdeck backtest`: data -> feeds -> plan -> engine over the simulator -> report and files."""
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import attrs
+import numpy as np
+
+from playdeck.compiler import compile_file
+from playdeck.compiler.lower import ExecutionPlan, lower
+
+from . import cache
+from .bars import Bars, resample, slice_time, tf_minutes
+from .csv_import import import_csv
+from .engine import Engine, RunResult
+from .feeds import FeedStore
+from .intents import IntentProcessor
+from .orders import Instrument
+from .report import equity_curve, format_report, iso, metrics, round_trips, status_counts, write_artifacts
+from .sim_backend import SimBackend
+from .sim_exchange import SimExchange
+
+
+class BacktestError(Exception):
+    """Bad options or data for a backtest (not a Play error): said in one line, exit 2."""
+
+
+@attrs.define
+class Backtest:
+    plan: ExecutionPlan
+    feeds: FeedStore
+    exchange: SimExchange
+    engine: Engine
+    processor: IntentProcessor
+
+
+def parse_when(text: str | None) -> int | None:
+    """A date or date-time (UTC when no zone is given) -> epoch ms."""
+    if text is None:
+        return None
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise BacktestError(f"cannot read {text!r} as a date; write e.g. 2025-03-01 or 2025-03-01T12:00") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return int(dt.timestamp() * 1000)
+
+
+def load_bars(symbol: str, data: str | None, data_tf: str | None, cache_dir: str | None = None) -> Bars:
+    """The bars to run on: a CSV file (`--data`), or the bundled synthetic BTCUSDT 1m set."""
+    if data is None:
+        if symbol != "BTCUSDT":
+            raise BacktestError(f"the bundled data is BTCUSDT; for {symbol} give --data FILE "
+                                "(see playdeck data import)")
+        return cache.default_bars(cache_dir)
+    path = Path(data)
+    if not path.exists():
+        raise BacktestError(f"no such data file: {data}")
+    return import_csv(path, symbol, data_tf or "1m").bars
+
+
+def exec_bars(bars: Bars, exec_tf: str) -> Bars:
+    if bars.tf == exec_tf:
+        return bars
+    if tf_minutes(exec_tf) % tf_minutes(bars.tf) != 0:
+        raise BacktestError(f"the data is {bars.tf} bars, which cannot make the Play's exec timeframe {exec_tf}")
+    out = resample(bars, exec_tf)
+    n = out.n_complete
+    return out.take(0, n) if n < len(out) else out
+
+
+def prepare(plan: ExecutionPlan, bars: Bars, where: str = "") -> Backtest:
+    play = plan.play
+    feeds = FeedStore.build(bars, dict(play.market.timeframes) | {tf: tf for tf in plan.timeframes})
+    acc = play.account
+    instrument = Instrument(play.market.symbol, acc.tick, acc.qty_step, acc.min_qty)
+    ex = SimExchange(instrument, maker_fee=acc.maker_fee, taker_fee=acc.taker_fee, slippage_bps=acc.slippage_bps,
+                     intrabar=acc.intrabar, equity=acc.equity, leverage=acc.leverage)
+    backend = SimBackend(ex)
+    processor = IntentProcessor(backend, instrument, attempts=1, id_prefix=play.name)
+    engine = Engine(plan, feeds, backend, processor, where=where)
+    return Backtest(plan, feeds, ex, engine, processor)
+
+
+def run_backtest(play_path: str, *, data: str | None = None, data_tf: str | None = None,
+                 start: str | None = None, end: str | None = None, out: str | None = None,
+                 write: bool = True, progress: Callable[[int, int], None] | None = None,
+                 cache_dir: str | None = None) -> dict[str, Any]:
+    compiled = compile_file(play_path)
+    plan = lower(compiled.ir)
+    base = load_bars(plan.play.market.symbol, data, data_tf, cache_dir)
+    base = slice_time(base, parse_when(start), parse_when(end))
+    bars = exec_bars(base, plan.play.market.exec_tf)
+    if len(bars) == 0:
+        raise BacktestError("no bars in the chosen range")
+    bt = prepare(plan, bars, where=play_path)
+    t0 = time.perf_counter()
+    n = len(bars)
+    result = asyncio.run(bt.engine.run(progress=None if progress is None else (lambda i: progress(i, n))))
+    elapsed = time.perf_counter() - t0
+    report = build_report(bt, bars, result, elapsed)
+    if write:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        out_dir = Path(out) if out is not None else Path("runs") / f"{plan.play.name}-{stamp}"
+        report["out"] = str(out_dir)
+        eq, _ = equity_curve(bars, result.snapshots, plan.play.account.equity, 0, len(bars))
+        write_artifacts(out_dir, bars, 0, result.fills, bt.exchange.orders, round_trips(result.fills), eq, report)
+    return report
+
+
+def build_report(bt: Backtest, bars: Bars, result: RunResult, elapsed: float) -> dict[str, Any]:
+    play = bt.plan.play
+    initial = play.account.equity
+    eq, qty = equity_curve(bars, result.snapshots, initial, 0, len(bars))
+    trades = round_trips(result.fills)
+    ts = np.asarray(bars.ts_open)
+    rejected = dict(bt.processor.rejections_by_reason())
+    return {
+        "play": play.name,
+        "symbol": play.market.symbol,
+        "exec": play.market.exec_tf,
+        "data": {"label": "synthetic" if bars.synthetic else "market data", "bars": len(bars),
+                 "from": iso(int(ts[0])), "to": iso(int(ts[-1]))},
+        "ready_bar": result.ready_bar,
+        "metrics": metrics(eq, qty, initial, result.fills, trades, play.market.exec_tf),
+        "orders_by_status": status_counts(bt.exchange.orders),
+        "rejected_by_reason": rejected,
+        "evaluated_bars": result.evaluated_bars,
+        "seconds": round(elapsed, 3),
+        "not_modelled": ["funding", "liquidation"],
+    }
+
+
+__all__ = ["BacktestError", "run_backtest", "prepare", "format_report", "load_bars", "exec_bars"]

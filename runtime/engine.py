@@ -1,0 +1,207 @@
+"""The bar loop: one engine for every mode (DESIGN.md, "The pipeline").
+
+At the close of exec bar i (PLAY-LANGUAGE.md 5.1): the backend applies what filled inside bar i,
+then the blocks are evaluated first-match, then their intents go through the IntentProcessor, so
+an order sent at the close of bar i can first fill in bar i+1.
+
+The loop is O(1) per bar and skips bars where nothing can happen: with no order working, only bars
+where some case's market-data part is true (a precomputed bool array) can produce an intent.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import attrs
+import numpy as np
+
+from playdeck.compiler import ir
+from playdeck.compiler.lower import CasePlan, ExecutionPlan
+
+from .evaluate import SeriesEvaluator, compile_scalar
+from .feeds import FeedStore
+from .intents import Intent, IntentProcessor
+from .orders import AttachedProtection, Fill, OrderEvent, Side, TimeInForce
+from .state_view import StateView
+
+NAN = math.nan
+_TIF = {"GTC": TimeInForce.GTC, "PostOnly": TimeInForce.POST_ONLY, "IOC": TimeInForce.IOC,
+        "FOK": TimeInForce.FOK}
+
+
+@attrs.frozen
+class _BoundCase:
+    plan: CasePlan
+    series: np.ndarray | None
+    state: Callable | None
+    actions: tuple[Callable[[int, StateView], Intent], ...]
+
+
+@attrs.define
+class RunResult:
+    ready_bar: int
+    start: int
+    end: int  # exclusive
+    fills: list[Fill]
+    events: list[OrderEvent]
+    snapshots: list[tuple[int, float, float, float]]  # (bar, position qty, avg entry, cash) after fills
+    evaluated_bars: int
+
+
+class Engine:
+    def __init__(self, plan: ExecutionPlan, feeds: FeedStore, backend: Any, processor: IntentProcessor,
+                 *, where: str = ""):
+        self.plan = plan
+        self.feeds = feeds
+        self.backend = backend
+        self.ex = backend.exchange  # the state the conditions read (sim book or live mirror)
+        self.processor = processor
+        self.where = where
+        features = {f.name: f for f in plan.features}
+        self.series = SeriesEvaluator(feeds, features, plan.play.market.exec_tf)
+        self.tag_prices: dict[str, float] = {}
+        self.blocks = tuple(tuple(self._bind(c) for c in cases) for cases in plan.blocks)
+        self.ready_bar = self._ready_bar()
+
+    # ---- binding the plan to data ----------------------------------------------------------------
+    def _bind(self, c: CasePlan) -> _BoundCase:
+        series = None if c.series is None else np.ascontiguousarray(self.series.exec(c.series), dtype=bool)
+        state = None if c.state is None else compile_scalar(c.state, self.series)
+        return _BoundCase(c, series, state, tuple(self._bind_action(a) for a in c.actions))
+
+    def _where(self, span) -> str:
+        return f"{self.where}:{span.line}:{span.col}" if span is not None else self.where
+
+    def _bind_action(self, a: ir.Action) -> Callable[[int, StateView], Intent]:
+        where = self._where(a.span)
+        if isinstance(a, ir.Cancel):
+            return lambda i, st: Intent(i, "cancel", tag=a.tag, where=where)
+        if isinstance(a, ir.Protection):
+            value = compile_scalar(a.value, self.series)
+            return lambda i, st: Intent(i, a.kind, value=float(value(i, st, NAN)), where=where)
+        price = None if getattr(a, "price", None) is None else compile_scalar(a.price, self.series)
+        if isinstance(a, ir.Close):
+            return lambda i, st: Intent(i, "close", price=_opt(price, i, st), where=where)
+        size_kind, size_value = self._bind_size(a.size)
+        if isinstance(a, ir.PartialClose):
+            return lambda i, st: Intent(i, "partial_close", size_kind=size_kind, size_value=size_value(i, st),
+                                        price=_opt(price, i, st), where=where)
+        trigger = None if a.trigger is None else compile_scalar(a.trigger, self.series)
+        attached = tuple((p.kind, compile_scalar(p.value, self.series)) for p in a.attached)
+        side = Side(a.side)
+        tif = _TIF[a.tif]
+
+        def make(i: int, st: StateView) -> Intent:
+            # `fill` is the only unknown of an attached action; everything else is bound to bar i.
+            protections = tuple(AttachedProtection(kind, _bind_fill(fn, i, st)) for kind, fn in attached)
+            return Intent(i, a.kind, side=side, size_kind=size_kind, size_value=size_value(i, st),
+                          price=_opt(price, i, st), trigger=_opt(trigger, i, st), tif=tif, expire=a.expire,
+                          tag=a.tag, attached=protections, where=where)
+        return make
+
+    def _bind_size(self, size: ir.Size):
+        if size.value is not None:
+            fn = compile_scalar(size.value, self.series)
+            return size.kind, lambda i, st: float(fn(i, st, NAN))
+        pct = size.pct
+        return size.kind, lambda i, st: pct
+
+    def _ready_bar(self) -> int:
+        """The first bar where every feature and the exec warm-up have values (the readiness gate)."""
+        ready = self.plan.warmup
+        for f in self.plan.features:
+            exprs = [f.expr] if not f.fields else [attrs.evolve(f.expr, field=fl) for fl in f.fields]
+            for e in exprs:
+                arr = self.series.on(e, f.tf)
+                arr = np.asarray(arr, dtype=np.float64)
+                if f.tf != self.plan.play.market.exec_tf:
+                    arr = self.feeds.series_on_exec(f.tf, arr)
+                ok = np.flatnonzero(~np.isnan(arr))
+                ready = max(ready, int(ok[0]) if len(ok) else len(arr))
+        return ready
+
+    # ---- the loop ----------------------------------------------------------------------------------
+    async def run(self, start: int = 0, end: int | None = None,
+                  progress: Callable[[int], None] | None = None) -> RunResult:
+        n = len(self.feeds)
+        end = n if end is None else min(end, n)
+        bars = self.feeds.bars()
+        ts, o, h, l, c = (np.asarray(bars.ts_open), bars.open, bars.high, bars.low, bars.close)
+        ex = self.ex
+        backend = self.backend
+        blocks = self.blocks
+        # Bars where at least one case could fire with nothing working: the union of series parts.
+        dense = any(bc.series is None for cases in blocks for bc in cases)
+        if dense:
+            candidates = None
+        else:
+            mask = np.zeros(n, dtype=bool)
+            for cases in blocks:
+                for bc in cases:
+                    mask |= bc.series
+            candidates = np.flatnonzero(mask)
+        fills: list[Fill] = []
+        events: list[OrderEvent] = []
+        snapshots: list[tuple[int, float, float, float]] = []
+        evaluated = 0
+        i = max(start, self.ready_bar)
+        next_report = i + 65536
+        while i < end:
+            if ex.has_pending:
+                backend.advance(i, int(ts[i]), float(o[i]), float(h[i]), float(l[i]), float(c[i]))
+                drained = ex.drain_events()
+                if drained:
+                    got_fill = False
+                    for e in drained:
+                        if isinstance(e, Fill):
+                            fills.append(e)
+                            got_fill = True
+                        else:
+                            events.append(e)
+                    if got_fill:
+                        snapshots.append((i, ex.position_qty, ex.avg_entry, ex.cash))
+            if candidates is None or mask[i]:
+                evaluated += 1
+                backend.at_close(i, int(ts[i]), float(c[i]))
+                await self._evaluate(i, float(c[i]))
+                drained = ex.drain_events()
+                events.extend(e for e in drained if not isinstance(e, Fill))
+            if progress is not None and i >= next_report:
+                progress(i)
+                next_report = i + 65536
+            if candidates is None or ex.has_pending:
+                i += 1
+            else:
+                k = int(np.searchsorted(candidates, i + 1))
+                i = int(candidates[k]) if k < len(candidates) else end
+        return RunResult(self.ready_bar, start, end, fills, events, snapshots, evaluated)
+
+    async def _evaluate(self, i: int, close: float) -> None:
+        st = StateView(self.ex, i, close, self.tag_prices)
+        intents: list[Intent] = []
+        for cases in self.blocks:
+            for bc in cases:
+                p = bc.plan
+                if p.guard is not None and not getattr(st, p.guard):
+                    continue
+                if bc.series is not None and not bc.series[i]:
+                    continue
+                if bc.state is not None and not bc.state(i, st, NAN):
+                    continue
+                intents.extend(make(i, st) for make in bc.actions)
+                break
+        # Orders go out after every block has looked at the same state (5.1).
+        for it in intents:
+            result = await self.processor.process(it, st)
+            if it.tag is not None and result is not None and result.accepted:
+                ref = it.price if it.kind != "stop" else it.trigger
+                if ref is not None:
+                    self.tag_prices[it.tag] = self.processor.instrument.round_price(ref)
+
+
+def _opt(fn, i: int, st: StateView) -> float | None:
+    return None if fn is None else float(fn(i, st, NAN))
+
+
+def _bind_fill(fn, i: int, st: StateView) -> Callable[[float], float]:
+    return lambda fill: float(fn(i, st, fill))

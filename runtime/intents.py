@@ -1,0 +1,222 @@
+"""Intents and the IntentProcessor: what a block asked for -> orders, the same way for every backend.
+
+The engine turns an action into an `Intent` with its prices and size inputs already evaluated at
+the bar close. The processor sizes it (qty, usdt, % equity, risk, % of position), rounds quantity
+down to the step and prices to the tick, validates, applies the same-tag rule (a pending order with
+the same tag is amended, or cancelled and re-sent when its type changes), and talks to the async
+backend through a rate limiter, retrying only what can change (tenacity).
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from typing import Any, Callable
+
+import attrs
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+
+from .orders import AttachedProtection, Order, OrderResult, OrderRole, OrderType, Side, TimeInForce
+from .rate_limit import TokenBucket
+
+
+class TransientBackendError(Exception):
+    """A failure worth retrying: rate limited, timed out, 5xx. Anything else is final."""
+
+
+@attrs.frozen
+class Intent:
+    bar: int
+    kind: str  # market limit stop scale partial_close close cancel stop_loss take_profit trail
+    side: Side | None = None
+    size_kind: str | None = None  # qty usdt equity risk position
+    size_value: float = math.nan  # qty / usdt amount / fraction
+    price: float | None = None  # limit price (limit, stop-limit, scale/close/partial_close at)
+    trigger: float | None = None
+    tif: TimeInForce = TimeInForce.GTC
+    expire: int | None = None
+    tag: str | None = None
+    attached: tuple[AttachedProtection, ...] = ()
+    value: float = math.nan  # stop_loss / take_profit price, trail distance
+    where: str = ""  # file:line:col of the action
+
+
+@attrs.frozen
+class Rejection:
+    bar: int
+    kind: str
+    tag: str | None
+    reason: str
+    where: str
+
+
+_ENTRY_TYPES = {"market": OrderType.MARKET, "limit": OrderType.LIMIT}
+
+
+class IntentProcessor:
+    def __init__(self, backend: Any, instrument: Any, *, limiter: TokenBucket | None = None,
+                 clock: Callable[[], float] = time.monotonic, attempts: int = 4, id_prefix: str = "pd"):
+        self.backend = backend
+        self.instrument = instrument
+        self.limiter = limiter
+        self.clock = clock
+        self.attempts = attempts
+        self.id_prefix = id_prefix
+        self.rejections: list[Rejection] = []
+        self._seq = 0
+
+    # ---- public ------------------------------------------------------------------------------
+    async def process(self, intent: Intent, state: Any) -> OrderResult | None:
+        """Handle one intent given the `StateView` of its bar. Rejections are recorded, not raised."""
+        try:
+            return await self._process(intent, state)
+        except _Reject as r:
+            self.reject(intent, r.reason)
+            return None
+
+    def reject(self, intent: Intent, reason: str) -> None:
+        self.rejections.append(Rejection(intent.bar, intent.kind, intent.tag, reason, intent.where))
+
+    def rejections_by_reason(self) -> Counter:
+        return Counter(_reason_class(r.reason) for r in self.rejections)
+
+    # ---- sizing and validation -----------------------------------------------------------------
+    async def _process(self, it: Intent, st: Any) -> OrderResult | None:
+        if it.kind == "cancel":
+            if it.tag is None:
+                await self._call(self.backend.cancel_all)
+            else:
+                pending = st.pending_order(it.tag)
+                if pending is not None:
+                    await self._call(self.backend.cancel_order, pending.order_id)
+            return None
+        if it.kind in ("stop_loss", "take_profit", "trail"):
+            if st.flat:
+                raise _Reject(f"{it.kind} needs an open position")
+            value = it.value
+            if not _finite(value) or value <= 0:
+                raise _Reject(f"{it.kind} {'distance' if it.kind == 'trail' else 'price'} is {value:g}")
+            if it.kind != "trail":
+                value = self.instrument.round_price(value)
+            return self._checked(await self._call(self.backend.set_protection, it.kind, value), it)
+        order = self._build(it, st)
+        pending = st.pending_order(it.tag) if it.tag is not None else None
+        if pending is not None:
+            if pending.type is order.type and pending.side is order.side:
+                return self._checked(await self._call(self.backend.amend_order, pending.order_id, qty=order.qty,
+                                                      price=order.price, trigger=order.trigger), it)
+            await self._call(self.backend.cancel_order, pending.order_id)
+        return self._checked(await self._call(self.backend.submit_order, order), it)
+
+    def _checked(self, result: OrderResult | None, it: Intent) -> OrderResult | None:
+        if result is not None and not result.accepted:
+            self.reject(it, result.reject_reason or "rejected by the backend")
+        return result
+
+    def _build(self, it: Intent, st: Any) -> Order:
+        inst = self.instrument
+        for name, v in (("price", it.price), ("trigger", it.trigger)):
+            if v is not None and (not _finite(v) or v <= 0):
+                raise _Reject(f"{it.kind} {name} is {v:g}")
+        price = inst.round_price(it.price) if it.price is not None else None
+        trigger = inst.round_price(it.trigger) if it.trigger is not None else None
+        reduce_only = it.kind in ("partial_close", "close")
+        role = {"scale": OrderRole.SCALE, "partial_close": OrderRole.PARTIAL_CLOSE,
+                "close": OrderRole.CLOSE}.get(it.kind, OrderRole.ENTRY)
+        side = it.side
+        if reduce_only:
+            if st.flat:
+                raise _Reject(f"{it.kind} with no open position")
+            side = Side.SELL if st.long else Side.BUY
+        if it.kind == "scale":
+            if st.flat or (it.side is Side.BUY) != st.long:
+                raise _Reject("scale needs an open position in the same direction")
+        # the price the size is computed at: the order's own price, else the last close
+        ref = trigger if trigger is not None else price if price is not None else st.close
+        if it.kind == "close":
+            qty = abs(st.pos_size)
+        else:
+            qty = self._qty(it, st, ref)
+        qty = inst.round_qty(qty)
+        if qty < inst.min_qty:
+            raise _Reject(f"qty {qty:g} below min_qty {inst.min_qty:g}")
+        if it.kind == "stop":
+            otype = OrderType.STOP_LIMIT if price is not None else OrderType.STOP
+        elif it.kind in ("scale", "partial_close", "close"):
+            otype = OrderType.LIMIT if price is not None else OrderType.MARKET
+        else:
+            otype = _ENTRY_TYPES[it.kind]
+        self._seq += 1
+        client_id = f"{self.id_prefix}-{it.bar}-{self._seq}"
+        return Order(order_id="", client_id=client_id, side=side, type=otype, qty=qty, price=price,
+                     trigger=trigger, tif=it.tif, reduce_only=reduce_only, role=role, tag=it.tag,
+                     created_bar=it.bar, expire_bar=None if it.expire is None else it.bar + it.expire,
+                     attached=it.attached)
+
+    def _qty(self, it: Intent, st: Any, ref: float) -> float:
+        v = it.size_value
+        if not _finite(v):
+            raise _Reject(f"size is {v:g}")
+        k = it.size_kind
+        if k == "qty":
+            q = v
+        elif k == "usdt":
+            q = v / ref
+        elif k == "equity":
+            q = v * st.equity / ref
+        elif k == "position":
+            if st.flat:
+                raise _Reject(f"'% of position' with no open position")
+            q = v * abs(st.pos_size)
+        elif k == "risk":
+            stop = next((a for a in it.attached if a.kind == "stop_loss"), None)
+            stop_price = stop.value(ref) if stop is not None else math.nan
+            dist = abs(ref - stop_price)
+            if not _finite(dist) or dist <= 0:
+                raise _Reject(f"risk sizing: the stop_loss ({stop_price:g}) is no distance from the entry ({ref:g})")
+            q = v * st.equity / dist
+        else:
+            raise ValueError(f"no sizing rule for {k!r}")
+        if not _finite(q) or q <= 0:
+            raise _Reject(f"size is {q:g}")
+        return q
+
+    # ---- transport -----------------------------------------------------------------------------
+    async def _call(self, fn: Callable, *args: Any, **kwargs: Any) -> Any:
+        if self.limiter is not None:
+            wait = self.limiter.acquire(self.clock())
+            if wait > 0:
+                import asyncio
+
+                await asyncio.sleep(wait)
+        if self.attempts <= 1:
+            return await fn(*args, **kwargs)
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(TransientBackendError),
+            wait=wait_exponential_jitter(initial=0.2, max=5.0),
+            stop=stop_after_attempt(self.attempts), reraise=True,
+        ):
+            with attempt:
+                return await fn(*args, **kwargs)
+
+
+class _Reject(Exception):
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _finite(v: float | None) -> bool:
+    return v is not None and math.isfinite(v)
+
+
+def _reason_class(reason: str) -> str:
+    """Group reasons for the report: the words before the first number or colon."""
+    out = []
+    for word in reason.split():
+        if any(ch.isdigit() for ch in word) or word.endswith(":"):
+            if word.endswith(":"):
+                out.append(word[:-1])
+            break
+        out.append(word)
+    return " ".join(out) or reason

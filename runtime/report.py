@@ -1,0 +1,224 @@
+"""Backtest results: equity curve, round-trip trades, the metrics of the report, and the files.
+
+Everything is derived from the run's fills and post-fill snapshots with numpy; nothing here runs
+per bar in Python.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+
+from .bars import Bars, tf_minutes
+from .orders import Fill, Side
+
+
+def iso(ts_ms: int) -> str:
+    return datetime.fromtimestamp(ts_ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def equity_curve(bars: Bars, snapshots, initial: float, start: int, end: int) -> tuple[np.ndarray, np.ndarray]:
+    """Equity and position qty at the close of every bar in [start, end)."""
+    idx = np.arange(start, end)
+    close = np.asarray(bars.close[start:end], dtype=np.float64)
+    if not snapshots:
+        return np.full(len(idx), initial), np.zeros(len(idx))
+    sb = np.array([s[0] for s in snapshots])
+    sq = np.array([s[1] for s in snapshots], dtype=np.float64)
+    sa = np.nan_to_num(np.array([s[2] for s in snapshots], dtype=np.float64))
+    sc = np.array([s[3] for s in snapshots], dtype=np.float64)
+    k = np.searchsorted(sb, idx, side="right") - 1
+    has = k >= 0
+    kk = np.where(has, k, 0)
+    qty = np.where(has, sq[kk], 0.0)
+    cash = np.where(has, sc[kk], initial)
+    avg = np.where(has, sa[kk], 0.0)
+    return cash + qty * (close - avg), qty
+
+
+@attrs.frozen
+class Trade:
+    side: str
+    entry_bar: int
+    exit_bar: int
+    qty: float
+    entry_price: float
+    exit_price: float
+    pnl: float  # realized, net of fees
+    fees: float
+
+
+def round_trips(fills: list[Fill]) -> list[Trade]:
+    """Group fills into trades: flat -> position -> flat (a flip closes one trade and opens the next)."""
+    trades: list[Trade] = []
+    pos = 0.0
+    cur: dict[str, Any] | None = None
+    for f in fills:
+        signed = f.qty * f.side.sign
+        remaining = signed
+        fee_left = f.fee
+        while abs(remaining) > 1e-12:
+            if cur is None:
+                cur = {"side": "long" if remaining > 0 else "short", "entry_bar": f.bar, "in_qty": 0.0,
+                       "in_val": 0.0, "out_qty": 0.0, "out_val": 0.0, "pnl": 0.0, "fees": 0.0, "max": 0.0}
+            same_dir = (pos >= 0 and remaining > 0) or (pos <= 0 and remaining < 0)
+            if same_dir:
+                part = remaining
+            else:
+                part = -pos if abs(remaining) > abs(pos) else remaining
+            share = abs(part) / f.qty if f.qty else 1.0
+            fee = f.fee * share
+            fee_left -= fee
+            if same_dir:
+                cur["in_qty"] += abs(part)
+                cur["in_val"] += abs(part) * f.price
+            else:
+                cur["out_qty"] += abs(part)
+                cur["out_val"] += abs(part) * f.price
+                cur["pnl"] += f.realized_pnl * share
+            cur["fees"] += fee
+            pos += part
+            cur["max"] = max(cur["max"], abs(pos))
+            remaining -= part
+            if abs(pos) < 1e-12:
+                pos = 0.0
+                trades.append(Trade(cur["side"], cur["entry_bar"], f.bar, cur["max"],
+                                    cur["in_val"] / cur["in_qty"], cur["out_val"] / max(cur["out_qty"], 1e-18),
+                                    cur["pnl"] - cur["fees"], cur["fees"]))
+                cur = None
+    return trades
+
+
+def metrics(equity: np.ndarray, qty: np.ndarray, initial: float, fills: list[Fill], trades: list[Trade],
+            tf: str) -> dict[str, Any]:
+    final = float(equity[-1]) if len(equity) else initial
+    peak = np.maximum.accumulate(np.concatenate([[initial], equity]))[1:] if len(equity) else np.array([initial])
+    dd = (peak - equity) / peak if len(equity) else np.zeros(1)
+    rets = np.diff(np.concatenate([[initial], equity])) / np.concatenate([[initial], equity[:-1]]) \
+        if len(equity) else np.zeros(0)
+    per_year = 365 * 24 * 60 / tf_minutes(tf)
+    sd = float(np.std(rets)) if len(rets) > 1 else 0.0
+    sharpe = float(np.mean(rets) / sd * math.sqrt(per_year)) if sd > 0 else 0.0
+    wins = [t.pnl for t in trades if t.pnl > 0]
+    losses = [t.pnl for t in trades if t.pnl <= 0]
+    gross_loss = -sum(losses)
+    return {
+        "initial_equity": initial,
+        "final_equity": round(final, 6),
+        "net_pnl": round(final - initial, 6),
+        "return_pct": round((final / initial - 1) * 100, 4),
+        "max_drawdown_pct": round(float(dd.max()) * 100, 4) if len(dd) else 0.0,
+        "max_drawdown_usdt": round(float((peak - equity).max()), 6) if len(equity) else 0.0,
+        "sharpe": round(sharpe, 4),
+        "trades": len(trades),
+        "win_rate_pct": round(len(wins) / len(trades) * 100, 2) if trades else 0.0,
+        "profit_factor": (round(sum(wins) / gross_loss, 4) if gross_loss > 0 else (None if not wins else "inf")),
+        "exposure_pct": round(float(np.mean(qty != 0)) * 100, 2) if len(qty) else 0.0,
+        "fees": round(sum(f.fee for f in fills), 6),
+        "fills": len(fills),
+    }
+
+
+def order_rows(orders) -> list[dict[str, Any]]:
+    rows = []
+    for rec in orders.values():
+        o = rec.order
+        rows.append({"order_id": o.order_id, "tag": o.tag or "", "role": o.role.value, "type": o.type.value,
+                     "side": o.side.value, "qty": _num(o.qty), "price": _num(o.price), "trigger": _num(o.trigger),
+                     "created_bar": o.created_bar, "final_status": rec.path.current.value,
+                     "status_path": str(rec.path), "reason": rec.reason})
+    return rows
+
+
+def _num(v: float | None) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    return f"{v:.10g}"
+
+
+def write_artifacts(out: Path, bars: Bars, start: int, fills: list[Fill], orders, trades: list[Trade],
+                    equity: np.ndarray, report: dict[str, Any]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    ts = np.asarray(bars.ts_open)
+    with open(out / "fills.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["bar", "ts", "order_id", "tag", "side", "qty", "price", "fee", "liquidity"])
+        for f in fills:
+            w.writerow([f.bar, iso(f.ts), f.order_id, f.tag or "", f.side.value, _num(f.qty), _num(f.price),
+                        _num(f.fee), f.liquidity])
+    rows = order_rows(orders)
+    with open(out / "orders.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=["order_id", "tag", "role", "type", "side", "qty", "price", "trigger",
+                                           "created_bar", "final_status", "status_path", "reason"])
+        w.writeheader()
+        w.writerows(rows)
+    with open(out / "trades.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["trade", "side", "entry_bar", "entry_ts", "exit_bar", "exit_ts", "qty", "entry_price",
+                    "exit_price", "pnl", "fees"])
+        for k, t in enumerate(trades, 1):
+            w.writerow([k, t.side, t.entry_bar, iso(int(ts[t.entry_bar])), t.exit_bar, iso(int(ts[t.exit_bar])),
+                        _num(t.qty), _num(t.entry_price), _num(t.exit_price), _num(t.pnl), _num(t.fees)])
+    with open(out / "equity.csv", "w", newline="") as fh:
+        fh.write("bar,ts,equity\n")
+        idx = np.arange(start, start + len(equity))
+        fh.writelines(f"{b},{iso(int(ts[b]))},{e:.6f}\n" for b, e in zip(idx.tolist(), equity.tolist()))
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / "equity.svg").write_text(equity_svg(equity, report))
+
+
+def equity_svg(equity: np.ndarray, report: dict[str, Any], width: int = 900, height: int = 320) -> str:
+    """A small self-contained SVG line chart of the equity curve (no plotting library needed)."""
+    pad = 40
+    if len(equity) == 0:
+        equity = np.array([report["metrics"]["initial_equity"]])
+    step = max(1, len(equity) // 1500)
+    ys = equity[::step]
+    lo, hi = float(ys.min()), float(ys.max())
+    span = hi - lo or 1.0
+    xs = np.linspace(pad, width - 10, len(ys)) if len(ys) > 1 else np.array([pad])
+    pts = " ".join(f"{x:.1f},{height - pad - (y - lo) / span * (height - 2 * pad):.1f}" for x, y in zip(xs, ys))
+    title = f"{report['play']} equity ({report['data']['label']})"
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+            f'font-family="monospace" font-size="12">\n'
+            f'<rect width="100%" height="100%" fill="white"/>\n'
+            f'<text x="{pad}" y="20">{_xml(title)}</text>\n'
+            f'<text x="2" y="{pad}">{hi:.0f}</text><text x="2" y="{height - pad}">{lo:.0f}</text>\n'
+            f'<polyline fill="none" stroke="#1f77b4" stroke-width="1.2" points="{pts}"/>\n</svg>\n')
+
+
+def _xml(s: str) -> str:
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def format_report(r: dict[str, Any]) -> str:
+    m = r["metrics"]
+    lines = [
+        f"playdeck backtest: {r['play']}  ({r['symbol']} exec {r['exec']})",
+        f"data        {r['data']['label']}: {r['data']['bars']} exec bars {r['data']['from']} .. {r['data']['to']}",
+        f"readiness   first tradable bar {r['ready_bar']}",
+        f"net PnL     {m['net_pnl']:+.2f} USDT   return {m['return_pct']:+.2f}%",
+        f"equity      {m['initial_equity']:.2f} -> {m['final_equity']:.2f} USDT",
+        f"drawdown    max {m['max_drawdown_pct']:.2f}% ({m['max_drawdown_usdt']:.2f} USDT)",
+        f"sharpe      {m['sharpe']:.2f} (annualised from {r['exec']} bars)",
+        f"trades      {m['trades']}   win rate {m['win_rate_pct']:.1f}%   profit factor {m['profit_factor']}",
+        f"exposure    {m['exposure_pct']:.1f}% of bars in a position",
+        f"fees        {m['fees']:.2f} USDT over {m['fills']} fills",
+        "orders      " + (", ".join(f"{k} {v}" for k, v in sorted(r["orders_by_status"].items())) or "none"),
+        "rejected    " + (", ".join(f"{k}: {v}" for k, v in sorted(r["rejected_by_reason"].items())) or "none"),
+        "not modelled: funding and liquidation (v1)",
+    ]
+    if r.get("out"):
+        lines.append(f"written     {r['out']}")
+    return "\n".join(lines)
+
+
+def status_counts(orders) -> dict[str, int]:
+    return dict(Counter(rec.path.current.value for rec in orders.values()))

@@ -1,0 +1,119 @@
+"""Why the simulator refuses an order: the checks of PLAY-LANGUAGE.md 5.7, as pure functions.
+
+A refusal is not an error: the order is recorded with status Rejected and this reason, and the run
+goes on. The checks run in this order, and the first that fails is the reason:
+
+- "protection orders are placed with set_protection" (a STOP_LOSS/TAKE_PROFIT/TRAIL role sent
+  through `submit`);
+- "a limit order needs a price", "a stop order needs a trigger" (the type's missing field);
+- "non-positive price X", "non-positive trigger X" (after rounding to tick);
+- "reduce-only order with no position", "reduce-only buy would not reduce a long position";
+- "qty Q below min_qty M" (Q as asked, before rounding down to qty_step);
+- "post_only limit would take liquidity (EC_PostOnlyWillTakeLiquidity)" (Bybit cancels such an
+  order with that rejectReason; playdeck records it as Rejected);
+- "insufficient margin: needs X, has Y" (non-reduce orders only; see `margin_refusal`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from playdeck.runtime.orders import Order, OrderType, Side, TimeInForce
+from playdeck.runtime.sim_fills import SimOrder, marketable
+
+__all__ = ["margin_refusal", "order_refusal", "reference_price"]
+
+
+def order_refusal(
+    order: Order,
+    qty: float,
+    price: float | None,
+    trigger: float | None,
+    *,
+    reduce_only: bool,
+    position_qty: float,
+    min_qty: float,
+    last_close: float,
+) -> str | None:
+    """Why `order` (with qty/price/trigger already rounded) is refused, margin aside; or None."""
+    kind = order.type
+    if order.role.is_protection:
+        return "protection orders are placed with set_protection"
+    if kind in (OrderType.LIMIT, OrderType.STOP_LIMIT) and price is None:
+        return f"a {kind.value} order needs a price"
+    if kind in (OrderType.STOP, OrderType.STOP_LIMIT) and trigger is None:
+        return f"a {kind.value} order needs a trigger"
+    if price is not None and price <= 0:
+        return f"non-positive price {price}"
+    if trigger is not None and trigger <= 0:
+        return f"non-positive trigger {trigger}"
+    if reduce_only:
+        if position_qty == 0.0:
+            return "reduce-only order with no position"
+        if order.side.sign * position_qty > 0.0:
+            held = "long" if position_qty > 0.0 else "short"
+            return f"reduce-only {order.side.value} would not reduce a {held} position"
+    if qty < min_qty:
+        return f"qty {order.qty} below min_qty {min_qty}"
+    if (
+        kind is OrderType.LIMIT
+        and order.tif is TimeInForce.POST_ONLY
+        and price is not None
+        and marketable(order.side, price, last_close)
+    ):
+        return "post_only limit would take liquidity (EC_PostOnlyWillTakeLiquidity)"
+    return None
+
+
+def margin_refusal(
+    order: Order,
+    book: Iterable[SimOrder],
+    *,
+    exclude: SimOrder | None,
+    position_qty: float,
+    last_close: float,
+    buying_power: float,
+) -> str | None:
+    """Refuse `order` when the position it could lead to is larger than `buying_power`.
+
+    Both sides of the comparison are notionals: `buying_power` is equity x leverage (5.7 and 6:
+    "total position notional <= equity x leverage"). "Could lead to" takes every pending non-reduce
+    order on one side as filled, this one included: for a long, the larger of position + pending
+    buys and pending sells - position (a flip); mirrored for a short; the larger side when flat.
+    Opposite-side orders are not netted against each other, since either side may fill alone.
+    `exclude` is the order being amended (its old values are replaced by `order`).
+    """
+    buys = sells = 0.0
+    for rec in book:
+        if rec.reduce_only or rec is exclude:
+            continue
+        notional = rec.order.qty * reference_price(rec.order, last_close)
+        if rec.order.side is Side.BUY:
+            buys += notional
+        else:
+            sells += notional
+    notional = order.qty * reference_price(order, last_close)
+    if order.side is Side.BUY:
+        buys += notional
+    else:
+        sells += notional
+    held = abs(position_qty) * last_close
+    if position_qty > 0.0:
+        needs = max(held + buys, sells - held)
+    elif position_qty < 0.0:
+        needs = max(held + sells, buys - held)
+    else:
+        needs = max(buys, sells)
+    # A hair of tolerance so an order sized to exactly equity x leverage is not refused by float noise.
+    if needs > buying_power * (1.0 + 1e-12):
+        return f"insufficient margin: needs {needs:.2f}, has {buying_power:.2f}"
+    return None
+
+
+def reference_price(order: Order, last_close: float) -> float:
+    """The price an order is valued at for margin: limit price, else trigger, else the last close."""
+    if order.type is OrderType.MARKET:
+        return last_close
+    if order.price is not None:
+        return order.price
+    return order.trigger if order.trigger is not None else last_close

@@ -1,0 +1,775 @@
+"""SimExchange: a synchronous, sans-I/O, one-symbol exchange for backtests and the emulator.
+
+It obeys PLAY-LANGUAGE.md sections 5 and 6. The engine drives it with bar indexes and prices; it
+never reads a clock or does I/O. At the close of bar i the engine calls `process_bar(i, ...)`
+(fills inside bar i), then `close_bar(i, ...)` (expiry, IOC end of life, trailing stops), then
+evaluates the blocks and calls `submit` / `amend` / `cancel` / `set_protection` with bar=i, so an
+order sent at the close of bar i can first fill in bar i+1. `drain_events()` hands back every
+`Fill` and `OrderEvent` since the last drain, in the order they happened.
+
+Decisions (where the spec leaves room, what this simulator does):
+
+States
+- Every order passes through the shared state machine (runtime/order_state.py) and each change is
+  an `OrderEvent`, the first one `None -> Submitted`. Accepted orders go Submitted -> New, or
+  Submitted -> Untriggered for stop / stop_limit; refused ones Submitted -> Rejected (with the
+  reason), are recorded in `orders`, and the run goes on.
+- A user `cancel` passes through PendingCancel like live does (New -> PendingCancel -> Cancelled;
+  Untriggered -> PendingCancel -> Deactivated). An `amend` passes through PendingAmend and back
+  (New -> PendingAmend -> New), so the journal and console read the same in sim and live. Venue-side
+  ends are direct: expiry New/Untriggered -> Expired, IOC/FOK New -> Cancelled, and orders cleared
+  when the position closes (see Protection).
+- Fills are all-or-nothing here, so PartiallyFilled never occurs and IOC behaves exactly like FOK.
+  A reduce-only fill capped at the position still ends Filled (its Fill has the capped qty).
+- For each fill the `Fill` comes first, then the order's `-> Filled` event, then the consequences
+  (protection placed or cleared).
+- An invalid amend (bad qty/price, would cross as post_only, margin) changes nothing and emits
+  nothing; it returns accepted=False with the reason.
+
+Prices and sizes
+- Submitted quantities are rounded down to qty_step and prices/triggers to the nearest tick (the
+  IntentProcessor already did; this keeps hand-made orders honest). Fill prices are not rounded:
+  slippage is a cost model. Fees = fill notional x rate on every fill (maker for resting limits,
+  taker for market, stop and IOC/FOK fills). `Fill.realized_pnl` is gross; `cash` = equity at start
+  + realized PnL - fees; `equity(p)` = cash + unrealized PnL at p.
+- Market: open of the next bar, moved against the trader by slippage_bps.
+- Limit buy at P: reached when the path falls to P; fills at min(open, P) (at the open when the bar
+  opens at or below P, else at P); maker. Sell mirrored. A limit marketable when sent (buy P >= last
+  close) is rejected if post_only; otherwise it is a taker at the next open when that open is at or
+  through P (no slippage); if the next open gapped beyond P it rests as an ordinary maker limit.
+  IOC/FOK limits live for bar i+1 only: a taker fill wherever the path reaches P in that bar, else
+  Cancelled at its close (reason carries Bybit's EC_NoImmediateQtyToFill / EC_CancelForNoFullFill).
+- Stop buy with trigger T: triggers when the path rises to T (Untriggered -> Triggered); a
+  stop-market fills at max(open, T) + slippage, taker. Stops are never refused for being already
+  through when sent: such a stop triggers at the next open, as in Pine.
+- Stop-limit: at the trigger point (the open on a gap, else T) it fills as a taker at that price,
+  without slippage, when that price is at or better than its limit (Triggered -> Filled); otherwise
+  it rests as a limit at its limit price (Triggered -> New) and fills later as a maker, possibly
+  later in the same bar if the path comes back.
+
+Intrabar order
+- The bar is walked as a price path; the model and the tie rules are in runtime/sim_fills.py.
+  Every fill is applied before the next order is looked at, so a stop-loss placed by an entry's
+  fill can fill later on the same path.
+
+Positions
+- One-way net. A SCALE fill that grows the position adds a layer (layers = 1 on a fresh entry);
+  the average entry is quantity-weighted. partial_close and close (and any reduce_only order) are
+  capped at the live position and never flip it; a reduce-only order is refused when flat ("reduce-
+  only order with no position") or on the position's own side. A non-reduce order against the
+  position nets, and may flip it: a flip is a close followed by a fresh entry at the fill price.
+  `reduced` turns true when a partial_close fills. Everything per position (layers, reduced,
+  first entry and first stop price, opened bar, filled tags) resets when the position closes.
+- Flat means avg_entry, first_entry_price and first_stop_price are NaN and position_opened_bar is
+  None (a comparison with NaN is false, which is what the blocks want).
+
+Protection (position-level, one of each)
+- stop_loss: reduce-only stop-market (taker, slippage); take_profit: reduce-only limit (maker;
+  taker at the next open if it was marketable when set); trail D: reduce-only stop-market whose
+  trigger starts at close[i] - D (long; + D short) when set at the close of bar i, and at each later
+  bar close moves to max(trigger, highest high since set - D), never loosening. A trail attached to
+  an entry starts at fill - D and ratchets with that bar's close, then with the highs of later bars.
+  Setting one again moves it (an amend: Untriggered -> PendingAmend -> Untriggered); setting trail
+  again restarts the high-water mark at the last close with the new distance but still never
+  loosens. The bar-close ratchet itself is silent (no events; `open_orders()` shows the trigger).
+- Each fills for the whole current position; its qty follows every fill that changes the size.
+  Setting one when flat is refused ("can not set stop_loss for zero position", Bybit's wording).
+  Levels on the wrong side of the price are not refused: they fill at the next open (or at once,
+  for an attached one), like a Pine exit.
+- Attached protection: when an ENTRY/SCALE with `attached` fills at price f, each item sets or moves
+  the position's protection to value(f) (rounded to tick), live from that point of the path.
+- When the position closes (or flips) the exchange clears what belonged to it, like Bybit does:
+  protection stops and other untriggered conditionals end Deactivated (Bybit's status for a
+  conditional cancelled before triggering), the take-profit limit and other resting orders end
+  Cancelled. "Other" means reduce-only orders (close/partial_close) and pending SCALE orders, which
+  were meant for that position; plain entries stay. `first_stop_price` is the first stop_loss set
+  for the position (for position.r).
+
+Rejections
+- Status Rejected, reason recorded, the run goes on. The checks and their texts are in
+  runtime/sim_checks.py. Margin is checked when an order is sent or amended, never at fill time,
+  and only for non-reduce orders; protection is never margin-checked.
+
+cancel_all cancels every pending order, protection included (like Bybit's cancel-all and the kill
+switch want); a strategy's `cancel all` therefore also drops the stop-loss.
+"""
+
+from __future__ import annotations
+
+import math
+
+import attrs
+
+from playdeck.runtime.order_state import StatusPath
+from playdeck.runtime.orders import (
+    Fill,
+    Instrument,
+    Order,
+    OrderEvent,
+    OrderResult,
+    OrderRole,
+    OrderStatus,
+    OrderType,
+    ProtectionKind,
+    Side,
+    TimeInForce,
+)
+from playdeck.runtime.sim_checks import margin_refusal, order_refusal
+from playdeck.runtime.sim_fills import (
+    KIND_LIMIT,
+    KIND_MARKET,
+    KIND_STOP,
+    SimOrder,
+    cancel_event,
+    describe_amend,
+    intrabar_path,
+    marketable,
+    matching_shape,
+    next_reached,
+    slipped,
+)
+
+__all__ = ["INTRABAR_MODELS", "PROTECTION_KINDS", "SimExchange"]
+
+INTRABAR_MODELS = ("worst_case", "ohlc_path")
+PROTECTION_KINDS: tuple[ProtectionKind, ...] = ("stop_loss", "take_profit", "trail")
+_PROTECTION_ROLE = {
+    "stop_loss": OrderRole.STOP_LOSS,
+    "take_profit": OrderRole.TAKE_PROFIT,
+    "trail": OrderRole.TRAIL,
+}
+_NAN = math.nan
+# The answer to an amend names the status the order is back in (see order_state).
+_AMEND_ACK = {
+    OrderStatus.NEW: "amend_ack",
+    OrderStatus.PARTIALLY_FILLED: "amend_ack_partial",
+    OrderStatus.UNTRIGGERED: "amend_ack_conditional",
+}
+
+
+class SimExchange:
+    """One symbol, any number of pending orders, one net position. See the module docstring."""
+
+    def __init__(
+        self,
+        instrument: Instrument,
+        *,
+        maker_fee: float,
+        taker_fee: float,
+        slippage_bps: float,
+        intrabar: str = "worst_case",
+        equity: float,
+        leverage: float,
+    ) -> None:
+        if intrabar not in INTRABAR_MODELS:
+            raise ValueError(f"intrabar must be one of {INTRABAR_MODELS}, was {intrabar!r}")
+        self.instrument = instrument
+        self.maker_fee = maker_fee
+        self.taker_fee = taker_fee
+        self.slippage_bps = slippage_bps
+        self.intrabar = intrabar
+        self.initial_equity = equity
+        self.leverage = leverage
+        self._slip = slippage_bps / 10_000.0
+        self._worst = intrabar == "worst_case"
+        self._qty_dp = instrument.qty_decimals
+        self._half_step = instrument.qty_step / 2.0
+
+        # Position and account: plain attributes, read by the engine every bar.
+        self.position_qty = 0.0  # signed
+        self.avg_entry = _NAN
+        self.layers = 0
+        self.realized_pnl = 0.0
+        self.fees_paid = 0.0
+        self.cash = equity
+        self.position_opened_bar: int | None = None
+        self.first_entry_price = _NAN
+        self.first_stop_price = _NAN
+        self.reduced = False
+        self.last_close = _NAN
+
+        # Book: every order ever (insertion order = submission order), and the working ones.
+        self.orders: dict[str, SimOrder] = {}
+        self._live: dict[str, SimOrder] = {}
+        self._protection: dict[str, SimOrder] = {}
+        self._pending_by_tag: dict[str, SimOrder] = {}
+        self._filled_tags: set[str] = set()
+        self._events: list[Fill | OrderEvent] = []
+        self._seq = 0
+        self._bar = -1
+        self._ts = 0
+        self._taker_first = 0  # how many working limits still hold taker_first
+
+    # ------------------------------------------------------------------ reads for the engine
+    @property
+    def has_pending(self) -> bool:
+        return bool(self._live)
+
+    def upnl(self, price: float | None = None) -> float:
+        if self.position_qty == 0.0:
+            return 0.0
+        p = self.last_close if price is None else price
+        return self.position_qty * (p - self.avg_entry)
+
+    def equity(self, last_close: float | None = None) -> float:
+        return self.cash + self.upnl(last_close)
+
+    def open_orders(self) -> list[Order]:
+        return [rec.order for rec in self._live.values()]
+
+    def status(self, order_id: str) -> OrderStatus:
+        return self.orders[order_id].path.current
+
+    def status_path(self, order_id: str) -> tuple[OrderStatus, ...]:
+        return self.orders[order_id].path.as_tuple()
+
+    def tag_filled(self, tag: str) -> bool:
+        """True once the order tagged `tag` filled completely, until the position it opened closes."""
+        return tag in self._filled_tags
+
+    def order_by_tag(self, tag: str) -> Order | None:
+        """The pending order carrying `tag` (the latest sent), or None."""
+        rec = self._pending_by_tag.get(tag)
+        return None if rec is None else rec.order
+
+    def protection(self, kind: ProtectionKind) -> Order | None:
+        rec = self._protection.get(kind)
+        return None if rec is None else rec.order
+
+    def drain_events(self) -> list[Fill | OrderEvent]:
+        events = self._events
+        self._events = []
+        return events
+
+    # ------------------------------------------------------------------ commands
+    def submit(self, order: Order, bar: int, last_close: float) -> OrderResult:
+        """Send `order` at the close of `bar`; it can first fill in bar + 1."""
+        self._bar = bar
+        self.last_close = last_close
+        self._seq += 1
+        order_id = order.order_id or f"sim-{self._seq}"
+        if order_id in self.orders:
+            # Cannot be recorded under an id that is taken; nothing else changes.
+            return OrderResult(
+                False, order_id, OrderStatus.REJECTED, reject_reason=f"duplicate order id {order_id}"
+            )
+        inst = self.instrument
+        qty = inst.round_qty(order.qty)
+        price = None if order.price is None else inst.round_price(order.price)
+        trigger = None if order.trigger is None else inst.round_price(order.trigger)
+        if order.type is OrderType.MARKET:
+            price = trigger = None
+        elif order.type is OrderType.LIMIT:
+            trigger = None
+        elif order.type is OrderType.STOP:
+            price = None
+        reduce_only = order.reduce_only or order.role in (OrderRole.CLOSE, OrderRole.PARTIAL_CLOSE)
+        reason = order_refusal(
+            order,
+            qty,
+            price,
+            trigger,
+            reduce_only=reduce_only,
+            position_qty=self.position_qty,
+            min_qty=inst.min_qty,
+            last_close=last_close,
+        )
+        if reason is None and not reduce_only:
+            reason = self._margin_refusal(
+                attrs.evolve(order, qty=qty, price=price, trigger=trigger), exclude=None
+            )
+        accepted_order = attrs.evolve(
+            order, order_id=order_id, qty=qty, price=price, trigger=trigger, reduce_only=reduce_only
+        )
+        if reason is not None:
+            # Record what was asked (unrounded), so the journal shows the intent that failed.
+            rec = self._new_record(
+                attrs.evolve(order, order_id=order_id), bar + 1, reduce_only, matched=False
+            )
+            self._change(rec, "reject", reason)
+            return OrderResult(False, order_id, OrderStatus.REJECTED, reject_reason=reason)
+
+        rec = self._new_record(accepted_order, bar + 1, reduce_only)
+        if rec.kind == KIND_LIMIT and marketable(order.side, rec.level, last_close):
+            rec.taker_first = True
+            self._taker_first += 1
+        if order.tif is TimeInForce.IOC or order.tif is TimeInForce.FOK:
+            rec.ioc_bar = bar + 1
+        self._change(rec, "accept_conditional" if rec.kind == KIND_STOP else "accept")
+        self._go_live(rec)
+        return OrderResult(True, order_id, rec.path.current)
+
+    def amend(
+        self,
+        order_id: str,
+        bar: int,
+        *,
+        qty: float | None = None,
+        price: float | None = None,
+        trigger: float | None = None,
+    ) -> OrderResult:
+        """Change qty (new total), limit price or trigger of a pending order, at the close of `bar`."""
+        self._bar = bar
+        rec = self._live.get(order_id)
+        if rec is None:
+            known = self.orders.get(order_id)
+            status = OrderStatus.REJECTED if known is None else known.path.current
+            return OrderResult(False, order_id, status, reject_reason=f"order {order_id} is not open")
+        old = rec.order
+        inst = self.instrument
+        new_qty = old.qty if qty is None else inst.round_qty(qty)
+        new_price = old.price if price is None else inst.round_price(price)
+        new_trigger = old.trigger if trigger is None else inst.round_price(trigger)
+        reason = None
+        if qty is not None and old.role.is_protection:
+            reason = "protection qty follows the position"
+        elif price is not None and old.type not in (OrderType.LIMIT, OrderType.STOP_LIMIT):
+            reason = f"a {old.type.value} order has no limit price"
+        elif trigger is not None and rec.kind != KIND_STOP:
+            reason = "only an untriggered stop has a trigger to amend"
+        elif new_price is not None and new_price <= 0:
+            reason = f"non-positive price {new_price}"
+        elif new_trigger is not None and new_trigger <= 0:
+            reason = f"non-positive trigger {new_trigger}"
+        elif new_qty < inst.min_qty:
+            reason = f"qty {qty} below min_qty {inst.min_qty}"
+        now_limit = rec.kind == KIND_LIMIT
+        if reason is None and now_limit and new_price is not None:
+            crosses = marketable(old.side, new_price, self.last_close)
+            if crosses and old.tif is TimeInForce.POST_ONLY:
+                reason = "post_only limit would take liquidity (EC_PostOnlyWillTakeLiquidity)"
+        candidate = attrs.evolve(old, qty=new_qty, price=new_price, trigger=new_trigger)
+        if reason is None and not rec.reduce_only:
+            reason = self._margin_refusal(candidate, exclude=rec)
+        if reason is not None:
+            return OrderResult(False, order_id, rec.path.current, reject_reason=reason)
+
+        before = rec.path.current
+        what = describe_amend(old, candidate)
+        self._change(rec, "amend", what)
+        rec.order = candidate
+        if rec.kind == KIND_STOP:
+            rec.level = candidate.trigger  # type: ignore[assignment]
+        elif rec.kind == KIND_LIMIT:
+            rec.level = candidate.price  # type: ignore[assignment]
+            self._set_taker_first(rec, marketable(old.side, rec.level, self.last_close))
+        rec.active_from = max(rec.active_from, bar + 1)
+        self._change(rec, _AMEND_ACK[before], what)
+        return OrderResult(True, order_id, rec.path.current)
+
+    def cancel(self, order_id: str, bar: int, reason: str = "") -> bool:
+        """Cancel a pending order (protection too). False when it is not pending."""
+        self._bar = bar
+        rec = self._live.get(order_id)
+        if rec is None:
+            return False
+        before = rec.path.current
+        self._change(rec, "cancel_request", reason)
+        self._finish(rec, cancel_event(before, rec.filled_qty), reason)
+        return True
+
+    def cancel_all(self, bar: int, reason: str = "cancel all") -> int:
+        """Cancel every pending order, protection included; returns how many."""
+        ids = list(self._live)
+        for order_id in ids:
+            self.cancel(order_id, bar, reason)
+        return len(ids)
+
+    def set_protection(
+        self, kind: ProtectionKind, value: float, bar: int, last_close: float
+    ) -> OrderResult:
+        """Set or move the position's stop_loss / take_profit (value = price) or trail (distance)."""
+        self._bar = bar
+        self.last_close = last_close
+        return self._place_protection(kind, value, last_close, bar + 1)
+
+    # ------------------------------------------------------------------ the bar
+    def process_bar(self, bar: int, ts: int, o: float, h: float, l: float, c: float) -> None:
+        """Match every pending order against bar `bar` (call before close_bar for the same bar)."""
+        live = self._live
+        if not live:
+            return
+        # Cheap pre-scan: most bars reach no order, and then no path or object is built.
+        for rec in live.values():
+            if rec.active_from > bar:
+                continue
+            if rec.kind == KIND_MARKET or (rec.level <= h if rec.up else rec.level >= l):
+                break
+        else:
+            if self._taker_first:
+                self._end_taker_first(bar)
+            return
+        self._bar = bar
+        self._ts = ts
+        adverse_low: bool | None = None
+        if self._worst:
+            adverse_low = self._adverse_low(bar)
+        self._sweep(o, o)
+        if self._taker_first:
+            self._end_taker_first(bar)
+        prev = o
+        for point in intrabar_path(self._worst, adverse_low, o, h, l, c):
+            if point != prev:
+                self._sweep(prev, point)
+                prev = point
+
+    def close_bar(self, bar: int, h: float, l: float, c: float) -> None:
+        """At the close of `bar`, after process_bar: expiry, IOC/FOK end of life, trailing stops."""
+        self.last_close = c
+        live = self._live
+        if not live:
+            return
+        self._bar = bar
+        ending: list[tuple[SimOrder, str, str]] = []
+        for rec in live.values():
+            if rec.ioc_bar is not None and bar >= rec.ioc_bar:
+                code = "EC_NoImmediateQtyToFill" if rec.order.tif is TimeInForce.IOC else (
+                    "EC_CancelForNoFullFill"
+                )
+                why = f"{rec.order.tif.value} limit not filled in bar {bar} ({code})"
+                ending.append((rec, cancel_event(rec.path.current, rec.filled_qty), why))
+            elif rec.order.expire_bar is not None and bar >= rec.order.expire_bar:
+                ending.append((rec, "expire", f"expired at the close of bar {bar}"))
+        for rec, event, why in ending:
+            self._finish(rec, event, why)
+        trail = self._protection.get("trail")
+        if trail is not None:
+            self._ratchet(trail, bar, h, l, c)
+
+    # ------------------------------------------------------------------ matching
+    def _adverse_low(self, bar: int) -> bool | None:
+        pos = self.position_qty
+        if pos > 0.0:
+            return True
+        if pos < 0.0:
+            return False
+        buys = sells = False
+        for rec in self._live.values():
+            if rec.active_from <= bar and not rec.reduce_only:
+                if rec.order.side is Side.BUY:
+                    buys = True
+                else:
+                    sells = True
+        if buys != sells:
+            return buys
+        return None
+
+    def _sweep(self, cur: float, end: float) -> None:
+        """Walk the path from `cur` to `end` (cur == end: the open point), filling as reached.
+
+        The book is searched again after each fill, because a fill may place orders (attached
+        protection) or remove them (position closed).
+        """
+        bar = self._bar
+        live = self._live
+        while live:
+            found = next_reached(live.values(), bar, cur, end)
+            if found is None:
+                return
+            rec, cur = found
+            self._reach(rec, cur)
+
+    def _reach(self, rec: SimOrder, at: float) -> None:
+        """The path reached `rec` at price `at`: trigger it and/or fill it."""
+        order = rec.order
+        if rec.kind == KIND_MARKET:
+            self._fill(rec, slipped(at, order.side, self._slip), "taker", at)
+        elif rec.kind == KIND_STOP:
+            self._change(rec, "trigger", f"triggered at {at}")
+            if order.type is OrderType.STOP_LIMIT:
+                limit = order.price
+                assert limit is not None
+                if marketable(order.side, limit, at):
+                    # Filling at the trigger point is at or better than the limit: a limit fill.
+                    self._fill(rec, at, "taker", at)
+                else:
+                    rec.kind = KIND_LIMIT
+                    rec.level = limit
+                    rec.up = order.side is Side.SELL
+                    self._change(rec, "accept", f"rests as a limit at {limit}")
+            else:
+                self._fill(rec, slipped(at, order.side, self._slip), "taker", at)
+        else:
+            taker = rec.taker_first or rec.ioc_bar is not None
+            self._fill(rec, at, "taker" if taker else "maker", at)
+
+    def _end_taker_first(self, bar: int) -> None:
+        # The open of an order's first bar has passed: a limit that did not fill there now rests.
+        for rec in self._live.values():
+            if rec.taker_first and rec.active_from <= bar:
+                self._set_taker_first(rec, False)
+
+    def _set_taker_first(self, rec: SimOrder, value: bool) -> None:
+        if rec.taker_first != value:
+            self._taker_first += 1 if value else -1
+            rec.taker_first = value
+
+    # ------------------------------------------------------------------ fills and the position
+    def _fill(self, rec: SimOrder, price: float, liquidity: str, at: float) -> None:
+        """Execute `rec` at `price` (the path was at `at`; they differ by slippage)."""
+        order = rec.order
+        side = order.side
+        pos = self.position_qty
+        if rec.reduce_only:
+            if pos == 0.0 or side.sign * pos > 0.0:
+                self._finish(rec, cancel_event(rec.path.current, rec.filled_qty),
+                             "reduce-only order with no position to reduce")
+                return
+            qty = abs(pos) if order.role.is_protection else min(order.qty - rec.filled_qty, abs(pos))
+        else:
+            qty = order.qty - rec.filled_qty
+        qty = round(qty, self._qty_dp)
+        fee = qty * price * (self.taker_fee if liquidity == "taker" else self.maker_fee)
+
+        # Split the fill into the part that reduces the position and the part that opens/adds.
+        reducing = 0.0
+        if pos != 0.0 and side.sign * pos < 0.0:
+            reducing = min(qty, abs(pos))
+        realized = 0.0
+        if reducing > 0.0:
+            realized = reducing * (price - self.avg_entry) * (1.0 if pos > 0.0 else -1.0)
+        opening = round(qty - reducing, self._qty_dp)
+
+        self._events.append(
+            Fill(self._bar, self._ts, order.order_id, order.tag, side, qty, price, fee,
+                 liquidity, order.role, realized)  # type: ignore[arg-type]
+        )
+        rec.filled_qty = round(rec.filled_qty + qty, self._qty_dp)
+        rec.avg_price = price
+        self._finish(rec, "fill", "")
+
+        self.fees_paid += fee
+        self.realized_pnl += realized
+        self.cash += realized - fee
+        if reducing > 0.0:
+            pos = round(pos + side.sign * reducing, self._qty_dp)
+            if abs(pos) < self._half_step:
+                self.position_qty = 0.0
+                self._position_closed()
+            else:
+                self.position_qty = pos
+                if order.role is OrderRole.PARTIAL_CLOSE:
+                    self.reduced = True
+        if opening > 0.0:
+            self._open_or_add(order, opening, price)
+        if self.position_qty != 0.0:
+            if order.tag is not None:
+                self._filled_tags.add(order.tag)
+            if order.attached and order.role in (OrderRole.ENTRY, OrderRole.SCALE):
+                # Attached protection is live from this point of the path on (active this bar).
+                for item in order.attached:
+                    self._place_protection(item.kind, item.value(price), price, self._bar, now=at)
+            self._follow_size()
+
+    def _open_or_add(self, order: Order, qty: float, price: float) -> None:
+        pos = self.position_qty
+        if pos == 0.0:
+            self.position_qty = qty * order.side.sign
+            self.avg_entry = price
+            self.layers = 1
+            self.position_opened_bar = self._bar
+            self.first_entry_price = price
+            self.first_stop_price = _NAN
+            self.reduced = False
+            return
+        size = abs(pos)
+        self.avg_entry = (self.avg_entry * size + price * qty) / (size + qty)
+        self.position_qty = round(pos + order.side.sign * qty, self._qty_dp)
+        if order.role is OrderRole.SCALE:
+            self.layers += 1
+
+    def _position_closed(self) -> None:
+        # Clear what belonged to the position that just closed (see "Protection" above).
+        for rec in list(self._live.values()):
+            if rec.reduce_only or rec.order.role is OrderRole.SCALE:
+                self._finish(rec, cancel_event(rec.path.current, rec.filled_qty), "position closed")
+        self._protection.clear()
+        self._filled_tags.clear()
+        self.avg_entry = _NAN
+        self.layers = 0
+        self.position_opened_bar = None
+        self.first_entry_price = _NAN
+        self.first_stop_price = _NAN
+        self.reduced = False
+
+    def _follow_size(self) -> None:
+        size = abs(self.position_qty)
+        for rec in self._protection.values():
+            if rec.order.qty != size:
+                rec.order = attrs.evolve(rec.order, qty=size)
+
+    # ------------------------------------------------------------------ protection
+    def _place_protection(
+        self,
+        kind: ProtectionKind,
+        value: float,
+        reference: float,
+        active_from: int,
+        now: float | None = None,
+    ) -> OrderResult:
+        """Set or move one protection.
+
+        `reference` is the price a trail starts from (the last close, or the entry's fill price);
+        `now` the market price that decides whether a take-profit is marketable (defaults to
+        `reference`; for attached protection it is the path point, before slippage).
+        """
+        if now is None:
+            now = reference
+        if kind not in _PROTECTION_ROLE:
+            raise ValueError(f"unknown protection kind {kind!r}; expected one of {PROTECTION_KINDS}")
+        pos = self.position_qty
+        inst = self.instrument
+        long = pos > 0.0
+        side = Side.SELL if long else Side.BUY
+        reason = None
+        if kind == "trail":
+            distance = value
+            level = inst.round_price(reference - distance if long else reference + distance)
+            if not distance > 0:
+                reason = f"non-positive trail distance {value}"
+        else:
+            distance = _NAN
+            level = inst.round_price(value)
+            if not level > 0:
+                reason = f"non-positive price {level}"
+        if pos == 0.0:
+            reason = f"can not set {kind} for zero position"
+        existing = self._protection.get(kind)
+        if reason is not None and existing is None:
+            self._seq += 1
+            order = self._protection_order(kind, side, level, abs(pos))
+            rec = self._new_record(order, active_from, True, matched=False)
+            self._change(rec, "reject", reason)
+            return OrderResult(False, order.order_id, OrderStatus.REJECTED, reject_reason=reason)
+        if reason is not None:
+            assert existing is not None
+            return OrderResult(False, existing.order_id, existing.path.current, reject_reason=reason)
+
+        if existing is not None:
+            rec = existing
+            if kind == "trail":
+                # A new distance restarts the high-water mark here, but a trail never loosens.
+                level = max(level, rec.level) if long else min(level, rec.level)
+                rec.trail_distance = distance
+                rec.trail_extreme = reference
+                rec.trail_bar = self._bar
+            old = rec.order
+            before = rec.path.current
+            moved = (
+                attrs.evolve(old, price=level) if kind == "take_profit" else attrs.evolve(old, trigger=level)
+            )
+            what = describe_amend(old, moved)
+            self._change(rec, "amend", what)
+            rec.order = moved
+            rec.level = level
+            if kind == "take_profit":
+                self._set_taker_first(rec, marketable(side, level, now))
+            self._change(rec, _AMEND_ACK[before], what)
+            return OrderResult(True, rec.order_id, rec.path.current)
+
+        self._seq += 1
+        order = self._protection_order(kind, side, level, abs(pos))
+        rec = self._new_record(order, active_from, True)
+        if kind == "trail":
+            rec.trail_distance = distance
+            rec.trail_extreme = reference
+            rec.trail_bar = self._bar
+        if kind == "take_profit" and marketable(side, level, now):
+            rec.taker_first = True
+            self._taker_first += 1
+        if kind == "stop_loss" and math.isnan(self.first_stop_price):
+            self.first_stop_price = level
+        self._change(rec, "accept" if kind == "take_profit" else "accept_conditional")
+        self._go_live(rec)
+        self._protection[kind] = rec
+        return OrderResult(True, order.order_id, rec.path.current)
+
+    def _protection_order(self, kind: ProtectionKind, side: Side, level: float, qty: float) -> Order:
+        tp = kind == "take_profit"
+        return Order(
+            order_id=f"sim-{self._seq}",
+            client_id=f"{kind}-{self._seq}",
+            side=side,
+            type=OrderType.LIMIT if tp else OrderType.STOP,
+            qty=qty,
+            price=level if tp else None,
+            trigger=None if tp else level,
+            tif=TimeInForce.GTC,
+            reduce_only=True,
+            role=_PROTECTION_ROLE[kind],
+            tag=None,
+            created_bar=self._bar,
+            expire_bar=None,
+        )
+
+    def _ratchet(self, rec: SimOrder, bar: int, h: float, l: float, c: float) -> None:
+        long = rec.order.side is Side.SELL
+        # Highs after the set point count; in the bar it was set in, only the close is known to
+        # come after it.
+        if long:
+            rec.trail_extreme = max(rec.trail_extreme, h if bar > rec.trail_bar else c)
+            level = self.instrument.round_price(rec.trail_extreme - rec.trail_distance)
+            tighter = level > rec.level
+        else:
+            rec.trail_extreme = min(rec.trail_extreme, l if bar > rec.trail_bar else c)
+            level = self.instrument.round_price(rec.trail_extreme + rec.trail_distance)
+            tighter = level < rec.level
+        if tighter:
+            rec.level = level
+            rec.order = attrs.evolve(rec.order, trigger=level)
+
+    def _margin_refusal(self, order: Order, exclude: SimOrder | None) -> str | None:
+        return margin_refusal(
+            order,
+            self._live.values(),
+            exclude=exclude,
+            position_qty=self.position_qty,
+            last_close=self.last_close,
+            buying_power=self.equity(self.last_close) * self.leverage,
+        )
+
+    # ------------------------------------------------------------------ book keeping
+    def _new_record(
+        self, order: Order, active_from: int, reduce_only: bool, matched: bool = True
+    ) -> SimOrder:
+        if matched:
+            kind, up, level = matching_shape(order)
+        else:
+            kind, up, level = KIND_MARKET, True, _NAN  # a refused order never reaches the book
+        rec = SimOrder(
+            order=order,
+            path=StatusPath(order.order_id),
+            seq=self._seq,
+            active_from=active_from,
+            kind=kind,
+            up=up,
+            level=level,
+            reduce_only=reduce_only,
+        )
+        self.orders[order.order_id] = rec
+        self._events.append(OrderEvent(order.order_id, None, OrderStatus.SUBMITTED, self._bar))
+        return rec
+
+    def _go_live(self, rec: SimOrder) -> None:
+        self._live[rec.order_id] = rec
+        if rec.order.tag is not None:
+            self._pending_by_tag[rec.order.tag] = rec
+
+    def _change(self, rec: SimOrder, event: str, reason: str = "") -> None:
+        old, new = rec.path.apply(event)
+        rec.reason = reason
+        self._events.append(OrderEvent(rec.order.order_id, old, new, self._bar, reason))
+
+    def _finish(self, rec: SimOrder, event: str, reason: str) -> None:
+        """Move `rec` to a final status and take it out of the book."""
+        self._change(rec, event, reason)
+        self._live.pop(rec.order_id, None)
+        if rec.taker_first:
+            self._set_taker_first(rec, False)
+        tag = rec.order.tag
+        if tag is not None and self._pending_by_tag.get(tag) is rec:
+            del self._pending_by_tag[tag]
+        if rec.order.role.is_protection:
+            for kind, held in list(self._protection.items()):
+                if held is rec:
+                    del self._protection[kind]
