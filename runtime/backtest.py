@@ -14,7 +14,7 @@ from playdeck.compiler import compile_file
 from playdeck.compiler.lower import ExecutionPlan, lower
 
 from . import cache
-from .bars import Bars, resample, slice_time, tf_minutes
+from .bars import Bars, resample, tf_minutes
 from .csv_import import import_csv
 from .engine import Engine, RunResult
 from .feeds import FeedStore
@@ -64,6 +64,14 @@ def load_bars(symbol: str, data: str | None, data_tf: str | None, cache_dir: str
     return import_csv(path, symbol, data_tf or "1m").bars
 
 
+def bar_range(bars: Bars, from_ms: int | None, to_ms: int | None) -> tuple[int, int]:
+    """Bars whose open time is in [from, to)."""
+    ts = np.asarray(bars.ts_open)
+    first = 0 if from_ms is None else int(np.searchsorted(ts, from_ms, side="left"))
+    last = len(ts) if to_ms is None else int(np.searchsorted(ts, to_ms, side="left"))
+    return first, last
+
+
 def exec_bars(bars: Bars, exec_tf: str) -> Bars:
     if bars.tf == exec_tf:
         return bars
@@ -94,29 +102,31 @@ def run_backtest(play_path: str, *, data: str | None = None, data_tf: str | None
     compiled = compile_file(play_path)
     plan = lower(compiled.ir)
     base = load_bars(plan.play.market.symbol, data, data_tf, cache_dir)
-    base = slice_time(base, parse_when(start), parse_when(end))
     bars = exec_bars(base, plan.play.market.exec_tf)
-    if len(bars) == 0:
+    # --from/--to choose the bars that trade; features still see the bars before (they are causal),
+    # and `bar` in every file keeps counting from the first bar of the data.
+    first, last = bar_range(bars, parse_when(start), parse_when(end))
+    if first >= last:
         raise BacktestError("no bars in the chosen range")
     bt = prepare(plan, bars, where=play_path)
     t0 = time.perf_counter()
     n = len(bars)
-    result = asyncio.run(bt.engine.run(progress=None if progress is None else (lambda i: progress(i, n))))
+    result = asyncio.run(bt.engine.run(first, last, progress=None if progress is None else (lambda i: progress(i, n))))
     elapsed = time.perf_counter() - t0
     report = build_report(bt, bars, result, elapsed)
     if write:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
         out_dir = Path(out) if out is not None else Path("runs") / f"{plan.play.name}-{stamp}"
         report["out"] = str(out_dir)
-        eq, _ = equity_curve(bars, result.snapshots, plan.play.account.equity, 0, len(bars))
-        write_artifacts(out_dir, bars, 0, result.fills, bt.exchange.orders, round_trips(result.fills), eq, report)
+        eq, _ = equity_curve(bars, result.snapshots, plan.play.account.equity, first, last)
+        write_artifacts(out_dir, bars, first, result.fills, bt.exchange.orders, round_trips(result.fills), eq, report)
     return report
 
 
 def build_report(bt: Backtest, bars: Bars, result: RunResult, elapsed: float) -> dict[str, Any]:
     play = bt.plan.play
     initial = play.account.equity
-    eq, qty = equity_curve(bars, result.snapshots, initial, 0, len(bars))
+    eq, qty = equity_curve(bars, result.snapshots, initial, result.start, result.end)
     trades = round_trips(result.fills)
     ts = np.asarray(bars.ts_open)
     rejected = dict(bt.processor.rejections_by_reason())
@@ -124,8 +134,8 @@ def build_report(bt: Backtest, bars: Bars, result: RunResult, elapsed: float) ->
         "play": play.name,
         "symbol": play.market.symbol,
         "exec": play.market.exec_tf,
-        "data": {"label": "synthetic" if bars.synthetic else "market data", "bars": len(bars),
-                 "from": iso(int(ts[0])), "to": iso(int(ts[-1]))},
+        "data": {"label": "synthetic" if bars.synthetic else "market data", "bars": result.end - result.start,
+                 "from": iso(int(ts[result.start])), "to": iso(int(ts[result.end - 1]))},
         "ready_bar": result.ready_bar,
         "metrics": metrics(eq, qty, initial, result.fills, trades, play.market.exec_tf),
         "orders_by_status": status_counts(bt.exchange.orders),

@@ -87,7 +87,8 @@ def exists(symbol: str, tf: str, cache_dir: str | os.PathLike[str] | None = None
     return (bars_dir(symbol, tf, cache_dir, synthetic=synthetic) / META_FILE).is_file()
 
 
-def read_meta(symbol: str, tf: str, cache_dir: str | os.PathLike[str] | None = None, *, synthetic: bool = False) -> dict[str, Any]:
+def read_meta(symbol: str, tf: str, cache_dir: str | os.PathLike[str] | None = None, *,
+              synthetic: bool = False) -> dict[str, Any]:
     """The metadata json of a cached series (FileNotFoundError when absent)."""
     return json.loads((bars_dir(symbol, tf, cache_dir, synthetic=synthetic) / META_FILE).read_text())
 

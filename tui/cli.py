@@ -15,6 +15,8 @@ from playdeck.compiler import compile_file
 from playdeck.compiler.printer import ir_json, ir_text
 from playdeck.dsl.diagnostics import PlayError
 from playdeck.dsl.fmt import format_play
+from playdeck.runtime.backtest import BacktestError
+from playdeck.runtime.csv_import import DataError
 
 EXIT_USER = 2
 
@@ -57,6 +59,41 @@ def cmd_fmt(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from playdeck.runtime.backtest import format_report, run_backtest  # noqa: I001
+
+    report = run_backtest(args.play, data=args.data, data_tf=args.data_tf, start=args.start, end=args.end,
+                          out=args.out, progress=_progress_bar() if sys.stderr.isatty() else None)
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    print(format_report(report))
+    return 0
+
+
+def _progress_bar():
+    def show(i: int, n: int) -> None:
+        done = int(30 * i / max(n, 1))
+        print(f"\r[{'#' * done}{'.' * (30 - done)}] {100 * i / max(n, 1):5.1f}%", end="", file=sys.stderr,
+              flush=True)
+    return show
+
+
+def cmd_data_import(args: argparse.Namespace) -> int:
+    from playdeck.runtime import cache
+    from playdeck.runtime.csv_import import import_csv
+
+    result = import_csv(args.file, args.symbol, args.tf, gaps=args.gaps)
+    path = cache.save(result.bars, args.cache_dir, source={"kind": "csv", "file": str(args.file)})
+    notes = []
+    if result.filled_gaps:
+        notes.append(f"{result.filled_gaps} missing bars filled flat")
+    if result.reversed:
+        notes.append("file was newest-first and was reversed")
+    print(f"imported {len(result.bars)} {args.tf} bars of {args.symbol} into {path}"
+          + (f" ({'; '.join(notes)})" if notes else ""))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="playdeck", description="Compile, check and backtest Plays.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -75,6 +112,25 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--write", action="store_true", help="rewrite the file in place")
     f.set_defaults(run=cmd_fmt)
 
+    b = sub.add_parser("backtest", help="backtest a Play on the bundled data or a CSV")
+    b.add_argument("play")
+    b.add_argument("--data", help="OHLCV CSV (timestamp,open,high,low,close,volume) or Bybit kline export")
+    b.add_argument("--data-tf", default=None, help="timeframe of the --data bars (default 1m)")
+    b.add_argument("--from", dest="start", help="first bar to trade (UTC date or date-time)")
+    b.add_argument("--to", dest="end", help="trade bars opening before this (UTC)")
+    b.add_argument("--out", help="output folder (default runs/<play>-<time>/)")
+    b.set_defaults(run=cmd_backtest)
+
+    d = sub.add_parser("data", help="market data: import CSV into the local cache")
+    dsub = d.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    di = dsub.add_parser("import", help="import an OHLCV or Bybit kline CSV into the cache")
+    di.add_argument("file")
+    di.add_argument("--symbol", required=True)
+    di.add_argument("--tf", required=True, help="timeframe of the file's bars, e.g. 1m")
+    di.add_argument("--gaps", choices=("error", "fill"), default="error",
+                    help="missing bars: report them (default) or fill them flat")
+    di.add_argument("--cache-dir", default=None)
+    di.set_defaults(run=cmd_data_import)
     return p
 
 
@@ -86,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PlayError as e:
         print(e.render(), file=sys.stderr)
         return EXIT_USER
-    except UserError as e:
+    except (UserError, DataError, BacktestError) as e:  # bad options or data, said plainly
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USER
     except KeyboardInterrupt:
