@@ -123,8 +123,10 @@ def _size(c: Checker, a: s.Action, ctx: _Ctx) -> ir.Size:
     if size.kind in ("qty", "usdt"):
         x = c.expr(size.value, ctx)
         c.need_num(x, size.value, f"a {size.kind} size")
-        if isinstance(x, ir.Const) and x.value <= 0:
-            raise c.fail("value", f"a {size.kind} size must be positive", size.value.span)
+        # A written number (or a minus before one) can be judged now; anything else at run time.
+        if isinstance(x, ir.Const) and x.value <= 0 or isinstance(x, ir.Neg) and isinstance(x.operand, ir.Const):
+            raise c.fail("value", f"a {size.kind} size must be positive", size.value.span,
+                         "the side (buy/sell) gives the direction; the size is always positive")
         return ir.Size(size.kind, value=x, span=size.span)
     if size.kind == "position":
         if a.kind not in ("scale", "partial_close"):

@@ -5,6 +5,7 @@ names and types -> collect feature jobs. Each returns diagnostics; the first pas
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import attrs
@@ -18,6 +19,9 @@ from . import ir
 from .actions import check_blocks, collect_tags
 from .check import Checker, warmup_of
 from .settings import check_settings
+
+# A feature is referenced by name in the blocks, so its key must lex as a NAME of the grammar.
+FEATURE_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
 @attrs.frozen
@@ -43,6 +47,11 @@ def compile_source(src: PlaySource) -> Compiled:
     if settings["features"] is not None:
         for key, entry in settings["features"].value.items():
             v = entry.value
+            if not FEATURE_NAME.match(key):
+                diags.append(Diagnostic("name", f"'{key}' cannot name a feature", entry.key_span,
+                                        "a feature name is letters, digits and '_', not starting with a digit, "
+                                        "e.g. fast_ema"))
+                continue
             if isinstance(v.value, (dict, list)) or v.value is None:
                 diags.append(Diagnostic("type", f"feature '{key}' must be an expression such as ema(close, 21)",
                                         v.span if v.value is not None else entry.key_span))

@@ -37,7 +37,7 @@ class _BoundCase:
     actions: tuple[Callable[[int, StateView], Intent], ...]
 
 
-@attrs.define
+@attrs.define(repr=False)
 class RunResult:
     ready_bar: int
     start: int
@@ -46,6 +46,9 @@ class RunResult:
     events: list[OrderEvent]
     snapshots: list[tuple[int, float, float, float]]  # (bar, position qty, avg entry, cash) after fills
     evaluated_bars: int
+
+    def __repr__(self) -> str:  # asyncio reprs a task's result; keep it cheap for a million bars
+        return f"RunResult(bars {self.start}..{self.end}, {len(self.fills)} fills, {len(self.events)} events)"
 
 
 class Engine:

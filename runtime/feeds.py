@@ -16,20 +16,27 @@ import numpy as np
 from playdeck.runtime.bars import Bars, exec_close_index, is_multiple, resample, tf_ms
 
 
-@attrs.frozen(eq=False)
+@attrs.define(eq=False)
 class TimeframeFeed:
     """One timeframe's bars and its maps to and from the exec bars."""
 
     bars: Bars
-    close_index: dict[int, int]  # ts_close (epoch ms) -> bar index
     exec_map: np.ndarray  # exec bar i -> latest closed bar index at i's close, or -1
+    _close_index: dict[int, int] | None = None
+
+    @property
+    def close_index(self) -> dict[int, int]:
+        """ts_close (epoch ms) -> bar index. Built on first use: a backtest never needs it, and for a
+        million bars it costs more than the whole bar loop."""
+        if self._close_index is None:
+            ts_close = (self.bars.ts_open + tf_ms(self.bars.tf)).tolist()
+            # The forming (partial) bar has not closed: it gets no close-time entry.
+            self._close_index = {t: i for i, t in enumerate(ts_close[: self.bars.n_complete])}
+        return self._close_index
 
 
 def _build_feed(exec_bars: Bars, bars: Bars) -> TimeframeFeed:
-    ts_close = (bars.ts_open + tf_ms(bars.tf)).tolist()
-    # The forming (partial) bar has not closed: it gets no close-time entry.
-    close_index = {t: i for i, t in enumerate(ts_close[: bars.n_complete])}
-    return TimeframeFeed(bars=bars, close_index=close_index, exec_map=exec_close_index(exec_bars, bars))
+    return TimeframeFeed(bars=bars, exec_map=exec_close_index(exec_bars, bars))
 
 
 class FeedStore:

@@ -78,7 +78,11 @@ class IntentProcessor:
         self.rejections.append(Rejection(intent.bar, intent.kind, intent.tag, reason, intent.where))
 
     def rejections_by_reason(self) -> Counter:
-        return Counter(_reason_class(r.reason) for r in self.rejections)
+        counts = Counter(r.reason for r in self.rejections)
+        out: Counter = Counter()
+        for reason, n in counts.items():
+            out[_reason_class(reason)] += n
+        return out
 
     # ---- sizing and validation -----------------------------------------------------------------
     async def _process(self, it: Intent, st: Any) -> OrderResult | None:
@@ -211,12 +215,7 @@ def _finite(v: float | None) -> bool:
 
 
 def _reason_class(reason: str) -> str:
-    """Group reasons for the report: the words before the first number or colon."""
-    out = []
-    for word in reason.split():
-        if any(ch.isdigit() for ch in word) or word.endswith(":"):
-            if word.endswith(":"):
-                out.append(word[:-1])
-            break
-        out.append(word)
-    return " ".join(out) or reason
+    """Group reasons for the report: the text before a colon, without the numbers."""
+    head = reason.split(":", 1)[0]
+    words = [w for w in head.split() if not any(ch.isdigit() for ch in w)]
+    return " ".join(words) or reason

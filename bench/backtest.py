@@ -1,0 +1,113 @@
+"""Benchmark: backtest the EMA-cross Play on 1,000,000 one-minute bars; prints bars per second.
+
+End to end means: compile, lower, feature jobs, condition arrays, the bar loop, the simulator and
+the report metrics. Loading the bars is excluded. The Play's exec timeframe is set to 1m here so
+every one of the 1,000,000 bars is an exec bar.
+
+Side by side, in the same run, backtesting.py (the `bench` extra) runs the same logic on the same
+bars: EMA fast/slow cross, long on the up-cross and short on the down-cross, market orders at the
+next open. The ratio is printed. Usage: python bench/backtest.py [--bars N] [--skip-reference]
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import asyncio
+import sys
+import time
+import resource
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+PLAY = ROOT / "plays" / "ema_cross.yml"
+
+
+def playdeck_run(bars) -> tuple[float, dict, int]:
+    from playdeck.compiler import compile_text
+    from playdeck.compiler.lower import lower
+    from playdeck.runtime.backtest import build_report, prepare
+
+    text = re.sub(r"(?m)^(\s*exec:\s*)\S+", r"\g<1>1m", PLAY.read_text())
+    text = re.sub(r"exec: \w+\b", "exec: 1m", text)  # flow-style market: {exec: 15m}
+    t0 = time.perf_counter()
+    plan = lower(compile_text(text, str(PLAY)).ir)
+    bt = prepare(plan, bars)
+    result = asyncio.run(bt.engine.run())
+    report = build_report(bt, bars, result, 0.0)
+    return time.perf_counter() - t0, report, len(result.fills)
+
+
+def ema_lengths() -> tuple[int, int]:
+    from playdeck.compiler import compile_file
+
+    lengths = sorted(int(j.indicator.params[0]) for j in compile_file(PLAY).ir.jobs if j.indicator.fn == "ema")
+    return lengths[0], lengths[-1]
+
+
+def reference_run(bars) -> tuple[float, int] | None:
+    try:
+        import pandas as pd
+        from backtesting import Backtest, Strategy
+        from backtesting.lib import crossover
+    except ImportError:
+        print("backtesting.py is not installed: pip install -e '.[bench]' (make bench does)")
+        return None
+    fast_n, slow_n = ema_lengths()
+
+    def ema(x, n):
+        return pd.Series(x).ewm(span=n, adjust=False).mean().to_numpy()
+
+    class EmaCross(Strategy):
+        def init(self):
+            self.fast = self.I(ema, self.data.Close, fast_n)
+            self.slow = self.I(ema, self.data.Close, slow_n)
+
+        def next(self):
+            if crossover(self.fast, self.slow):
+                self.position.close()
+                self.buy(size=0.5)
+            elif crossover(self.slow, self.fast):
+                self.position.close()
+                self.sell(size=0.5)
+
+    df = pd.DataFrame({"Open": bars.open, "High": bars.high, "Low": bars.low, "Close": bars.close,
+                       "Volume": bars.volume}, index=pd.to_datetime(np.asarray(bars.ts_open), unit="ms"))
+    t0 = time.perf_counter()
+    stats = Backtest(df, EmaCross, cash=10_000_000, commission=0.00055, finalize_trades=True).run()
+    return time.perf_counter() - t0, int(stats["# Trades"])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bars", type=int, default=1_000_000)
+    ap.add_argument("--skip-reference", action="store_true")
+    ap.add_argument("--play", default=None)
+    args = ap.parse_args()
+    global PLAY
+    PLAY = Path(args.play) if args.play else PLAY
+    sys.path.insert(0, str(ROOT))
+    from playdeck.runtime.synthetic import generate
+
+    bars = generate(args.bars, seed=7)  # data load: excluded from the timing
+    playdeck_run(generate(5_000, seed=1))  # warm imports and the grammar
+    seconds, report, fills = playdeck_run(bars)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # bytes (Linux reports KiB)
+    rate = args.bars / seconds
+    print(f"playdeck      {args.bars:,} bars in {seconds:.3f} s = {rate:,.0f} bars/s end to end "
+          f"({fills} fills, {report['metrics']['trades']} trades, peak RSS {peak / 2**20:.0f} MiB incl. the data)")
+    print(f"target        2,000,000 bars/s: {'met' if rate >= 2_000_000 else 'NOT met'}")
+    if not args.skip_reference:
+        ref = reference_run(bars)
+        if ref is not None:
+            ref_seconds, ref_trades = ref
+            ratio = ref_seconds / seconds
+            print(f"backtesting.py {args.bars:,} bars in {ref_seconds:.3f} s = {args.bars / ref_seconds:,.0f} bars/s "
+                  f"({ref_trades} trades)")
+            print(f"ratio         playdeck is {ratio:.1f}x faster (target 50x: {'met' if ratio >= 50 else 'NOT met'})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,974 @@
+"""PLAY-LANGUAGE.md sections 5 and 6 as tables: one parametrized test per rule family.
+
+Every row is a tiny hand-made bar series, the commands sent at bar closes, and the expected fills
+worked out by hand: (bar, side, qty, price, fee, liquidity). Unless a row says otherwise the
+account is: maker 0.02%, taker 0.05%, slippage 10 bps (so a market buy at 100 fills at 100.1),
+equity 10000, leverage 3, tick 0.1, qty_step 0.001, min_qty 0.001, intrabar worst_case.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import attrs
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from playdeck.runtime.order_state import TRANSITIONS
+from playdeck.runtime.orders import (
+    AttachedProtection,
+    Fill,
+    Instrument,
+    Order,
+    OrderEvent,
+    OrderRole,
+    OrderStatus,
+    OrderType,
+    Side,
+    TimeInForce,
+)
+from playdeck.runtime.sim_exchange import SimExchange
+
+INST = Instrument("BTCUSDT", tick=0.1, qty_step=0.001, min_qty=0.001)
+BUY, SELL = Side.BUY, Side.SELL
+S = OrderStatus
+B = (100.0, 100.5, 99.5, 100.0)  # a quiet bar that reaches nothing
+MINUTE = 60_000
+
+Action = Callable[[SimExchange, int, float], Any]
+
+
+# ---------------------------------------------------------------------------------------- harness
+def exchange(
+    intrabar: str = "worst_case",
+    slippage_bps: float = 10.0,
+    equity: float = 10_000.0,
+    leverage: float = 3.0,
+) -> SimExchange:
+    return SimExchange(
+        INST,
+        maker_fee=0.0002,
+        taker_fee=0.0005,
+        slippage_bps=slippage_bps,
+        intrabar=intrabar,
+        equity=equity,
+        leverage=leverage,
+    )
+
+
+def make_order(
+    side: Side,
+    type_: OrderType,
+    qty: float,
+    bar: int,
+    *,
+    price: float | None = None,
+    trigger: float | None = None,
+    tif: TimeInForce = TimeInForce.GTC,
+    role: OrderRole = OrderRole.ENTRY,
+    tag: str | None = None,
+    reduce_only: bool = False,
+    expire: int | None = None,
+    attached: tuple[AttachedProtection, ...] = (),
+) -> Order:
+    return Order(
+        order_id="",
+        client_id=f"t-{bar}-{tag}",
+        side=side,
+        type=type_,
+        qty=qty,
+        price=price,
+        trigger=trigger,
+        tif=tif,
+        reduce_only=reduce_only or role in (OrderRole.CLOSE, OrderRole.PARTIAL_CLOSE),
+        role=role,
+        tag=tag,
+        created_bar=bar,
+        expire_bar=None if expire is None else bar + expire,
+        attached=attached,
+    )
+
+
+def market(side: Side, qty: float, **kw: Any) -> Action:
+    return lambda ex, bar, close: ex.submit(make_order(side, OrderType.MARKET, qty, bar, **kw), bar, close)
+
+
+def limit(side: Side, qty: float, price: float, **kw: Any) -> Action:
+    return lambda ex, bar, close: ex.submit(
+        make_order(side, OrderType.LIMIT, qty, bar, price=price, **kw), bar, close
+    )
+
+
+def stop(side: Side, qty: float, trigger: float, limit_price: float | None = None, **kw: Any) -> Action:
+    type_ = OrderType.STOP if limit_price is None else OrderType.STOP_LIMIT
+    return lambda ex, bar, close: ex.submit(
+        make_order(side, type_, qty, bar, trigger=trigger, price=limit_price, **kw), bar, close
+    )
+
+
+def protect(kind: str, value: float) -> Action:
+    return lambda ex, bar, close: ex.set_protection(kind, value, bar, close)  # type: ignore[arg-type]
+
+
+def cancel(tag: str) -> Action:
+    return lambda ex, bar, close: ex.cancel(_pending(ex, tag).order_id, bar)
+
+
+def cancel_all() -> Action:
+    return lambda ex, bar, close: ex.cancel_all(bar)
+
+
+def amend(tag: str, **kw: float) -> Action:
+    return lambda ex, bar, close: ex.amend(_pending(ex, tag).order_id, bar, **kw)
+
+
+def sl(f: Callable[[float], float]) -> AttachedProtection:
+    return AttachedProtection("stop_loss", f)
+
+
+def tp(f: Callable[[float], float]) -> AttachedProtection:
+    return AttachedProtection("take_profit", f)
+
+
+def _pending(ex: SimExchange, tag: str) -> Order:
+    order = ex.order_by_tag(tag)
+    assert order is not None, f"no pending order tagged {tag}"
+    return order
+
+
+@attrs.define
+class Run:
+    ex: SimExchange
+    fills: list[Fill]
+    events: list[OrderEvent]
+    results: list[Any]
+    watched: list[Any]
+
+
+def run(
+    bars: Sequence[tuple[float, float, float, float]],
+    actions: dict[int, list[Action]],
+    watch: Callable[[SimExchange], Any] | None = None,
+    **config: Any,
+) -> Run:
+    """The engine's loop in miniature: fills in bar i, bar-close work, then the commands of bar i."""
+    ex = exchange(**config)
+    out = Run(ex, [], [], [], [])
+    for i, (o, h, l, c) in enumerate(bars):
+        ex.process_bar(i, i * MINUTE, o, h, l, c)
+        ex.close_bar(i, h, l, c)
+        for act in actions.get(i, ()):
+            out.results.append(act(ex, i, c))
+        if watch is not None:
+            out.watched.append(watch(ex))
+        for event in ex.drain_events():
+            (out.fills if isinstance(event, Fill) else out.events).append(event)
+    return out
+
+
+def assert_fills(fills: list[Fill], expected: list[tuple]) -> None:
+    got = [(f.bar, f.side.value, f.qty, f.price, f.fee, f.liquidity) for f in fills]
+    assert len(got) == len(expected), got
+    for g, e in zip(got, expected):
+        assert (g[0], g[1], g[5]) == (e[0], e[1], e[5]), got
+        assert g[2:5] == pytest.approx(e[2:5], rel=1e-12, abs=1e-12), got
+        # every fee is notional x rate
+        rate = 0.0005 if g[5] == "taker" else 0.0002
+        assert g[4] == pytest.approx(g[2] * g[3] * rate, rel=1e-12)
+
+
+def path_of(ex: SimExchange, who: str) -> str:
+    """The status path text of the last order tagged `who`, or of the protection of role `who`."""
+    recs = [r for r in ex.orders.values() if r.order.tag == who or r.order.role.value == who]
+    assert recs, f"no order {who}"
+    return str(recs[-1].path)
+
+
+# ---------------------------------------------------------------------------------------- 5.2 market
+@pytest.mark.parametrize(
+    ("config", "bars", "actions", "fills"),
+    [
+        pytest.param(
+            {}, [B, (102, 103, 101, 102.5)], {0: [market(BUY, 1)]},
+            [(1, "buy", 1, 102.102, 0.051051, "taker")],
+            id="market buy fills at the next open plus slippage",
+        ),
+        pytest.param(
+            {}, [B, (102, 103, 101, 102.5)], {0: [market(SELL, 1)]},
+            [(1, "sell", 1, 101.898, 0.050949, "taker")],
+            id="market sell fills at the next open minus slippage",
+        ),
+        pytest.param(
+            {}, [B, (102, 103, 101, 102.5)], {0: [market(BUY, 1), market(BUY, 0.5)]},
+            [(1, "buy", 1, 102.102, 0.051051, "taker"), (1, "buy", 0.5, 102.102, 0.0255255, "taker")],
+            id="two market orders fill at the same open in the order sent",
+        ),
+        pytest.param(
+            {"slippage_bps": 0}, [B, (102, 103, 101, 102.5)], {0: [market(BUY, 1)]},
+            [(1, "buy", 1, 102, 0.051, "taker")],
+            id="no slippage configured",
+        ),
+        pytest.param(
+            {}, [B, B, (102, 103, 101, 102.5)], {1: [market(BUY, 1)]},
+            [(2, "buy", 1, 102.102, 0.051051, "taker")],
+            id="sent at the close of bar 1 it fills in bar 2, never earlier",
+        ),
+    ],
+)
+def test_market_orders(config: dict, bars: list, actions: dict, fills: list) -> None:
+    assert_fills(run(bars, actions, **config).fills, fills)
+
+
+# ---------------------------------------------------------------------------------------- 5.3 limit
+@pytest.mark.parametrize(
+    ("bars", "actions", "fills", "status"),
+    [
+        pytest.param(
+            [B, (100, 101, 98, 99)], {0: [limit(BUY, 1, 98.5, tag="e")]},
+            [(1, "buy", 1, 98.5, 0.0197, "maker")], S.FILLED,
+            id="buy limit touched: fills at P as maker",
+        ),
+        pytest.param(
+            [B, (97, 98, 96, 97.5)], {0: [limit(BUY, 1, 98.5, tag="e")]},
+            [(1, "buy", 1, 97, 0.0194, "maker")], S.FILLED,
+            id="gap through a buy limit: fills at the open, min(open, P)",
+        ),
+        pytest.param(
+            [B, (100, 101, 99, 100)], {0: [limit(BUY, 1, 98.5, tag="e")]},
+            [], S.NEW,
+            id="buy limit not reached rests",
+        ),
+        pytest.param(
+            [B, (100, 101, 99, 100), (99.5, 100, 98, 98.5)], {0: [limit(BUY, 1, 98.5, tag="e")]},
+            [(2, "buy", 1, 98.5, 0.0197, "maker")], S.FILLED,
+            id="buy limit fills in a later bar",
+        ),
+        pytest.param(
+            [B, (100, 102, 99.5, 101)], {0: [limit(SELL, 1, 101.5, tag="e")]},
+            [(1, "sell", 1, 101.5, 0.0203, "maker")], S.FILLED,
+            id="sell limit touched: fills at P as maker",
+        ),
+        pytest.param(
+            [B, (103, 104, 102.5, 103)], {0: [limit(SELL, 1, 101.5, tag="e")]},
+            [(1, "sell", 1, 103, 0.0206, "maker")], S.FILLED,
+            id="gap through a sell limit: fills at the open, max(open, P)",
+        ),
+        pytest.param(
+            [B, (100.5, 101, 100, 100.8)], {0: [limit(BUY, 1, 101, tag="e")]},
+            [(1, "buy", 1, 100.5, 0.05025, "taker")], S.FILLED,
+            id="marketable buy limit fills as taker at the next open, no slippage",
+        ),
+        pytest.param(
+            [B, (102, 103, 100.5, 101.5)], {0: [limit(BUY, 1, 101, tag="e")]},
+            [(1, "buy", 1, 101, 0.0202, "maker")], S.FILLED,
+            id="marketable buy limit, next open gapped beyond P: rests and fills as maker",
+        ),
+        pytest.param(
+            [B, (103, 104, 102, 103)], {0: [limit(BUY, 1, 101, tag="e")]},
+            [], S.NEW,
+            id="marketable buy limit, next bar never comes back: still resting",
+        ),
+        pytest.param(
+            [B, (99.5, 100, 99, 99.2)], {0: [limit(SELL, 1, 99, tag="e")]},
+            [(1, "sell", 1, 99.5, 0.04975, "taker")], S.FILLED,
+            id="marketable sell limit fills as taker at the next open",
+        ),
+        pytest.param(
+            [B, (97, 98, 96, 97.5)], {0: [limit(BUY, 1, 98.5, tif=TimeInForce.POST_ONLY, tag="e")]},
+            [(1, "buy", 1, 97, 0.0194, "maker")], S.FILLED,
+            id="post_only that did not cross when sent is a maker even on a gap",
+        ),
+    ],
+)
+def test_limit_orders(bars: list, actions: dict, fills: list, status: OrderStatus) -> None:
+    r = run(bars, actions)
+    assert_fills(r.fills, fills)
+    assert r.ex.orders[r.results[0].order_id].status is status
+
+
+# ---------------------------------------------------------------------------------------- 5.3 ioc/fok
+@pytest.mark.parametrize(
+    ("bars", "actions", "fills", "path", "end_bar"),
+    [
+        pytest.param(
+            [B, (100, 100.5, 98.5, 99.5)], {0: [limit(BUY, 1, 99, tif=TimeInForce.IOC, tag="e")]},
+            [(1, "buy", 1, 99, 0.0495, "taker")], "New>Filled", 1,
+            id="ioc reached in the next bar fills as taker",
+        ),
+        pytest.param(
+            [B, (100, 101.5, 99.8, 101)], {0: [limit(SELL, 1, 101, tif=TimeInForce.IOC, tag="e")]},
+            [(1, "sell", 1, 101, 0.0505, "taker")], "New>Filled", 1,
+            id="ioc sell reached fills as taker",
+        ),
+        pytest.param(
+            [B, (100, 100.5, 99.5, 100), (99, 99, 90, 95)],
+            {0: [limit(BUY, 1, 99, tif=TimeInForce.IOC, tag="e")]},
+            [], "New>Cancelled", 1,
+            id="ioc not reached is cancelled at the close of bar i+1, later bars do not matter",
+        ),
+        pytest.param(
+            [B, (100, 100.5, 99.5, 100), (99, 99, 90, 95)],
+            {0: [limit(BUY, 1, 99, tif=TimeInForce.FOK, tag="e")]},
+            [], "New>Cancelled", 1,
+            id="fok not reached is cancelled the same way",
+        ),
+    ],
+)
+def test_ioc_and_fok_live_for_one_bar(
+    bars: list, actions: dict, fills: list, path: str, end_bar: int
+) -> None:
+    r = run(bars, actions)
+    assert_fills(r.fills, fills)
+    assert path_of(r.ex, "e") == path
+    assert r.events[-1].bar == end_bar and r.events[-1].new.is_final
+
+
+# ---------------------------------------------------------------------------------------- 5.4 stops
+@pytest.mark.parametrize(
+    ("config", "bars", "actions", "fills", "path"),
+    [
+        pytest.param(
+            {}, [B, (100, 103, 99.5, 102.5)], {0: [stop(BUY, 1, 102, tag="e")]},
+            [(1, "buy", 1, 102.102, 0.051051, "taker")], "Untriggered>Triggered>Filled",
+            id="stop buy triggers at T and fills at T plus slippage",
+        ),
+        pytest.param(
+            {}, [B, (104, 105, 103.5, 104.5)], {0: [stop(BUY, 1, 102, tag="e")]},
+            [(1, "buy", 1, 104.104, 0.052052, "taker")], "Untriggered>Triggered>Filled",
+            id="gap through a stop buy: fills at the open plus slippage",
+        ),
+        pytest.param(
+            {}, [B, (100, 100.5, 97, 97.5)], {0: [stop(SELL, 1, 98, tag="e")]},
+            [(1, "sell", 1, 97.902, 0.048951, "taker")], "Untriggered>Triggered>Filled",
+            id="stop sell triggers at T and fills at T minus slippage",
+        ),
+        pytest.param(
+            {}, [B, (96, 96.5, 95, 95.5)], {0: [stop(SELL, 1, 98, tag="e")]},
+            [(1, "sell", 1, 95.904, 0.047952, "taker")], "Untriggered>Triggered>Filled",
+            id="gap through a stop sell: fills at the open minus slippage",
+        ),
+        pytest.param(
+            {}, [B, (100, 101.9, 99, 101)], {0: [stop(BUY, 1, 102, tag="e")]},
+            [], "Untriggered",
+            id="stop not reached stays untriggered",
+        ),
+        pytest.param(
+            {}, [B, (100, 103, 99.5, 102.5)], {0: [stop(BUY, 1, 102, 102.5, tag="e")]},
+            [(1, "buy", 1, 102, 0.051, "taker")], "Untriggered>Triggered>Filled",
+            id="stop-limit triggers and fills at the trigger as taker, no slippage",
+        ),
+        pytest.param(
+            {}, [B, (104, 105, 103, 104.5), (103, 103.5, 102, 102.2)],
+            {0: [stop(BUY, 1, 102, 102.5, tag="e")]},
+            [(2, "buy", 1, 102.5, 0.0205, "maker")], "Untriggered>Triggered>New>Filled",
+            id="stop-limit gapped beyond its limit rests and fills later as maker",
+        ),
+        pytest.param(
+            {}, [B, (104, 105, 102, 103)], {0: [stop(BUY, 1, 102, 102.5, tag="e")]},
+            [(1, "buy", 1, 102.5, 0.0205, "maker")], "Untriggered>Triggered>New>Filled",
+            id="stop-limit gapped beyond its limit fills in the same bar when the path comes back",
+        ),
+        pytest.param(
+            {"intrabar": "ohlc_path"}, [B, (100, 103, 99, 100)],
+            {0: [stop(BUY, 1, 102, 101.5, tag="e")]},
+            [(1, "buy", 1, 101.5, 0.0203, "maker")], "Untriggered>Triggered>New>Filled",
+            id="stop-limit with its limit under the trigger: triggers going up, fills coming down",
+        ),
+        pytest.param(
+            {}, [B, (100, 100.5, 97, 97.5)], {0: [stop(SELL, 1, 98, 97.5, tag="e")]},
+            [(1, "sell", 1, 98, 0.049, "taker")], "Untriggered>Triggered>Filled",
+            id="stop-limit sell mirrors",
+        ),
+    ],
+)
+def test_stop_orders(config: dict, bars: list, actions: dict, fills: list, path: str) -> None:
+    r = run(bars, actions, **config)
+    assert_fills(r.fills, fills)
+    assert path_of(r.ex, "e") == path
+
+
+# ---------------------------------------------------------------------------------------- 5.5 expiry
+@pytest.mark.parametrize(
+    ("bars", "actions", "fills", "path", "expired_at"),
+    [
+        pytest.param(
+            [B, B, B, (94, 95, 93, 94)], {0: [limit(BUY, 1, 95, expire=2, tag="e")]},
+            [], "New>Expired", 2,
+            id="expire 2 bars: Expired at the close of bar 0+2, and a later touch does nothing",
+        ),
+        pytest.param(
+            [B, B, (99, 99.5, 94, 96)], {0: [limit(BUY, 1, 95, expire=2, tag="e")]},
+            [(2, "buy", 1, 95, 0.019, "maker")], "New>Filled", None,
+            id="a fill inside bar i+N comes before that bar's expiry",
+        ),
+        pytest.param(
+            [B, B, B], {0: [stop(BUY, 1, 110, expire=1, tag="e")]},
+            [], "Untriggered>Expired", 1,
+            id="an untriggered stop expires too",
+        ),
+        pytest.param(
+            [B, B, B, B, B], {1: [limit(SELL, 1, 105, expire=3, tag="e")]},
+            [], "New>Expired", 4,
+            id="sent at bar 1 with expire 3: Expired at the close of bar 4",
+        ),
+    ],
+)
+def test_expiry(bars: list, actions: dict, fills: list, path: str, expired_at: int | None) -> None:
+    r = run(bars, actions)
+    assert_fills(r.fills, fills)
+    assert path_of(r.ex, "e") == path
+    expired = [e for e in r.events if e.new is S.EXPIRED]
+    assert [e.bar for e in expired] == ([] if expired_at is None else [expired_at])
+
+
+# ---------------------------------------------------------------------------------------- 5.4 intrabar
+LONG_ENTRY = (1, "buy", 1, 100.1, 0.05005, "taker")
+SHORT_ENTRY = (1, "sell", 1, 99.9, 0.04995, "taker")
+LONG_SL = (2, "sell", 1, 96.903, 0.0484515, "taker")  # stop 97 minus 10 bps
+LONG_TP = (2, "sell", 1, 104, 0.0208, "maker")
+SHORT_SL = (2, "buy", 1, 103.103, 0.0515515, "taker")  # stop 103 plus 10 bps
+SHORT_TP = (2, "buy", 1, 96, 0.0192, "maker")
+FLAT_BAR = (100, 100.5, 99.5, 100)
+
+
+@pytest.mark.parametrize(
+    ("intrabar", "side", "bar2", "fills", "sl_status", "tp_status"),
+    [
+        pytest.param("worst_case", BUY, (100, 105, 96, 101), [LONG_ENTRY, LONG_SL],
+                     S.FILLED, S.CANCELLED, id="worst_case long: stop-loss first"),
+        pytest.param("worst_case", BUY, (100, 104.5, 95, 101), [LONG_ENTRY, LONG_SL],
+                     S.FILLED, S.CANCELLED, id="worst_case long, high nearer: still the stop-loss"),
+        pytest.param("ohlc_path", BUY, (100, 105, 96, 101), [LONG_ENTRY, LONG_SL],
+                     S.FILLED, S.CANCELLED, id="ohlc_path long, low nearer: stop-loss"),
+        pytest.param("ohlc_path", BUY, (100, 104.5, 95, 101), [LONG_ENTRY, LONG_TP],
+                     S.DEACTIVATED, S.FILLED, id="ohlc_path long, high nearer: take-profit"),
+        pytest.param("ohlc_path", BUY, (100, 104.5, 95.5, 99), [LONG_ENTRY, LONG_TP],
+                     S.DEACTIVATED, S.FILLED, id="ohlc_path tie, close below open: high first"),
+        pytest.param("ohlc_path", BUY, (100, 104.5, 95.5, 101), [LONG_ENTRY, LONG_SL],
+                     S.FILLED, S.CANCELLED, id="ohlc_path tie, close above open: low first"),
+        pytest.param("worst_case", SELL, (100, 104, 95, 99), [SHORT_ENTRY, SHORT_SL],
+                     S.FILLED, S.CANCELLED, id="worst_case short: stop-loss first"),
+        pytest.param("worst_case", SELL, (100, 104, 96, 99.5), [SHORT_ENTRY, SHORT_SL],
+                     S.FILLED, S.CANCELLED, id="worst_case short, low nearer: still the stop-loss"),
+        pytest.param("ohlc_path", SELL, (100, 104.5, 96, 99), [SHORT_ENTRY, SHORT_TP],
+                     S.DEACTIVATED, S.FILLED, id="ohlc_path short, low nearer: take-profit"),
+        pytest.param("ohlc_path", SELL, (100, 104, 95, 99), [SHORT_ENTRY, SHORT_SL],
+                     S.FILLED, S.CANCELLED, id="ohlc_path short, high nearer: stop-loss"),
+    ],
+)
+def test_stop_loss_and_take_profit_in_one_bar(
+    intrabar: str, side: Side, bar2: tuple, fills: list, sl_status: OrderStatus, tp_status: OrderStatus
+) -> None:
+    long = side is BUY
+    protection = [protect("stop_loss", 97 if long else 103), protect("take_profit", 104 if long else 96)]
+    r = run([B, FLAT_BAR, bar2], {0: [market(side, 1)], 1: protection}, intrabar=intrabar)
+    assert_fills(r.fills, fills)
+    assert path_of(r.ex, "stop_loss").endswith(sl_status.value)
+    assert path_of(r.ex, "take_profit").endswith(tp_status.value)
+    assert r.ex.position_qty == 0.0 and not r.ex.has_pending
+
+
+# ---------------------------------------------------------------------------------------- attached
+@pytest.mark.parametrize(
+    ("config", "bars", "actions", "fills"),
+    [
+        pytest.param(
+            {}, [B, (100, 101, 95, 99)],
+            {0: [limit(BUY, 1, 98, attached=(sl(lambda f: f - 2), tp(lambda f: f + 5)))]},
+            [(1, "buy", 1, 98, 0.0196, "maker"), (1, "sell", 1, 95.904, 0.047952, "taker")],
+            id="limit entry and its attached stop (fill - 2 = 96) both fill in the entry's bar",
+        ),
+        pytest.param(
+            {}, [B, (101, 103, 99, 102)],
+            {0: [stop(BUY, 1, 102, attached=(sl(lambda f: f - 2),))]},
+            # entry 102 + 10 bps = 102.102; stop 100.102 -> tick 100.1; 100.1 - 10 bps = 99.9999
+            [(1, "buy", 1, 102.102, 0.051051, "taker"), (1, "sell", 1, 99.9999, 0.04999995, "taker")],
+            id="worst_case: entry filled on the way up is stopped out on the way back",
+        ),
+        pytest.param(
+            {"intrabar": "ohlc_path"}, [B, (101, 103, 99, 102)],
+            {0: [stop(BUY, 1, 102, attached=(sl(lambda f: f - 2),))]},
+            [(1, "buy", 1, 102.102, 0.051051, "taker")],
+            id="ohlc_path: the path after the entry never comes back to the stop",
+        ),
+        pytest.param(
+            {"intrabar": "ohlc_path"}, [B, (99, 101, 97, 100)],
+            {0: [limit(BUY, 1, 98, attached=(tp(lambda f: f + 2),))]},
+            [(1, "buy", 1, 98, 0.0196, "maker"), (1, "sell", 1, 100, 0.02, "maker")],
+            id="attached take-profit filled in the entry's bar",
+        ),
+        pytest.param(
+            {}, [B, (100, 105, 99.5, 101)],
+            {0: [limit(SELL, 1, 102, attached=(sl(lambda f: f + 2),))]},
+            [(1, "sell", 1, 102, 0.0204, "maker"), (1, "buy", 1, 104.104, 0.052052, "taker")],
+            id="short entry and its attached stop mirror",
+        ),
+        pytest.param(
+            {}, [B, (100, 106, 97, 100), (100, 104, 99, 103), (103, 103.5, 100, 100.5)],
+            {0: [limit(BUY, 1, 98, attached=(AttachedProtection("trail", lambda f: 3),))]},
+            # trail starts at 98 - 3 = 95; at bar 1's close only the close (100) surely came after
+            # the fill, so 97 (not 106 - 3); bar 2 high 104 -> 101; hit in bar 3
+            [(1, "buy", 1, 98, 0.0196, "maker"), (3, "sell", 1, 100.899, 0.0504495, "taker")],
+            id="attached trail starts at fill - D and ratchets from that bar's close",
+        ),
+    ],
+)
+def test_attached_protection(config: dict, bars: list, actions: dict, fills: list) -> None:
+    assert_fills(run(bars, actions, **config).fills, fills)
+
+
+# ---------------------------------------------------------------------------------------- 5.6 positions
+@pytest.mark.parametrize(
+    ("bars", "actions", "fills", "position", "realized"),
+    [
+        pytest.param(
+            [B, (100, 100.5, 99.5, 100), (110, 111, 109, 110), (105, 106, 99, 101)],
+            {
+                0: [market(BUY, 1)],
+                1: [market(BUY, 1, role=OrderRole.SCALE)],
+                2: [limit(BUY, 0.5, 100, role=OrderRole.SCALE)],
+            },
+            [(1, "buy", 1, 100, 0.05, "taker"), (2, "buy", 1, 110, 0.055, "taker"),
+             (3, "buy", 0.5, 100, 0.01, "maker")],
+            (2.5, 104.0, 3, False), 0.0,
+            id="scales add layers; the average entry is quantity-weighted",
+        ),
+        pytest.param(
+            [B, (100, 100.5, 99.5, 100), (103, 103.5, 102.5, 103), (104, 104.5, 103.5, 104)],
+            {
+                0: [market(BUY, 0.002)],
+                1: [market(BUY, 0.001, role=OrderRole.SCALE)],
+                2: [market(SELL, 0.0015, role=OrderRole.PARTIAL_CLOSE)],  # 50% of 0.003
+            },
+            [(1, "buy", 0.002, 100, 0.0001, "taker"), (2, "buy", 0.001, 103, 0.0000515, "taker"),
+             (3, "sell", 0.001, 104, 0.000052, "taker")],
+            (0.002, 101.0, 2, True), 0.003,
+            id="partial_close 50% of a scaled position rounds 0.0015 down to 0.001",
+        ),
+        pytest.param(
+            [B, (100, 100.5, 99.5, 100), (102, 102.5, 101.5, 102)],
+            {0: [market(BUY, 1)], 1: [market(SELL, 3, role=OrderRole.CLOSE)]},
+            [(1, "buy", 1, 100, 0.05, "taker"), (2, "sell", 1, 102, 0.051, "taker")],
+            (0.0, math.nan, 0, False), 2.0,
+            id="close is capped at the position and never flips it",
+        ),
+        pytest.param(
+            [B, (100, 100.5, 99.5, 100), (102, 104, 101, 103)],
+            {
+                0: [market(BUY, 1)],
+                1: [limit(SELL, 0.5, 103, role=OrderRole.PARTIAL_CLOSE, tag="pc"),
+                    market(SELL, 1, role=OrderRole.CLOSE)],
+            },
+            [(1, "buy", 1, 100, 0.05, "taker"), (2, "sell", 1, 102, 0.051, "taker")],
+            (0.0, math.nan, 0, False), 2.0,
+            id="close fills first at the open; the pending partial_close is cancelled",
+        ),
+        pytest.param(
+            [B, (100, 100.5, 99.5, 100), (102, 102.5, 101.5, 102)],
+            {0: [market(BUY, 1)], 1: [market(SELL, 3)]},
+            [(1, "buy", 1, 100, 0.05, "taker"), (2, "sell", 3, 102, 0.153, "taker")],
+            (-2.0, 102.0, 1, False), 2.0,
+            id="a plain sell larger than the long nets through zero and flips short",
+        ),
+        pytest.param(
+            [B, (100, 100.5, 99.5, 100), (90, 90.5, 89.5, 90), (92, 92.5, 91.5, 92)],
+            {
+                0: [market(SELL, 1)],
+                1: [market(SELL, 1, role=OrderRole.SCALE)],
+                2: [market(BUY, 1, role=OrderRole.PARTIAL_CLOSE)],
+            },
+            [(1, "sell", 1, 100, 0.05, "taker"), (2, "sell", 1, 90, 0.045, "taker"),
+             (3, "buy", 1, 92, 0.046, "taker")],
+            (-1.0, 95.0, 2, True), 3.0,
+            id="short side mirrors: scale, average, partial close",
+        ),
+    ],
+)
+def test_positions(bars: list, actions: dict, fills: list, position: tuple, realized: float) -> None:
+    r = run(bars, actions, slippage_bps=0)
+    assert_fills(r.fills, fills)
+    ex = r.ex
+    qty, avg, layers, reduced = position
+    assert ex.position_qty == pytest.approx(qty)
+    assert (math.isnan(ex.avg_entry) and math.isnan(avg)) or ex.avg_entry == pytest.approx(avg)
+    assert (ex.layers, ex.reduced) == (layers, reduced)
+    assert ex.realized_pnl == pytest.approx(realized)
+    if "pc" in {o.order.tag for o in ex.orders.values()}:
+        assert path_of(ex, "pc") == "New>Cancelled"
+
+
+# ---------------------------------------------------------------------------------------- 6 trail
+def _trail_level(ex: SimExchange) -> float | None:
+    order = ex.protection("trail")
+    return None if order is None else order.trigger
+
+
+@pytest.mark.parametrize(
+    ("bars", "actions", "levels", "fills"),
+    [
+        pytest.param(
+            [B, (100, 100.5, 99.5, 101), (101, 106, 100, 105), (105, 105.5, 102, 103),
+             (103, 104, 100.5, 101)],
+            {0: [market(BUY, 1)], 1: [protect("trail", 5)]},
+            [None, 96.0, 101.0, 101.0, None],
+            [(1, "buy", 1, 100, 0.05, "taker"), (4, "sell", 1, 101, 0.0505, "taker")],
+            id="long: starts at close - D, ratchets to highest high - D, then stops out",
+        ),
+        pytest.param(
+            [B, (100, 100.5, 99, 99), (99, 100, 94, 95), (95, 98, 94.5, 97), (97, 99.5, 96, 99)],
+            {0: [market(SELL, 1)], 1: [protect("trail", 5)]},
+            [None, 104.0, 99.0, 99.0, None],
+            [(1, "sell", 1, 100, 0.05, "taker"), (4, "buy", 1, 99, 0.0495, "taker")],
+            id="short mirrors: lowest low + D",
+        ),
+        pytest.param(
+            [B, (100, 100.5, 99.5, 101), (101, 103, 100.5, 102), (102, 104, 101.5, 103.5),
+             (103.5, 110, 103, 109)],
+            {0: [market(BUY, 1)], 1: [protect("trail", 2)], 2: [protect("trail", 5)]},
+            [None, 99.0, 101.0, 101.0, 105.0],
+            [(1, "buy", 1, 100, 0.05, "taker")],
+            id="set again wider: never loosens, ratchets on from the new distance",
+        ),
+    ],
+)
+def test_trailing_stop(bars: list, actions: dict, levels: list, fills: list) -> None:
+    r = run(bars, actions, watch=_trail_level, slippage_bps=0)
+    assert r.watched == levels
+    assert_fills(r.fills, fills)
+
+
+# ---------------------------------------------------------------------------------------- 6 protection
+def _protection_qty(ex: SimExchange) -> tuple[float | None, float | None]:
+    sl_order, tp_order = ex.protection("stop_loss"), ex.protection("take_profit")
+    return (
+        None if sl_order is None else sl_order.qty,
+        None if tp_order is None else tp_order.qty,
+    )
+
+
+QUIET = [B, (100, 100.5, 99.5, 100), (101, 101.5, 100.5, 101), (102, 102.5, 101.5, 102),
+         (103, 103.5, 102.5, 103)]
+
+
+@pytest.mark.parametrize(
+    ("bars", "actions", "sizes", "sl_path", "tp_path"),
+    [
+        pytest.param(
+            QUIET,
+            {
+                0: [market(BUY, 1)],
+                1: [protect("stop_loss", 90), protect("take_profit", 120),
+                    market(BUY, 1, role=OrderRole.SCALE)],
+                2: [market(SELL, 0.5, role=OrderRole.PARTIAL_CLOSE)],
+                3: [market(SELL, 1.5, role=OrderRole.CLOSE)],
+            },
+            [(None, None), (1, 1), (2, 2), (1.5, 1.5), (None, None)],
+            "Untriggered>Deactivated", "New>Cancelled",
+            id="scale grows it, partial_close shrinks it, close clears it",
+        ),
+        pytest.param(
+            [B, (100, 100.5, 99.5, 100), (101, 101.5, 100.5, 101), (99, 99.5, 94, 95)],
+            {
+                0: [market(BUY, 1)],
+                1: [protect("stop_loss", 95), protect("take_profit", 120),
+                    market(BUY, 1, role=OrderRole.SCALE)],
+            },
+            [(None, None), (1, 1), (2, 2), (None, None)],
+            "Untriggered>Triggered>Filled", "New>Cancelled",
+            id="the stop-loss closes the whole scaled position and the take-profit goes",
+        ),
+        pytest.param(
+            QUIET,
+            {
+                0: [market(SELL, 1)],
+                1: [protect("stop_loss", 110), protect("take_profit", 80),
+                    market(SELL, 1, role=OrderRole.SCALE)],
+                2: [market(BUY, 1, role=OrderRole.PARTIAL_CLOSE)],
+            },
+            [(None, None), (1, 1), (2, 2), (1, 1), (1, 1)],
+            "Untriggered", "New",
+            id="short: the buy-side protection follows the size too",
+        ),
+        pytest.param(
+            QUIET,
+            {0: [market(BUY, 1)], 1: [protect("stop_loss", 90)], 2: [market(SELL, 2)]},
+            [(None, None), (1, None), (1, None), (None, None), (None, None)],
+            "Untriggered>Deactivated", None,
+            id="a flip closes the old position: its stop-loss is deactivated",
+        ),
+        pytest.param(
+            QUIET,
+            {0: [market(BUY, 1)], 1: [protect("stop_loss", 90)], 2: [protect("stop_loss", 95)]},
+            [(None, None), (1, None), (1, None), (1, None), (1, None)],
+            "Untriggered>PendingAmend>Untriggered", None,
+            id="setting it again moves it",
+        ),
+    ],
+)
+def test_protection_follows_the_position(
+    bars: list, actions: dict, sizes: list, sl_path: str, tp_path: str | None
+) -> None:
+    r = run(bars, actions, watch=_protection_qty, slippage_bps=0)
+    assert r.watched == sizes
+    assert path_of(r.ex, "stop_loss") == sl_path
+    if tp_path is not None:
+        assert path_of(r.ex, "take_profit") == tp_path
+
+
+def test_stop_loss_moved_keeps_the_first_stop_for_position_r() -> None:
+    r = run(QUIET, {0: [market(BUY, 1)], 1: [protect("stop_loss", 90)], 2: [protect("stop_loss", 95)]},
+            slippage_bps=0)
+    assert r.ex.protection("stop_loss").trigger == 95.0  # type: ignore[union-attr]
+    assert (r.ex.first_entry_price, r.ex.first_stop_price) == (100.0, 90.0)
+
+
+# ---------------------------------------------------------------------------------------- 5.7 rejections
+@pytest.mark.parametrize(
+    ("bars", "setup", "action", "reason"),
+    [
+        pytest.param([B], {}, market(BUY, 0.0004), "qty 0.0004 below min_qty 0.001",
+                     id="below min_qty"),
+        pytest.param([B], {}, market(BUY, 301), "insufficient margin: needs 30100.00, has 30000.00",
+                     id="margin: notional above equity x leverage"),
+        pytest.param([B], {0: [limit(BUY, 200, 99)]}, market(BUY, 103),
+                     "insufficient margin: needs 30100.00, has 30000.00",
+                     id="margin counts pending non-reduce orders"),
+        # entry 250 at 100.1, fee 12.5125; at close 100: equity 10000 - 12.5125 - 25 = 9962.4875
+        pytest.param([B, B], {0: [market(BUY, 250)]}, market(BUY, 50),
+                     "insufficient margin: needs 30000.00, has 29887.46",
+                     id="margin counts the open position and its loss"),
+        pytest.param([B], {}, limit(BUY, 1, 100.5, tif=TimeInForce.POST_ONLY),
+                     "post_only limit would take liquidity (EC_PostOnlyWillTakeLiquidity)",
+                     id="post_only that would cross"),
+        pytest.param([B], {}, market(SELL, 1, role=OrderRole.CLOSE), "reduce-only order with no position",
+                     id="reduce-only when flat"),
+        pytest.param([B, B], {0: [market(BUY, 1)]}, market(BUY, 1, role=OrderRole.PARTIAL_CLOSE),
+                     "reduce-only buy would not reduce a long position",
+                     id="reduce-only on the position's own side"),
+        pytest.param([B], {}, limit(BUY, 1, 0), "non-positive price 0.0", id="non-positive limit price"),
+        pytest.param([B], {}, stop(SELL, 1, -5), "non-positive trigger -5.0", id="non-positive trigger"),
+        pytest.param([B], {}, protect("stop_loss", 95), "can not set stop_loss for zero position",
+                     id="protection when flat"),
+        pytest.param([B, B], {0: [market(BUY, 1)]}, protect("trail", 0.0), "non-positive trail distance 0.0",
+                     id="non-positive trail distance"),
+        pytest.param([B, B], {0: [market(BUY, 1)]}, protect("take_profit", -1), "non-positive price -1.0",
+                     id="non-positive take-profit"),
+        pytest.param([B], {}, market(BUY, 1, role=OrderRole.STOP_LOSS),
+                     "protection orders are placed with set_protection",
+                     id="protection role sent as an order"),
+    ],
+)
+def test_rejections(bars: list, setup: dict, action: Action, reason: str) -> None:
+    last = len(bars) - 1
+    actions = {k: list(v) for k, v in setup.items()}
+    actions.setdefault(last, []).append(action)
+    # the run goes on: an ordinary order after the rejection still fills
+    actions[last].append(market(BUY, 0.01, tag="after"))
+    r = run([*bars, (100, 100.5, 99.5, 100)], actions)
+    result = r.results[-2]
+    assert not result.accepted
+    assert result.status is S.REJECTED
+    assert result.reject_reason == reason
+    record = r.ex.orders[result.order_id]
+    assert record.status is S.REJECTED and record.reason == reason
+    assert OrderEvent(result.order_id, S.SUBMITTED, S.REJECTED, last, reason) in r.events
+    assert r.fills[-1].tag == "after"
+
+
+# ---------------------------------------------------------------------------------------- fees and PnL
+@pytest.mark.parametrize(
+    ("config", "bars", "actions", "fills", "realized", "totals"),
+    [
+        pytest.param(
+            {}, [B, (100, 100.5, 99.5, 100), (108, 111, 107, 110)],
+            {0: [market(BUY, 2)], 1: [limit(SELL, 2, 110, role=OrderRole.CLOSE)]},
+            [(1, "buy", 2, 100.1, 0.1001, "taker"), (2, "sell", 2, 110, 0.044, "maker")],
+            [0.0, 19.8], (19.8, 0.1441, 10_019.6559),
+            id="long: market in, close at a limit",
+        ),
+        pytest.param(
+            {}, [B, (100, 100.5, 99.5, 100), (101, 104, 100.5, 103)],
+            {0: [market(SELL, 1)], 1: [protect("stop_loss", 103)]},
+            [(1, "sell", 1, 99.9, 0.04995, "taker"), (2, "buy", 1, 103.103, 0.0515515, "taker")],
+            [0.0, -3.203], (-3.203, 0.1015015, 9_996.6954985),
+            id="short: stopped out at a loss",
+        ),
+        pytest.param(
+            {"slippage_bps": 0}, [B, (100, 100.5, 99.5, 100), (105, 105.5, 104.5, 105), (95, 95.5, 94.5, 95)],
+            {0: [market(BUY, 2)], 1: [market(SELL, 1, role=OrderRole.PARTIAL_CLOSE)],
+             2: [market(SELL, 1, role=OrderRole.CLOSE)]},
+            [(1, "buy", 2, 100, 0.1, "taker"), (2, "sell", 1, 105, 0.0525, "taker"),
+             (3, "sell", 1, 95, 0.0475, "taker")],
+            [0.0, 5.0, -5.0], (0.0, 0.2, 9_999.8),
+            id="each reduction realizes its own PnL",
+        ),
+    ],
+)
+def test_fees_and_realized_pnl(
+    config: dict, bars: list, actions: dict, fills: list, realized: list, totals: tuple
+) -> None:
+    r = run(bars, actions, **config)
+    assert_fills(r.fills, fills)
+    assert [f.realized_pnl for f in r.fills] == pytest.approx(realized)
+    ex = r.ex
+    assert (ex.realized_pnl, ex.fees_paid, ex.cash) == pytest.approx(totals)
+    assert ex.equity() == pytest.approx(ex.cash)  # flat: no unrealized PnL
+
+
+# ---------------------------------------------------------------------------------------- amend/cancel
+@pytest.mark.parametrize(
+    ("bars", "actions", "fills", "paths"),
+    [
+        pytest.param(
+            [B, B, (99, 99.5, 97.5, 98)],
+            {0: [limit(BUY, 1, 95, tag="e")], 1: [amend("e", price=98)]},
+            [(2, "buy", 1, 98, 0.0196, "maker")], {"e": "New>PendingAmend>New>Filled"},
+            id="amended limit fills at its new price",
+        ),
+        pytest.param(
+            [B, B, (96, 97, 94, 95)],
+            {0: [limit(BUY, 1, 95, tag="e")], 1: [cancel("e")]},
+            [], {"e": "New>PendingCancel>Cancelled"},
+            id="a cancelled limit never fills",
+        ),
+        pytest.param(
+            [B, B, (104, 105, 103, 104)],
+            {0: [stop(BUY, 1, 102, tag="e")], 1: [cancel("e")]},
+            [], {"e": "Untriggered>PendingCancel>Deactivated"},
+            id="a cancelled stop is deactivated",
+        ),
+        pytest.param(
+            [B, (100, 100.5, 99.5, 100), (91, 92, 85, 90)],
+            {0: [market(BUY, 1)], 1: [protect("stop_loss", 95), limit(BUY, 1, 90, tag="e"), cancel_all()]},
+            [(1, "buy", 1, 100.1, 0.05005, "taker")],
+            {"e": "New>PendingCancel>Cancelled", "stop_loss": "Untriggered>PendingCancel>Deactivated"},
+            id="cancel_all takes the protection with it",
+        ),
+        pytest.param(
+            [B, B, (99, 99.5, 97.5, 98)],
+            {0: [limit(BUY, 1, 95, tif=TimeInForce.POST_ONLY, tag="e")], 1: [amend("e", price=101)]},
+            [], {"e": "New"},
+            id="an amend that would make a post_only cross is refused; the order is untouched",
+        ),
+    ],
+)
+def test_amend_and_cancel(bars: list, actions: dict, fills: list, paths: dict) -> None:
+    r = run(bars, actions)
+    assert_fills(r.fills, fills)
+    for who, path in paths.items():
+        assert path_of(r.ex, who) == path
+
+
+# ---------------------------------------------------------------------------------------- engine reads
+def test_tags_and_pending_reads() -> None:
+    r = run([B, (100, 100.5, 97, 99), B], {0: [limit(BUY, 1, 98, tag="e"), limit(BUY, 1, 90, tag="deep")]})
+    ex = r.ex
+    assert ex.tag_filled("e") and not ex.tag_filled("deep")
+    assert ex.order_by_tag("e") is None
+    assert ex.order_by_tag("deep") is not None and ex.order_by_tag("deep").price == 90  # type: ignore[union-attr]
+    assert ex.has_pending and [o.tag for o in ex.open_orders()] == ["deep"]
+    assert ex.position_opened_bar == 1 and ex.layers == 1
+    assert ex.status_path(r.results[0].order_id) == (S.SUBMITTED, S.NEW, S.FILLED)
+    # closing the position ends T.filled
+    ex.submit(make_order(SELL, OrderType.MARKET, 1, 2, role=OrderRole.CLOSE), 2, 100)
+    ex.process_bar(3, 3 * MINUTE, 100, 100.5, 99.5, 100)
+    assert ex.position_qty == 0.0 and not ex.tag_filled("e")
+    assert math.isnan(ex.avg_entry) and ex.position_opened_bar is None
+
+
+def test_nothing_pending_costs_nothing() -> None:
+    ex = exchange()
+    for i in range(3):
+        ex.process_bar(i, i * MINUTE, *B)
+        ex.close_bar(i, *B[1:])
+    assert ex.drain_events() == [] and not ex.has_pending and ex.equity() == 10_000.0
+
+
+def test_events_record_every_status_change_in_order() -> None:
+    r = run([B, (100, 103, 99.5, 102.5)], {0: [stop(BUY, 1, 102, tag="e")]})
+    ex = r.ex
+    oid = r.results[0].order_id
+    seen = [(e.old, e.new, e.bar) for e in r.events if e.order_id == oid]
+    assert seen == [
+        (None, S.SUBMITTED, 0),
+        (S.SUBMITTED, S.UNTRIGGERED, 0),
+        (S.UNTRIGGERED, S.TRIGGERED, 1),
+        (S.TRIGGERED, S.FILLED, 1),
+    ]
+    assert r.fills[0].ts == MINUTE and r.fills[0].role is OrderRole.ENTRY
+    assert ex.orders[oid].filled_qty == 1 and ex.orders[oid].avg_price == pytest.approx(102.102)
+
+
+# ---------------------------------------------------------------------------------------- invariants
+_bar = st.tuples(
+    st.floats(90, 110), st.floats(0, 4), st.floats(0, 4), st.floats(0, 1)
+).map(lambda t: (round(t[0], 1), round(t[0] + t[1], 1), round(t[0] - t[2], 1),
+                 round(t[0] - t[2] + (t[1] + t[2]) * t[3], 1)))
+_command = st.one_of(
+    st.tuples(st.just("market"), st.sampled_from([BUY, SELL]), st.sampled_from([0.001, 0.5, 1.0, 2.0])),
+    st.tuples(st.just("limit"), st.sampled_from([BUY, SELL]), st.floats(92, 108)),
+    st.tuples(st.just("stop"), st.sampled_from([BUY, SELL]), st.floats(92, 108)),
+    st.tuples(st.just("close"), st.sampled_from([BUY, SELL]), st.sampled_from([0.5, 1.0, 5.0])),
+    st.tuples(st.just("protect"), st.sampled_from(["stop_loss", "take_profit", "trail"]), st.floats(1, 108)),
+    st.tuples(st.just("cancel_all"), st.just(BUY), st.just(0.0)),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(_bar, st.lists(_command, max_size=3)), min_size=1, max_size=12),
+       st.sampled_from(["worst_case", "ohlc_path"]))
+def test_invariants_under_random_commands(steps: list, intrabar: str) -> None:
+    ex = exchange(intrabar=intrabar, equity=1_000_000.0)
+    position = 0.0
+    for i, ((o, h, l, c), commands) in enumerate(steps):
+        ex.process_bar(i, i * MINUTE, o, h, l, c)
+        ex.close_bar(i, h, l, c)
+        for kind, a, b in commands:
+            if kind == "market":
+                ex.submit(make_order(a, OrderType.MARKET, b, i), i, c)
+            elif kind == "limit":
+                ex.submit(make_order(a, OrderType.LIMIT, 1.0, i, price=b, expire=2), i, c)
+            elif kind == "stop":
+                ex.submit(make_order(a, OrderType.STOP, 1.0, i, trigger=b,
+                                     attached=(sl(lambda f: f * 0.97),)), i, c)
+            elif kind == "close":
+                ex.submit(make_order(a, OrderType.MARKET, b, i, role=OrderRole.CLOSE), i, c)
+            elif kind == "protect":
+                ex.set_protection(a, b, i, c)
+            else:
+                ex.cancel_all(i)
+        for event in ex.drain_events():
+            if isinstance(event, Fill):
+                before = position
+                position = round(position + event.side.sign * event.qty, 3)
+                if event.role in (OrderRole.CLOSE, OrderRole.PARTIAL_CLOSE) or event.role.is_protection:
+                    # reduce-only never flips and never grows the position
+                    assert before != 0.0 and abs(position) < abs(before) + 1e-12
+                    assert position == 0.0 or (position > 0) == (before > 0)
+            elif event.old is not None:
+                assert TRANSITIONS[(event.old, _event_name(event))] is event.new
+        assert ex.position_qty == pytest.approx(position, abs=1e-9)
+        assert ex.cash == pytest.approx(1_000_000.0 + ex.realized_pnl - ex.fees_paid)
+        assert ex.has_pending == bool(ex.open_orders())
+        for kind in ("stop_loss", "take_profit", "trail"):
+            held = ex.protection(kind)  # type: ignore[arg-type]
+            if ex.position_qty == 0.0:
+                assert held is None
+            elif held is not None:
+                assert held.qty == pytest.approx(abs(ex.position_qty))
+                assert held.side is (SELL if ex.position_qty > 0 else BUY)
+        if ex.position_qty == 0.0:
+            assert ex.layers == 0 and not ex.reduced
+        else:
+            assert ex.layers >= 1
+
+
+def _event_name(event: OrderEvent) -> str:
+    # Any event that leads from old to new; the state machine already refused anything else.
+    for (old, name), new in TRANSITIONS.items():
+        if old is event.old and new is event.new:
+            return name
+    raise AssertionError(f"no edge {event.old} -> {event.new}")
