@@ -10,6 +10,7 @@ from typing import Any
 
 import attrs
 import yaml
+from yaml.constructor import SafeConstructor
 
 from .diagnostics import Diagnostic, PlayError
 from .spans import LineMap, Span
@@ -61,9 +62,24 @@ def read_play(path: str | Path) -> PlaySource:
     return parse_play_text(text, p)
 
 
+# libyaml composes the same nodes and marks ~20x faster than pure-Python PyYAML (plain scalars
+# report style '' instead of None); PyYAML's own messages are better, so a broken file is composed
+# again by the pure-Python loader to describe it.
+_FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _compose(text: str) -> yaml.Node | None:
+    if _FAST_LOADER is not yaml.SafeLoader:
+        try:
+            return yaml.compose(text, Loader=_FAST_LOADER)
+        except yaml.YAMLError:
+            pass
+    return yaml.compose(text, Loader=yaml.SafeLoader)
+
+
 def parse_play_text(text: str, path: str = "<play>") -> PlaySource:
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = _compose(text)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         span = Span(mark.line + 1, mark.column + 1, mark.line + 1, mark.column + 2) if mark else None
@@ -74,7 +90,7 @@ def parse_play_text(text: str, path: str = "<play>") -> PlaySource:
         raise PlayError(path, text, [Diagnostic("yaml", "the file is empty; a Play needs 'play', 'market' and 'blocks'", None)])
     lines = text.splitlines()
     try:
-        root = _convert(node, lines)
+        root = _convert(node, lines, SafeConstructor())
     except PlayError as e:  # re-raise with the file it belongs to
         raise PlayError(path, text, e.diagnostics) from None
     if not root.is_map:
@@ -82,7 +98,7 @@ def parse_play_text(text: str, path: str = "<play>") -> PlaySource:
     return PlaySource(path, text, root)
 
 
-def _convert(node: yaml.Node, lines: list[str]) -> YValue:
+def _convert(node: yaml.Node, lines: list[str], scalars: SafeConstructor) -> YValue:
     if isinstance(node, yaml.MappingNode):
         entries: dict[str, YEntry] = {}
         for k, v in node.value:
@@ -90,12 +106,13 @@ def _convert(node: yaml.Node, lines: list[str]) -> YValue:
             if key in entries:
                 raise PlayError("", "", [Diagnostic("yaml", f"duplicate key '{key}'", _span(k),
                                                     f"'{key}' is already set on line {entries[key].key_span.line}")])
-            entries[key] = YEntry(key, _span(k), _convert(v, lines))
+            entries[key] = YEntry(key, _span(k), _convert(v, lines, scalars))
         return YValue(entries, _span(node))
     if isinstance(node, yaml.SequenceNode):
-        return YValue([_convert(v, lines) for v in node.value], _span(node))
-    value = yaml.SafeLoader("").construct_object(node) if node.tag else node.value
-    return YValue(value, _span(node), str(node.value), _text_origin(node, lines), node.style)
+        return YValue([_convert(v, lines, scalars) for v in node.value], _span(node))
+    value = scalars.construct_object(node) if node.tag else node.value
+    style = node.style or None  # plain: None from PyYAML, '' from libyaml
+    return YValue(value, _span(node), str(node.value), _text_origin(node, lines), style)
 
 
 def _text_origin(node: yaml.ScalarNode, lines: list[str]) -> LineMap:

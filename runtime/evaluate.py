@@ -122,7 +122,13 @@ def shift(a: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-ARITH: dict[str, Callable] = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide}
+def _divide(a, b):
+    """Division where x / 0 is NaN (unknown), as in the scalar path, not +-inf."""
+    out = np.divide(a, b)
+    return np.where(np.asarray(b) == 0, np.nan, out) if np.any(np.asarray(b) == 0) else out
+
+
+ARITH: dict[str, Callable] = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": _divide}
 COMPARE: dict[str, Callable] = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal,
                                 "==": np.equal, "!=": np.not_equal}
 

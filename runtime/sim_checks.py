@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from playdeck.runtime.orders import Order, OrderType, Side, TimeInForce
 from playdeck.runtime.sim_fills import SimOrder, marketable
 
-__all__ = ["margin_refusal", "order_refusal", "reference_price"]
+__all__ = ["amend_refusal", "margin_refusal", "order_refusal", "reference_price"]
 
 
 def order_refusal(
@@ -60,6 +60,43 @@ def order_refusal(
         and order.tif is TimeInForce.POST_ONLY
         and price is not None
         and marketable(order.side, price, last_close)
+    ):
+        return "post_only limit would take liquidity (EC_PostOnlyWillTakeLiquidity)"
+    return None
+
+
+def amend_refusal(
+    old: Order,
+    qty: float | None,
+    price: float | None,
+    trigger: float | None,
+    rounded: tuple[float, float | None, float | None],
+    *,
+    triggered: bool,
+    resting_limit: bool,
+    min_qty: float,
+    last_close: float,
+) -> str | None:
+    """Why an amend of `old` (asked: qty/price/trigger; `rounded`: the new values) is refused, margin
+    aside; or None. A refused amend leaves the order as it was."""
+    new_qty, new_price, new_trigger = rounded
+    if qty is not None and old.role.is_protection:
+        return "protection qty follows the position"
+    if price is not None and old.type not in (OrderType.LIMIT, OrderType.STOP_LIMIT):
+        return f"a {old.type.value} order has no limit price"
+    if trigger is not None and triggered:
+        return "only an untriggered stop has a trigger to amend"
+    if new_price is not None and new_price <= 0:
+        return f"non-positive price {new_price}"
+    if new_trigger is not None and new_trigger <= 0:
+        return f"non-positive trigger {new_trigger}"
+    if new_qty < min_qty:
+        return f"qty {qty} below min_qty {min_qty}"
+    if (
+        resting_limit
+        and new_price is not None
+        and old.tif is TimeInForce.POST_ONLY
+        and marketable(old.side, new_price, last_close)
     ):
         return "post_only limit would take liquidity (EC_PostOnlyWillTakeLiquidity)"
     return None

@@ -114,7 +114,7 @@ from playdeck.runtime.orders import (
     Side,
     TimeInForce,
 )
-from playdeck.runtime.sim_checks import margin_refusal, order_refusal
+from playdeck.runtime.sim_checks import amend_refusal, margin_refusal, order_refusal
 from playdeck.runtime.sim_fills import (
     KIND_LIMIT,
     KIND_MARKET,
@@ -126,6 +126,8 @@ from playdeck.runtime.sim_fills import (
     marketable,
     matching_shape,
     next_reached,
+    protection_order,
+    ratchet_trail,
     slipped,
 )
 
@@ -133,11 +135,6 @@ __all__ = ["INTRABAR_MODELS", "PROTECTION_KINDS", "SimExchange"]
 
 INTRABAR_MODELS = ("worst_case", "ohlc_path")
 PROTECTION_KINDS: tuple[ProtectionKind, ...] = ("stop_loss", "take_profit", "trail")
-_PROTECTION_ROLE = {
-    "stop_loss": OrderRole.STOP_LOSS,
-    "take_profit": OrderRole.TAKE_PROFIT,
-    "trail": OrderRole.TRAIL,
-}
 _NAN = math.nan
 # The answer to an amend names the status the order is back in (see order_state).
 _AMEND_ACK = {
@@ -320,41 +317,24 @@ class SimExchange:
         new_qty = old.qty if qty is None else inst.round_qty(qty)
         new_price = old.price if price is None else inst.round_price(price)
         new_trigger = old.trigger if trigger is None else inst.round_price(trigger)
-        reason = None
-        if qty is not None and old.role.is_protection:
-            reason = "protection qty follows the position"
-        elif price is not None and old.type not in (OrderType.LIMIT, OrderType.STOP_LIMIT):
-            reason = f"a {old.type.value} order has no limit price"
-        elif trigger is not None and rec.kind != KIND_STOP:
-            reason = "only an untriggered stop has a trigger to amend"
-        elif new_price is not None and new_price <= 0:
-            reason = f"non-positive price {new_price}"
-        elif new_trigger is not None and new_trigger <= 0:
-            reason = f"non-positive trigger {new_trigger}"
-        elif new_qty < inst.min_qty:
-            reason = f"qty {qty} below min_qty {inst.min_qty}"
-        now_limit = rec.kind == KIND_LIMIT
-        if reason is None and now_limit and new_price is not None:
-            crosses = marketable(old.side, new_price, self.last_close)
-            if crosses and old.tif is TimeInForce.POST_ONLY:
-                reason = "post_only limit would take liquidity (EC_PostOnlyWillTakeLiquidity)"
+        reason = amend_refusal(
+            old,
+            qty,
+            price,
+            trigger,
+            (new_qty, new_price, new_trigger),
+            triggered=rec.kind != KIND_STOP,
+            resting_limit=rec.kind == KIND_LIMIT,
+            min_qty=inst.min_qty,
+            last_close=self.last_close,
+        )
         candidate = attrs.evolve(old, qty=new_qty, price=new_price, trigger=new_trigger)
         if reason is None and not rec.reduce_only:
             reason = self._margin_refusal(candidate, exclude=rec)
         if reason is not None:
             return OrderResult(False, order_id, rec.path.current, reject_reason=reason)
 
-        before = rec.path.current
-        what = describe_amend(old, candidate)
-        self._change(rec, "amend", what)
-        rec.order = candidate
-        if rec.kind == KIND_STOP:
-            rec.level = candidate.trigger  # type: ignore[assignment]
-        elif rec.kind == KIND_LIMIT:
-            rec.level = candidate.price  # type: ignore[assignment]
-            self._set_taker_first(rec, marketable(old.side, rec.level, self.last_close))
-        rec.active_from = max(rec.active_from, bar + 1)
-        self._change(rec, _AMEND_ACK[before], what)
+        self._amend_in_place(rec, candidate, self.last_close, bar + 1)
         return OrderResult(True, order_id, rec.path.current)
 
     def cancel(self, order_id: str, bar: int, reason: str = "") -> bool:
@@ -615,7 +595,7 @@ class SimExchange:
         """
         if now is None:
             now = reference
-        if kind not in _PROTECTION_ROLE:
+        if kind not in PROTECTION_KINDS:
             raise ValueError(f"unknown protection kind {kind!r}; expected one of {PROTECTION_KINDS}")
         pos = self.position_qty
         inst = self.instrument
@@ -637,7 +617,7 @@ class SimExchange:
         existing = self._protection.get(kind)
         if reason is not None and existing is None:
             self._seq += 1
-            order = self._protection_order(kind, side, level, abs(pos))
+            order = protection_order(kind, side, level, abs(pos), self._seq, self._bar)
             rec = self._new_record(order, active_from, True, matched=False)
             self._change(rec, "reject", reason)
             return OrderResult(False, order.order_id, OrderStatus.REJECTED, reject_reason=reason)
@@ -653,22 +633,12 @@ class SimExchange:
                 rec.trail_distance = distance
                 rec.trail_extreme = reference
                 rec.trail_bar = self._bar
-            old = rec.order
-            before = rec.path.current
-            moved = (
-                attrs.evolve(old, price=level) if kind == "take_profit" else attrs.evolve(old, trigger=level)
-            )
-            what = describe_amend(old, moved)
-            self._change(rec, "amend", what)
-            rec.order = moved
-            rec.level = level
-            if kind == "take_profit":
-                self._set_taker_first(rec, marketable(side, level, now))
-            self._change(rec, _AMEND_ACK[before], what)
+            field = "price" if kind == "take_profit" else "trigger"
+            self._amend_in_place(rec, attrs.evolve(rec.order, **{field: level}), now, active_from)
             return OrderResult(True, rec.order_id, rec.path.current)
 
         self._seq += 1
-        order = self._protection_order(kind, side, level, abs(pos))
+        order = protection_order(kind, side, level, abs(pos), self._seq, self._bar)
         rec = self._new_record(order, active_from, True)
         if kind == "trail":
             rec.trail_distance = distance
@@ -684,37 +654,27 @@ class SimExchange:
         self._protection[kind] = rec
         return OrderResult(True, order.order_id, rec.path.current)
 
-    def _protection_order(self, kind: ProtectionKind, side: Side, level: float, qty: float) -> Order:
-        tp = kind == "take_profit"
-        return Order(
-            order_id=f"sim-{self._seq}",
-            client_id=f"{kind}-{self._seq}",
-            side=side,
-            type=OrderType.LIMIT if tp else OrderType.STOP,
-            qty=qty,
-            price=level if tp else None,
-            trigger=None if tp else level,
-            tif=TimeInForce.GTC,
-            reduce_only=True,
-            role=_PROTECTION_ROLE[kind],
-            tag=None,
-            created_bar=self._bar,
-            expire_bar=None,
-        )
+    def _amend_in_place(self, rec: SimOrder, new: Order, now: float, active_from: int) -> None:
+        """Replace a working order's values through PendingAmend and back, as live would.
+
+        `now` decides whether a limit is now marketable (taker at the next point it is checked);
+        `active_from` is the first bar the new values may fill in.
+        """
+        before = rec.path.current
+        what = describe_amend(rec.order, new)
+        self._change(rec, "amend", what)
+        rec.order = new
+        if rec.kind == KIND_STOP:
+            rec.level = new.trigger  # type: ignore[assignment]
+        elif rec.kind == KIND_LIMIT:
+            rec.level = new.price  # type: ignore[assignment]
+            self._set_taker_first(rec, marketable(new.side, rec.level, now))
+        rec.active_from = max(rec.active_from, active_from)
+        self._change(rec, _AMEND_ACK[before], what)
 
     def _ratchet(self, rec: SimOrder, bar: int, h: float, l: float, c: float) -> None:
-        long = rec.order.side is Side.SELL
-        # Highs after the set point count; in the bar it was set in, only the close is known to
-        # come after it.
-        if long:
-            rec.trail_extreme = max(rec.trail_extreme, h if bar > rec.trail_bar else c)
-            level = self.instrument.round_price(rec.trail_extreme - rec.trail_distance)
-            tighter = level > rec.level
-        else:
-            rec.trail_extreme = min(rec.trail_extreme, l if bar > rec.trail_bar else c)
-            level = self.instrument.round_price(rec.trail_extreme + rec.trail_distance)
-            tighter = level < rec.level
-        if tighter:
+        level = ratchet_trail(rec, bar, h, l, c, self.instrument)
+        if level is not None:
             rec.level = level
             rec.order = attrs.evolve(rec.order, trigger=level)
 

@@ -1,5 +1,5 @@
-"""Pieces of the simulator's matching that do not need the exchange: the working-order record,
-the intrabar price path, and the price arithmetic of a fill.
+"""Pieces of the simulator that do not need the exchange: the working-order record, the intrabar
+price path, the price arithmetic of a fill, and the shape and ratchet of protection orders.
 
 `SimExchange` (runtime/sim_exchange.py) walks `intrabar_path(...)` segment by segment and asks
 `next_reached` which working order the path meets next.
@@ -28,7 +28,16 @@ from collections.abc import Iterable
 import attrs
 
 from playdeck.runtime.order_state import StatusPath
-from playdeck.runtime.orders import Order, OrderStatus, OrderType, Side
+from playdeck.runtime.orders import (
+    Instrument,
+    Order,
+    OrderRole,
+    OrderStatus,
+    OrderType,
+    ProtectionKind,
+    Side,
+    TimeInForce,
+)
 
 __all__ = [
     "KIND_LIMIT",
@@ -41,6 +50,8 @@ __all__ = [
     "marketable",
     "matching_shape",
     "next_reached",
+    "protection_order",
+    "ratchet_trail",
     "slipped",
 ]
 
@@ -191,3 +202,49 @@ def describe_amend(old: Order, new: Order) -> str:
         if a != b:
             parts.append(f"{name} {a}->{b}")
     return "amend " + ", ".join(parts) if parts else "amend (no change)"
+
+
+_PROTECTION_ROLE = {
+    "stop_loss": OrderRole.STOP_LOSS,
+    "take_profit": OrderRole.TAKE_PROFIT,
+    "trail": OrderRole.TRAIL,
+}
+
+
+def protection_order(
+    kind: ProtectionKind, side: Side, level: float, qty: float, seq: int, bar: int
+) -> Order:
+    """The reduce-only order behind a protection: a limit for take_profit, else a stop-market."""
+    tp = kind == "take_profit"
+    return Order(
+        order_id=f"sim-{seq}",
+        client_id=f"{kind}-{seq}",
+        side=side,
+        type=OrderType.LIMIT if tp else OrderType.STOP,
+        qty=qty,
+        price=level if tp else None,
+        trigger=None if tp else level,
+        tif=TimeInForce.GTC,
+        reduce_only=True,
+        role=_PROTECTION_ROLE[kind],
+        tag=None,
+        created_bar=bar,
+        expire_bar=None,
+    )
+
+
+def ratchet_trail(
+    rec: SimOrder, bar: int, h: float, l: float, c: float, instrument: Instrument
+) -> float | None:
+    """Update a trail's best price at the close of `bar`; the tighter trigger, or None if not tighter.
+
+    Highs (lows, for a short) count from the bar after the trail was set; in the bar it was set in
+    (an attached trail, set mid-bar) only the close is known to come after the set point.
+    """
+    if rec.order.side is Side.SELL:  # protects a long
+        rec.trail_extreme = max(rec.trail_extreme, h if bar > rec.trail_bar else c)
+        level = instrument.round_price(rec.trail_extreme - rec.trail_distance)
+        return level if level > rec.level else None
+    rec.trail_extreme = min(rec.trail_extreme, l if bar > rec.trail_bar else c)
+    level = instrument.round_price(rec.trail_extreme + rec.trail_distance)
+    return level if level < rec.level else None

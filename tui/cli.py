@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Sequence
 
 from playdeck.compiler import compile_file
+from playdeck.compiler.lower import lower, plan_text
 from playdeck.compiler.printer import ir_json, ir_text
 from playdeck.dsl.diagnostics import PlayError
 from playdeck.dsl.fmt import format_play
@@ -27,7 +28,12 @@ class UserError(Exception):
 
 def cmd_compile(args: argparse.Namespace) -> int:
     compiled = compile_file(args.play)
-    sys.stdout.write(ir_json(compiled.ir) if args.format == "json" else ir_text(compiled.ir))
+    if args.stage == "parse":
+        sys.stdout.write(format_play(compiled.source, list(compiled.features), compiled.blocks))
+    elif args.stage == "lower":
+        sys.stdout.write(plan_text(lower(compiled.ir)))
+    else:
+        sys.stdout.write(ir_json(compiled.ir) if args.format == "json" else ir_text(compiled.ir))
     return 0
 
 
@@ -101,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compile", help="print a Play's typed IR")
     c.add_argument("play")
     c.add_argument("--format", choices=("text", "json"), default="text")
+    c.add_argument("--stage", choices=("parse", "check", "lower"), default="check",
+                   help="parse: the canonical syntax; check: the typed IR (default); lower: the execution plan")
     c.set_defaults(run=cmd_compile)
 
     k = sub.add_parser("check", help="check Plays, one line each")
