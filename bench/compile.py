@@ -3,7 +3,9 @@
 Compiling means what `playdeck check` does for one file: read it, parse the YAML with positions,
 check the settings, parse the features and blocks, resolve names and types, collect the feature
 jobs. The grammar is built once before timing (it is cached for the life of the process).
-Prints the median over `--runs` compiles of each Play. Usage: python bench/compile.py [--runs N]
+Prints the median over `--runs` compiles of each Play (the target is judged on it) and the best
+run, which shows how much of the median is noise from other processes on the machine.
+Usage: python bench/compile.py [--runs N] [PLAY ...]
 """
 from __future__ import annotations
 
@@ -17,7 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 TARGET_MS = 20.0
 
 
-def median_ms(path: Path, runs: int) -> float:
+def compile_ms(path: Path, runs: int) -> tuple[float, float]:
+    """(median, best) compile time of `path` in milliseconds."""
     from playdeck.compiler import compile_file
 
     times = []
@@ -25,7 +28,7 @@ def median_ms(path: Path, runs: int) -> float:
         t0 = time.perf_counter()
         compile_file(path)
         times.append((time.perf_counter() - t0) * 1000.0)
-    return statistics.median(times)
+    return statistics.median(times), min(times)
 
 
 def main() -> int:
@@ -42,11 +45,11 @@ def main() -> int:
         compile_file(p)  # and warm the imports and caches the first compile touches
     width = max(len(p.name) for p in paths)
     worst = 0.0
-    print(f"{'play':<{width}}  median of {args.runs} (ms)  under {TARGET_MS:g} ms?")
+    print(f"{'play':<{width}}  median of {args.runs}  best   under {TARGET_MS:g} ms?")
     for p in paths:
-        ms = median_ms(p, args.runs)
+        ms, best = compile_ms(p, args.runs)
         worst = max(worst, ms)
-        print(f"{p.name:<{width}}  {ms:>10.2f}           {'yes' if ms < TARGET_MS else 'NO'}")
+        print(f"{p.name:<{width}}  {ms:>8.2f} ms  {best:>5.2f} ms  {'yes' if ms < TARGET_MS else 'NO'}")
     print(f"slowest {worst:.2f} ms: target {'met' if worst < TARGET_MS else 'NOT met'} for every Play")
     return 0
 

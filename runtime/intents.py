@@ -197,7 +197,7 @@ class IntentProcessor:
             return await fn(*args, **kwargs)
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(TransientBackendError),
-            wait=wait_exponential_jitter(initial=0.2, max=5.0),
+            wait=wait_exponential_jitter(multiplier=0.2, max=5.0, jitter=0.1),
             stop=stop_after_attempt(self.attempts), reraise=True,
         ):
             with attempt:

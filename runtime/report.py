@@ -82,7 +82,7 @@ def round_trips(fills: list[Fill]) -> list[Trade]:
             else:
                 cur["out_qty"] += abs(part)
                 cur["out_val"] += abs(part) * f.price
-                cur["pnl"] += f.realized_pnl * share
+                cur["pnl"] += f.realized_pnl  # a fill has one closing part, which realizes all of it
             cur["fees"] += fee
             pos += part
             cur["max"] = max(cur["max"], abs(pos))

@@ -3,7 +3,8 @@
 Async only at the boundary: every method runs the exchange synchronously and returns without
 suspending, so a backtest's bar loop never yields to the event loop when nothing happens. The
 engine moves time with the synchronous `advance(bar, ts, o, h, l, c)` (fills inside the bar, then
-the bar-close work); commands sent afterwards are sent "at the close of" that bar.
+the bar-close work), or `at_close(bar, ts, close)` on bars where nothing is pending; commands sent
+afterwards are sent "at the close of" that bar.
 
 Events can be taken two ways, and a run should use one of them:
 - `drain_events()` (sync): what the engine's bar loop does after `advance` and after its commands;
@@ -44,10 +45,15 @@ class SimBackend:
         self._wake()
 
     def at_close(self, bar: int, ts: int, close: float) -> None:
-        """The engine is at the close of `bar` (also on bars it did not need to `advance`)."""
+        """The engine is at the close of `bar` (also on bars it did not need to `advance`).
+
+        Skipping `advance` is only safe when nothing is pending (then process_bar/close_bar would
+        do nothing but mark to market), so this marks the position to market too.
+        """
         self.bar = bar
         self.ts = ts
         self.last_close = close
+        self.exchange.last_close = close
 
     def drain_events(self) -> list[Fill | OrderEvent]:
         return self.exchange.drain_events()

@@ -23,8 +23,11 @@ States
   A reduce-only fill capped at the position still ends Filled (its Fill has the capped qty).
 - For each fill the `Fill` comes first, then the order's `-> Filled` event, then the consequences
   (protection placed or cleared).
-- An invalid amend (bad qty/price, would cross as post_only, margin) changes nothing and emits
-  nothing; it returns accepted=False with the reason.
+- An invalid amend (bad qty/price, would cross as post_only, margin), or an invalid new value
+  for a protection that exists, changes nothing and emits nothing; it returns accepted=False with
+  the reason. An amend (or protection move) that changes nothing is accepted without events.
+- Ids: an order sent with an empty `order_id` gets `sim-N`; one sent with an id already used is
+  refused ("duplicate order id X") and not recorded, since the id is taken.
 
 Prices and sizes
 - Submitted quantities are rounded down to qty_step and prices/triggers to the nearest tick (the
@@ -60,6 +63,9 @@ Positions
   position nets, and may flip it: a flip is a close followed by a fresh entry at the fill price.
   `reduced` turns true when a partial_close fills. Everything per position (layers, reduced,
   first entry and first stop price, opened bar, filled tags) resets when the position closes.
+  A SCALE that fills while flat (it is not refused) opens a fresh position with layers = 1.
+- `tag_filled(T)` turns true when the order tagged T fills and leaves a position open (so a
+  tagged close that flattens never reads filled), and false again when that position closes.
 - Flat means avg_entry, first_entry_price and first_stop_price are NaN and position_opened_bar is
   None (a comparison with NaN is false, which is what the blocks want).
 
@@ -120,6 +126,7 @@ from playdeck.runtime.sim_fills import (
     KIND_MARKET,
     KIND_STOP,
     SimOrder,
+    adverse_is_low,
     cancel_event,
     describe_amend,
     intrabar_path,
@@ -192,7 +199,6 @@ class SimExchange:
         self._pending_by_tag: dict[str, SimOrder] = {}
         self._filled_tags: set[str] = set()
         self._events: list[Fill | OrderEvent] = []
-        self._seq = 0
         self._bar = -1
         self._ts = 0
         self._taker_first = 0  # how many working limits still hold taker_first
@@ -215,6 +221,7 @@ class SimExchange:
         return [rec.order for rec in self._live.values()]
 
     def status(self, order_id: str) -> OrderStatus:
+        """Current status of any order ever sent here (KeyError for an unknown id)."""
         return self.orders[order_id].path.current
 
     def status_path(self, order_id: str) -> tuple[OrderStatus, ...]:
@@ -243,8 +250,7 @@ class SimExchange:
         """Send `order` at the close of `bar`; it can first fill in bar + 1."""
         self._bar = bar
         self.last_close = last_close
-        self._seq += 1
-        order_id = order.order_id or f"sim-{self._seq}"
+        order_id = order.order_id or self._next_id()
         if order_id in self.orders:
             # Cannot be recorded under an id that is taken; nothing else changes.
             return OrderResult(
@@ -317,6 +323,11 @@ class SimExchange:
         new_qty = old.qty if qty is None else inst.round_qty(qty)
         new_price = old.price if price is None else inst.round_price(price)
         new_trigger = old.trigger if trigger is None else inst.round_price(trigger)
+        # Re-stating a field's current value is not a change (a triggered stop-limit keeps its
+        # trigger, a protection its qty), so only real changes are checked.
+        qty = None if new_qty == old.qty else qty
+        price = None if new_price == old.price else price
+        trigger = None if new_trigger == old.trigger else trigger
         reason = amend_refusal(
             old,
             qty,
@@ -329,6 +340,9 @@ class SimExchange:
             last_close=self.last_close,
         )
         candidate = attrs.evolve(old, qty=new_qty, price=new_price, trigger=new_trigger)
+        if candidate == old:
+            # Nothing changes (e.g. a same-tag re-send of the same order): no request, no events.
+            return OrderResult(True, order_id, rec.path.current)
         if reason is None and not rec.reduce_only:
             reason = self._margin_refusal(candidate, exclude=rec)
         if reason is not None:
@@ -383,7 +397,7 @@ class SimExchange:
         self._ts = ts
         adverse_low: bool | None = None
         if self._worst:
-            adverse_low = self._adverse_low(bar)
+            adverse_low = adverse_is_low(self.position_qty, live.values(), bar)
         self._sweep(o, o)
         if self._taker_first:
             self._end_taker_first(bar)
@@ -417,23 +431,6 @@ class SimExchange:
             self._ratchet(trail, bar, h, l, c)
 
     # ------------------------------------------------------------------ matching
-    def _adverse_low(self, bar: int) -> bool | None:
-        pos = self.position_qty
-        if pos > 0.0:
-            return True
-        if pos < 0.0:
-            return False
-        buys = sells = False
-        for rec in self._live.values():
-            if rec.active_from <= bar and not rec.reduce_only:
-                if rec.order.side is Side.BUY:
-                    buys = True
-                else:
-                    sells = True
-        if buys != sells:
-            return buys
-        return None
-
     def _sweep(self, cur: float, end: float) -> None:
         """Walk the path from `cur` to `end` (cur == end: the open point), filling as reached.
 
@@ -616,8 +613,7 @@ class SimExchange:
             reason = f"can not set {kind} for zero position"
         existing = self._protection.get(kind)
         if reason is not None and existing is None:
-            self._seq += 1
-            order = protection_order(kind, side, level, abs(pos), self._seq, self._bar)
+            order = protection_order(kind, side, level, abs(pos), self._next_id(), self._bar)
             rec = self._new_record(order, active_from, True, matched=False)
             self._change(rec, "reject", reason)
             return OrderResult(False, order.order_id, OrderStatus.REJECTED, reject_reason=reason)
@@ -634,11 +630,11 @@ class SimExchange:
                 rec.trail_extreme = reference
                 rec.trail_bar = self._bar
             field = "price" if kind == "take_profit" else "trigger"
-            self._amend_in_place(rec, attrs.evolve(rec.order, **{field: level}), now, active_from)
+            if getattr(rec.order, field) != level:  # the same level again is not a move
+                self._amend_in_place(rec, attrs.evolve(rec.order, **{field: level}), now, active_from)
             return OrderResult(True, rec.order_id, rec.path.current)
 
-        self._seq += 1
-        order = protection_order(kind, side, level, abs(pos), self._seq, self._bar)
+        order = protection_order(kind, side, level, abs(pos), self._next_id(), self._bar)
         rec = self._new_record(order, active_from, True)
         if kind == "trail":
             rec.trail_distance = distance
@@ -689,6 +685,13 @@ class SimExchange:
         )
 
     # ------------------------------------------------------------------ book keeping
+    def _next_id(self) -> str:
+        # Skip ids a caller already used for its own orders.
+        order_id = f"sim-{len(self.orders) + 1}"
+        while order_id in self.orders:
+            order_id += "x"
+        return order_id
+
     def _new_record(
         self, order: Order, active_from: int, reduce_only: bool, matched: bool = True
     ) -> SimOrder:
@@ -699,7 +702,7 @@ class SimExchange:
         rec = SimOrder(
             order=order,
             path=StatusPath(order.order_id),
-            seq=self._seq,
+            seq=len(self.orders),
             active_from=active_from,
             kind=kind,
             up=up,

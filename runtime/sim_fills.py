@@ -44,6 +44,7 @@ __all__ = [
     "KIND_MARKET",
     "KIND_STOP",
     "SimOrder",
+    "adverse_is_low",
     "cancel_event",
     "describe_amend",
     "intrabar_path",
@@ -133,6 +134,26 @@ def intrabar_path(
     return (l, h, c)
 
 
+def adverse_is_low(position_qty: float, book: Iterable[SimOrder], bar: int) -> bool | None:
+    """worst_case's adverse extreme: True = the low, False = the high, None = no side to hurt.
+
+    Long hurts on the low, short on the high; flat, it is the side the pending entries would open
+    (buys: the low), and None when they would open both sides or there are none.
+    """
+    if position_qty > 0.0:
+        return True
+    if position_qty < 0.0:
+        return False
+    buys = sells = False
+    for rec in book:
+        if rec.active_from <= bar and not rec.reduce_only:
+            if rec.order.side is Side.BUY:
+                buys = True
+            else:
+                sells = True
+    return buys if buys != sells else None
+
+
 def marketable(side: Side, price: float, reference: float) -> bool:
     """Would a limit at `price` take liquidity against `reference` (the last close, or the path)?"""
     return price >= reference if side is Side.BUY else price <= reference
@@ -212,13 +233,13 @@ _PROTECTION_ROLE = {
 
 
 def protection_order(
-    kind: ProtectionKind, side: Side, level: float, qty: float, seq: int, bar: int
+    kind: ProtectionKind, side: Side, level: float, qty: float, order_id: str, bar: int
 ) -> Order:
     """The reduce-only order behind a protection: a limit for take_profit, else a stop-market."""
     tp = kind == "take_profit"
     return Order(
-        order_id=f"sim-{seq}",
-        client_id=f"{kind}-{seq}",
+        order_id=order_id,
+        client_id=f"{kind}-{order_id}",
         side=side,
         type=OrderType.LIMIT if tp else OrderType.STOP,
         qty=qty,

@@ -159,3 +159,15 @@ def test_commands_are_sent_at_the_close_of_the_last_advanced_bar() -> None:
     fills = [e for e in be.drain_events() if isinstance(e, Fill)]
     assert [(f.bar, f.price, f.side) for f in fills] == [(3, 101.0, Side.SELL)]
     assert be.bar == 3 and be.last_close == 101
+
+
+def test_at_close_skips_matching_but_marks_to_market() -> None:
+    be = backend(slippage_bps=0.0)
+    be.advance(0, 0, *QUIET)
+    finished(be.submit_order(order(Side.BUY, OrderType.MARKET, 1, 0)))
+    be.advance(1, MINUTE, *QUIET)  # fills at 100; nothing pending afterwards
+    assert not be.exchange.has_pending
+    be.at_close(2, 2 * MINUTE, 104.0)  # the engine skipped advance: nothing could happen
+    assert (be.bar, be.last_close) == (2, 104.0)
+    assert finished(be.get_position()).upnl == pytest.approx(4.0)
+    assert finished(be.get_equity()) == pytest.approx(10_000 - 0.05 + 4.0)

@@ -853,6 +853,25 @@ def test_fees_and_realized_pnl(
             [], {"e": "New"},
             id="an amend that would make a post_only cross is refused; the order is untouched",
         ),
+        pytest.param(
+            [B, B, (99, 99.5, 94.5, 98)],
+            {0: [limit(BUY, 1, 95, tag="e")], 1: [amend("e", qty=1, price=95)]},
+            [(2, "buy", 1, 95, 0.019, "maker")], {"e": "New>Filled"},
+            id="an amend that changes nothing is accepted without events",
+        ),
+        pytest.param(
+            [B, (104, 105, 103, 104.5), (103.5, 104, 102.8, 103)],
+            {0: [stop(BUY, 1, 102, 102.5, tag="e")], 1: [amend("e", trigger=102, price=103)]},
+            [(2, "buy", 1, 103, 0.0206, "maker")],
+            {"e": "Untriggered>Triggered>New>PendingAmend>New>Filled"},
+            id="a triggered stop-limit re-stated with its trigger: only the limit moves",
+        ),
+        pytest.param(
+            QUIET,
+            {0: [market(BUY, 1)], 1: [protect("stop_loss", 90)], 2: [protect("stop_loss", 90)]},
+            [(1, "buy", 1, 100.1, 0.05005, "taker")], {"stop_loss": "Untriggered"},
+            id="setting a protection to its current level is not a move",
+        ),
     ],
 )
 def test_amend_and_cancel(bars: list, actions: dict, fills: list, paths: dict) -> None:

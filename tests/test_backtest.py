@@ -1,0 +1,151 @@
+"""`playdeck backtest` end to end: the report, the files, every example Play, bad input."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from playdeck.runtime.orders import Fill, Side
+from playdeck.runtime.report import equity_curve, metrics, round_trips
+from playdeck.runtime.bars import Bars
+
+ROOT = Path(__file__).resolve().parent.parent
+PLAYS = sorted((ROOT / "plays").glob("*.yml"))
+
+
+def cli(*args: str, cache: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PLAYDECK_CACHE=str(cache))
+    return subprocess.run([sys.executable, "-m", "playdeck.tui.cli", *args], capture_output=True, text=True,
+                          env=env, cwd=ROOT, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.mark.parametrize("play", PLAYS, ids=[p.stem for p in PLAYS])
+def test_every_example_play_backtests_on_the_bundled_year(play: Path, cache: Path, tmp_path: Path):
+    out = tmp_path / "run"
+    r = cli("backtest", str(play), "--out", str(out), cache=cache)
+    assert r.returncode == 0, r.stderr
+    assert "synthetic" in r.stdout and "net PnL" in r.stdout
+    report = json.loads((out / "report.json").read_text())
+    m = report["metrics"]
+    assert m["final_equity"] == pytest.approx(m["initial_equity"] + m["net_pnl"])
+    with open(out / "fills.csv") as fh:
+        fills = list(csv.DictReader(fh))
+    with open(out / "orders.csv") as fh:
+        orders = list(csv.DictReader(fh))
+    assert len(fills) == m["fills"]
+    assert sum(report["orders_by_status"].values()) == len(orders)
+    # every fill belongs to an order that ended Filled (fills here are all-or-nothing)
+    filled = {o["order_id"] for o in orders if o["final_status"] == "Filled"}
+    assert {f["order_id"] for f in fills} <= filled
+    assert all(int(f["bar"]) >= report["ready_bar"] for f in fills)
+
+
+def test_report_and_files_of_the_default_play(cache: Path, tmp_path: Path):
+    out = tmp_path / "run"
+    r = cli("backtest", "plays/ema_cross.yml", "--from", "2025-03-01", "--to", "2025-05-01", "--out", str(out),
+            cache=cache)
+    assert r.returncode == 0, r.stderr
+    for word in ("net PnL", "return", "drawdown", "sharpe", "win rate", "profit factor", "exposure", "fees",
+                 "trades", "orders", "rejected", "funding and liquidation"):
+        assert word in r.stdout
+    heads = {name: (out / name).read_text().splitlines()[0] for name in ("fills.csv", "orders.csv", "trades.csv",
+                                                                          "equity.csv")}
+    assert heads["fills.csv"] == "bar,ts,order_id,tag,side,qty,price,fee,liquidity"
+    assert heads["orders.csv"].startswith("order_id,tag,")
+    assert "status_path" in heads["orders.csv"] and "created_bar" in heads["orders.csv"]
+    assert heads["equity.csv"] == "bar,ts,equity"
+    assert (out / "equity.svg").read_text().startswith("<svg")
+    rows = (out / "equity.csv").read_text().splitlines()[1:]
+    # --from/--to keep the data's bar numbering: March 1st is bar 59 days * 96 into 2025
+    assert rows[0].startswith(f"{59 * 96},2025-03-01T00:00:00Z")
+    assert rows[-1].split(",")[1].startswith("2025-04-30T23:45")
+    with open(out / "fills.csv") as fh:
+        for f in csv.DictReader(fh):
+            assert f["side"] in ("buy", "sell") and f["liquidity"] in ("maker", "taker")
+            assert f["ts"].endswith("Z")
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["backtest", "plays/ema_cross.yml", "--from", "yesterday"], "cannot read 'yesterday' as a date"),
+    (["backtest", "plays/ema_cross.yml", "--data", "no/such.csv"], "no such data file"),
+    (["backtest", "plays/ema_cross.yml", "--from", "2031-01-01"], "no bars in the chosen range"),
+])
+def test_bad_backtest_options_are_one_clear_error(args, needle, cache: Path):
+    r = cli(*args, cache=cache)
+    assert r.returncode == 2
+    assert needle in r.stderr and "Traceback" not in r.stderr + r.stdout
+
+
+def test_backtest_on_an_imported_csv(cache: Path, tmp_path: Path):
+    lines = ["timestamp,open,high,low,close,volume"]
+    price = 100.0
+    rng = np.random.default_rng(3)
+    for k in range(3000):
+        o = price
+        price = round(price * (1 + rng.normal(0, 0.002)), 1)
+        hi, lo = max(o, price) + 0.1, min(o, price) - 0.1
+        lines.append(f"{1735689600000 + k * 60_000},{o},{hi:.1f},{lo:.1f},{price},{rng.uniform(1, 5):.3f}")
+    data = tmp_path / "bars.csv"
+    data.write_text("\n".join(lines) + "\n")
+    r = cli("backtest", "plays/ema_cross.yml", "--data", str(data), "--out", str(tmp_path / "o"), cache=cache)
+    assert r.returncode == 0, r.stderr
+    assert "market data: 200 exec bars" in r.stdout  # 3000 1m bars -> 200 15m bars
+
+
+def test_data_import_reports_bad_rows_with_their_numbers(cache: Path, tmp_path: Path):
+    data = tmp_path / "bad.csv"
+    data.write_text("timestamp,open,high,low,close,volume\n"
+                    "2025-01-01T00:00:00Z,1,2,0.5,1.5,10\n"
+                    "2025-01-01T00:01:00Z,1,x,0.5,1.5,10\n"
+                    "2025-01-01T00:05:00Z,1,2,0.5,1.5,10\n")
+    r = cli("data", "import", str(data), "--symbol", "BTCUSDT", "--tf", "1m", "--cache-dir", str(cache), cache=cache)
+    assert r.returncode == 2 and "row 3" in r.stderr and "Traceback" not in r.stderr
+    ok = cli("data", "import", str(data), "--symbol", "BTCUSDT", "--tf", "1m", "--gaps", "fill",
+             "--cache-dir", str(cache), cache=cache)
+    assert ok.returncode == 2  # a bad value is never skipped, whatever the gap policy
+
+
+# ---- report arithmetic, by hand ---------------------------------------------------------------
+
+def fill(bar, side, qty, price, fee=0.0, pnl=0.0):
+    return Fill(bar, 0, f"o{bar}", None, Side(side), qty, price, fee, "taker", None, pnl)
+
+
+def test_round_trips_split_a_flip_into_two_trades():
+    fills = [fill(1, "buy", 2, 100, fee=0.2), fill(3, "sell", 1, 110, fee=0.1, pnl=10),
+             fill(5, "sell", 3, 120, fee=0.6, pnl=20), fill(7, "buy", 2, 115, fee=0.4, pnl=10)]
+    trades = round_trips(fills)
+    assert [(t.side, t.entry_bar, t.exit_bar) for t in trades] == [("long", 1, 5), ("short", 5, 7)]
+    long, short = trades
+    assert long.entry_price == 100 and long.exit_price == pytest.approx((110 + 120) / 2)
+    # the flip's fee is split by quantity: 1 of 3 closes the long, 2 of 3 open the short
+    assert long.fees == pytest.approx(0.2 + 0.1 + 0.2) and long.pnl == pytest.approx(30 - 0.5)
+    assert short.entry_price == 120 and short.exit_price == 115
+    assert short.fees == pytest.approx(0.4 + 0.4) and short.pnl == pytest.approx(10 - 0.8)
+
+
+def test_equity_curve_and_metrics_by_hand():
+    close = np.array([100.0, 101, 102, 99, 98, 105])
+    bars = Bars("BTCUSDT", "1m", np.arange(6) * 60_000, close, close, close, close, np.ones(6))
+    # bought 1 at 100 in bar 1 (fee 1); sold at 105 in bar 5 (fee 1)
+    snaps = [(1, 1.0, 100.0, 999.0), (5, 0.0, float("nan"), 1003.0)]
+    eq, qty = equity_curve(bars, snaps, 1000.0, 0, 6)
+    assert eq.tolist() == [1000, 1000, 1001, 998, 997, 1003]
+    fills = [fill(1, "buy", 1, 100, fee=1), fill(5, "sell", 1, 105, fee=1, pnl=5)]
+    m = metrics(eq, qty, 1000.0, fills, round_trips(fills), "1m")
+    assert m["net_pnl"] == 3 and m["trades"] == 1 and m["win_rate_pct"] == 100.0
+    assert m["max_drawdown_usdt"] == pytest.approx(1001 - 997)
+    assert m["max_drawdown_pct"] == pytest.approx(4 / 1001 * 100, abs=1e-3)
+    assert m["exposure_pct"] == pytest.approx(4 / 6 * 100, abs=0.01)
+    assert m["fees"] == 2 and m["profit_factor"] == "inf"
