@@ -161,7 +161,7 @@ def _describe_expected(expected: set[str]) -> str:
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " or " + parts[-1]
 
 
-def _acceptable(e: UnexpectedToken) -> set[str]:
+def _acceptable(e: UnexpectedInput) -> set[str]:
     """What the parser could take here. A token refused by the contextual lexer reports the lexer's
     set, which also holds the newline the Indenter always accepts; and a state that would only
     reduce lists every lookahead LALR merged into it (')' or '@' after `qty 1`). So feed each
@@ -197,8 +197,9 @@ def _describe(e: UnexpectedInput, text: str, where: LineMap) -> Diagnostic:
     if isinstance(e, UnexpectedCharacters):
         ch = text[e.pos_in_stream] if e.pos_in_stream < len(text) else "?"
         msg = f"unexpected character '{ch}'"
-        if e.allowed:
-            msg += "; expected " + _describe_expected(set(e.allowed))
+        expected = _acceptable(e) if getattr(e, "interactive_parser", None) is not None else set(e.allowed or ())
+        if expected:
+            msg += "; expected " + _describe_expected(expected)
         return Diagnostic("syntax", msg, where.span(e.line, e.column, e.line, e.column + 1))
     if isinstance(e, UnexpectedToken):
         tok = e.token

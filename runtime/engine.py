@@ -197,7 +197,7 @@ class Engine:
         for it in intents:
             result = await self.processor.process(it, st)
             if it.tag is not None and result is not None and result.accepted:
-                ref = it.price if it.kind != "stop" else it.trigger
+                ref = it.price if it.price is not None else it.trigger  # limit price, else trigger
                 if ref is not None:
                     self.tag_prices[it.tag] = self.processor.instrument.round_price(ref)
 

@@ -57,8 +57,7 @@ __all__ = [
 ]
 
 # How a working order is matched right now. The numbers are also the tie-break at one price:
-# market orders first, then stops, then limits (PLAY-LANGUAGE.md 5.4 and the decisions in
-# sim_exchange). A stop-limit is KIND_STOP until it triggers and KIND_LIMIT after.
+# market orders first, then stops, then limits (see "Intrabar order" above). A stop-limit is KIND_STOP until it triggers and KIND_LIMIT after.
 KIND_MARKET = 0
 KIND_STOP = 1
 KIND_LIMIT = 2

@@ -1,0 +1,606 @@
+"""Broken Plays: each row is a small Play file and where its first error must be reported.
+
+Every row pins the diagnostic's code and `line:col` in the Play file (errors inside `blocks: |` or a
+feature's value point into the file, not into the embedded text), the text the caret sits on, and
+the whole rendered message as a golden (tests/__snapshots__/test_bad_inputs.ambr). The end of the
+file runs the `playdeck` command line on a few of them.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import attrs
+import pytest
+
+from playdeck.compiler import compile_file, compile_text
+from playdeck.dsl.diagnostics import PlayError
+
+# Lines 1-10 of every blocks case; the blocks text starts on line 11, indented by two spaces.
+HEAD = """\
+play: bad
+market:
+  symbol: BTCUSDT
+  exec: 15m
+  timeframes: {htf: 4h}
+features:
+  fast: ema(close, 21)
+  slow: ema(close, 55)
+  atr: atr(14)
+blocks: |
+"""
+
+
+def blocks(text: str) -> str:
+    """A Play whose blocks are `text`; its first line is line 11 of the file."""
+    return HEAD + textwrap.indent(textwrap.dedent(text).lstrip("\n"), "  ")
+
+
+def play(text: str) -> str:
+    return textwrap.dedent(text).lstrip("\n")
+
+
+BLOCKS_OK = """\
+blocks: |
+  block main:
+    when flat:
+      close
+"""
+
+
+def settings(text: str) -> str:
+    """A Play with the given settings and features, and blocks that are fine."""
+    return play(text) + BLOCKS_OK
+
+
+@attrs.frozen
+class Case:
+    id: str
+    text: str
+    code: str
+    where: str  # line:col of the first diagnostic, in the Play file
+    at: str  # the file's text starts with this at `where` ("" for the end of a line)
+
+
+CASES = [
+    # ---- syntax of the block language -------------------------------------------------------
+    Case("missing_colon_after_when", blocks("""
+        block main:
+          when flat
+            close
+        """), "syntax", "12:14", ""),
+    Case("unknown_action_word", blocks("""
+        block main:
+          when flat:
+            buy qty 1
+        """), "syntax", "13:7", "buy"),
+    Case("missing_side", blocks("""
+        block main:
+          when flat:
+            market qty 1
+        """), "syntax", "13:14", "qty"),
+    Case("missing_size", blocks("""
+        block main:
+          when flat:
+            market buy as first
+        """), "syntax", "13:18", "as"),
+    Case("unknown_option", blocks("""
+        block main:
+          when flat:
+            limit buy qty 1 at close gtc
+        """), "syntax", "13:32", "gtc"),
+    Case("unbalanced_paren", blocks("""
+        block main:
+          when flat and (close > fast:
+            close
+        """), "syntax", "12:32", ":"),
+    Case("expire_without_bars", blocks("""
+        block main:
+          when flat:
+            limit buy qty 1 at close expire 3
+        """), "syntax", "13:40", ""),
+    Case("stray_character", blocks("""
+        block main:
+          when close > fast $ 2:
+            close
+        """), "syntax", "12:23", "$"),
+    Case("case_not_indented_under_block", blocks("""
+        block main:
+        when flat:
+          close
+        """), "syntax", "12:3", "when"),
+    Case("inconsistent_dedent", blocks("""
+        block main:
+          when flat:
+              close
+            close
+        """), "indent", "14:7", "close"),
+    Case("action_where_a_case_belongs", blocks("""
+        block main:
+          close
+        """), "syntax", "12:5", "close"),
+    # ---- YAML --------------------------------------------------------------------------------
+    Case("broken_yaml_flow", play("""
+        play: bad
+        market: {symbol: BTCUSDT, exec: 15m
+        blocks: |
+          block main:
+            when flat:
+              close
+        """), "yaml", "3:7", ":"),
+    Case("tab_indentation", play("""
+        play: bad
+        market:
+          symbol: BTCUSDT
+        \texec: 15m
+        """) + BLOCKS_OK, "yaml", "4:1", "\t"),
+    Case("duplicate_key", settings("""
+        play: bad
+        market:
+          symbol: BTCUSDT
+          exec: 15m
+          exec: 1h
+        """), "yaml", "5:3", "exec"),
+    Case("blocks_quoted_not_literal", play("""
+        play: bad
+        market: {symbol: BTCUSDT, exec: 15m}
+        blocks: "block main:\\n  when flat:\\n    close\\n"
+        """), "type", "3:9", '"block'),
+    Case("blocks_folded_not_literal", play("""
+        play: bad
+        market: {symbol: BTCUSDT, exec: 15m}
+        blocks: >
+          block main:
+            when flat:
+              close
+        """), "type", "3:9", ">"),
+    Case("empty_file", "# nothing here\n", "yaml", "-", ""),
+    # ---- settings ----------------------------------------------------------------------------
+    Case("unknown_key_in_account", settings("""
+        play: bad
+        market:
+          symbol: BTCUSDT
+          exec: 15m
+        account:
+          equity: 5000
+          levrage: 3
+          slippage_bps: 2
+        """), "unknown-key", "7:3", "levrage"),
+    Case("unknown_top_level_key", settings("""
+        play: bad
+        strategy: trend
+        market: {symbol: BTCUSDT, exec: 15m}
+        """), "unknown-key", "2:1", "strategy"),
+    Case("missing_market_exec", settings("""
+        play: bad
+        description: no exec timeframe
+        market:
+          symbol: BTCUSDT
+        """), "missing-key", "3:1", "market"),
+    Case("leverage_not_a_number", settings("""
+        play: bad
+        market: {symbol: BTCUSDT, exec: 15m}
+        account:
+          leverage: lots
+        """), "type", "4:13", "lots"),
+    Case("leverage_out_of_range", settings("""
+        play: bad
+        market: {symbol: BTCUSDT, exec: 15m}
+        account:
+          leverage: 500
+        """), "value", "4:13", "500"),
+    Case("exec_not_a_timeframe", settings("""
+        play: bad
+        market:
+          symbol: BTCUSDT
+          exec: 7m
+        """), "timeframe", "4:9", "7m"),
+    Case("timeframe_not_a_multiple_of_exec", settings("""
+        play: bad
+        market:
+          symbol: BTCUSDT
+          exec: 4h
+          timeframes: {daily: 1d, htf: 6h}
+        """), "timeframe", "5:32", "6h"),
+    Case("unknown_intrabar_mode", settings("""
+        play: bad
+        market: {symbol: BTCUSDT, exec: 15m}
+        account:
+          intrabar: best_case
+        """), "value", "4:13", "best_case"),
+    Case("symbol_not_a_usdt_perpetual", settings("""
+        play: bad
+        market: {symbol: BTC-PERP, exec: 15m}
+        """), "value", "2:18", "BTC-PERP"),
+    Case("play_name_not_an_identifier", settings("""
+        play: EMA Cross
+        market: {symbol: BTCUSDT, exec: 15m}
+        """), "value", "1:7", "EMA Cross"),
+    # ---- features ----------------------------------------------------------------------------
+    Case("feature_name_not_an_identifier", settings("""
+        play: bad
+        market: {symbol: BTCUSDT, exec: 15m}
+        features:
+          fast-ema: ema(close, 9)
+        """), "name", "4:3", "fast-ema"),
+    Case("unknown_timeframe_in_feature", settings("""
+        play: bad
+        market: {symbol: BTCUSDT, exec: 15m, timeframes: {htf: 4h}}
+        features:
+          trend: ema(close, 200) @ daily
+        """), "timeframe", "4:28", "daily"),
+    Case("feature_timeframe_below_exec", settings("""
+        play: bad
+        market: {symbol: BTCUSDT, exec: 15m}
+        features:
+          quick: ema(close, 9) @ 5m
+        """), "timeframe", "4:26", "5m"),
+    Case("feature_uses_feature_of_other_timeframe", settings("""
+        play: bad
+        market: {symbol: BTCUSDT, exec: 15m, timeframes: {htf: 4h}}
+        features:
+          trend: ema(close, 50) @ htf
+          smooth: sma(trend, 3)
+        """), "timeframe", "5:15", "trend"),
+    Case("feature_cycle", settings("""
+        play: bad
+        market: {symbol: BTCUSDT, exec: 15m}
+        features:
+          a: ema(b, 9)
+          b: sma(a, 3)
+        """), "cycle", "4:3", "a"),
+    Case("state_word_in_feature", settings("""
+        play: bad
+        market: {symbol: BTCUSDT, exec: 15m}
+        features:
+          sized: ema(close, 9) * position.size
+        """), "state", "4:26", "position.size"),
+    Case("syntax_error_in_quoted_feature", settings("""
+        play: bad
+        market: {symbol: BTCUSDT, exec: 15m}
+        features:
+          fast: "ema(close 9)"
+        """), "syntax", "4:20", "9"),
+    Case("indicator_length_not_written_out", settings("""
+        play: bad
+        market: {symbol: BTCUSDT, exec: 15m}
+        features:
+          n: sma(close, 10)
+          smooth: ema(close, n)
+        """), "type", "5:22", "n"),
+    Case("macd_fast_not_shorter_than_slow", settings("""
+        play: bad
+        market: {symbol: BTCUSDT, exec: 15m}
+        features:
+          m: macd(close, 26, 12, 9)
+        """), "value", "4:6", "macd("),
+    # ---- names and types ---------------------------------------------------------------------
+    Case("unknown_name_did_you_mean", blocks("""
+        block main:
+          when flat and clsoe > fast:
+            close
+        """), "name", "12:19", "clsoe"),
+    Case("unknown_function", blocks("""
+        block main:
+          when flat and hma(close, 9) > fast:
+            close
+        """), "name", "12:19", "hma("),
+    Case("wrong_arity", blocks("""
+        block main:
+          when flat and ema(close) > fast:
+            close
+        """), "arity", "12:19", "ema("),
+    Case("function_used_as_a_name", blocks("""
+        block main:
+          when flat and rsi > 70:
+            close
+        """), "name", "12:19", "rsi"),
+    Case("multi_output_without_field", play("""
+        play: bad
+        market: {symbol: BTCUSDT, exec: 15m}
+        features:
+          m: macd(close, 12, 26, 9)
+        blocks: |
+          block main:
+            when long and m < 0:
+              close
+        """), "field", "7:19", "m <"),
+    Case("and_on_numbers", blocks("""
+        block main:
+          when fast and 1:
+            close
+        """), "type", "12:10", "fast"),
+    Case("condition_not_bool", blocks("""
+        block main:
+          when fast - slow:
+            close
+        """), "type", "12:10", "fast - slow"),
+    Case("crosses_with_a_bool", blocks("""
+        block main:
+          when flat crosses_above slow:
+            close
+        """), "type", "12:10", "flat"),
+    Case("crosses_with_trading_state", blocks("""
+        block main:
+          when long and close crosses_below position.entry:
+            close
+        """), "type", "12:39", "position.entry"),
+    Case("price_is_a_bool", blocks("""
+        block main:
+          when flat:
+            limit buy qty 1 at close > fast
+        """), "type", "13:26", "close > fast"),
+    Case("negative_offset_is_lookahead", blocks("""
+        block main:
+          when flat and close[-1] > close:
+            close
+        """), "lookahead", "12:19", "close[-1]"),
+    Case("unknown_position_field", blocks("""
+        block main:
+          when long and position.pnl > 0:
+            close
+        """), "field", "12:19", "position.pnl"),
+    # ---- actions -----------------------------------------------------------------------------
+    Case("stop_loss_under_close", blocks("""
+        block main:
+          when long:
+            close
+              stop_loss low
+        """), "attached", "14:9", "stop_loss"),
+    Case("market_under_limit", blocks("""
+        block main:
+          when flat:
+            limit buy qty 1 at close - atr
+              market buy qty 1
+        """), "attached", "14:9", "market"),
+    Case("fill_outside_an_entry", blocks("""
+        block main:
+          when long:
+            stop_loss fill - 2 * atr
+        """), "fill", "13:17", "fill"),
+    Case("fill_in_a_condition", blocks("""
+        block main:
+          when long and close > fill:
+            close
+        """), "fill", "12:27", "fill"),
+    Case("risk_without_stop_loss", blocks("""
+        block main:
+          when flat:
+            market buy risk 1%
+              take_profit fill + atr
+        """), "risk", "13:18", "risk 1%"),
+    Case("duplicate_tag", blocks("""
+        block main:
+          when flat and fast > slow:
+            limit buy qty 1 at close - atr as entry
+          when flat and fast < slow:
+            limit sell qty 1 at close + atr as entry
+        """), "tag", "15:39", "as entry"),
+    Case("cancel_unknown_tag", blocks("""
+        block main:
+          when flat:
+            limit buy qty 1 at close - atr as entry
+          when long:
+            cancel entyr
+        """), "tag", "15:7", "cancel entyr"),
+    Case("case_after_otherwise", blocks("""
+        block main:
+          when long:
+            close
+          otherwise:
+            cancel all
+          when short:
+            close
+        """), "unreachable", "16:5", "when short"),
+    Case("percent_of_position_on_an_entry", blocks("""
+        block main:
+          when flat:
+            market buy 50% of position
+        """), "size", "13:18", "50% of position"),
+    Case("partial_close_over_100_percent", blocks("""
+        block main:
+          when long:
+            partial_close 150%
+        """), "value", "13:21", "150%"),
+    Case("zero_percent_equity", blocks("""
+        block main:
+          when flat:
+            market buy 0% equity
+        """), "value", "13:18", "0%"),
+    Case("negative_qty", blocks("""
+        block main:
+          when flat:
+            market sell qty -0.5
+        """), "value", "13:23", "-0.5"),
+    Case("post_only_on_a_market_order", blocks("""
+        block main:
+          when flat:
+            market buy qty 1 post_only
+        """), "option", "13:24", "post_only"),
+    Case("limit_without_at", blocks("""
+        block main:
+          when flat:
+            limit buy qty 1 expire 3 bars
+        """), "option", "13:7", "limit buy"),
+    Case("expire_zero_bars", blocks("""
+        block main:
+          when flat:
+            limit buy qty 1 at close expire 0 bars
+        """), "value", "13:32", "expire 0 bars"),
+    Case("two_time_in_force_options", blocks("""
+        block main:
+          when flat:
+            limit buy qty 1 at close post_only ioc
+        """), "option", "13:42", "ioc"),
+    Case("duplicate_block_name", blocks("""
+        block main:
+          when flat:
+            close
+        block main:
+          when long:
+            close
+        """), "block", "14:9", "main"),
+]
+
+
+def first_error(text: str) -> PlayError:
+    with pytest.raises(PlayError) as info:
+        compile_text(text, "bad.yml")
+    return info.value
+
+
+def test_the_table_is_big_and_ids_are_unique():
+    assert len(CASES) >= 30
+    assert len({c.id for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input_is_reported_at_its_place(case: Case, snapshot):
+    err = first_error(case.text)
+    d = err.diagnostics[0]
+    assert d.code == case.code
+    if case.where == "-":
+        assert d.span is None
+    else:
+        assert f"{d.span.line}:{d.span.col}" == case.where
+        line = case.text.splitlines()[d.span.line - 1]
+        assert line[d.span.col - 1:].startswith(case.at), (line, case.at)
+        if case.at == "":
+            assert d.span.col == len(line) + 1  # just past the end of the line
+    assert err.render() == snapshot
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.where != "-"], ids=lambda c: c.id)
+def test_rendering_has_location_source_line_and_caret(case: Case):
+    d = first_error(case.text).diagnostics[0]
+    lines = case_render_lines(case)
+    assert lines[0].startswith(f"bad.yml:{d.span.line}:{d.span.col}: error[{d.code}]: ")
+    gutter, source = lines[1].split(" | ", 1)
+    assert gutter.strip() == str(d.span.line)
+    caret_line = lines[2].split(" | ", 1)[1]
+    assert caret_line.index("^") == d.span.col - 1
+    assert source.expandtabs(1)  # the source line is shown
+
+
+def case_render_lines(case: Case) -> list[str]:
+    return first_error(case.text).render().splitlines()
+
+
+def test_every_diagnostic_is_reported_not_just_the_first():
+    err = first_error(blocks("""
+        block main:
+          when flat and clsoe > 1:
+            close
+          when long:
+            partial_close 150%
+        """))
+    assert [(d.code, str(d.span)) for d in err.diagnostics] == [("name", "12:19"), ("value", "15:21")]
+
+
+def test_settings_errors_are_all_reported_in_file_order():
+    err = first_error(settings("""
+        play: bad
+        market:
+          symbol: btcusdt
+          exec: 15m
+        account:
+          equity: 0
+          leverage: lots
+          fees: {maker: 0.1}
+        """))
+    assert [str(d.span) for d in err.diagnostics] == ["3:11", "6:11", "7:13", "8:17"]
+
+
+def test_messages_name_what_was_found_and_what_was_expected():
+    d = first_error(blocks("""
+        block main:
+          when flat:
+            market buy qty 1 gtc
+        """)).diagnostics[0]
+    # The expected set is what the parser can really take after `qty 1`, not every token LALR
+    # merged into that state (no ')', ',', ':' or '@').
+    assert d.message == ("unexpected 'gtc'; expected an option ('at PRICE', 'limit PRICE', 'expire N bars', "
+                         "'post_only', 'ioc', 'fok' or 'as TAG'), an operator or the end of the line")
+
+
+def test_error_positions_follow_the_blocks_indentation_in_the_file():
+    # The same mistake with the blocks indented by 4 in the YAML: the column moves with it.
+    text = blocks("""
+        block main:
+          when flat
+            close
+        """).replace("\n  ", "\n    ")
+    d = first_error(text).diagnostics[0]
+    assert (d.span.line, d.span.col) == (12, 16)
+
+
+# ---- the command line, end to end ---------------------------------------------------------------
+
+def playdeck(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "playdeck.tui.cli", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=120)
+
+
+GOOD = play("""
+    play: good
+    description: a tiny Play that compiles
+    market:
+      symbol: BTCUSDT
+      exec: 15m
+    features:
+      fast: ema(close, 9)
+      slow: ema(close, 21)
+    blocks: |
+      block main:
+        when flat and fast crosses_above slow:
+          market buy 10% equity
+        when long and fast crosses_below slow:
+          close
+    """)
+
+
+def test_cli_compile_error_exits_2_with_location_and_caret(tmp_path: Path):
+    case = next(c for c in CASES if c.id == "crosses_with_trading_state")
+    (tmp_path / "bad.yml").write_text(case.text)
+    r = playdeck("compile", "bad.yml", cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stdout == ""
+    assert r.stderr.startswith(f"bad.yml:{case.where}: error[type]: ")
+    assert "\n 12 |     when long and close crosses_below position.entry:\n" in r.stderr
+    assert "\n    | " + " " * 38 + "^" * len("position.entry") + "\n" in r.stderr
+    assert "Traceback" not in r.stdout + r.stderr
+
+
+def test_cli_check_prints_one_line_per_file_and_exits_2_if_any_fails(tmp_path: Path):
+    (tmp_path / "good.yml").write_text(GOOD)
+    (tmp_path / "bad.yml").write_text(next(c for c in CASES if c.id == "missing_colon_after_when").text)
+    r = playdeck("check", "good.yml", "bad.yml", "missing.yml", cwd=tmp_path)
+    assert r.returncode == 2
+    lines = r.stdout.splitlines()
+    assert len(lines) == 3
+    assert lines[0].startswith("good.yml: ok (good: ")
+    assert lines[1].startswith("bad.yml:12:14: error[syntax]: unexpected the end of the line")
+    assert lines[2] == "missing.yml: error[file]: no such file"
+    assert "Traceback" not in r.stdout + r.stderr
+
+    r = playdeck("check", "good.yml", "good.yml", cwd=tmp_path)
+    assert r.returncode == 0
+    assert r.stdout.count(": ok (") == 2
+
+
+def test_cli_fmt_write_rewrites_once_then_reports_canonical(tmp_path: Path):
+    messy = GOOD.replace("when flat and fast crosses_above slow:", "when (flat) and ((fast crosses_above slow)):")
+    messy = messy.replace("market buy 10% equity", "market   buy 10% equity")
+    path = tmp_path / "good.yml"
+    path.write_text(messy)
+    r = playdeck("fmt", "--write", "good.yml", cwd=tmp_path)
+    assert (r.returncode, r.stdout) == (0, "good.yml: formatted\n")
+    formatted = path.read_text()
+    assert "when flat and fast crosses_above slow:" in formatted
+    assert "market buy 10% equity" in formatted
+    assert compile_file(path).ir == compile_text(GOOD).ir
+    r = playdeck("fmt", "--write", "good.yml", cwd=tmp_path)
+    assert (r.returncode, r.stdout) == (0, "good.yml: already canonical\n")
+    assert path.read_text() == formatted
