@@ -99,7 +99,8 @@ def _options(c: Checker, a: s.Action) -> dict[str, s.Option]:
             what = o.value if o.kind == "tif" else o.kind
             raise c.fail("option", f"'{what}' is not an option of {a.kind}", o.span, f"{a.kind} takes {words}")
         if o.kind in found:
-            raise c.fail("option", f"'{_OPTION_WORDS[o.kind]}' is given twice", o.span)
+            raise c.fail("option", f"'{_OPTION_WORDS[o.kind]}' is given twice", o.span,
+                         "give each option once; post_only, ioc and fok exclude each other")
         found[o.kind] = o
     return found
 
@@ -114,7 +115,8 @@ def _pct(c: Checker, size: s.Size, *, high: float | None) -> float:
     v = size.value.value
     if v <= 0 or (high is not None and v > high):
         rng = f"more than 0% and at most {high:g}%" if high is not None else "more than 0%"
-        raise c.fail("value", f"{v:g}% is out of range here; it must be {rng}", size.value.span)
+        raise c.fail("value", f"{v:g}% is out of range here; it must be {rng}", size.value.span,
+                     "e.g. 'partial_close 50%', 'risk 1%', '10% equity'")
     return v / 100.0
 
 
@@ -169,7 +171,7 @@ def check_action(c: Checker, a: s.Action, ctx: _Ctx) -> ir.Action:
         n = opts["expire"].value
         if not float(n).is_integer() or n < 1:
             raise c.fail("value", f"'expire' needs a whole number of bars of at least 1, not {n:g}",
-                         opts["expire"].span)
+                         opts["expire"].span, "e.g. 'expire 3 bars': cancelled at the close of the 3rd bar")
         expire = int(n)
     attached = []
     kinds: set[str] = set()
@@ -178,9 +180,12 @@ def check_action(c: Checker, a: s.Action, ctx: _Ctx) -> ir.Action:
             raise c.fail("attached", f"'{child.kind}' cannot be attached under an order", child.span,
                          "only stop_loss, take_profit and trail are indented under an entry")
         if child.children:
-            raise c.fail("attached", "attached actions cannot carry actions of their own", child.children[0].span)
+            raise c.fail("attached", "attached actions cannot carry actions of their own", child.children[0].span,
+                         "indent every attached action one level under the entry, side by side")
         if child.kind in kinds:
-            raise c.fail("attached", f"a second '{child.kind}' under the same entry", child.span)
+            raise c.fail("attached", f"a second '{child.kind}' under the same entry", child.span,
+                         f"a position has one {child.kind}; keep one, and move it later with a standalone "
+                         f"'{child.kind}' action")
         kinds.add(child.kind)
         what = f"the {child.kind} {'distance' if child.kind == 'trail' else 'price'}"
         attached.append(ir.Protection(child.kind, _price(c, child.value, _Ctx(ctx.tf, allow_fill=True), what),

@@ -86,7 +86,8 @@ class Checker:
             raise _Stop()  # already reported
         if name in self._resolving:
             cycle = " -> ".join(self._resolving[self._resolving.index(name):] + [name])
-            raise self.fail("cycle", f"feature '{name}' depends on itself ({cycle})", d.span)
+            raise self.fail("cycle", f"feature '{name}' depends on itself ({cycle})", d.span,
+                            "a feature cannot use itself, directly or through other features; break the loop")
         if name in RESERVED:
             self._failed.add(name)
             raise self.fail("name", f"'{name}' is a built-in name and cannot name a feature", d.span,
@@ -102,7 +103,8 @@ class Checker:
             self._resolving.pop()
         if not expr.type.is_series:
             raise self.fail("type", f"feature '{name}' is a constant ({expr.type}); a feature is a series "
-                            "computed from market data", d.expr.span)
+                            "computed from market data", d.expr.span,
+                            "use market data, e.g. ema(close, 21); write a fixed number straight into a condition")
         fields: tuple[str, ...] = ()
         if isinstance(expr, ir.Indicator) and expr.field is None:
             fields = INDICATORS[expr.fn].fields
@@ -210,11 +212,11 @@ class Checker:
                 raise self._no_field(obj.fn, e.name, fields, e.span)
             return attrs.evolve(call, field=e.name, span=e.span)
         inner = self.expr(obj, ctx)
-        raise self.fail("field", f"no field '{e.name}' on a value of type {inner.type}", e.span)
+        raise self.fail("field", f"no field '{e.name}' on a value of type {inner.type}", e.span, _FIELDS_HINT)
 
     def _no_field(self, owner: str, name: str, fields, span) -> _Stop:
         if not fields:
-            return self.fail("field", f"{owner} has no fields", span)
+            return self.fail("field", f"{owner} has no fields", span, _FIELDS_HINT)
         return self.fail("field", f"{owner} has no field '{name}'", span,
                          "fields are " + ", ".join(fields))
 
@@ -223,7 +225,7 @@ class Checker:
             want = FUNCTIONS[e.fn]
             if len(e.args) != want:
                 raise self.fail("arity", f"{e.fn} takes {want} argument{'s' if want > 1 else ''}, "
-                                f"got {len(e.args)}", e.span)
+                                f"got {len(e.args)}", e.span, f"write {e.fn}({', '.join('ab'[:want])})")
             args = tuple(self.expr(a, ctx) for a in e.args)
             for a, src in zip(args, e.args):
                 self.need_num(a, src, f"argument of {e.fn}")
@@ -253,18 +255,20 @@ class Checker:
                                 f"parameters are fixed when the Play compiles; write {sig.usage()}")
             if kind == "int" and (not float(value).is_integer() or value < 1):
                 raise self.fail("value", f"the length of {e.fn} must be a whole number of at least 1, "
-                                f"not {a.text or value}", a.span)
+                                f"not {a.text or value}", a.span, f"lengths count bars; write {sig.usage()}")
             if value <= 0:
-                raise self.fail("value", f"{e.fn} needs a positive number here", a.span)
+                raise self.fail("value", f"{e.fn} needs a positive number here", a.span, f"write {sig.usage()}")
             params.append(int(value) if kind == "int" else float(value))
         if e.fn == "macd" and params[0] >= params[1]:
-            raise self.fail("value", "macd's fast length must be shorter than its slow length", e.span)
+            raise self.fail("value", "macd's fast length must be shorter than its slow length", e.span,
+                            "the lengths are fast, slow, signal: e.g. macd(close, 12, 26, 9)")
         implicit = tuple(ir.Bar(c, ctx.tf) for c in sig.implicit)
         return ir.Indicator(e.fn, implicit + tuple(series), tuple(params), ctx.tf, None, span=e.span)
 
     def _x_Offset(self, e: s.Offset, ctx: _Ctx) -> ir.Expr:
         if not float(e.bars).is_integer():
-            raise self.fail("offset", f"an offset counts whole bars, not {e.bars}", e.span)
+            raise self.fail("offset", f"an offset counts whole bars, not {e.bars}", e.span,
+                            "x[1] is the previous bar, x[2] the one before")
         if e.bars < 0:
             raise self.fail("lookahead", f"negative offset [{int(e.bars)}] would read a future bar", e.span,
                             "x[n] is x n closed bars ago; n must be 0 or more")
@@ -277,7 +281,8 @@ class Checker:
 
     def need_num(self, x: ir.Expr, src, what: str) -> None:
         if not x.type.is_num:
-            raise self.fail("type", f"{what} must be a number, not {x.type}", src.span)
+            raise self.fail("type", f"{what} must be a number, not {x.type}", src.span,
+                            "use a price or an amount, e.g. close - 2 * atr; true/false values are conditions")
 
     def need_bool(self, x: ir.Expr, src, what: str) -> None:
         if not x.type.is_bool:
@@ -332,6 +337,10 @@ class Checker:
         x = self.expr(e.operand, ctx)
         self.need_bool(x, e.operand, "the operand of 'not'")
         return ir.Not(x, x.type, span=e.span)
+
+
+_FIELDS_HINT = ("fields exist on macd (macd, signal, hist), bbands (upper, middle, lower) and features "
+                "defined as one of them, on position.* and on tags (T.pending, T.price, T.filled)")
 
 
 def has_state(e: ir.Expr) -> bool:

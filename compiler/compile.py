@@ -54,7 +54,8 @@ def compile_source(src: PlaySource) -> Compiled:
                 continue
             if isinstance(v.value, (dict, list)) or v.value is None:
                 diags.append(Diagnostic("type", f"feature '{key}' must be an expression such as ema(close, 21)",
-                                        v.span if v.value is not None else entry.key_span))
+                                        v.span if v.value is not None else entry.key_span,
+                                        "write 'name: expression' on one line"))
                 continue
             try:
                 f = parse_feature(v.raw, key, v.where)

@@ -57,7 +57,8 @@ class SettingsCheck:
 
     def mapping(self, e: YEntry, name: str) -> YValue | None:
         if not e.value.is_map:
-            self.error("type", f"'{name}' must be a mapping of keys, not {_kind(e.value.value)}", e.value.span)
+            self.error("type", f"'{name}' must be a mapping of keys, not {_kind(e.value.value)}", e.value.span,
+                       "write its keys indented on the lines below it, or as {key: value, ...}")
             return None
         return e.value
 
@@ -68,12 +69,14 @@ class SettingsCheck:
         e = entries[key]
         v = e.value.value
         if isinstance(v, bool) or not isinstance(v, (int, float)):
-            self.error("type", f"'{name}' must be a number, not {_kind(v)}", e.value.span)
+            self.error("type", f"'{name}' must be a number, not {_kind(v)}", e.value.span,
+                       _number_hint(v, DEFAULTS[key]))
             return DEFAULTS[key]
         v = float(v)
         if (v <= low if low_open else v < low) or v > high:
             lo = f"more than {low:g}" if low_open else f"at least {low:g}"
-            self.error("value", f"'{name}' is {v:g}; it must be {lo} and at most {high:g}", e.value.span)
+            self.error("value", f"'{name}' is {v:g}; it must be {lo} and at most {high:g}", e.value.span,
+                       f"without the key it is {DEFAULTS[key]:g}")
         return v
 
     def string(self, entries: dict[str, YEntry], key: str, name: str) -> str | None:
@@ -81,7 +84,8 @@ class SettingsCheck:
         if e is None:
             return None
         if not isinstance(e.value.value, str):
-            self.error("type", f"'{name}' must be text, not {_kind(e.value.value)}", e.value.span)
+            self.error("type", f"'{name}' must be text, not {_kind(e.value.value)}", e.value.span,
+                       "put it in quotes to make it text")
             return None
         return e.value.value
 
@@ -92,6 +96,17 @@ class SettingsCheck:
                        "timeframes are " + " ".join(TIMEFRAMES))
             return None
         return v
+
+
+def _number_hint(v: Any, default: float) -> str:
+    if isinstance(v, str):
+        try:
+            float(v)
+        except ValueError:
+            pass
+        else:  # YAML 1.1 reads 1e4 as text; 1.0e+4 or 10000 is a number
+            return f"YAML reads {v!r} as text: write it without an exponent, or as 1.0e+4"
+    return f"write a number; without the key it is {default:g}"
 
 
 def _kind(v: Any) -> str:
@@ -137,7 +152,8 @@ def check_settings(src: PlaySource) -> tuple[dict[str, Any], list[Diagnostic]]:
     if "timeframes" in market_entries and (t := c.mapping(market_entries["timeframes"], "market.timeframes")):
         for alias, e in t.value.items():
             if not IDENT.match(alias) or alias in TIMEFRAMES:
-                c.error("value", f"timeframe name '{alias}' must be a lower-case name such as htf", e.key_span)
+                c.error("value", f"timeframe name '{alias}' must be a lower-case name such as htf", e.key_span,
+                        "name each higher timeframe, e.g. timeframes: {htf: 4h}, and write 'ema(close, 50) @ htf'")
                 continue
             tf = c.timeframe(e, f"market.timeframes.{alias}")
             if tf is None or exec_tf is None:
@@ -181,7 +197,8 @@ def check_settings(src: PlaySource) -> tuple[dict[str, Any], list[Diagnostic]]:
         if fe.value is None:
             pass
         elif not fe.is_map:
-            c.error("type", f"'features' must be a mapping of name: expression, not {_kind(fe.value)}", fe.span)
+            c.error("type", f"'features' must be a mapping of name: expression, not {_kind(fe.value)}", fe.span,
+                    "write each feature on its own indented line, e.g. '  fast: ema(close, 21)'")
         else:
             out["features"] = fe
     if "blocks" in root:

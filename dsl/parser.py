@@ -81,7 +81,8 @@ def parse_feature(text: str, name: str, where: LineMap = IDENTITY) -> s.FeatureD
     """Parse one feature's value: `expr` or `expr @ tf`."""
     if "\n" in text.strip():
         raise ParseFailure(Diagnostic("syntax", "a feature is one expression on one line",
-                                      where.span(1, 1, 1, 2)))
+                                      where.span(1, 1, 1, 2), "write 'name: expression' on one line; "
+                                      "split a long one into several features"))
     tree = _run(text.strip(), "feature", where)
     expr, tf, tf_span = _Build(where).transform(tree)
     return s.FeatureDef(name, expr, tf, expr.span, tf_span)
@@ -200,7 +201,9 @@ def _describe(e: UnexpectedInput, text: str, where: LineMap) -> Diagnostic:
         expected = _acceptable(e) if getattr(e, "interactive_parser", None) is not None else set(e.allowed or ())
         if expected:
             msg += "; expected " + _describe_expected(expected)
-        return Diagnostic("syntax", msg, where.span(e.line, e.column, e.line, e.column + 1))
+        return Diagnostic("syntax", msg, where.span(e.line, e.column, e.line, e.column + 1),
+                          f"'{ch}' has no meaning here: names are letters, digits and '_', numbers are "
+                          "written like 1.5 or 2%, and comments start with '#'")
     if isinstance(e, UnexpectedToken):
         tok = e.token
         if tok.type in ("_INDENT", "_DEDENT"):
@@ -221,11 +224,16 @@ def _describe(e: UnexpectedInput, text: str, where: LineMap) -> Diagnostic:
         line = len(lines)
         return Diagnostic("syntax", "unexpected end of the text; expected "
                           + _describe_expected(set(e.expected)),
-                          where.span(line, len(lines[-1]) + 1, line, len(lines[-1]) + 2))
-    return Diagnostic("syntax", str(e), None)
+                          where.span(line, len(lines[-1]) + 1, line, len(lines[-1]) + 2), _LAYOUT)
+    return Diagnostic("syntax", str(e), None, _LAYOUT)
+
+
+_LAYOUT = ("a block is 'block NAME:', then its cases 'when CONDITION:' (or 'otherwise:') indented under it, "
+           "then each case's actions indented under the case")
 
 
 def _hint(tok: Token, expected: set[str]) -> str:
+    """Every syntax error gets a hint; the most specific rule that fits wins."""
     if tok.type == "_INDENT":
         return "only attached actions (stop_loss, take_profit, trail) are indented under an action"
     if ":" in expected and tok.type == "_NL":
@@ -236,7 +244,16 @@ def _hint(tok: Token, expected: set[str]) -> str:
         return "e.g. 'qty 0.01', 'usdt 500', '10% equity', 'risk 1%'"
     if "BARS" in expected:
         return "write 'expire N bars'"
-    return ""
+    if tok.type == "COMP_OP" and "COMP_OP" not in expected:
+        return "comparisons do not chain: write 'a < b and b < c'"
+    if expected & {")", ","} and not expected & {"at", "as", "when"}:
+        return "close every '(' with ')'; separate a call's arguments with ',', e.g. ema(close, 21)"
+    if sum(a in expected for a in _ACTIONS) >= 5:
+        return "an action line starts with what to do, e.g. 'market buy 10% equity', 'close' or 'cancel all'"
+    if expected & {"at", "expire", "as", "TIF"}:
+        return ("options come after the size: 'at PRICE', 'limit PRICE' (stop-limit), 'expire N bars', "
+                "'post_only', 'ioc' or 'fok' (orders are GTC unless told), 'as TAG'")
+    return _LAYOUT
 
 
 # ---- tree -> syntax nodes ---------------------------------------------------------------------
@@ -276,10 +293,21 @@ class _Build(Transformer):
 
     def when_case(self, meta, children):
         cond, *actions = children
-        return s.Case(cond, tuple(actions), self._span(meta))
+        return s.Case(cond, tuple(actions), self._case_span(meta, actions))
 
     def otherwise_case(self, meta, children):
-        return s.Case(None, tuple(children), self._span(meta))
+        return s.Case(None, tuple(children), self._case_span(meta, children))
+
+    def _case_span(self, meta, actions) -> Span | None:
+        # The rule ends with the newline and dedent after its last action, which lark places on the
+        # next line (past the end of the file for the last case): end at the last action instead.
+        start = self._span(meta)
+        last = actions[-1]
+        while last.children:
+            last = last.children[-1]
+        if start is None or last.span is None:
+            return start
+        return Span(start.line, start.col, last.span.end_line, last.span.end_col)
 
     def action_line(self, meta, children):
         action, *nested = children

@@ -56,9 +56,10 @@ def read_play(path: str | Path) -> PlaySource:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise PlayError(p, "", [Diagnostic("file", "no such file", None)]) from None
+        raise PlayError(p, "", [Diagnostic("file", "no such file", None, "check the path")]) from None
     except (OSError, UnicodeDecodeError) as e:
-        raise PlayError(p, "", [Diagnostic("file", f"cannot read the file: {e}", None)]) from None
+        raise PlayError(p, "", [Diagnostic("file", f"cannot read the file: {e}", None,
+                                           "a Play is a UTF-8 text file")]) from None
     return parse_play_text(text, p)
 
 
@@ -87,14 +88,16 @@ def parse_play_text(text: str, path: str = "<play>") -> PlaySource:
         raise PlayError(path, text, [Diagnostic("yaml", f"invalid YAML: {problem}", span,
                                                 "check indentation and that every 'key: value' has a space after ':'")]) from None
     if node is None:
-        raise PlayError(path, text, [Diagnostic("yaml", "the file is empty; a Play needs 'play', 'market' and 'blocks'", None)])
+        raise PlayError(path, text, [Diagnostic("yaml", "the file is empty; a Play needs 'play', 'market' and 'blocks'", None,
+                                                "start from an example such as plays/ema_cross.yml")])
     lines = text.splitlines()
     try:
         root = _convert(node, lines, SafeConstructor())
     except PlayError as e:  # re-raise with the file it belongs to
         raise PlayError(path, text, e.diagnostics) from None
     if not root.is_map:
-        raise PlayError(path, text, [Diagnostic("yaml", "a Play is a YAML mapping of keys such as 'play', 'market' and 'blocks'", root.span)])
+        raise PlayError(path, text, [Diagnostic("yaml", "a Play is a YAML mapping of keys such as 'play', 'market' and 'blocks'", root.span,
+                                                "write 'play: NAME', 'market:' and 'blocks: |' at the start of lines")])
     return PlaySource(path, text, root)
 
 

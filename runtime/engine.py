@@ -10,6 +10,7 @@ where some case's market-data part is true (a precomputed bool array) can produc
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from typing import Any, Callable
 
 import attrs
@@ -64,6 +65,9 @@ class Engine:
         self.series = SeriesEvaluator(feeds, features, plan.play.market.exec_tf)
         self.tag_prices: dict[str, float] = {}
         self.blocks = tuple(tuple(self._bind(c) for c in cases) for cases in plan.blocks)
+        # What `_evaluate` reads per case, unpacked once so the per-bar loop does no attribute lookups.
+        self.flat_blocks = tuple(tuple((bc.plan.guard, bc.series, bc.state, bc.actions) for bc in cases)
+                                 for cases in self.blocks)
         self.ready_bar = self._ready_bar()
 
     # ---- binding the plan to data ----------------------------------------------------------------
@@ -94,12 +98,16 @@ class Engine:
         side = Side(a.side)
         tif = _TIF[a.tif]
 
+        kind, expire, tag = a.kind, a.expire, a.tag
+
         def make(i: int, st: StateView) -> Intent:
             # `fill` is the only unknown of an attached action; everything else is bound to bar i.
-            protections = tuple(AttachedProtection(kind, _bind_fill(fn, i, st)) for kind, fn in attached)
-            return Intent(i, a.kind, side=side, size_kind=size_kind, size_value=size_value(i, st),
-                          price=_opt(price, i, st), trigger=_opt(trigger, i, st), tif=tif, expire=a.expire,
-                          tag=a.tag, attached=protections, where=where)
+            protections = tuple([AttachedProtection(k, _bind_fill(fn, i, st)) for k, fn in attached]) \
+                if attached else ()
+            return Intent(i, kind, side, size_kind, size_value(i, st),
+                          None if price is None else float(price(i, st, NAN)),
+                          None if trigger is None else float(trigger(i, st, NAN)),
+                          tif, expire, tag, protections, NAN, where)
         return make
 
     def _bind_size(self, size: ir.Size):
@@ -132,70 +140,86 @@ class Engine:
         ts, o, h, l, c = (np.asarray(bars.ts_open), bars.open, bars.high, bars.low, bars.close)
         ex = self.ex
         backend = self.backend
+        advance = backend.advance
+        at_close = backend.at_close
+        evaluate = self._evaluate
         blocks = self.blocks
         # Bars where at least one case could fire with nothing working: the union of series parts.
         dense = any(bc.series is None for cases in blocks for bc in cases)
+        fills: list[Fill] = []
+        events: list[OrderEvent] = []
+        snapshots: list[tuple[int, float, float, float]] = []
+        add_fill, add_event, add_snapshot = fills.append, events.append, snapshots.append
+        evaluated = 0
+        i = max(start, self.ready_bar)
+        # `nxt` is the first candidate bar >= i (a plain int list: bisect and compare, no numpy
+        # scalars per visited bar); dense plans evaluate every bar.
         if dense:
-            candidates = None
+            cands: list[int] = []
         else:
             mask = np.zeros(n, dtype=bool)
             for cases in blocks:
                 for bc in cases:
                     mask |= bc.series
-            candidates = np.flatnonzero(mask)
-        fills: list[Fill] = []
-        events: list[OrderEvent] = []
-        snapshots: list[tuple[int, float, float, float]] = []
-        evaluated = 0
-        i = max(start, self.ready_bar)
+            cands = np.flatnonzero(mask).tolist()
+        k = bisect_left(cands, i)
+        n_cands = len(cands)
+        nxt = cands[k] if k < n_cands else end
         next_report = i + 65536
         while i < end:
             if ex.has_pending:
-                backend.advance(i, int(ts[i]), float(o[i]), float(h[i]), float(l[i]), float(c[i]))
+                advance(i, int(ts[i]), float(o[i]), float(h[i]), float(l[i]), float(c[i]))
                 drained = ex.drain_events()
                 if drained:
                     got_fill = False
                     for e in drained:
                         if isinstance(e, Fill):
-                            fills.append(e)
+                            add_fill(e)
                             got_fill = True
                         else:
-                            events.append(e)
+                            add_event(e)
                     if got_fill:
-                        snapshots.append((i, ex.position_qty, ex.avg_entry, ex.cash))
-            if candidates is None or mask[i]:
+                        add_snapshot((i, ex.position_qty, ex.avg_entry, ex.cash))
+            if dense or i == nxt:
                 evaluated += 1
-                backend.at_close(i, int(ts[i]), float(c[i]))
-                await self._evaluate(i, float(c[i]))
-                drained = ex.drain_events()
-                events.extend(e for e in drained if not isinstance(e, Fill))
+                close = float(c[i])
+                at_close(i, int(ts[i]), close)
+                await evaluate(i, close)
+                for e in ex.drain_events():
+                    if not isinstance(e, Fill):
+                        add_event(e)
+                if not dense:
+                    k += 1
+                    nxt = cands[k] if k < n_cands else end
             if progress is not None and i >= next_report:
                 progress(i)
                 next_report = i + 65536
-            if candidates is None or ex.has_pending:
+            if dense or ex.has_pending:
                 i += 1
             else:
-                k = int(np.searchsorted(candidates, i + 1))
-                i = int(candidates[k]) if k < len(candidates) else end
+                i = nxt  # nothing works and no case can fire before the next candidate bar
         return RunResult(self.ready_bar, start, end, fills, events, snapshots, evaluated)
 
     async def _evaluate(self, i: int, close: float) -> None:
         st = StateView(self.ex, i, close, self.tag_prices)
         intents: list[Intent] = []
-        for cases in self.blocks:
-            for bc in cases:
-                p = bc.plan
-                if p.guard is not None and not getattr(st, p.guard):
+        for cases in self.flat_blocks:
+            for guard, series, state, actions in cases:
+                if guard is not None and not getattr(st, guard):
                     continue
-                if bc.series is not None and not bc.series[i]:
+                if series is not None and not series[i]:
                     continue
-                if bc.state is not None and not bc.state(i, st, NAN):
+                if state is not None and not state(i, st, NAN):
                     continue
-                intents.extend(make(i, st) for make in bc.actions)
+                for make in actions:
+                    intents.append(make(i, st))
                 break
+        if not intents:
+            return
         # Orders go out after every block has looked at the same state (5.1).
+        process = self.processor.process
         for it in intents:
-            result = await self.processor.process(it, st)
+            result = await process(it, st)
             if it.tag is not None and result is not None and result.accepted:
                 ref = it.price if it.price is not None else it.trigger  # limit price, else trigger
                 if ref is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 import attrs
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
@@ -51,6 +51,9 @@ class Rejection:
 
 
 _ENTRY_TYPES = {"market": OrderType.MARKET, "limit": OrderType.LIMIT}
+_ROLES = {"scale": OrderRole.SCALE, "partial_close": OrderRole.PARTIAL_CLOSE, "close": OrderRole.CLOSE}
+_CLOSING_KINDS = frozenset({"scale", "partial_close", "close"})  # a limit with a price, else market
+_INF = math.inf
 
 
 class IntentProcessor:
@@ -119,43 +122,50 @@ class IntentProcessor:
 
     def _build(self, it: Intent, st: Any) -> Order:
         inst = self.instrument
-        for name, v in (("price", it.price), ("trigger", it.trigger)):
-            if v is not None and (not _finite(v) or v <= 0):
-                raise _Reject(f"{it.kind} {name} is {v:g}")
-        price = inst.round_price(it.price) if it.price is not None else None
-        trigger = inst.round_price(it.trigger) if it.trigger is not None else None
-        reduce_only = it.kind in ("partial_close", "close")
-        role = {"scale": OrderRole.SCALE, "partial_close": OrderRole.PARTIAL_CLOSE,
-                "close": OrderRole.CLOSE}.get(it.kind, OrderRole.ENTRY)
+        kind = it.kind
+        price = it.price
+        trigger = it.trigger
+        # `not v > 0` is also true for NaN; +inf is the one non-finite value left to catch.
+        if price is not None:
+            if not 0.0 < price < _INF:
+                raise _Reject(f"{kind} price is {price:g}")
+        if trigger is not None:
+            if not 0.0 < trigger < _INF:
+                raise _Reject(f"{kind} trigger is {trigger:g}")
+            trigger = inst.round_price(trigger)
+        if price is not None:
+            price = inst.round_price(price)
+        reduce_only = kind == "partial_close" or kind == "close"
+        role = _ROLES.get(kind, OrderRole.ENTRY)
         side = it.side
         if reduce_only:
             if st.flat:
-                raise _Reject(f"{it.kind} with no open position")
+                raise _Reject(f"{kind} with no open position")
             side = Side.SELL if st.long else Side.BUY
-        if it.kind == "scale":
+        if kind == "scale":
             if st.flat or (it.side is Side.BUY) != st.long:
                 raise _Reject("scale needs an open position in the same direction")
         # the price the size is computed at: the order's own price, else the last close
         ref = trigger if trigger is not None else price if price is not None else st.close
-        if it.kind == "close":
+        if kind == "close":
             qty = abs(st.pos_size)
         else:
             qty = self._qty(it, st, ref)
         qty = inst.round_qty(qty)
         if qty < inst.min_qty:
             raise _Reject(f"qty {qty:g} below min_qty {inst.min_qty:g}")
-        if it.kind == "stop":
+        if kind == "stop":
             otype = OrderType.STOP_LIMIT if price is not None else OrderType.STOP
-        elif it.kind in ("scale", "partial_close", "close"):
+        elif kind in _CLOSING_KINDS:
             otype = OrderType.LIMIT if price is not None else OrderType.MARKET
         else:
-            otype = _ENTRY_TYPES[it.kind]
+            otype = _ENTRY_TYPES[kind]
         self._seq += 1
-        client_id = f"{self.id_prefix}-{it.bar}-{self._seq}"
-        return Order(order_id="", client_id=client_id, side=side, type=otype, qty=qty, price=price,
-                     trigger=trigger, tif=it.tif, reduce_only=reduce_only, role=role, tag=it.tag,
-                     created_bar=it.bar, expire_bar=None if it.expire is None else it.bar + it.expire,
-                     attached=it.attached)
+        bar = it.bar
+        client_id = f"{self.id_prefix}-{bar}-{self._seq}"
+        expire = it.expire
+        return Order("", client_id, side, otype, qty, price, trigger, it.tif, reduce_only, role, it.tag,
+                     bar, None if expire is None else bar + expire, it.attached)
 
     def _qty(self, it: Intent, st: Any, ref: float) -> float:
         v = it.size_value
@@ -186,7 +196,15 @@ class IntentProcessor:
         return q
 
     # ---- transport -----------------------------------------------------------------------------
-    async def _call(self, fn: Callable, *args: Any, **kwargs: Any) -> Any:
+    def _call(self, fn: Callable, *args: Any, **kwargs: Any) -> Awaitable[Any]:
+        """Await the result: `await self._call(backend.method, ...)`."""
+        if self.limiter is None and self.attempts <= 1:
+            # Nothing to pace or retry: hand back the backend's own coroutine, without a wrapper
+            # coroutine per call (a backtest sends every order through here).
+            return fn(*args, **kwargs)
+        return self._call_guarded(fn, *args, **kwargs)
+
+    async def _call_guarded(self, fn: Callable, *args: Any, **kwargs: Any) -> Any:
         if self.limiter is not None:
             wait = self.limiter.acquire(self.clock())
             if wait > 0:

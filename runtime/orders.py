@@ -40,10 +40,11 @@ class Side(enum.Enum):
     BUY = "buy"
     SELL = "sell"
 
-    @property
-    def sign(self) -> int:
-        """+1 for buy, -1 for sell: signed position change per unit of qty."""
-        return 1 if self is Side.BUY else -1
+    sign: int  # +1 for buy, -1 for sell: signed position change per unit of qty
+
+    def __init__(self, value: str) -> None:
+        # A plain attribute, not a property: the simulator reads it several times per fill.
+        self.sign = 1 if value == "buy" else -1
 
     @property
     def opposite(self) -> Side:
@@ -75,9 +76,11 @@ class OrderRole(enum.Enum):
     TAKE_PROFIT = "take_profit"
     TRAIL = "trail"
 
-    @property
-    def is_protection(self) -> bool:
-        return self in _PROTECTION_ROLES
+    is_protection: bool  # a position-level stop_loss / take_profit / trail order
+
+    def __init__(self, value: str) -> None:
+        # Set once per member (read per order and per fill; a property would hash the enum each time).
+        self.is_protection = value in ("stop_loss", "take_profit", "trail")
 
 
 _PROTECTION_ROLES = frozenset({OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT, OrderRole.TRAIL})
@@ -174,6 +177,21 @@ class Order:
     @property
     def is_conditional(self) -> bool:
         return self.type is OrderType.STOP or self.type is OrderType.STOP_LIMIT
+
+
+def order_with(o: Order, order_id: str, qty: float, price: float | None, trigger: float | None,
+               reduce_only: bool) -> Order:
+    """`attrs.evolve(o, order_id=..., qty=..., price=..., trigger=..., reduce_only=...)` for the
+    simulator's hot paths: a direct constructor call, without evolve's per-call field walk.
+    `_ORDER_FIELDS` below fails the import if a field is added to `Order` and not here."""
+    return Order(order_id, o.client_id, o.side, o.type, qty, price, trigger, o.tif, reduce_only, o.role, o.tag,
+                 o.created_bar, o.expire_bar, o.attached)
+
+
+_ORDER_FIELDS = ("order_id", "client_id", "side", "type", "qty", "price", "trigger", "tif", "reduce_only", "role",
+                 "tag", "created_bar", "expire_bar", "attached")
+if tuple(f.name for f in attrs.fields(Order)) != _ORDER_FIELDS:
+    raise ImportError("Order's fields changed: update order_with() in runtime/orders.py")
 
 
 @attrs.frozen

@@ -104,8 +104,6 @@ from __future__ import annotations
 
 import math
 
-import attrs
-
 from playdeck.runtime.order_state import StatusPath
 from playdeck.runtime.orders import (
     Fill,
@@ -119,6 +117,7 @@ from playdeck.runtime.orders import (
     ProtectionKind,
     Side,
     TimeInForce,
+    order_with,
 )
 from playdeck.runtime.sim_checks import amend_refusal, margin_refusal, order_refusal
 from playdeck.runtime.sim_fills import (
@@ -277,18 +276,14 @@ class SimExchange:
             min_qty=inst.min_qty,
             last_close=last_close,
         )
+        accepted_order = order_with(order, order_id, qty, price, trigger, reduce_only)
         if reason is None and not reduce_only:
-            reason = self._margin_refusal(
-                attrs.evolve(order, qty=qty, price=price, trigger=trigger), exclude=None
-            )
-        accepted_order = attrs.evolve(
-            order, order_id=order_id, qty=qty, price=price, trigger=trigger, reduce_only=reduce_only
-        )
+            # Margin reads side, type, qty, price and trigger: the accepted values.
+            reason = self._margin_refusal(accepted_order, exclude=None)
         if reason is not None:
             # Record what was asked (unrounded), so the journal shows the intent that failed.
-            rec = self._new_record(
-                attrs.evolve(order, order_id=order_id), bar + 1, reduce_only, matched=False
-            )
+            asked = order_with(order, order_id, order.qty, order.price, order.trigger, order.reduce_only)
+            rec = self._new_record(asked, bar + 1, reduce_only, matched=False)
             self._change(rec, "reject", reason)
             return OrderResult(False, order_id, OrderStatus.REJECTED, reject_reason=reason)
 
@@ -339,7 +334,7 @@ class SimExchange:
             min_qty=inst.min_qty,
             last_close=self.last_close,
         )
-        candidate = attrs.evolve(old, qty=new_qty, price=new_price, trigger=new_trigger)
+        candidate = order_with(old, old.order_id, new_qty, new_price, new_trigger, old.reduce_only)
         if candidate == old:
             # Nothing changes (e.g. a same-tag re-send of the same order): no request, no events.
             return OrderResult(True, order_id, rec.path.current)
@@ -572,8 +567,9 @@ class SimExchange:
     def _follow_size(self) -> None:
         size = abs(self.position_qty)
         for rec in self._protection.values():
-            if rec.order.qty != size:
-                rec.order = attrs.evolve(rec.order, qty=size)
+            o = rec.order
+            if o.qty != size:
+                rec.order = order_with(o, o.order_id, size, o.price, o.trigger, o.reduce_only)
 
     # ------------------------------------------------------------------ protection
     def _place_protection(
@@ -629,9 +625,14 @@ class SimExchange:
                 rec.trail_distance = distance
                 rec.trail_extreme = reference
                 rec.trail_bar = self._bar
-            field = "price" if kind == "take_profit" else "trigger"
-            if getattr(rec.order, field) != level:  # the same level again is not a move
-                self._amend_in_place(rec, attrs.evolve(rec.order, **{field: level}), now, active_from)
+            o = rec.order
+            if kind == "take_profit":
+                if o.price != level:  # the same level again is not a move
+                    new = order_with(o, o.order_id, o.qty, level, o.trigger, o.reduce_only)
+                    self._amend_in_place(rec, new, now, active_from)
+            elif o.trigger != level:
+                new = order_with(o, o.order_id, o.qty, o.price, level, o.reduce_only)
+                self._amend_in_place(rec, new, now, active_from)
             return OrderResult(True, rec.order_id, rec.path.current)
 
         order = protection_order(kind, side, level, abs(pos), self._next_id(), self._bar)
@@ -672,7 +673,8 @@ class SimExchange:
         level = ratchet_trail(rec, bar, h, l, c, self.instrument)
         if level is not None:
             rec.level = level
-            rec.order = attrs.evolve(rec.order, trigger=level)
+            o = rec.order
+            rec.order = order_with(o, o.order_id, o.qty, o.price, level, o.reduce_only)
 
     def _margin_refusal(self, order: Order, exclude: SimOrder | None) -> str | None:
         return margin_refusal(
@@ -726,13 +728,14 @@ class SimExchange:
     def _finish(self, rec: SimOrder, event: str, reason: str) -> None:
         """Move `rec` to a final status and take it out of the book."""
         self._change(rec, event, reason)
-        self._live.pop(rec.order_id, None)
+        order = rec.order
+        self._live.pop(order.order_id, None)
         if rec.taker_first:
             self._set_taker_first(rec, False)
-        tag = rec.order.tag
+        tag = order.tag
         if tag is not None and self._pending_by_tag.get(tag) is rec:
             del self._pending_by_tag[tag]
-        if rec.order.role.is_protection:
+        if order.role.is_protection:
             for kind, held in list(self._protection.items()):
                 if held is rec:
                     del self._protection[kind]

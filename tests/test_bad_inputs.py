@@ -474,18 +474,22 @@ def test_bad_input_is_reported_at_its_place(case: Case, snapshot):
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.where != "-"], ids=lambda c: c.id)
 def test_rendering_has_location_source_line_and_caret(case: Case):
-    d = first_error(case.text).diagnostics[0]
-    lines = case_render_lines(case)
+    err = first_error(case.text)
+    d = err.diagnostics[0]
+    lines = err.render().splitlines()
     assert lines[0].startswith(f"bad.yml:{d.span.line}:{d.span.col}: error[{d.code}]: ")
     gutter, source = lines[1].split(" | ", 1)
     assert gutter.strip() == str(d.span.line)
+    assert source == case.text.splitlines()[d.span.line - 1].expandtabs(1)
     caret_line = lines[2].split(" | ", 1)[1]
     assert caret_line.index("^") == d.span.col - 1
-    assert source.expandtabs(1)  # the source line is shown
 
 
-def case_render_lines(case: Case) -> list[str]:
-    return first_error(case.text).render().splitlines()
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_every_error_comes_with_a_hint(case: Case):
+    err = first_error(case.text)
+    assert all(d.hint for d in err.diagnostics), err.diagnostics
+    assert "\nhint: " in err.render()
 
 
 def test_every_diagnostic_is_reported_not_just_the_first():

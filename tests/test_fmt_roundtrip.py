@@ -56,11 +56,13 @@ def _extend(inner: st.SearchStrategy) -> st.SearchStrategy:
 
 
 exprs = st.recursive(leaves, _extend, max_leaves=12)
+# Inside blocks the structure is what is under test; small expressions keep a block quick to parse.
+small_exprs = st.recursive(leaves, _extend, max_leaves=4)
 
 # ---- actions and blocks ---------------------------------------------------------------------------
 
 ORDER_SIZES = {
-    "qty": exprs, "usdt": exprs, "equity": pct, "risk": pct, "position": pct,
+    "qty": small_exprs, "usdt": small_exprs, "equity": pct, "risk": pct, "position": pct,
 }
 OPTION_ORDER = ["at", "limit", "expire", "tif", "tag"]  # fmt prints options in this order
 
@@ -71,7 +73,7 @@ def sizes(kinds: list[str]) -> st.SearchStrategy:
 
 def option(kind: str) -> st.SearchStrategy:
     if kind in ("at", "limit"):
-        return exprs.map(lambda e: s.Option(kind, e))
+        return small_exprs.map(lambda e: s.Option(kind, e))
     if kind == "expire":
         return st.one_of(st.integers(0, 500).map(float), decimal.map(float)).map(lambda n: s.Option(kind, n))
     if kind == "tif":
@@ -100,20 +102,21 @@ def actions(draw, depth: int = 0) -> s.Action:
     elif kind == "cancel":
         a = s.Action(kind, target=draw(st.one_of(st.none(), names)))
     else:
-        a = s.Action(kind, value=draw(exprs))
+        a = s.Action(kind, value=draw(small_exprs))
     if depth < 2:
         # The grammar lets any action carry indented lines; where they may stand is the checker's call.
-        children = draw(st.lists(actions(depth + 1), max_size=2))
+        children = draw(st.lists(actions(depth + 1), max_size=2 - depth))
         a = s.Action(a.kind, a.side, a.size, a.options, a.target, a.value, tuple(children))
     return a
 
 
-cases = st.builds(s.Case, st.one_of(st.none(), exprs), st.lists(actions(), min_size=1, max_size=3).map(tuple))
+cases = st.builds(s.Case, st.one_of(st.none(), small_exprs),
+                  st.lists(actions(), min_size=1, max_size=3).map(tuple))
 blocks = st.lists(st.builds(s.Block, names, st.lists(cases, min_size=1, max_size=3).map(tuple)),
-                  min_size=1, max_size=3).map(tuple)
+                  min_size=1, max_size=2).map(tuple)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(exprs)
 def test_expression_prints_and_parses_back_to_the_same_tree(e):
     text = format_expr(e)
@@ -122,7 +125,7 @@ def test_expression_prints_and_parses_back_to_the_same_tree(e):
     assert format_expr(back) == text  # and printing is stable
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(blocks)
 def test_blocks_print_and_parse_back_to_the_same_tree(bs):
     text = format_blocks(bs)
