@@ -119,23 +119,31 @@ def format_action(a: s.Action) -> str:
     return " ".join(words)
 
 
-def format_blocks(blocks: tuple[s.Block, ...] | list[s.Block]) -> str:
-    out: list[str] = []
+def _block_lines(blocks) -> list[tuple[str, int | None]]:
+    """Canonical lines of the blocks, each with the source line it stands for (None for spacing)."""
+    out: list[tuple[str, int | None]] = []
+
+    def line_of(node) -> int | None:
+        return node.span.line if node.span is not None else None
 
     def action(a: s.Action, depth: int) -> None:
-        out.append("  " * depth + format_action(a))
+        out.append(("  " * depth + format_action(a), line_of(a)))
         for child in a.children:
             action(child, depth + 1)
 
     for i, b in enumerate(blocks):
         if i:
-            out.append("")
-        out.append(f"block {b.name}:")
+            out.append(("", None))
+        out.append((f"block {b.name}:", line_of(b)))
         for c in b.cases:
-            out.append("  otherwise:" if c.cond is None else f"  when {format_expr(c.cond)}:")
+            out.append(("  otherwise:" if c.cond is None else f"  when {format_expr(c.cond)}:", line_of(c)))
             for a in c.actions:
                 action(a, 2)
-    return "\n".join(out) + "\n"
+    return out
+
+
+def format_blocks(blocks: tuple[s.Block, ...] | list[s.Block]) -> str:
+    return "\n".join(text for text, _ in _block_lines(blocks)) + "\n"
 
 
 def format_feature(f: s.FeatureDef) -> str:
@@ -172,20 +180,77 @@ def _flow(v: YValue) -> str:
 
 
 def format_play(src: PlaySource, features: list[s.FeatureDef], blocks: tuple[s.Block, ...]) -> str:
-    """The canonical text of a Play that has already been checked."""
-    out: list[str] = []
+    """The canonical text of a Play that has already been checked. Comments are kept: each goes
+    before the line it preceded in the source, or at the end of the line it ended."""
+    out: list[tuple[str, int | None]] = []
+    blocks_lines: range = range(0)
     for e in _ordered(src.root.value):
         if e.key == "features":
             if not features:
                 continue
-            out.append("features:")
-            out.extend(f"  {f.name}: {format_feature(f)}" for f in features)
+            out.append(("features:", e.key_span.line))
+            out.extend((f"  {f.name}: {format_feature(f)}", f.span.line if f.span else None) for f in features)
         elif e.key == "blocks":
-            out.append("blocks: |")
-            out.extend(("  " + ln) if ln else "" for ln in format_blocks(blocks).splitlines())
+            out.append(("blocks: |", e.key_span.line))
+            out.extend((("  " + ln) if ln else "", anchor) for ln, anchor in _block_lines(blocks))
+            blocks_lines = range(e.value.span.line + 1, e.value.span.end_line + 1)
         elif e.value.is_map:
-            out.append(f"{e.key}:")
-            out.extend(f"  {sub.key}: {_flow(sub.value)}" for sub in _ordered(e.value.value))
+            out.append((f"{e.key}:", e.key_span.line))
+            out.extend((f"  {sub.key}: {_flow(sub.value)}", sub.key_span.line) for sub in _ordered(e.value.value))
         else:
-            out.append(f"{e.key}: {_flow(e.value)}")
-    return "\n".join(out) + "\n"
+            out.append((f"{e.key}: {_flow(e.value)}", e.key_span.line))
+    return "\n".join(_with_comments(out, _comments(src.text, blocks_lines))) + "\n"
+
+
+def _comments(text: str, blocks_lines: range) -> list[tuple[int, str, bool, bool]]:
+    """(line, '# text', trailing, in the blocks) for every comment of the file."""
+    found = []
+    for number, line in enumerate(text.splitlines(), 1):
+        col = line.find("#") if number in blocks_lines else _yaml_comment_col(line)
+        if col is None or col < 0:
+            continue
+        found.append((number, line[col:].rstrip(), bool(line[:col].strip()), number in blocks_lines))
+    return found
+
+
+def _yaml_comment_col(line: str) -> int | None:
+    """Where a YAML comment starts: a '#' at the line start or after a space, outside quotes."""
+    quote = None
+    for i, ch in enumerate(line):
+        if quote is not None:
+            if ch == quote:
+                quote = None
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "#" and (i == 0 or line[i - 1] in " \t"):
+            return i
+    return None
+
+
+def _with_comments(lines: list[tuple[str, int | None]], comments) -> list[str]:
+    anchors = sorted({a for _, a in lines if a is not None})
+    before: dict[int, list[str]] = {}
+    after: dict[int, str] = {}
+    tail: list[str] = []
+    for number, text, trailing, in_blocks in comments:
+        if trailing:
+            # the end of a line that is printed, or of the line that now holds it (a flow mapping)
+            owner = number if number in anchors else max((a for a in anchors if a < number), default=None)
+            if owner is not None:
+                after[owner] = f"{after[owner]} {text}" if owner in after else text
+                continue
+        # a comment belongs to the next line that is printed (keys may move, comments go with them)
+        nxt = next((a for a in anchors if a > number or (a == number and not trailing)), None)
+        if nxt is None:
+            tail.append(("  " if in_blocks else "") + text)
+        else:
+            before.setdefault(nxt, []).append(text)
+    out = []
+    for text, anchor in lines:
+        if anchor is not None:
+            indent = text[: len(text) - len(text.lstrip(" "))]
+            out.extend(indent + c for c in before.pop(anchor, []))
+            if anchor in after:
+                text = f"{text}  {after.pop(anchor)}"
+        out.append(text)
+    return out + tail
