@@ -41,7 +41,7 @@ class _Expr:
             from .builtins import INDICATORS
 
             sig = INDICATORS[e.fn]
-            args = [x(a) for a in e.args[len(sig.implicit):]] + [_num(p) for p in e.params]
+            args = [self(a) for a in e.args[len(sig.implicit):]] + [_num(p) for p in e.params]
             return f"{e.fn}({', '.join(args)}){'.' + e.field if e.field else ''}{self.tf(e.tf)}"
         if isinstance(e, ir.FeatureRef):
             return e.name + (f".{e.field}" if e.field else "")
@@ -62,7 +62,7 @@ class _Expr:
         if isinstance(e, ir.Cross):
             return f"({x(e.left)} crosses_{e.direction} {x(e.right)})"
         if isinstance(e, ir.Func):
-            return f"{e.fn}({', '.join(x(a) for a in e.args)})"
+            return f"{e.fn}({', '.join(self(a) for a in e.args)})"
         raise TypeError(f"no printing rule for {type(e).__name__}")
 
 

@@ -46,8 +46,9 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(e.first_line())
             worst = EXIT_USER
         else:
-            print(f"{path}: ok ({compiled.ir.name}: {len(compiled.ir.blocks)} blocks, "
-                  f"{len(compiled.ir.jobs)} feature jobs)")
+            nb, nj = len(compiled.ir.blocks), len(compiled.ir.jobs)
+            print(f"{path}: ok ({compiled.ir.name}: {nb} block{'s' * (nb != 1)}, "
+                  f"{nj} feature job{'s' * (nj != 1)})")
     return worst
 
 
