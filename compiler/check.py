@@ -319,6 +319,9 @@ class Checker:
             raise self.fail("type", f"crosses_{e.direction} needs two series of numbers; the {side} side is "
                             f"{x.type}" + (" trading state, which has no past bar" if has_state(x) else ""),
                             src.span, "compare series such as close, features or indicators")
+        if is_constant(a) and is_constant(b):
+            raise self.fail("type", f"crosses_{e.direction} between two constants can never happen", e.span,
+                            "cross a series such as close or a feature, e.g. 'rsi crosses_above 30'")
         return ir.Cross(e.direction, a, b, span=e.span)
 
     def _logic(self, op: str, e, ctx: _Ctx) -> ir.Expr:

@@ -327,6 +327,11 @@ CASES = [
           when long and close crosses_below position.entry:
             close
         """), "type", "12:39", "position.entry"),
+    Case("crosses_between_two_constants", blocks("""
+        block main:
+          when 30 crosses_above 20:
+            close
+        """), "type", "12:10", "30 crosses_above 20"),
     Case("price_is_a_bool", blocks("""
         block main:
           when flat:
