@@ -69,6 +69,14 @@ class SeriesEvaluator:
                     arr = arr > 0.5
             return arr
         if isinstance(e, ir.Offset):
+            ref = e.operand
+            if isinstance(ref, ir.FeatureRef) and ref.tf != tf:
+                # `trend[1]` for a 4h feature is its value one closed 4h bar ago: shift on its own
+                # bars, then forward-fill onto exec bars (still only closed bars: no lookahead).
+                f = self.features[ref.name]
+                own = self.on(f.expr if ref.field is None else _select(f.expr, ref.field), f.tf)
+                arr = self.feeds.series_on_exec(f.tf, shift(np.asarray(own, dtype=np.float64), e.bars))
+                return arr > 0.5 if ref.type.is_bool else arr
             return shift(np.asarray(self.on(e.operand, tf)), e.bars)
         if isinstance(e, ir.Neg):
             return -self.on(e.operand, tf)

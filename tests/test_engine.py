@@ -183,3 +183,28 @@ def test_every_fill_is_a_fill_and_bars_are_data_indexes():
     bt, result = run(plan, bars)
     assert all(isinstance(f, Fill) for f in result.fills)
     assert all(f.ts == int(bars.ts_open[f.bar]) for f in result.fills)
+
+
+def test_offset_of_a_higher_timeframe_feature_counts_its_own_bars():
+    text = """
+play: htf_offset
+market: {symbol: BTCUSDT, exec: 15m, timeframes: {htf: 1h}}
+features:
+  hclose: sma(close, 1) @ htf
+blocks: |
+  block probe:
+    when hclose[1] < hclose:
+      market buy qty 0.001
+"""
+    plan = lower(compile_text(text).ir)
+    bars = bars_at("15m", 200, 3)
+    bt = prepare(plan, bars)
+    cond = plan.blocks[0][0].series
+    offset = cond.left
+    prev = bt.engine.series.exec(offset)
+    for i in range(len(bars)):
+        j = (i + 1) // 4 - 1  # the latest closed hour at exec bar i
+        if j < 1:
+            assert np.isnan(prev[i])
+        else:
+            assert prev[i] == pytest.approx(bars.close[4 * (j - 1) + 3], rel=1e-12)  # the hour before it
