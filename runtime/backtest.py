@@ -14,7 +14,7 @@ from playdeck.compiler import compile_file
 from playdeck.compiler.lower import ExecutionPlan, lower
 
 from . import cache
-from .bars import Bars, resample, tf_minutes
+from .bars import TIMEFRAMES, Bars, resample, tf_minutes
 from .csv_import import import_csv
 from .engine import Engine, RunResult
 from .feeds import FeedStore
@@ -51,12 +51,17 @@ def parse_when(text: str | None) -> int | None:
     return int(dt.timestamp() * 1000)
 
 
-def load_bars(symbol: str, data: str | None, data_tf: str | None, cache_dir: str | None = None) -> Bars:
-    """The bars to run on: a CSV file (`--data`), or the bundled synthetic BTCUSDT 1m set."""
+def load_bars(symbol: str, data: str | None, data_tf: str | None, cache_dir: str | None = None,
+              exec_tf: str = "1m") -> Bars:
+    """The bars to run on: a CSV file (`--data`); else market data imported into the cache for the
+    symbol (the finest timeframe that builds the exec bars); else the bundled synthetic BTCUSDT set."""
     if data is None:
+        for tf in TIMEFRAMES:
+            if tf_minutes(exec_tf) % tf_minutes(tf) == 0 and cache.exists(symbol, tf, cache_dir):
+                return cache.load(symbol, tf, cache_dir)
         if symbol != "BTCUSDT":
-            raise BacktestError(f"the bundled data is BTCUSDT; for {symbol} give --data FILE "
-                                "(see playdeck data import)")
+            raise BacktestError(f"no data for {symbol}: the bundled data is BTCUSDT; give --data FILE "
+                                "or run playdeck data import")
         return cache.default_bars(cache_dir)
     path = Path(data)
     if not path.exists():
@@ -101,7 +106,7 @@ def run_backtest(play_path: str, *, data: str | None = None, data_tf: str | None
                  cache_dir: str | None = None) -> dict[str, Any]:
     compiled = compile_file(play_path)
     plan = lower(compiled.ir)
-    base = load_bars(plan.play.market.symbol, data, data_tf, cache_dir)
+    base = load_bars(plan.play.market.symbol, data, data_tf, cache_dir, plan.play.market.exec_tf)
     bars = exec_bars(base, plan.play.market.exec_tf)
     # --from/--to choose the bars that trade; features still see the bars before (they are causal),
     # and `bar` in every file keeps counting from the first bar of the data.

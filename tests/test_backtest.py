@@ -87,6 +87,30 @@ def test_bad_backtest_options_are_one_clear_error(args, needle, cache: Path):
     assert needle in r.stderr and "Traceback" not in r.stderr + r.stdout
 
 
+def write_csv(path: Path, n: int = 3000) -> Path:
+    lines = ["timestamp,open,high,low,close,volume"]
+    price = 100.0
+    rng = np.random.default_rng(3)
+    for k in range(n):
+        o = price
+        price = round(price * (1 + rng.normal(0, 0.002)), 1)
+        hi, lo = max(o, price) + 0.1, min(o, price) - 0.1
+        lines.append(f"{1735689600000 + k * 60_000},{o},{hi:.1f},{lo:.1f},{price},{rng.uniform(1, 5):.3f}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_imported_data_in_the_cache_is_used_instead_of_the_synthetic_set(tmp_path: Path):
+    own_cache = tmp_path / "cache"
+    data = write_csv(tmp_path / "bars.csv")
+    r = cli("data", "import", str(data), "--symbol", "BTCUSDT", "--tf", "1m", cache=own_cache)
+    assert r.returncode == 0, r.stderr
+    assert "imported 3000 1m bars of BTCUSDT" in r.stdout
+    bt = cli("backtest", "plays/ema_cross.yml", "--out", str(tmp_path / "o"), cache=own_cache)
+    assert bt.returncode == 0, bt.stderr
+    assert "market data: 200 exec bars" in bt.stdout and "synthetic" not in bt.stdout
+
+
 def test_backtest_on_an_imported_csv(cache: Path, tmp_path: Path):
     lines = ["timestamp,open,high,low,close,volume"]
     price = 100.0
