@@ -155,8 +155,9 @@ def write_artifacts(out: Path, bars: Bars, start: int, fills: list[Fill], orders
                         _num(f.fee), f.liquidity])
     rows = order_rows(orders)
     with open(out / "orders.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=["order_id", "tag", "role", "type", "side", "qty", "price", "trigger",
-                                           "created_bar", "final_status", "status_path", "reason"])
+        # the columns of the issue first, in its order; role and reject/cancel reason after them
+        w = csv.DictWriter(fh, fieldnames=["order_id", "tag", "type", "side", "qty", "price", "trigger",
+                                           "created_bar", "final_status", "status_path", "role", "reason"])
         w.writeheader()
         w.writerows(rows)
     with open(out / "trades.csv", "w", newline="") as fh:
