@@ -62,8 +62,9 @@ def test_report_and_files_of_the_default_play(cache: Path, tmp_path: Path):
     heads = {name: (out / name).read_text().splitlines()[0] for name in ("fills.csv", "orders.csv", "trades.csv",
                                                                           "equity.csv")}
     assert heads["fills.csv"] == "bar,ts,order_id,tag,side,qty,price,fee,liquidity"
-    assert heads["orders.csv"].startswith("order_id,tag,")
-    assert "status_path" in heads["orders.csv"] and "created_bar" in heads["orders.csv"]
+    assert heads["orders.csv"] == ("order_id,tag,type,side,qty,price,trigger,created_bar,final_status,"
+                                   "status_path,role,reason")
+    assert heads["trades.csv"].startswith("trade,side,entry_bar,entry_ts,exit_bar,exit_ts,qty,entry_price")
     assert heads["equity.csv"] == "bar,ts,equity"
     assert (out / "equity.svg").read_text().startswith("<svg")
     rows = (out / "equity.csv").read_text().splitlines()[1:]
