@@ -108,6 +108,9 @@ def _options(c: Checker, a: s.Action) -> dict[str, s.Option]:
 def _price(c: Checker, e: s.Expr, ctx: _Ctx, what: str) -> ir.Expr:
     x = c.expr(e, ctx)
     c.need_num(x, e, what)
+    if isinstance(x, ir.Const) and x.value <= 0:
+        raise c.fail("value", f"{what} must be positive, not {x.value:g}", e.span,
+                     "prices and trail distances are positive numbers")
     return x
 
 

@@ -327,6 +327,12 @@ CASES = [
           when long and close crosses_below position.entry:
             close
         """), "type", "12:39", "position.entry"),
+    Case("trail_distance_zero", blocks("""
+        block main:
+          when flat:
+            market buy qty 1
+              trail 0
+        """), "value", "14:15", "0"),
     Case("crosses_between_two_constants", blocks("""
         block main:
           when 30 crosses_above 20:
