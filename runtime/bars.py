@@ -167,8 +167,13 @@ def exec_close_index(exec_bars: Bars, htf_bars: Bars) -> np.ndarray:
     htf_close = htf_bars.ts_open + tf_ms(htf_bars.tf)
     if len(htf_close) > 1 and np.any(htf_close[1:] <= htf_close[:-1]):
         raise ValueError("htf bars must be strictly increasing in time")
-    # side="right": an htf bar closing exactly at this exec bar's close is visible now.
-    idx = np.searchsorted(htf_close, exec_close, side="right").astype(np.int64) - 1
+    if htf_bars is exec_bars:
+        # The exec timeframe itself: with strictly increasing closes (checked above) bar i sees
+        # bar i, which is what the search below would find, at a fraction of its cost.
+        idx = np.arange(len(exec_close), dtype=np.int64)
+    else:
+        # side="right": an htf bar closing exactly at this exec bar's close is visible now.
+        idx = np.searchsorted(htf_close, exec_close, side="right").astype(np.int64) - 1
     if htf_bars.partial_last:
         # Time alone would reveal the forming bar once exec data passes its close; the flag wins.
         np.minimum(idx, htf_bars.n_complete - 1, out=idx)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
+from operator import attrgetter
 from typing import Any, Callable
 
 import attrs
@@ -65,9 +66,13 @@ class Engine:
         self.series = SeriesEvaluator(feeds, features, plan.play.market.exec_tf)
         self.tag_prices: dict[str, float] = {}
         self.blocks = tuple(tuple(self._bind(c) for c in cases) for cases in plan.blocks)
-        # What `_evaluate` reads per case, unpacked once so the per-bar loop does no attribute lookups.
-        self.flat_blocks = tuple(tuple((bc.plan.guard, bc.series, bc.state, bc.actions) for bc in cases)
-                                 for cases in self.blocks)
+        # What `_evaluate` reads per case, unpacked once so the per-bar loop does no attribute lookups;
+        # the series part as bytes (0/1), which index to a plain int instead of a numpy scalar.
+        self.flat_blocks = tuple(
+            tuple((None if bc.plan.guard is None else attrgetter(bc.plan.guard),
+                   None if bc.series is None else bc.series.tobytes(), bc.state, bc.actions)
+                  for bc in cases)
+            for cases in self.blocks)
         self.ready_bar = self._ready_bar()
 
     # ---- binding the plan to data ----------------------------------------------------------------
@@ -205,7 +210,7 @@ class Engine:
         intents: list[Intent] = []
         for cases in self.flat_blocks:
             for guard, series, state, actions in cases:
-                if guard is not None and not getattr(st, guard):
+                if guard is not None and not guard(st):
                     continue
                 if series is not None and not series[i]:
                     continue

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
+from math import isfinite
 from typing import Any, Awaitable, Callable
 
 import attrs
@@ -54,6 +55,7 @@ _ENTRY_TYPES = {"market": OrderType.MARKET, "limit": OrderType.LIMIT}
 _ROLES = {"scale": OrderRole.SCALE, "partial_close": OrderRole.PARTIAL_CLOSE, "close": OrderRole.CLOSE}
 _CLOSING_KINDS = frozenset({"scale", "partial_close", "close"})  # a limit with a price, else market
 _INF = math.inf
+_PROTECTION_KINDS = frozenset({"stop_loss", "take_profit", "trail"})
 
 
 class IntentProcessor:
@@ -71,11 +73,28 @@ class IntentProcessor:
     # ---- public ------------------------------------------------------------------------------
     async def process(self, intent: Intent, state: Any) -> OrderResult | None:
         """Handle one intent given the `StateView` of its bar. Rejections are recorded, not raised."""
+        kind = intent.kind
+        if kind == "cancel" or kind in _PROTECTION_KINDS:
+            try:
+                return await self._process_command(intent, state)
+            except _Reject as r:
+                self.reject(intent, r.reason)
+                return None
+        # An order. Sizing and validation are synchronous, so a refusal (common: every bar a
+        # too-small size is asked for) is caught here without unwinding a coroutine.
         try:
-            return await self._process(intent, state)
+            order = self._build(intent, state)
         except _Reject as r:
             self.reject(intent, r.reason)
             return None
+        tag = intent.tag
+        pending = state.pending_order(tag) if tag is not None else None
+        if pending is not None:
+            if pending.type is order.type and pending.side is order.side:
+                return self._checked(await self._call(self.backend.amend_order, pending.order_id, qty=order.qty,
+                                                      price=order.price, trigger=order.trigger), intent)
+            await self._call(self.backend.cancel_order, pending.order_id)
+        return self._checked(await self._call(self.backend.submit_order, order), intent)
 
     def reject(self, intent: Intent, reason: str) -> None:
         self.rejections.append(Rejection(intent.bar, intent.kind, intent.tag, reason, intent.where))
@@ -88,7 +107,8 @@ class IntentProcessor:
         return out
 
     # ---- sizing and validation -----------------------------------------------------------------
-    async def _process(self, it: Intent, st: Any) -> OrderResult | None:
+    async def _process_command(self, it: Intent, st: Any) -> OrderResult | None:
+        """`cancel` and the protection kinds: no order is built."""
         if it.kind == "cancel":
             if it.tag is None:
                 await self._call(self.backend.cancel_all)
@@ -97,23 +117,14 @@ class IntentProcessor:
                 if pending is not None:
                     await self._call(self.backend.cancel_order, pending.order_id)
             return None
-        if it.kind in ("stop_loss", "take_profit", "trail"):
-            if st.flat:
-                raise _Reject(f"{it.kind} needs an open position")
-            value = it.value
-            if not _finite(value) or value <= 0:
-                raise _Reject(f"{it.kind} {'distance' if it.kind == 'trail' else 'price'} is {value:g}")
-            if it.kind != "trail":
-                value = self.instrument.round_price(value)
-            return self._checked(await self._call(self.backend.set_protection, it.kind, value), it)
-        order = self._build(it, st)
-        pending = st.pending_order(it.tag) if it.tag is not None else None
-        if pending is not None:
-            if pending.type is order.type and pending.side is order.side:
-                return self._checked(await self._call(self.backend.amend_order, pending.order_id, qty=order.qty,
-                                                      price=order.price, trigger=order.trigger), it)
-            await self._call(self.backend.cancel_order, pending.order_id)
-        return self._checked(await self._call(self.backend.submit_order, order), it)
+        if st.flat:
+            raise _Reject(f"{it.kind} needs an open position")
+        value = it.value
+        if not _finite(value) or value <= 0:
+            raise _Reject(f"{it.kind} {'distance' if it.kind == 'trail' else 'price'} is {value:g}")
+        if it.kind != "trail":
+            value = self.instrument.round_price(value)
+        return self._checked(await self._call(self.backend.set_protection, it.kind, value), it)
 
     def _checked(self, result: OrderResult | None, it: Intent) -> OrderResult | None:
         if result is not None and not result.accepted:
@@ -169,7 +180,7 @@ class IntentProcessor:
 
     def _qty(self, it: Intent, st: Any, ref: float) -> float:
         v = it.size_value
-        if not _finite(v):
+        if v is None or not isfinite(v):
             raise _Reject(f"size is {v:g}")
         k = it.size_kind
         if k == "qty":
@@ -191,7 +202,7 @@ class IntentProcessor:
             q = v * st.equity / dist
         else:
             raise ValueError(f"no sizing rule for {k!r}")
-        if not _finite(q) or q <= 0:
+        if not isfinite(q) or q <= 0:
             raise _Reject(f"size is {q:g}")
         return q
 

@@ -137,6 +137,10 @@ TRANSITIONS: dict[tuple[OrderStatus, str], OrderStatus] = {
 
 EVENTS: frozenset[str] = frozenset(event for _, event in TRANSITIONS)
 
+# TRANSITIONS keyed by the status's wire value: the same table, looked up without hashing an enum
+# member (a Python-level __hash__) on every status change of every order.
+_BY_VALUE: dict[tuple[str, str], OrderStatus] = {(s.value, e): new for (s, e), new in TRANSITIONS.items()}
+
 # For error messages: where an event normally leads, whatever the status.
 _EVENT_TARGETS: dict[str, frozenset[OrderStatus]] = {
     event: frozenset(new for (_, e), new in TRANSITIONS.items() if e == event) for event in EVENTS
@@ -205,7 +209,7 @@ class StatusPath:
         statuses = self.statuses
         old = statuses[-1]
         # OrderStateMachine.apply, inlined: this runs for every status change of every order.
-        new = TRANSITIONS.get((old, event))
+        new = _BY_VALUE.get((old._value_, event))
         if new is None:
             raise IllegalTransition(old, event, self.order_id)
         statuses.append(new)

@@ -244,6 +244,9 @@ class Instrument:
     min_qty: float
     _price_decimals: int = attrs.field(init=False, eq=False, repr=False)
     _qty_decimals: int = attrs.field(init=False, eq=False, repr=False)
+    # ticks -> price and steps -> qty, as the final `round` gives them (see `_snap`).
+    _price_memo: dict[int, float] = attrs.field(init=False, eq=False, repr=False)
+    _qty_memo: dict[int, float] = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         if not (self.tick > 0 and self.qty_step > 0 and self.min_qty > 0):
@@ -251,17 +254,52 @@ class Instrument:
         # Frozen class: derived constants are set once here, so rounding stays cheap in hot loops.
         object.__setattr__(self, "_price_decimals", _decimals(self.tick))
         object.__setattr__(self, "_qty_decimals", _decimals(self.qty_step))
+        object.__setattr__(self, "_price_memo", {})
+        object.__setattr__(self, "_qty_memo", {})
 
     @property
     def qty_decimals(self) -> int:
         return self._qty_decimals
 
+    # Both roundings run for every order and every refused size, and `round(x, n)` on a float is a
+    # correctly rounded decimal conversion (slow). The results below are exactly those of the
+    # plain formulas in the docstrings: the first `round` is skipped only where it cannot change
+    # the floor (the fraction is at least 1e-6 away from the boundary, far more than the 5e-10
+    # it can move x, on plain floats below 1e9), and the last `round` is a pure function of an int.
+
     def round_price(self, price: float) -> float:
-        """Nearest tick (halves go up). The final `round` strips float noise like 100.10000000000001."""
-        ticks = math.floor(round(price / self.tick, 9) + 0.5)
-        return round(ticks * self.tick, self._price_decimals)
+        """Nearest tick (halves go up): `floor(round(price / tick, 9) + 0.5)` ticks, then
+        `round(ticks * tick, price_decimals)`, which strips float noise like 100.10000000000001."""
+        y = price / self.tick
+        if type(y) is float and 0.0 <= y < 1e9:
+            ticks = int(y)  # floor, as y >= 0
+            frac = y - ticks  # exact
+            if frac >= 0.500001:
+                ticks += 1
+            elif frac > 0.499999:
+                ticks = math.floor(round(y, 9) + 0.5)
+        else:
+            ticks = math.floor(round(y, 9) + 0.5)
+        return _snap(self._price_memo, ticks, self.tick, self._price_decimals)
 
     def round_qty(self, qty: float) -> float:
-        """Down to qty_step. `round(q/step, 9)` first, so 0.3/0.1 = 2.9999999999999996 counts as 3."""
-        steps = math.floor(round(qty / self.qty_step, 9))
-        return round(steps * self.qty_step, self._qty_decimals)
+        """Down to qty_step: `floor(round(qty / step, 9))` steps (so 0.3/0.1 = 2.9999999999999996
+        counts as 3), then `round(steps * step, qty_decimals)`."""
+        x = qty / self.qty_step
+        if type(x) is float and 0.0 <= x < 1e9:
+            steps = int(x)
+            if x - steps >= 0.999999:
+                steps = math.floor(round(x, 9))
+        else:
+            steps = math.floor(round(x, 9))
+        return _snap(self._qty_memo, steps, self.qty_step, self._qty_decimals)
+
+
+def _snap(memo: dict[int, float], n: int, unit: float, decimals: int) -> float:
+    """`round(n * unit, decimals)`, remembered per n (a run sees few distinct sizes and prices)."""
+    out = memo.get(n)
+    if out is None:
+        if len(memo) >= 65536:
+            memo.clear()  # bounded: a long live session must not grow it forever
+        out = memo[n] = round(n * unit, decimals)
+    return out

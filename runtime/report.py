@@ -59,40 +59,44 @@ def round_trips(fills: list[Fill]) -> list[Trade]:
     """Group fills into trades: flat -> position -> flat (a flip closes one trade and opens the next)."""
     trades: list[Trade] = []
     pos = 0.0
-    cur: dict[str, Any] | None = None
+    # The open trade's running sums, as locals (one pass over every fill of a long run).
+    is_open = False
+    side = ""
+    entry_bar = 0
+    in_qty = in_val = out_qty = out_val = pnl = fees = peak = 0.0
     for f in fills:
-        signed = f.qty * f.side.sign
-        remaining = signed
-        fee_left = f.fee
+        fqty = f.qty
+        price = f.price
+        remaining = fqty * f.side.sign
         while abs(remaining) > 1e-12:
-            if cur is None:
-                cur = {"side": "long" if remaining > 0 else "short", "entry_bar": f.bar, "in_qty": 0.0,
-                       "in_val": 0.0, "out_qty": 0.0, "out_val": 0.0, "pnl": 0.0, "fees": 0.0, "max": 0.0}
+            if not is_open:
+                is_open = True
+                side = "long" if remaining > 0 else "short"
+                entry_bar = f.bar
+                in_qty = in_val = out_qty = out_val = pnl = fees = peak = 0.0
             same_dir = (pos >= 0 and remaining > 0) or (pos <= 0 and remaining < 0)
             if same_dir:
                 part = remaining
             else:
                 part = -pos if abs(remaining) > abs(pos) else remaining
-            share = abs(part) / f.qty if f.qty else 1.0
+            share = abs(part) / fqty if fqty else 1.0
             fee = f.fee * share
-            fee_left -= fee
             if same_dir:
-                cur["in_qty"] += abs(part)
-                cur["in_val"] += abs(part) * f.price
+                in_qty += abs(part)
+                in_val += abs(part) * price
             else:
-                cur["out_qty"] += abs(part)
-                cur["out_val"] += abs(part) * f.price
-                cur["pnl"] += f.realized_pnl  # a fill has one closing part, which realizes all of it
-            cur["fees"] += fee
+                out_qty += abs(part)
+                out_val += abs(part) * price
+                pnl += f.realized_pnl  # a fill has one closing part, which realizes all of it
+            fees += fee
             pos += part
-            cur["max"] = max(cur["max"], abs(pos))
+            peak = max(peak, abs(pos))
             remaining -= part
             if abs(pos) < 1e-12:
                 pos = 0.0
-                trades.append(Trade(cur["side"], cur["entry_bar"], f.bar, cur["max"],
-                                    cur["in_val"] / cur["in_qty"], cur["out_val"] / max(cur["out_qty"], 1e-18),
-                                    cur["pnl"] - cur["fees"], cur["fees"]))
-                cur = None
+                trades.append(Trade(side, entry_bar, f.bar, peak, in_val / in_qty, out_val / max(out_qty, 1e-18),
+                                    pnl - fees, fees))
+                is_open = False
     return trades
 
 
@@ -222,4 +226,5 @@ def format_report(r: dict[str, Any]) -> str:
 
 
 def status_counts(orders) -> dict[str, int]:
-    return dict(Counter(rec.path.current.value for rec in orders.values()))
+    # `_value_` is what `.value` returns, without the enum property's call per order.
+    return dict(Counter(rec.path.statuses[-1]._value_ for rec in orders.values()))

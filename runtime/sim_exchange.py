@@ -142,6 +142,12 @@ __all__ = ["INTRABAR_MODELS", "PROTECTION_KINDS", "SimExchange"]
 INTRABAR_MODELS = ("worst_case", "ohlc_path")
 PROTECTION_KINDS: tuple[ProtectionKind, ...] = ("stop_loss", "take_profit", "trail")
 _NAN = math.nan
+# Enum members as module constants: a global lookup is cheaper than an attribute of the enum class.
+_MARKET, _LIMIT, _STOP = OrderType.MARKET, OrderType.LIMIT, OrderType.STOP
+_ENTRY, _SCALE = OrderRole.ENTRY, OrderRole.SCALE
+_CLOSE, _PARTIAL_CLOSE = OrderRole.CLOSE, OrderRole.PARTIAL_CLOSE
+_IOC, _FOK = TimeInForce.IOC, TimeInForce.FOK
+_REJECTED, _SUBMITTED = OrderStatus.REJECTED, OrderStatus.SUBMITTED
 # The answer to an amend names the status the order is back in (see order_state).
 _AMEND_ACK = {
     OrderStatus.NEW: "amend_ack",
@@ -259,13 +265,15 @@ class SimExchange:
         qty = inst.round_qty(order.qty)
         price = None if order.price is None else inst.round_price(order.price)
         trigger = None if order.trigger is None else inst.round_price(order.trigger)
-        if order.type is OrderType.MARKET:
+        otype = order.type
+        if otype is _MARKET:
             price = trigger = None
-        elif order.type is OrderType.LIMIT:
+        elif otype is _LIMIT:
             trigger = None
-        elif order.type is OrderType.STOP:
+        elif otype is _STOP:
             price = None
-        reduce_only = order.reduce_only or order.role in (OrderRole.CLOSE, OrderRole.PARTIAL_CLOSE)
+        role = order.role
+        reduce_only = order.reduce_only or role is _CLOSE or role is _PARTIAL_CLOSE
         reason = order_refusal(
             order,
             qty,
@@ -285,17 +293,19 @@ class SimExchange:
             asked = order_with(order, order_id, order.qty, order.price, order.trigger, order.reduce_only)
             rec = self._new_record(asked, bar + 1, reduce_only, matched=False)
             self._change(rec, "reject", reason)
-            return OrderResult(False, order_id, OrderStatus.REJECTED, reject_reason=reason)
+            return OrderResult(False, order_id, _REJECTED, reject_reason=reason)
 
         rec = self._new_record(accepted_order, bar + 1, reduce_only)
-        if rec.kind == KIND_LIMIT and marketable(order.side, rec.level, last_close):
+        kind = rec.kind
+        if kind == KIND_LIMIT and marketable(order.side, rec.level, last_close):
             rec.taker_first = True
             self._taker_first += 1
-        if order.tif is TimeInForce.IOC or order.tif is TimeInForce.FOK:
+        tif = order.tif
+        if tif is _IOC or tif is _FOK:
             rec.ioc_bar = bar + 1
-        self._change(rec, "accept_conditional" if rec.kind == KIND_STOP else "accept")
+        self._change(rec, "accept_conditional" if kind == KIND_STOP else "accept")
         self._go_live(rec)
-        return OrderResult(True, order_id, rec.path.current)
+        return OrderResult(True, order_id, rec.path.statuses[-1])
 
     def amend(
         self,
@@ -398,6 +408,8 @@ class SimExchange:
             self._end_taker_first(bar)
         prev = o
         for point in intrabar_path(self._worst, adverse_low, o, h, l, c):
+            if not live:
+                break  # everything filled (or was cleared) at the open: the rest of the path is moot
             if point != prev:
                 self._sweep(prev, point)
                 prev = point
@@ -481,32 +493,36 @@ class SimExchange:
         """Execute `rec` at `price` (the path was at `at`; they differ by slippage)."""
         order = rec.order
         side = order.side
+        sign = side.sign
+        role = order.role
+        dp = self._qty_dp
         pos = self.position_qty
         if rec.reduce_only:
-            if pos == 0.0 or side.sign * pos > 0.0:
+            if pos == 0.0 or sign * pos > 0.0:
                 self._finish(rec, cancel_event(rec.path.current, rec.filled_qty),
                              "reduce-only order with no position to reduce")
                 return
-            qty = abs(pos) if order.role.is_protection else min(order.qty - rec.filled_qty, abs(pos))
+            qty = abs(pos) if role.is_protection else min(order.qty - rec.filled_qty, abs(pos))
         else:
             qty = order.qty - rec.filled_qty
-        qty = round(qty, self._qty_dp)
+        qty = round(qty, dp)
         fee = qty * price * (self.taker_fee if liquidity == "taker" else self.maker_fee)
 
         # Split the fill into the part that reduces the position and the part that opens/adds.
         reducing = 0.0
-        if pos != 0.0 and side.sign * pos < 0.0:
+        if pos != 0.0 and sign * pos < 0.0:
             reducing = min(qty, abs(pos))
         realized = 0.0
         if reducing > 0.0:
             realized = reducing * (price - self.avg_entry) * (1.0 if pos > 0.0 else -1.0)
-        opening = round(qty - reducing, self._qty_dp)
+        opening = round(qty - reducing, dp)
 
+        bar = self._bar
         self._events.append(
-            Fill(self._bar, self._ts, order.order_id, order.tag, side, qty, price, fee,
-                 liquidity, order.role, realized)  # type: ignore[arg-type]
+            Fill(bar, self._ts, order.order_id, order.tag, side, qty, price, fee,
+                 liquidity, role, realized)  # type: ignore[arg-type]
         )
-        rec.filled_qty = round(rec.filled_qty + qty, self._qty_dp)
+        rec.filled_qty = round(rec.filled_qty + qty, dp)
         rec.avg_price = price
         self._finish(rec, "fill", "")
 
@@ -514,24 +530,25 @@ class SimExchange:
         self.realized_pnl += realized
         self.cash += realized - fee
         if reducing > 0.0:
-            pos = round(pos + side.sign * reducing, self._qty_dp)
+            pos = round(pos + sign * reducing, dp)
             if abs(pos) < self._half_step:
                 self.position_qty = 0.0
                 self._position_closed()
             else:
                 self.position_qty = pos
-                if order.role is OrderRole.PARTIAL_CLOSE:
+                if role is _PARTIAL_CLOSE:
                     self.reduced = True
         if opening > 0.0:
             self._open_or_add(order, opening, price)
         if self.position_qty != 0.0:
             if order.tag is not None:
                 self._filled_tags.add(order.tag)
-            if order.attached and order.role in (OrderRole.ENTRY, OrderRole.SCALE):
+            if order.attached and (role is _ENTRY or role is _SCALE):
                 # Attached protection is live from this point of the path on (active this bar).
                 for item in order.attached:
-                    self._place_protection(item.kind, item.value(price), price, self._bar, now=at)
-            self._follow_size()
+                    self._place_protection(item.kind, item.value(price), price, bar, now=at)
+            if self._protection:
+                self._follow_size()
 
     def _open_or_add(self, order: Order, qty: float, price: float) -> None:
         pos = self.position_qty
@@ -547,13 +564,13 @@ class SimExchange:
         size = abs(pos)
         self.avg_entry = (self.avg_entry * size + price * qty) / (size + qty)
         self.position_qty = round(pos + order.side.sign * qty, self._qty_dp)
-        if order.role is OrderRole.SCALE:
+        if order.role is _SCALE:
             self.layers += 1
 
     def _position_closed(self) -> None:
         # Clear what belonged to the position that just closed (see "Protection" above).
         for rec in list(self._live.values()):
-            if rec.reduce_only or rec.order.role is OrderRole.SCALE:
+            if rec.reduce_only or rec.order.role is _SCALE:
                 self._finish(rec, cancel_event(rec.path.current, rec.filled_qty), "position closed")
         self._protection.clear()
         self._filled_tags.clear()
@@ -701,24 +718,18 @@ class SimExchange:
             kind, up, level = matching_shape(order)
         else:
             kind, up, level = KIND_MARKET, True, _NAN  # a refused order never reaches the book
-        rec = SimOrder(
-            order=order,
-            path=StatusPath(order.order_id),
-            seq=len(self.orders),
-            active_from=active_from,
-            kind=kind,
-            up=up,
-            level=level,
-            reduce_only=reduce_only,
-        )
-        self.orders[order.order_id] = rec
-        self._events.append(OrderEvent(order.order_id, None, OrderStatus.SUBMITTED, self._bar))
+        order_id = order.order_id
+        orders = self.orders
+        rec = SimOrder(order, StatusPath(order_id), len(orders), active_from, kind, up, level, reduce_only)
+        orders[order_id] = rec
+        self._events.append(OrderEvent(order_id, None, _SUBMITTED, self._bar))
         return rec
 
     def _go_live(self, rec: SimOrder) -> None:
-        self._live[rec.order_id] = rec
-        if rec.order.tag is not None:
-            self._pending_by_tag[rec.order.tag] = rec
+        order = rec.order
+        self._live[order.order_id] = rec
+        if order.tag is not None:
+            self._pending_by_tag[order.tag] = rec
 
     def _change(self, rec: SimOrder, event: str, reason: str = "") -> None:
         old, new = rec.path.apply(event)
