@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import asyncio
 import sys
 import time
 import resource
@@ -27,14 +26,14 @@ PLAY = ROOT / "plays" / "ema_cross.yml"
 def playdeck_run(bars) -> tuple[float, dict, int]:
     from playdeck.compiler import compile_text
     from playdeck.compiler.lower import lower
-    from playdeck.runtime.backtest import build_report, prepare
+    from playdeck.runtime.backtest import build_report, prepare, run_engine
 
     text = re.sub(r"(?m)^(\s*exec:\s*)\S+", r"\g<1>1m", PLAY.read_text())
     text = re.sub(r"exec: \w+\b", "exec: 1m", text)  # flow-style market: {exec: 15m}
     t0 = time.perf_counter()
     plan = lower(compile_text(text, str(PLAY)).ir)
     bt = prepare(plan, bars)
-    result = asyncio.run(bt.engine.run())
+    result = run_engine(bt)
     report = build_report(bt, bars, result, 0.0)
     return time.perf_counter() - t0, report, len(result.fills)
 

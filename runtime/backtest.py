@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -100,6 +101,20 @@ def prepare(plan: ExecutionPlan, bars: Bars, where: str = "") -> Backtest:
     return Backtest(plan, feeds, ex, engine, processor)
 
 
+def run_engine(bt: Backtest, first: int = 0, last: int | None = None,
+               progress: Callable[[int], None] | None = None) -> RunResult:
+    """Run the bar loop of a backtest. The collector is paused meanwhile: a backtest only grows its
+    lists of fills and events (no cycles to free), and scanning them again and again costs up to a
+    third of a busy run. Live mode runs the same engine with the collector on."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return asyncio.run(bt.engine.run(first, last, progress=progress))
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def run_backtest(play_path: str, *, data: str | None = None, data_tf: str | None = None,
                  start: str | None = None, end: str | None = None, out: str | None = None,
                  write: bool = True, progress: Callable[[int, int], None] | None = None,
@@ -116,7 +131,7 @@ def run_backtest(play_path: str, *, data: str | None = None, data_tf: str | None
     bt = prepare(plan, bars, where=play_path)
     t0 = time.perf_counter()
     n = len(bars)
-    result = asyncio.run(bt.engine.run(first, last, progress=None if progress is None else (lambda i: progress(i, n))))
+    result = run_engine(bt, first, last, None if progress is None else (lambda i: progress(i, n)))
     elapsed = time.perf_counter() - t0
     report = build_report(bt, bars, result, elapsed)
     if write:
