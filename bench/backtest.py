@@ -97,6 +97,9 @@ def main() -> int:
     print(f"playdeck      {args.bars:,} bars in {seconds:.3f} s = {rate:,.0f} bars/s end to end "
           f"({fills} fills, {report['metrics']['trades']} trades, peak RSS {peak / 2**20:.0f} MiB incl. the data)")
     print(f"target        2,000,000 bars/s: {'met' if rate >= 2_000_000 else 'NOT met'}")
+    if fills:
+        # the loop skips bars where nothing can happen, so the cost follows the orders, not the bars
+        print(f"per fill      {seconds / fills * 1e6:,.0f} us end to end (intents, sizing, the book, events)")
     if not args.skip_reference:
         ref = reference_run(bars)
         if ref is not None:
