@@ -1,0 +1,130 @@
+"""Whole-pipeline scenarios: a Play's text, a few hand-made bars, and the fills written out by hand.
+
+These run compile -> lower -> engine -> IntentProcessor -> SimBackend -> SimExchange, so each row
+checks a rule of PLAY-LANGUAGE.md sections 5 and 6 the way a trader writes it.
+"""
+from __future__ import annotations
+
+import asyncio
+import textwrap
+
+import numpy as np
+import pytest
+
+from playdeck.compiler import compile_text
+from playdeck.compiler.lower import lower
+from playdeck.runtime.backtest import prepare
+from playdeck.runtime.bars import Bars
+
+HEAD = """\
+play: scenario
+market: {symbol: BTCUSDT, exec: 1m}
+account:
+  equity: 10000
+  leverage: 10
+  fees: {maker: 0.0002, taker: 0.0005}
+  slippage_bps: 0
+  intrabar: %s
+  instrument: {tick: 0.1, qty_step: 0.001, min_qty: 0.001}
+blocks: |
+"""
+
+
+def run(blocks: str, ohlc: list[tuple[float, float, float, float]], intrabar: str = "worst_case"):
+    text = HEAD % intrabar + textwrap.indent(textwrap.dedent(blocks).strip("\n") + "\n", "  ")
+    plan = lower(compile_text(text).ir)
+    a = np.array(ohlc, dtype=float)
+    bars = Bars("BTCUSDT", "1m", np.arange(len(a)) * 60_000, a[:, 0], a[:, 1], a[:, 2], a[:, 3], np.ones(len(a)))
+    bt = prepare(plan, bars)
+    result = asyncio.run(bt.engine.run())
+    fills = [(f.bar, f.side.value, f.qty, round(f.price, 6), round(f.fee, 6), f.liquidity) for f in result.fills]
+    return bt, result, fills
+
+
+def test_limit_entry_with_attached_stop_and_target_from_the_fill_price():
+    # bar 0 close 100: limit buy 1 at 98; bar 1 dips to 97.5 -> fills at 98 (maker);
+    # stop at fill - 3 = 95, target fill + 4 = 102; bar 2 reaches 102.5 -> target fills at 102 (maker)
+    bt, _, fills = run("""
+        block entry:
+          when flat and close == 100:
+            limit buy qty 1 at close - 2 as dip
+              stop_loss fill - 3
+              take_profit fill + 4
+        """, [(100, 100.5, 99.5, 100), (99.8, 100, 97.5, 99), (99, 102.5, 98.5, 102), (102, 103, 101, 102)])
+    assert fills == [(1, "buy", 1.0, 98.0, 0.0196, "maker"), (2, "sell", 1.0, 102.0, 0.0204, "maker")]
+    stop = [rec for rec in bt.exchange.orders.values() if rec.order.role.value == "stop_loss"][0]
+    assert stop.order.trigger == 95.0 and stop.path.current.value == "Deactivated"
+
+
+def test_expire_n_bars_cancels_at_the_close_of_bar_i_plus_n():
+    bt, result, fills = run("""
+        block entry:
+          when flat and close == 100:
+            limit buy qty 1 at 90 expire 2 bars as dip
+        """, [(100, 101, 99, 100), (100, 101, 99, 100.5), (100, 101, 95, 100.2), (100, 101, 89, 100.1)])
+    assert fills == []  # bar 3 would have reached 90, but the order expired at the close of bar 2
+    (rec,) = bt.exchange.orders.values()
+    assert str(rec.path) == "New>Expired"
+    expired = [e for e in result.events if e.new.value == "Expired"]
+    assert [e.bar for e in expired] == [2]
+
+
+def test_risk_sizing_from_the_attached_stop_distance():
+    # 1% of 10000 = 100 USDT risk; entry reference 100 (the limit price), stop 100 - 4 -> qty 25
+    bt, _, fills = run("""
+        block entry:
+          when flat and close == 100:
+            limit buy risk 1% at close
+              stop_loss fill - 4
+        """, [(100, 100, 100, 100), (100, 100.5, 99, 100.2)])
+    assert fills[0][:4] == (1, "buy", 25.0, 100.0)
+
+
+def test_stop_loss_before_take_profit_in_one_bar_under_worst_case_and_path_order_under_ohlc_path():
+    blocks = """
+        block entry:
+          when flat and close == 100:
+            market buy qty 1
+              stop_loss fill - 2
+              take_profit fill + 2
+        """
+    # bar 1: opens 100 (entry), range 97..102.5 reaches both; the open is nearer the high
+    bars = [(100, 100, 100, 100), (100, 102.5, 97, 101), (101, 101, 101, 101)]
+    _, _, worst = run(blocks, bars, "worst_case")
+    assert [f[3] for f in worst] == [100.0, 98.0]  # the stop: worst case for a long
+    _, _, path = run(blocks, bars, "ohlc_path")
+    assert [f[3] for f in path] == [100.0, 102.0]  # open -> high (nearer) -> the target first
+
+
+def test_same_tag_still_pending_is_replaced_and_the_old_price_never_fills():
+    bt, _, fills = run("""
+        block entry:
+          when flat:
+            limit buy qty 1 at close - 5 as dip
+        """, [(100, 100, 100, 100), (100, 100, 99, 99), (99, 99, 93.5, 94), (94, 94, 88, 90)])
+    # bar 0 sends dip at 95; bar 1 re-prices it to 94; bar 2's low 93.5 reaches 94 -> fills there
+    assert fills == [(2, "buy", 1.0, 94.0, 0.0188, "maker")]
+    assert len(bt.exchange.orders) == 1
+
+
+def test_scale_layers_partial_close_and_position_state_words():
+    bt, _, fills = run("""
+        block manage:
+          when long and position.layers < 2:
+            scale buy 100% of position
+          when long and position.layers == 2 and not position.reduced:
+            partial_close 50%
+          when long and position.reduced and position.bars >= 3:
+            close at close
+        block entry:
+          when flat and close == 100:
+            market buy qty 2
+        """, [(100, 100, 100, 100), (100, 101, 99, 100), (102, 103, 101, 102), (104, 105, 103, 104),
+              (104, 105, 103, 104), (106, 107, 105, 106), (106, 107, 105, 106)])
+    assert [(f[0], f[1], f[2], f[3]) for f in fills] == [
+        (1, "buy", 2.0, 100.0),   # entry at bar 1's open
+        (2, "buy", 2.0, 102.0),   # scale 100% of 2 at bar 2's open -> 4, avg 101
+        (3, "sell", 2.0, 104.0),  # partial_close 50% of 4
+        (5, "sell", 2.0, 106.0),  # close at close: a limit at 104 (bar 4's close), bar 5 opens 106
+    ]
+    assert bt.exchange.position_qty == 0.0
