@@ -208,3 +208,19 @@ blocks: |
             assert np.isnan(prev[i])
         else:
             assert prev[i] == pytest.approx(bars.close[4 * (j - 1) + 3], rel=1e-12)  # the hour before it
+
+
+@pytest.mark.parametrize("path", PLAYS, ids=[p.stem for p in PLAYS])
+def test_skipping_quiet_bars_changes_nothing(path: Path):
+    """The loop jumps over bars where nothing works and no case's market part is true. A Play with
+    one more case that reads only state (so every bar is visited) must trade exactly the same."""
+    text = path.read_text()
+    dense_text = text.rstrip("\n") + "\n\n  block never:\n    when equity < 0:\n      close\n"
+    sparse_plan = lower(compile_text(text).ir)
+    dense_plan = lower(compile_text(dense_text).ir)
+    bars = bars_at(sparse_plan.play.market.exec_tf, ready_bar(path) + 1500, 17)
+    bt_sparse, sparse = run(sparse_plan, bars)
+    bt_dense, dense = run(dense_plan, bars)
+    assert dense.evaluated_bars == len(bars) - bt_dense.engine.ready_bar  # every bar was visited
+    assert trace(sparse, len(bars)) == trace(dense, len(bars))
+    assert bt_sparse.exchange.cash == bt_dense.exchange.cash
