@@ -8,6 +8,7 @@ backend through a rate limiter, retrying only what can change (tenacity).
 """
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections import Counter
@@ -191,7 +192,7 @@ class IntentProcessor:
             q = v * st.equity / ref
         elif k == "position":
             if st.flat:
-                raise _Reject(f"'% of position' with no open position")
+                raise _Reject("'% of position' with no open position")
             q = v * abs(st.pos_size)
         elif k == "risk":
             stop = next((a for a in it.attached if a.kind == "stop_loss"), None)
@@ -219,8 +220,6 @@ class IntentProcessor:
         if self.limiter is not None:
             wait = self.limiter.acquire(self.clock())
             if wait > 0:
-                import asyncio
-
                 await asyncio.sleep(wait)
         if self.attempts <= 1:
             return await fn(*args, **kwargs)
