@@ -67,7 +67,7 @@ def load_bars(symbol: str, data: str | None, data_tf: str | None, cache_dir: str
     path = Path(data)
     if not path.exists():
         raise BacktestError(f"no such data file: {data}")
-    return import_csv(path, symbol, data_tf or "1m").bars
+    return import_csv(path, symbol, data_tf).bars  # without --data-tf, the file's spacing says
 
 
 def bar_range(bars: Bars, from_ms: int | None, to_ms: int | None) -> tuple[int, int]:

@@ -42,7 +42,7 @@ from typing import Iterable
 import attrs
 import numpy as np
 
-from playdeck.runtime.bars import Bars, tf_ms
+from playdeck.runtime.bars import TIMEFRAMES, Bars, tf_ms
 
 FIELDS: tuple[str, ...] = ("timestamp", "open", "high", "low", "close", "volume")
 GAP_POLICIES: tuple[str, ...] = ("error", "fill")
@@ -318,11 +318,14 @@ def _parse_rows(body: list[str], first_row: int, columns: dict[str, int], width:
             np.array(row_list, dtype=np.int64))
 
 
-def import_csv(path: str | os.PathLike[str], symbol: str, tf: str, gaps: str = "error") -> ImportResult:
-    """Read `path` as `tf` bars of `symbol`; DataError listing every problem if anything is wrong."""
+def import_csv(path: str | os.PathLike[str], symbol: str, tf: str | None, gaps: str = "error") -> ImportResult:
+    """Read `path` as `tf` bars of `symbol`; DataError listing every problem if anything is wrong.
+
+    With `tf=None` the timeframe is the most common spacing of the timestamps (so a few gaps do
+    not change it); a spacing that is no timeframe of the language is an error.
+    """
     if gaps not in GAP_POLICIES:
         raise ValueError(f"gaps must be one of {', '.join(GAP_POLICIES)}, was {gaps!r}")
-    step = tf_ms(tf)
     lines = _read_lines(path)
     start, columns, width = _layout(lines, path)
     body = lines[start:]
@@ -339,6 +342,9 @@ def import_csv(path: str | os.PathLike[str], symbol: str, tf: str, gaps: str = "
     was_reversed = len(ts) > 1 and bool(np.all(np.diff(ts) < 0))
     if was_reversed:
         values, ts, rows = values[::-1], ts[::-1], rows[::-1]
+    if tf is None:
+        tf = infer_timeframe(ts, path)
+    step = tf_ms(tf)
     bad_rows = sorted({p.row for p in problems})
     problems += _sequence_problems(ts, rows, step, tf, gaps, bad_rows)
     if problems:
@@ -350,3 +356,19 @@ def import_csv(path: str | os.PathLike[str], symbol: str, tf: str, gaps: str = "
     o, h, l, c, v = (np.ascontiguousarray(col) for col in values.T)
     bars = Bars(symbol=symbol, tf=tf, ts_open=ts, open=o, high=h, low=l, close=c, volume=v, synthetic=False)
     return ImportResult(bars=bars, filled_gaps=filled, reversed=was_reversed)
+
+
+def infer_timeframe(ts: np.ndarray, path: str | os.PathLike[str] | None = None) -> str:
+    """The timeframe whose length is the most common spacing of `ts` (epoch ms, any order)."""
+    steps = np.abs(np.diff(np.asarray(ts, dtype=np.int64)))
+    steps = steps[steps > 0]
+    if len(steps) == 0:
+        raise DataError([DataProblem(0, "cannot tell the timeframe from fewer than two distinct timestamps; "
+                                        "give it (--data-tf / --tf)")], path)
+    values, counts = np.unique(steps, return_counts=True)
+    common = int(values[np.argmax(counts)])
+    for name in TIMEFRAMES:
+        if tf_ms(name) == common:
+            return name
+    raise DataError([DataProblem(0, f"bars are {common / 60000:g} minutes apart, which is no timeframe "
+                                    f"({' '.join(TIMEFRAMES)}); give it (--data-tf / --tf)")], path)

@@ -174,3 +174,27 @@ def test_equity_curve_and_metrics_by_hand():
     assert m["max_drawdown_pct"] == pytest.approx(4 / 1001 * 100, abs=1e-3)
     assert m["exposure_pct"] == pytest.approx(4 / 6 * 100, abs=0.01)
     assert m["fees"] == 2 and m["profit_factor"] == "inf"
+
+
+def test_the_data_timeframe_is_read_from_the_timestamps(cache: Path, tmp_path: Path):
+    """A 15m CSV for a 15m Play needs no --data-tf; a missing bar is still reported as a gap."""
+    lines = ["timestamp,open,high,low,close,volume"]
+    rng = np.random.default_rng(5)
+    price = 100.0
+    for k in range(400):
+        o = price
+        price = round(price * (1 + rng.normal(0, 0.004)), 1)
+        lines.append(f"{1735689600000 + k * 900_000},{o},{max(o, price) + 0.1:.1f},{min(o, price) - 0.1:.1f},"
+                     f"{price},1")
+    data = write_lines(tmp_path / "m15.csv", lines)
+    r = cli("backtest", "plays/ema_cross.yml", "--data", str(data), "--out", str(tmp_path / "o"), cache=cache)
+    assert r.returncode == 0, r.stderr
+    assert "market data: 400 exec bars" in r.stdout
+    gap = write_lines(tmp_path / "gap.csv", lines[:100] + lines[101:])
+    bad = cli("backtest", "plays/ema_cross.yml", "--data", str(gap), cache=cache)
+    assert bad.returncode == 2 and "row 101" in bad.stderr and "gap" in bad.stderr.lower()
+
+
+def write_lines(path: Path, lines: list[str]) -> Path:
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -96,7 +96,7 @@ def cmd_data_import(args: argparse.Namespace) -> int:
         notes.append(f"{result.filled_gaps} missing bars filled flat")
     if result.reversed:
         notes.append("file was newest-first and was reversed")
-    print(f"imported {len(result.bars)} {args.tf} bars of {args.symbol} into {path}"
+    print(f"imported {len(result.bars)} {result.bars.tf} bars of {args.symbol} into {path}"
           + (f" ({'; '.join(notes)})" if notes else ""))
     return 0
 
@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("backtest", help="backtest a Play on the bundled data or a CSV")
     b.add_argument("play")
     b.add_argument("--data", help="OHLCV CSV (timestamp,open,high,low,close,volume) or Bybit kline export")
-    b.add_argument("--data-tf", default=None, help="timeframe of the --data bars (default 1m)")
+    b.add_argument("--data-tf", default=None, help="timeframe of the --data bars (default: read from the timestamps)")
     b.add_argument("--from", dest="start", help="first bar to trade (UTC date or date-time)")
     b.add_argument("--to", dest="end", help="trade bars opening before this (UTC)")
     b.add_argument("--out", help="output folder (default runs/<play>-<time>/)")
@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     di = dsub.add_parser("import", help="import an OHLCV or Bybit kline CSV into the cache")
     di.add_argument("file")
     di.add_argument("--symbol", required=True)
-    di.add_argument("--tf", required=True, help="timeframe of the file's bars, e.g. 1m")
+    di.add_argument("--tf", default=None, help="timeframe of the file's bars, e.g. 1m (default: read from the timestamps)")
     di.add_argument("--gaps", choices=("error", "fill"), default="error",
                     help="missing bars: report them (default) or fill them flat")
     di.add_argument("--cache-dir", default=None)
