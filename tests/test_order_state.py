@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from playdeck.runtime.order_state import (
@@ -132,6 +132,7 @@ def test_edges_lists_the_table_for_drawing() -> None:
     assert (S.PENDING_CANCEL, "fill", S.FILLED) in edges
 
 
+@settings(deadline=None)
 @given(st.lists(st.sampled_from(sorted(EVENTS) + ["nonsense"]), max_size=40))
 def test_random_event_sequences_stay_inside_the_table(events: list[str]) -> None:
     path = StatusPath("o-1")
