@@ -80,10 +80,11 @@ def compile_source(src: PlaySource) -> Compiled:
 
     feats = tuple(c.features[f.name] for f in features)
     conditions = [case.cond for b in checked for case in b.cases if case.cond is not None]
-    exprs = [f.expr for f in feats] + conditions + [x for b in checked for x in _action_exprs(b)]
+    action_values = _block_exprs(checked)
+    exprs = [f.expr for f in feats] + conditions + action_values
     jobs = collect_jobs(exprs, c.features)
     exec_tf = settings["market"].exec_tf
-    warmup = max([warmup_of(x, c.features, only_tf=exec_tf) for x in conditions + _block_exprs(checked)] + [0])
+    warmup = max([warmup_of(x, c.features, only_tf=exec_tf) for x in conditions + action_values] + [0])
     play = ir.PlayIR(settings["name"], settings["description"], settings["market"], settings["account"],
                      feats, jobs, checked, tuple(c.tags), warmup)
     return Compiled(play, src, tuple(features), blocks)
