@@ -5,6 +5,7 @@ import csv
 import json
 import os
 import subprocess
+import xml.etree.ElementTree as ET
 import sys
 from pathlib import Path
 
@@ -66,7 +67,8 @@ def test_report_and_files_of_the_default_play(cache: Path, tmp_path: Path):
                                    "status_path,role,reason")
     assert heads["trades.csv"].startswith("trade,side,entry_bar,entry_ts,exit_bar,exit_ts,qty,entry_price")
     assert heads["equity.csv"] == "bar,ts,equity"
-    assert (out / "equity.svg").read_text().startswith("<svg")
+    svg = ET.parse(out / "equity.svg").getroot()  # well-formed, with the curve in it
+    assert svg.tag.endswith("svg") and len(svg.find("{http://www.w3.org/2000/svg}polyline").get("points").split()) > 10
     rows = (out / "equity.csv").read_text().splitlines()[1:]
     # --from/--to keep the data's bar numbering: March 1st is bar 59 days * 96 into 2025
     assert rows[0].startswith(f"{59 * 96},2025-03-01T00:00:00Z")
