@@ -29,7 +29,6 @@ class _Ctx:
     tf: str
     in_feature: bool = False
     allow_fill: bool = False
-    feature: str | None = None  # the feature being defined, for cycle messages
 
 
 _SERIES_OF = {"bool": Type.BOOL, "float": Type.NUM}
@@ -95,7 +94,7 @@ class Checker:
         self._resolving.append(name)
         try:
             tf = self.resolve_tf(d.tf, d.tf_span) if d.tf is not None else self.market.exec_tf
-            expr = self.expr(d.expr, _Ctx(tf, in_feature=True, feature=name), allow_multi=True)
+            expr = self.expr(d.expr, _Ctx(tf, in_feature=True), allow_multi=True)
         except _Stop:
             self._failed.add(name)
             raise

@@ -9,6 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterator
 
+import attrs
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from lark.indenter import Indenter
@@ -311,7 +312,7 @@ class _Build(Transformer):
 
     def action_line(self, meta, children):
         action, *nested = children
-        return action if not nested else attrs_evolve(action, children=tuple(nested))
+        return action if not nested else attrs.evolve(action, children=tuple(nested))
 
     # actions
     def _order(self, kind, meta, children):
@@ -335,11 +336,7 @@ class _Build(Transformer):
         return s.Action("partial_close", size=amount, options=tuple(options), span=self._span(meta))
 
     def close(self, meta, children):
-        return s.Action("close", options=tuple(children), span=self._close_span(meta, children))
-
-    def _close_span(self, meta, children):
-        # `close` with no options has an empty meta in some lark versions; fall back to the keyword.
-        return self._span(meta)
+        return s.Action("close", options=tuple(children), span=self._span(meta))
 
     def cancel(self, meta, children):
         target = str(children[0])
@@ -448,9 +445,3 @@ class _Build(Transformer):
 
     def paren(self, meta, c):
         return c[1]
-
-
-def attrs_evolve(node, **changes):
-    import attrs
-
-    return attrs.evolve(node, **changes)
