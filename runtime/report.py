@@ -142,9 +142,10 @@ def order_rows(orders) -> list[dict[str, Any]]:
 
 
 def _num(v: float | None) -> str:
+    """A plain decimal (never 1e-05), at most 10 significant digits, no trailing zeros."""
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return ""
-    return f"{v:.10g}"
+    return np.format_float_positional(float(f"{v:.10g}"), trim="-")
 
 
 def write_artifacts(out: Path, bars: Bars, start: int, fills: list[Fill], orders, trades: list[Trade],

@@ -162,6 +162,13 @@ def test_round_trips_split_a_flip_into_two_trades():
     assert short.fees == pytest.approx(0.4 + 0.4) and short.pnl == pytest.approx(10 - 0.8)
 
 
+def test_numbers_in_the_files_are_plain_decimals():
+    from playdeck.runtime.report import _num
+
+    assert [_num(v) for v in (0.00001, 100.02, 25.0, 0.30000000000000004, None)] == \
+        ["0.00001", "100.02", "25", "0.3", ""]
+
+
 def test_equity_curve_and_metrics_by_hand():
     close = np.array([100.0, 101, 102, 99, 98, 105])
     bars = Bars("BTCUSDT", "1m", np.arange(6) * 60_000, close, close, close, close, np.ones(6))
