@@ -133,21 +133,26 @@ def run_backtest(play_path: str, *, data: str | None = None, data_tf: str | None
     n = len(bars)
     result = run_engine(bt, first, last, None if progress is None else (lambda i: progress(i, n)))
     elapsed = time.perf_counter() - t0
-    report = build_report(bt, bars, result, elapsed)
+    eq, qty = equity_curve(bars, result.snapshots, plan.play.account.equity, result.start, result.end)
+    trades = round_trips(result.fills)
+    report = build_report(bt, bars, result, elapsed, eq, qty, trades)
     if write:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
         out_dir = Path(out) if out is not None else Path("runs") / f"{plan.play.name}-{stamp}"
         report["out"] = str(out_dir)
-        eq, _ = equity_curve(bars, result.snapshots, plan.play.account.equity, first, last)
-        write_artifacts(out_dir, bars, first, result.fills, bt.exchange.orders, round_trips(result.fills), eq, report)
+        write_artifacts(out_dir, bars, result.start, result.fills, bt.exchange.orders, trades, eq, report)
     return report
 
 
-def build_report(bt: Backtest, bars: Bars, result: RunResult, elapsed: float) -> dict[str, Any]:
+def build_report(bt: Backtest, bars: Bars, result: RunResult, elapsed: float, eq: np.ndarray | None = None,
+                 qty: np.ndarray | None = None, trades: list | None = None) -> dict[str, Any]:
+    """The report of a run; the equity curve and trades are derived here unless the caller has them."""
     play = bt.plan.play
     initial = play.account.equity
-    eq, qty = equity_curve(bars, result.snapshots, initial, result.start, result.end)
-    trades = round_trips(result.fills)
+    if eq is None or qty is None:
+        eq, qty = equity_curve(bars, result.snapshots, initial, result.start, result.end)
+    if trades is None:
+        trades = round_trips(result.fills)
     ts = np.asarray(bars.ts_open)
     rejected = dict(bt.processor.rejections_by_reason())
     return {
