@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -101,18 +102,25 @@ def prepare(plan: ExecutionPlan, bars: Bars, where: str = "") -> Backtest:
     return Backtest(plan, feeds, ex, engine, processor)
 
 
-def run_engine(bt: Backtest, first: int = 0, last: int | None = None,
-               progress: Callable[[int], None] | None = None) -> RunResult:
-    """Run the bar loop of a backtest. The collector is paused meanwhile: a backtest only grows its
-    lists of fills and events (no cycles to free), and scanning them again and again costs up to a
-    third of a busy run. Live mode runs the same engine with the collector on."""
+@contextmanager
+def gc_paused():
+    """Pause the cyclic collector for a backtest. A run only grows its lists of fills, events and
+    trades (no cycles to free), and with the collector on, each new generation rescans them again
+    and again: up to a third of a busy run. Live mode runs the same engine with the collector on."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return asyncio.run(bt.engine.run(first, last, progress=progress))
+        yield
     finally:
         if was_enabled:
             gc.enable()
+
+
+def run_engine(bt: Backtest, first: int = 0, last: int | None = None,
+               progress: Callable[[int], None] | None = None) -> RunResult:
+    """Run the bar loop of a backtest (with the collector paused, see `gc_paused`)."""
+    with gc_paused():
+        return asyncio.run(bt.engine.run(first, last, progress=progress))
 
 
 def run_backtest(play_path: str, *, data: str | None = None, data_tf: str | None = None,
@@ -133,9 +141,10 @@ def run_backtest(play_path: str, *, data: str | None = None, data_tf: str | None
     n = len(bars)
     result = run_engine(bt, first, last, None if progress is None else (lambda i: progress(i, n)))
     elapsed = time.perf_counter() - t0
-    eq, qty = equity_curve(bars, result.snapshots, plan.play.account.equity, result.start, result.end)
-    trades = round_trips(result.fills)
-    report = build_report(bt, bars, result, elapsed, eq, qty, trades)
+    with gc_paused():
+        eq, qty = equity_curve(bars, result.snapshots, plan.play.account.equity, result.start, result.end)
+        trades = round_trips(result.fills)
+        report = build_report(bt, bars, result, elapsed, eq, qty, trades)
     if write:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
         out_dir = Path(out) if out is not None else Path("runs") / f"{plan.play.name}-{stamp}"
@@ -149,10 +158,11 @@ def build_report(bt: Backtest, bars: Bars, result: RunResult, elapsed: float, eq
     """The report of a run; the equity curve and trades are derived here unless the caller has them."""
     play = bt.plan.play
     initial = play.account.equity
-    if eq is None or qty is None:
-        eq, qty = equity_curve(bars, result.snapshots, initial, result.start, result.end)
-    if trades is None:
-        trades = round_trips(result.fills)
+    with gc_paused():
+        if eq is None or qty is None:
+            eq, qty = equity_curve(bars, result.snapshots, initial, result.start, result.end)
+        if trades is None:
+            trades = round_trips(result.fills)
     ts = np.asarray(bars.ts_open)
     rejected = dict(bt.processor.rejections_by_reason())
     return {

@@ -27,6 +27,7 @@ from .orders import AttachedProtection, Fill, OrderEvent, Side, TimeInForce
 from .state_view import StateView
 
 NAN = math.nan
+_ORDER_KINDS = frozenset({"market", "limit", "stop", "scale", "partial_close", "close"})
 _TIF = {"GTC": TimeInForce.GTC, "PostOnly": TimeInForce.POST_ONLY, "IOC": TimeInForce.IOC,
         "FOK": TimeInForce.FOK}
 
@@ -144,10 +145,13 @@ class Engine:
         bars = self.feeds.bars()
         ts, o, h, l, c = (np.asarray(bars.ts_open), bars.open, bars.high, bars.low, bars.close)
         ex = self.ex
+        working = ex.working  # truthy while any order is working
         backend = self.backend
         advance = backend.advance
         at_close = backend.at_close
         evaluate = self._evaluate
+        send = self._send
+        tag_prices = self.tag_prices
         blocks = self.blocks
         # Bars where at least one case could fire with nothing working: the union of series parts.
         dense = any(bc.series is None for cases in blocks for bc in cases)
@@ -172,7 +176,7 @@ class Engine:
         nxt = cands[k] if k < n_cands else end
         next_report = i + 65536
         while i < end:
-            if ex.has_pending:
+            if working:
                 advance(i, int(ts[i]), float(o[i]), float(h[i]), float(l[i]), float(c[i]))
                 drained = ex.drain_events()
                 if drained:
@@ -189,24 +193,27 @@ class Engine:
                 evaluated += 1
                 close = float(c[i])
                 at_close(i, int(ts[i]), close)
-                await evaluate(i, close)
-                for e in ex.drain_events():
-                    if not isinstance(e, Fill):
-                        add_event(e)
+                st = StateView(ex, i, close, tag_prices)
+                intents = evaluate(i, st)
+                if intents:
+                    await send(intents, st)
+                    for e in ex.drain_events():
+                        if not isinstance(e, Fill):
+                            add_event(e)
                 if not dense:
                     k += 1
                     nxt = cands[k] if k < n_cands else end
             if progress is not None and i >= next_report:
                 progress(i)
                 next_report = i + 65536
-            if dense or ex.has_pending:
+            if dense or working:
                 i += 1
             else:
                 i = nxt  # nothing works and no case can fire before the next candidate bar
         return RunResult(self.ready_bar, start, end, fills, events, snapshots, evaluated)
 
-    async def _evaluate(self, i: int, close: float) -> None:
-        st = StateView(self.ex, i, close, self.tag_prices)
+    def _evaluate(self, i: int, st: StateView) -> list[Intent]:
+        """The intents of bar i: every block, first matching case, actions in source order."""
         intents: list[Intent] = []
         for cases in self.flat_blocks:
             for guard, series, state, actions in cases:
@@ -219,16 +226,25 @@ class Engine:
                 for make in actions:
                     intents.append(make(i, st))
                 break
-        if not intents:
-            return
+        return intents
+
+    async def _send(self, intents: list[Intent], st: StateView) -> None:
         # Orders go out after every block has looked at the same state (5.1).
-        process = self.processor.process
+        processor = self.processor
+        order_for, send, process = processor.order_for, processor.send, processor.process
         for it in intents:
-            result = await process(it, st)
+            if it.kind in _ORDER_KINDS:
+                # Sized and checked synchronously: a refused intent never makes a coroutine.
+                order = order_for(it, st)
+                if order is None:
+                    continue
+                result = await send(order, it, st)
+            else:
+                result = await process(it, st)
             if it.tag is not None and result is not None and result.accepted:
                 ref = it.price if it.price is not None else it.trigger  # limit price, else trigger
                 if ref is not None:
-                    self.tag_prices[it.tag] = self.processor.instrument.round_price(ref)
+                    self.tag_prices[it.tag] = processor.instrument.round_price(ref)
 
 
 def _opt(fn, i: int, st: StateView) -> float | None:

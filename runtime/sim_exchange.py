@@ -213,6 +213,12 @@ class SimExchange:
     def has_pending(self) -> bool:
         return bool(self._live)
 
+    @property
+    def working(self) -> dict[str, SimOrder]:
+        """The working orders by id: the same dict for the exchange's life (never replaced), so a
+        bar loop can hold it and test it for emptiness without a call per bar. Read, never write."""
+        return self._live
+
     def upnl(self, price: float | None = None) -> float:
         if self.position_qty == 0.0:
             return 0.0
