@@ -137,6 +137,13 @@ def run_backtest(play_path: str, *, data: str | None = None, data_tf: str | None
     if first >= last:
         raise BacktestError("no bars in the chosen range")
     bt = prepare(plan, bars, where=play_path)
+    ready = bt.engine.ready_bar
+    if ready >= last:
+        # Not an empty report: a run that cannot place a single order is a mistake in the Play or the range.
+        raise BacktestError(
+            f"the Play cannot trade in this run: its features are ready at bar {ready} (warm-up), but the "
+            f"{'chosen range ends' if last < len(bars) else 'data ends'} at bar {last - 1} "
+            f"({len(bars)} {plan.play.market.exec_tf} bars in the data)")
     t0 = time.perf_counter()
     n = len(bars)
     result = run_engine(bt, first, last, None if progress is None else (lambda i: progress(i, n)))

@@ -214,7 +214,8 @@ def format_report(r: dict[str, Any]) -> str:
         f"equity      {m['initial_equity']:.2f} -> {m['final_equity']:.2f} USDT",
         f"drawdown    max {m['max_drawdown_pct']:.2f}% ({m['max_drawdown_usdt']:.2f} USDT)",
         f"sharpe      {m['sharpe']:.2f} (annualised from {r['exec']} bars)",
-        f"trades      {m['trades']}   win rate {m['win_rate_pct']:.1f}%   profit factor {m['profit_factor']}",
+        f"trades      {m['trades']}   win rate {m['win_rate_pct']:.1f}%   profit factor "
+        f"{'n/a' if m['profit_factor'] is None else m['profit_factor']}",
         f"exposure    {m['exposure_pct']:.1f}% of bars in a position",
         f"fees        {m['fees']:.2f} USDT over {m['fills']} fills",
         "orders      " + (", ".join(f"{k} {v}" for k, v in sorted(r["orders_by_status"].items())) or "none"),

@@ -83,6 +83,9 @@ def test_report_and_files_of_the_default_play(cache: Path, tmp_path: Path):
     (["backtest", "plays/ema_cross.yml", "--from", "yesterday"], "cannot read 'yesterday' as a date"),
     (["backtest", "plays/ema_cross.yml", "--data", "no/such.csv"], "no such data file"),
     (["backtest", "plays/ema_cross.yml", "--from", "2031-01-01"], "no bars in the chosen range"),
+    # EMA 21 on 15m is ready at bar 21; three hours are bars 0..11
+    (["backtest", "plays/ema_cross.yml", "--to", "2025-01-01T03:00"],
+     "cannot trade in this run: its features are ready at bar 21 (warm-up), but the chosen range ends at bar 11"),
 ])
 def test_bad_backtest_options_are_one_clear_error(args, needle, cache: Path):
     r = cli(*args, cache=cache)
@@ -207,3 +210,24 @@ def test_the_data_timeframe_is_read_from_the_timestamps(cache: Path, tmp_path: P
 def write_lines(path: Path, lines: list[str]) -> Path:
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def test_a_warm_up_longer_than_the_data_is_an_error_not_an_empty_report(cache: Path, tmp_path: Path):
+    play = tmp_path / "long.yml"
+    play.write_text(Path("plays/ema_cross.yml").read_text().replace("ema(close, 21)", "ema(close, 100000)"))
+    r = cli("backtest", str(play), "--out", str(tmp_path / "out"), cache=cache)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "ready at bar 100000 (warm-up), but the data ends at bar 35039" in r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_run_without_trades_says_profit_factor_n_a(cache: Path, tmp_path: Path):
+    play = tmp_path / "never.yml"
+    # EMA 9 above EMA 21 by more than the price itself: never true, so never an order
+    play.write_text(Path("plays/ema_cross.yml").read_text()
+                    .replace("fast crosses_above slow", "fast > slow + close")
+                    .replace("fast crosses_below slow", "fast < slow - close"))
+    r = cli("backtest", str(play), "--out", str(tmp_path / "out"), cache=cache)
+    assert r.returncode == 0, r.stderr
+    assert "trades      0   win rate 0.0%   profit factor n/a" in r.stdout
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["metrics"]["profit_factor"] is None
