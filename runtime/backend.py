@@ -12,7 +12,7 @@ from typing import Protocol, runtime_checkable
 
 import attrs
 
-from playdeck.runtime.orders import Fill, Order, OrderEvent, OrderResult, ProtectionKind
+from playdeck.runtime.orders import KEEP, AttachedProtection, Fill, Order, OrderEvent, OrderResult, ProtectionKind
 
 __all__ = ["ExecutionBackend", "PositionSnapshot"]
 
@@ -43,7 +43,13 @@ class ExecutionBackend(Protocol):
         qty: float | None = None,
         price: float | None = None,
         trigger: float | None = None,
-    ) -> OrderResult: ...
+        expire_bar: int | None | object = KEEP,
+        attached: tuple[AttachedProtection, ...] | object = KEEP,
+    ) -> OrderResult:
+        """Change qty / limit price / trigger (None: unchanged). `expire_bar` and `attached` are
+        playdeck's own attributes of the order (a same-tag replacement brings new ones); changing
+        only those asks nothing of the venue."""
+        ...
 
     async def cancel_order(self, order_id: str) -> bool: ...
 

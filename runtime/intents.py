@@ -17,7 +17,7 @@ from typing import Any, Awaitable, Callable, NamedTuple
 
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
-from .orders import AttachedProtection, Order, OrderResult, OrderRole, OrderType, Side, TimeInForce
+from .orders import AttachedProtection, Order, OrderResult, OrderRole, OrderStatus, OrderType, Side, TimeInForce
 from .rate_limit import TokenBucket
 
 
@@ -106,9 +106,18 @@ class IntentProcessor:
         tag = intent.tag
         pending = state.pending_order(tag) if tag is not None else None
         if pending is not None:
-            if pending.type is order.type and pending.side is order.side:
+            same = pending.type is order.type and pending.side is order.side
+            if same and pending.is_conditional and order.trigger != pending.trigger \
+                    and state.order_status(pending.order_id) is not OrderStatus.UNTRIGGERED:
+                # A stop-limit that triggered rests as a limit and has no trigger left to amend:
+                # a new trigger means a new conditional order, so cancel and re-send.
+                same = False
+            if same:
+                # A replacement: the venue's fields are amended, and the new intent's expiry and
+                # attached protection (bound to this bar) take the old ones' place.
                 return self._checked(await self._call(self.backend.amend_order, pending.order_id, qty=order.qty,
-                                                      price=order.price, trigger=order.trigger), intent)
+                                                      price=order.price, trigger=order.trigger,
+                                                      expire_bar=order.expire_bar, attached=order.attached), intent)
             await self._call(self.backend.cancel_order, pending.order_id)
         return self._checked(await self._call(self.backend.submit_order, order), intent)
 

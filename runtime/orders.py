@@ -19,6 +19,7 @@ import attrs
 __all__ = [
     "AttachedProtection",
     "Fill",
+    "KEEP",
     "Instrument",
     "Liquidity",
     "Order",
@@ -155,8 +156,10 @@ class AttachedProtection:
 class Order:
     """One order as sent. `price` is the limit price, `trigger` the stop trigger.
 
-    For `close` orders `qty` is the position size when sent; at fill time a backend caps any
-    reduce-only fill at the live position, so a reduce-only order never flips it.
+    For `close` orders `qty` is the position size when sent; a close fills the whole live position
+    when it fills, and a backend caps any other reduce-only fill at the live position, so a
+    reduce-only order never flips it. `expire_bar` and `attached` are playdeck's, not the venue's:
+    a same-tag replacement (an amend) takes them from the new intent.
     """
 
     order_id: str
@@ -192,6 +195,16 @@ _ORDER_FIELDS = ("order_id", "client_id", "side", "type", "qty", "price", "trigg
                  "tag", "created_bar", "expire_bar", "attached")
 if tuple(f.name for f in attrs.fields(Order)) != _ORDER_FIELDS:
     raise ImportError("Order's fields changed: update order_with() in runtime/orders.py")
+
+
+class _Keep:
+    """The default of an amend's `expire_bar` / `attached`: leave them as they are."""
+
+    def __repr__(self) -> str:
+        return "KEEP"
+
+
+KEEP = _Keep()
 
 
 @attrs.frozen

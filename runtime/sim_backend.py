@@ -19,7 +19,7 @@ import math
 from collections.abc import AsyncIterator
 
 from playdeck.runtime.backend import PositionSnapshot
-from playdeck.runtime.orders import Fill, Order, OrderEvent, OrderResult, ProtectionKind
+from playdeck.runtime.orders import KEEP, AttachedProtection, Fill, Order, OrderEvent, OrderResult, ProtectionKind
 from playdeck.runtime.sim_exchange import SimExchange
 
 __all__ = ["SimBackend"]
@@ -76,8 +76,11 @@ class SimBackend:
         qty: float | None = None,
         price: float | None = None,
         trigger: float | None = None,
+        expire_bar: int | None | object = KEEP,
+        attached: tuple[AttachedProtection, ...] | object = KEEP,
     ) -> OrderResult:
-        result = self.exchange.amend(order_id, self.bar, qty=qty, price=price, trigger=trigger)
+        result = self.exchange.amend(order_id, self.bar, qty=qty, price=price, trigger=trigger,
+                                     expire_bar=expire_bar, attached=attached)
         self._wake()
         return result
 

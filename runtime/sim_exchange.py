@@ -58,7 +58,9 @@ Intrabar order
 Positions
 - One-way net. A SCALE fill that grows the position adds a layer (layers = 1 on a fresh entry);
   the average entry is quantity-weighted. partial_close and close (and any reduce_only order) are
-  capped at the live position and never flip it; a reduce-only order is refused when flat ("reduce-
+  capped at the live position and never flip it; a close fills the whole position as it is when it
+  fills, even if the position grew while it rested (its Fill has that qty; the order keeps the qty
+  it was sent with); a reduce-only order is refused when flat ("reduce-
   only order with no position") or on the position's own side. A non-reduce order against the
   position nets, and may flip it: a flip is a close followed by a fresh entry at the fill price.
   `reduced` turns true when a partial_close fills. Everything per position (layers, reduced,
@@ -104,8 +106,12 @@ from __future__ import annotations
 
 import math
 
+import attrs
+
 from playdeck.runtime.order_state import StatusPath
 from playdeck.runtime.orders import (
+    KEEP,
+    AttachedProtection,
     Fill,
     Instrument,
     Order,
@@ -321,8 +327,14 @@ class SimExchange:
         qty: float | None = None,
         price: float | None = None,
         trigger: float | None = None,
+        expire_bar: int | None | object = KEEP,
+        attached: tuple[AttachedProtection, ...] | object = KEEP,
     ) -> OrderResult:
-        """Change qty (new total), limit price or trigger of a pending order, at the close of `bar`."""
+        """Change qty (new total), limit price or trigger of a pending order, at the close of `bar`.
+
+        `expire_bar` / `attached` (default: keep) replace playdeck's own attributes of the order, as a
+        same-tag replacement does; they are taken along with an accepted amend, and alone they change
+        the order silently (no venue request, so no status change)."""
         self._bar = bar
         rec = self._live.get(order_id)
         if rec is None:
@@ -351,8 +363,16 @@ class SimExchange:
             last_close=self.last_close,
         )
         candidate = order_with(old, old.order_id, new_qty, new_price, new_trigger, old.reduce_only)
-        if candidate == old:
-            # Nothing changes (e.g. a same-tag re-send of the same order): no request, no events.
+        if expire_bar is not KEEP or attached is not KEEP:
+            candidate = attrs.evolve(
+                candidate,
+                expire_bar=old.expire_bar if expire_bar is KEEP else expire_bar,
+                attached=old.attached if attached is KEEP else attached,
+            )
+        if (new_qty, new_price, new_trigger) == (old.qty, old.price, old.trigger):
+            # Nothing the venue holds changes (e.g. a same-tag re-send of the same order): no
+            # request, no events; playdeck's own attributes are still replaced.
+            rec.order = candidate
             return OrderResult(True, order_id, rec.path.current)
         if reason is None and not rec.reduce_only:
             reason = self._margin_refusal(candidate, exclude=rec)
@@ -508,7 +528,9 @@ class SimExchange:
                 self._finish(rec, cancel_event(rec.path.current, rec.filled_qty),
                              "reduce-only order with no position to reduce")
                 return
-            qty = abs(pos) if role.is_protection else min(order.qty - rec.filled_qty, abs(pos))
+            # Protection and `close` are for the whole position as it is when they fill (it may have
+            # grown since they were sent); partial_close is capped at it.
+            qty = abs(pos) if role.is_protection or role is _CLOSE else min(order.qty - rec.filled_qty, abs(pos))
         else:
             qty = order.qty - rec.filled_qty
         qty = round(qty, dp)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .orders import Order
+from .orders import Order, OrderStatus
 
 NAN = math.nan
 
@@ -76,6 +76,9 @@ class StateView:
 
     def pending_order(self, tag: str) -> Order | None:
         return self.ex.order_by_tag(tag)
+
+    def order_status(self, order_id: str) -> OrderStatus:
+        return self.ex.status(order_id)
 
     def tag(self, tag: str, attr: str) -> Any:
         if attr == "pending":

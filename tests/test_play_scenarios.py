@@ -128,3 +128,88 @@ def test_scale_layers_partial_close_and_position_state_words():
         (5, "sell", 2.0, 106.0),  # close at close: a limit at 104 (bar 4's close), bar 5 opens 106
     ]
     assert bt.exchange.position_qty == 0.0
+
+
+def test_a_resting_close_closes_the_whole_position_including_a_later_layer():
+    # bar 0: market buy 1 -> fills at bar 1's open 100. At bar 1's close: close at 110 rests, and a
+    # scale limit at 95 rests. Bar 2 dips to 94: the scale fills (position 2). Bar 3 reaches 111:
+    # the close fills the whole 2, not the 1 it was sent for, and the position is flat.
+    bt, _, fills = run("""
+        block entry:
+          when flat and close == 100:
+            market buy qty 1
+        block manage:
+          when long and position.bars == 0:
+            close at 110
+            scale buy qty 1 at 95
+        """, [(100, 100, 100, 100), (100, 101, 99, 100), (99, 99.5, 94, 96), (100, 111, 99, 105),
+              (105, 106, 104, 105)])
+    assert fills == [(1, "buy", 1.0, 100.0, 0.05, "taker"), (2, "buy", 1.0, 95.0, 0.019, "maker"),
+                     (3, "sell", 2.0, 110.0, 0.044, "maker")]
+    assert bt.exchange.position_qty == 0.0
+    close = [rec for rec in bt.exchange.orders.values() if rec.order.role.value == "close"][0]
+    assert close.order.qty == 1.0 and str(close.path) == "New>Filled"  # the order as sent, filled whole
+
+
+def test_a_same_tag_replacement_brings_its_own_expiry():
+    # Sent at bar 0 with expire 3 (would end at the close of bar 3); re-sent at bar 2 (close 100.2),
+    # which makes it end at the close of bar 5, so bar 4's dip to 94 fills it at 95.
+    bt, result, fills = run("""
+        block entry:
+          when flat and (close == 100 or close == 100.2):
+            limit buy qty 1 at 95 expire 3 bars as dip
+        """, [(100, 100.5, 99.5, 100), (100, 100.5, 99.5, 100.5), (100, 100.5, 99.5, 100.2),
+              (100, 100.5, 99.5, 100.1), (100, 100.5, 94, 96), (96, 97, 95.5, 96)])
+    assert fills == [(4, "buy", 1.0, 95.0, 0.019, "maker")]
+    assert [str(rec.path) for rec in bt.exchange.orders.values()] == ["New>Filled"]
+    assert not [e for e in result.events if e.new.value == "Expired"]
+
+
+def test_a_same_tag_replacement_brings_its_own_attached_stop():
+    # risk 1% = 100 USDT. Bar 0 (range 2): qty 100/2 = 50, stop fill - 2. Re-sent at bar 1 (range 5):
+    # qty 100/5 = 20 and the stop must be fill - 5 = 90, so the risk at the stop is still 100.
+    bt, _, fills = run("""
+        block entry:
+          when flat and close >= 100:
+            limit buy risk 1% at 95 as dip
+              stop_loss fill - (high - low)
+        """, [(100, 101, 99, 100), (100, 102.5, 97.5, 100), (99, 99.5, 94.5, 96), (96, 96.5, 95.5, 96)])
+    assert fills == [(2, "buy", 20.0, 95.0, 0.38, "maker")]
+    assert bt.exchange.protection("stop_loss").trigger == 90.0
+
+
+def test_a_triggered_stop_limit_given_a_new_trigger_is_cancelled_and_sent_again():
+    # Bar 0 sends trigger 102 limit 102.5. Bar 1 opens at 104, over the limit: it triggers and rests
+    # as a limit at 102.5. Its re-send (trigger 106 limit 106.5) cannot amend a trigger that is
+    # spent, so the old order is cancelled and a new conditional sent; bar 2's re-send amends that one.
+    bt, _, fills = run("""
+        block entry:
+          when flat:
+            stop buy qty 1 at high + 1 limit high + 1.5 as brk
+        """, [(100, 101, 99, 100), (104, 105, 103.5, 104), (104, 104.5, 103.5, 104), (104, 104.2, 103.8, 104)])
+    assert fills == []
+    assert bt.processor.rejections == []
+    paths = [str(rec.path) for rec in bt.exchange.orders.values()]
+    assert paths == ["Untriggered>Triggered>New>PendingCancel>Cancelled",
+                     "Untriggered>PendingAmend>Untriggered>PendingAmend>Untriggered"]
+    brk = bt.exchange.order_by_tag("brk")
+    assert (brk.trigger, brk.price) == (105.2, 105.7)
+
+
+def test_position_r_is_the_r_multiple_of_the_current_qty():
+    # 2 @ 100, stop 90: 10 USDT of risk per unit. At 110 after half is closed: upnl 10 on qty 1,
+    # so r = 10 / (10 x 1) = 1.0 (the README's reading), and the close at r >= 0.9 fires at bar 3.
+    bt, _, fills = run("""
+        block entry:
+          when flat and close == 100:
+            market buy qty 2
+              stop_loss fill - 10
+        block manage:
+          when long and not position.reduced:
+            partial_close 50%
+          when long and position.r >= 0.9:
+            close
+        """, [(100, 100, 100, 100), (100, 100.5, 99.5, 100), (110, 110.5, 109.5, 110),
+              (110, 110.5, 109.5, 110), (110, 110.5, 109.5, 110)])
+    assert [(bar, side, qty) for bar, side, qty, *_ in fills] == [(1, "buy", 2.0), (2, "sell", 1.0), (3, "sell", 1.0)]
+    assert bt.exchange.position_qty == 0.0
