@@ -11,13 +11,16 @@ import math
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 import attrs
 import numpy as np
 
 from .bars import Bars, tf_minutes
 from .orders import Fill, Side
+
+if TYPE_CHECKING:
+    from .intents import Rejection
 
 
 def iso(ts_ms: int) -> str:
@@ -55,8 +58,25 @@ class Trade:
     fees: float
 
 
+@attrs.frozen
+class _Open:
+    """What the fills leave open at the end: the remainder of the trade `round_trips` could not close."""
+
+    side: str
+    entry_bar: int
+    qty: float  # the size now, after any partial reductions (a Trade's qty is its peak instead)
+    entry_price: float  # average of the adds, which is the exchange's avg_entry (reductions keep it)
+    realized_pnl: float  # gross PnL of the partial reductions so far
+    fees: float  # entry fees, reduction fees and the opening share of a flip's fee
+
+
 def round_trips(fills: list[Fill]) -> list[Trade]:
     """Group fills into trades: flat -> position -> flat (a flip closes one trade and opens the next)."""
+    return _walk(fills)[0]
+
+
+def _walk(fills: list[Fill]) -> tuple[list[Trade], _Open | None]:
+    """The closed trades and the open remainder, in one pass (shared so both agree on flips and fee splits)."""
     trades: list[Trade] = []
     pos = 0.0
     # The open trade's running sums, as locals (one pass over every fill of a long run).
@@ -97,7 +117,35 @@ def round_trips(fills: list[Fill]) -> list[Trade]:
                 trades.append(Trade(side, entry_bar, f.bar, peak, in_val / in_qty, out_val / max(out_qty, 1e-18),
                                     pnl - fees, fees))
                 is_open = False
-    return trades
+    rest = _Open(side, entry_bar, abs(pos), in_val / in_qty, pnl, fees) if is_open else None
+    return trades, rest
+
+
+def open_position(fills: list[Fill], last_close: float) -> dict[str, Any] | None:
+    """The position the fills leave open, valued at `last_close`; None when they end flat.
+
+    It is in the equity curve and net PnL but in no trade, so the report states it on its own:
+    net PnL = sum of trade PnLs + realized_pnl - fees + unrealized_pnl.
+    """
+    rest = _walk(fills)[1]
+    if rest is None:
+        return None
+    sign = 1.0 if rest.side == "long" else -1.0
+    return {
+        "side": rest.side,
+        "qty": _sig(rest.qty),
+        "entry_bar": rest.entry_bar,
+        "entry_price": _sig(rest.entry_price),
+        "last_close": last_close,
+        "unrealized_pnl": round(sign * rest.qty * (last_close - rest.entry_price), 6),
+        "realized_pnl": round(rest.realized_pnl, 6),
+        "fees": round(rest.fees, 6),
+    }
+
+
+def _sig(v: float) -> float:
+    # 10 significant digits like `_num`, so report.json shows 0.3 and not 0.30000000000000004
+    return float(f"{v:.10g}")
 
 
 def metrics(equity: np.ndarray, qty: np.ndarray, initial: float, fills: list[Fill], trades: list[Trade],
@@ -149,9 +197,10 @@ def _num(v: float | None) -> str:
 
 
 def write_artifacts(out: Path, bars: Bars, start: int, fills: list[Fill], orders, trades: list[Trade],
-                    equity: np.ndarray, report: dict[str, Any]) -> None:
+                    equity: np.ndarray, report: dict[str, Any], *, rejections: Sequence[Rejection] = ()) -> None:
     out.mkdir(parents=True, exist_ok=True)
     ts = np.asarray(bars.ts_open)
+    write_rejections(out / "rejections.csv", ts, rejections)
     with open(out / "fills.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["bar", "ts", "order_id", "tag", "side", "qty", "price", "fee", "liquidity"])
@@ -178,6 +227,18 @@ def write_artifacts(out: Path, bars: Bars, start: int, fills: list[Fill], orders
         fh.writelines(f"{b},{iso(int(ts[b]))},{e:.6f}\n" for b, e in zip(idx.tolist(), equity.tolist()))
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / "equity.svg").write_text(equity_svg(equity, report))
+
+
+def write_rejections(path: Path, ts_open: np.ndarray, rejections: Sequence[Rejection]) -> None:
+    """One row per intent that became no order; written even when empty so tools can rely on the file."""
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["bar", "ts", "kind", "tag", "reason", "where"])
+        w.writerows(rejection_rows(ts_open, rejections))
+
+
+def rejection_rows(ts_open: np.ndarray, rejections: Sequence[Rejection]) -> list[list[Any]]:
+    return [[r.bar, iso(int(ts_open[r.bar])), r.kind, r.tag or "", r.reason, r.where] for r in rejections]
 
 
 def equity_svg(equity: np.ndarray, report: dict[str, Any], width: int = 900, height: int = 320) -> str:
@@ -216,6 +277,8 @@ def format_report(r: dict[str, Any]) -> str:
         f"sharpe      {m['sharpe']:.2f} (annualised from {r['exec']} bars)",
         f"trades      {m['trades']}   win rate {m['win_rate_pct']:.1f}%   profit factor "
         f"{'n/a' if m['profit_factor'] is None else m['profit_factor']}",
+        # next to the trades, because it is the one part of net PnL that none of them holds
+        *([open_line(r["open_position"])] if r.get("open_position") else []),
         f"exposure    {m['exposure_pct']:.1f}% of bars in a position",
         f"fees        {m['fees']:.2f} USDT over {m['fills']} fills",
         "orders      " + (", ".join(f"{k} {v}" for k, v in sorted(r["orders_by_status"].items())) or "none"),
@@ -225,6 +288,12 @@ def format_report(r: dict[str, Any]) -> str:
     if r.get("out"):
         lines.append(f"written     {r['out']}")
     return "\n".join(lines)
+
+
+def open_line(p: dict[str, Any]) -> str:
+    """The report line of a position still open at the end of the data (see `open_position`)."""
+    return (f"open        {p['side']} {_num(p['qty'])} @ {p['entry_price']:.2f} since bar {p['entry_bar']}, "
+            f"unrealized {p['unrealized_pnl']:+.2f} USDT (not in trades)")
 
 
 def status_counts(orders) -> dict[str, int]:
