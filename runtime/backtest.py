@@ -17,12 +17,13 @@ from playdeck.compiler.lower import ExecutionPlan, lower
 
 from . import cache
 from .bars import TIMEFRAMES, Bars, resample, tf_minutes
-from .csv_import import import_csv
+from .csv_import import format_ts, import_csv
 from .engine import Engine, RunResult
 from .feeds import FeedStore
 from .intents import IntentProcessor
 from .orders import Instrument
-from .report import equity_curve, format_report, iso, metrics, round_trips, status_counts, write_artifacts
+from .report import (equity_curve, format_report, iso, metrics, open_position, round_trips, status_counts,
+                     write_artifacts)
 from .sim_backend import SimBackend
 from .sim_exchange import SimExchange
 
@@ -56,23 +57,48 @@ def parse_when(text: str | None) -> int | None:
 def load_bars(symbol: str, data: str | None, data_tf: str | None, cache_dir: str | None = None,
               exec_tf: str = "1m") -> Bars:
     """The bars to run on: a CSV file (`--data`); else market data imported into the cache for the
-    symbol (the finest timeframe that builds the exec bars); else the bundled synthetic BTCUSDT set."""
+    symbol (the finest timeframe that builds the exec bars); else the bundled synthetic BTCUSDT set.
+
+    Imported bars that cannot build the exec bars are an error, not a quiet fall-back to the
+    synthetic set: the user imported them to be used.
+    """
     if data is None:
-        for tf in TIMEFRAMES:
-            if tf_minutes(exec_tf) % tf_minutes(tf) == 0 and cache.exists(symbol, tf, cache_dir):
-                return cache.load(symbol, tf, cache_dir)
-        if symbol != "BTCUSDT":
-            raise BacktestError(f"no data for {symbol}: the bundled data is BTCUSDT; give --data FILE "
-                                "or run playdeck data import")
-        return cache.default_bars(cache_dir)
-    path = Path(data)
-    if not path.exists():
-        raise BacktestError(f"no such data file: {data}")
-    return import_csv(path, symbol, data_tf).bars  # without --data-tf, the file's spacing says
+        if data_tf is not None:
+            raise BacktestError("--data-tf says the timeframe of a --data file; give it with --data")
+        return _cached_bars(symbol, cache_dir, exec_tf)
+    if data_tf is not None and data_tf not in TIMEFRAMES:
+        raise BacktestError(f"--data-tf: unknown timeframe {data_tf!r}; expected one of {', '.join(TIMEFRAMES)}")
+    return import_csv(Path(data), symbol, data_tf).bars  # without --data-tf, the file's spacing says
+
+
+def _builders(exec_tf: str) -> list[str]:
+    """The timeframes whose bars can be resampled into `exec_tf` bars, finest first."""
+    return [tf for tf in TIMEFRAMES if tf_minutes(exec_tf) % tf_minutes(tf) == 0]
+
+
+def _cached_bars(symbol: str, cache_dir: str | None, exec_tf: str) -> Bars:
+    cached = [tf for tf in TIMEFRAMES if cache.exists(symbol, tf, cache_dir)]
+    usable = [tf for tf in cached if tf in _builders(exec_tf)]
+    if usable:
+        return cache.load(symbol, usable[0], cache_dir)
+    if cached:
+        wanted = _builders(exec_tf)
+        wanted_text = wanted[0] if len(wanted) == 1 else f"{', '.join(wanted[:-1])} or {wanted[-1]}"
+        raise BacktestError(f"{symbol} is cached at {', '.join(cached)}, which cannot build the Play's exec "
+                            f"timeframe {exec_tf}; import {wanted_text} bars or give --data")
+    if symbol != "BTCUSDT":
+        raise BacktestError(f"no data for {symbol}: the bundled data is BTCUSDT; give --data FILE "
+                            "or run playdeck data import")
+    return cache.default_bars(cache_dir)
 
 
 def bar_range(bars: Bars, from_ms: int | None, to_ms: int | None) -> tuple[int, int]:
-    """Bars whose open time is in [from, to)."""
+    """Bars whose open time is in [from, to); BacktestError when --from is not before --to."""
+    if from_ms is not None and to_ms is not None:
+        if from_ms > to_ms:
+            raise BacktestError(f"--from ({format_ts(from_ms)}) is after --to ({format_ts(to_ms)})")
+        if from_ms == to_ms:
+            raise BacktestError(f"--from and --to are both {format_ts(from_ms)}: an empty range (--to is exclusive)")
     ts = np.asarray(bars.ts_open)
     first = 0 if from_ms is None else int(np.searchsorted(ts, from_ms, side="left"))
     last = len(ts) if to_ms is None else int(np.searchsorted(ts, to_ms, side="left"))
@@ -87,6 +113,44 @@ def exec_bars(bars: Bars, exec_tf: str) -> Bars:
     out = resample(bars, exec_tf)
     n = out.n_complete
     return out.take(0, n) if n < len(out) else out
+
+
+def default_out_dir(play: str, now: datetime) -> Path:
+    """`runs/<play>-<UTC time to the second>`, before any `-2`, `-3` suffix."""
+    return Path("runs") / f"{play}-{now.strftime('%Y%m%d-%H%M%S')}"
+
+
+def claim_out_dir(out: str | None, play: str, now: datetime) -> Path:
+    """Create the folder a run writes to, before the run, so a bad --out costs no run time.
+
+    `--out` may name an existing folder (its files are replaced). The default folder is new for
+    every run: when a run in the same second already took the name, `-2`, `-3`, ... is added, and
+    mkdir without exist_ok makes the claim atomic between concurrent runs.
+    """
+    if out is not None:
+        if not out.strip():
+            raise BacktestError("--out is empty; give a folder, or omit --out for runs/<play>-<time>/")
+        path = Path(out)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _out_dir_error(path, exc) from None
+        return path
+    base = default_out_dir(play, now)
+    path, k = base, 1
+    while True:
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            k += 1
+            path = base.with_name(f"{base.name}-{k}")
+        except OSError as exc:
+            raise _out_dir_error(path, exc) from None
+
+
+def _out_dir_error(path: Path, exc: OSError) -> BacktestError:
+    return BacktestError(f"cannot use {path} as the output folder: {cache.folder_problem(path, exc)}")
 
 
 def prepare(plan: ExecutionPlan, bars: Bars, where: str = "") -> Backtest:
@@ -144,19 +208,21 @@ def run_backtest(play_path: str, *, data: str | None = None, data_tf: str | None
             f"the Play cannot trade in this run: its features are ready at bar {ready} (warm-up), but the "
             f"{'chosen range ends' if last < len(bars) else 'data ends'} at bar {last - 1} "
             f"({len(bars)} {plan.play.market.exec_tf} bars in the data)")
+    out_dir = claim_out_dir(out, plan.play.name, datetime.now(timezone.utc)) if write else None
     t0 = time.perf_counter()
-    n = len(bars)
-    result = run_engine(bt, first, last, None if progress is None else (lambda i: progress(i, n)))
+    span = last - first
+    result = run_engine(bt, first, last, None if progress is None else (lambda i: progress(i - first, span)))
     elapsed = time.perf_counter() - t0
+    if progress is not None:
+        progress(span, span)  # the engine reports every 65536 bars, so its last report falls short of the end
     with gc_paused():
         eq, qty = equity_curve(bars, result.snapshots, plan.play.account.equity, result.start, result.end)
         trades = round_trips(result.fills)
         report = build_report(bt, bars, result, elapsed, eq, qty, trades)
-    if write:
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-        out_dir = Path(out) if out is not None else Path("runs") / f"{plan.play.name}-{stamp}"
+    if out_dir is not None:
         report["out"] = str(out_dir)
-        write_artifacts(out_dir, bars, result.start, result.fills, bt.exchange.orders, trades, eq, report)
+        write_artifacts(out_dir, bars, result.start, result.fills, bt.exchange.orders, trades, eq, report,
+                        rejections=bt.processor.rejections)
     return report
 
 
@@ -180,6 +246,9 @@ def build_report(bt: Backtest, bars: Bars, result: RunResult, elapsed: float, eq
                  "from": iso(int(ts[result.start])), "to": iso(int(ts[result.end - 1]))},
         "ready_bar": result.ready_bar,
         "metrics": metrics(eq, qty, initial, result.fills, trades, play.market.exec_tf),
+        # Only a run that ends in a position has one to describe (and the fills are walked again).
+        "open_position": (open_position(result.fills, float(bars.close[result.end - 1]))
+                          if bt.exchange.position_qty != 0.0 else None),
         "orders_by_status": status_counts(bt.exchange.orders),
         "rejected_by_reason": rejected,
         "evaluated_bars": result.evaluated_bars,

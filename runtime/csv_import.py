@@ -10,11 +10,12 @@ Accepted layouts (detected from the first non-blank line):
 
 `timestamp` is the bar's open time, either epoch milliseconds (an integer, as Bybit writes it) or
 ISO 8601 (`2025-01-01T00:00:00Z`, `2025-01-01 00:00`, with or without an offset; a naive time is
-UTC). Integers below 10^11 are rejected as probably epoch *seconds*.
+UTC). Integers below 10^11 are rejected as probably epoch *seconds*; a file whose timestamps are
+mostly seconds-sized gets one file-level error saying so, not one per row.
 
-Order: ascending time is expected. Bybit's API returns klines newest-first, so a file whose
-timestamps are strictly *descending* throughout is accepted and reversed (`ImportResult.reversed`
-says so); any other disorder is an error.
+Order: a file runs oldest-first or newest-first (Bybit exports klines newest-first); its direction
+is the one most of its steps take, so a single misplaced row is reported alone instead of making
+every other row look out of order. A newest-first file is reversed (`ImportResult.reversed`).
 
 Plain numeric files (epoch ms, no quotes, no blank lines) are parsed by numpy in C (a year of
 minutes in about a second); anything numpy cannot read (ISO times, quotes, a non-number, a short
@@ -34,6 +35,7 @@ whole file (e.g. it is empty).
 from __future__ import annotations
 
 import bisect
+import codecs
 import csv
 import os
 from datetime import datetime, timezone
@@ -48,6 +50,7 @@ FIELDS: tuple[str, ...] = ("timestamp", "open", "high", "low", "close", "volume"
 GAP_POLICIES: tuple[str, ...] = ("error", "fill")
 _MAX_REPORTED = 20
 _MIN_EPOCH_MS = 10**11  # 1973-03-03: anything smaller is almost surely seconds, not ms
+_MIN_EPOCH_S = 10**8  # 1973-03-03 again, in seconds: smaller integers are not seconds either (row counters?)
 
 # Header names (lower-cased, spaces/underscores kept) for each field, generic and Bybit spellings.
 _ALIASES: dict[str, tuple[str, ...]] = {
@@ -79,6 +82,8 @@ class DataError(Exception):
     def __str__(self) -> str:
         where = f"{self.path}: " if self.path is not None else ""
         count = len(self.problems)
+        if count == 1 and self.problems[0].row == 0:
+            return f"{where}{self.problems[0].message}"  # a whole-file problem needs no list
         lines = [f"{where}{count} problem{'s' if count != 1 else ''} in the data"]
         for p in self.problems[:_MAX_REPORTED]:
             lines.append(f"  {'file' if p.row == 0 else f'row {p.row}'}: {p.message}")
@@ -122,10 +127,37 @@ def format_ts(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _file_problem(message: str, path: str | os.PathLike[str] | None = None) -> DataError:
+    return DataError([DataProblem(0, message)], path)
+
+
 def _read_lines(path: str | os.PathLike[str]) -> list[str]:
-    """The file's physical lines (index + 1 = line number); a trailing '\r' is left to the parsers."""
-    with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: spreadsheets prepend a BOM
-        return f.read().split("\n")
+    """The file's physical lines (index + 1 = line number); a trailing '\r' is left to the parsers.
+
+    DataError (one line) when the file is missing, a folder, unreadable or not UTF-8 text.
+    """
+    name = os.fspath(path)
+    try:
+        with open(name, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise _file_problem(f"no such data file: {name}") from None
+    except IsADirectoryError:
+        raise _file_problem(f"{name} is a folder, not a data file") from None
+    except OSError as exc:
+        raise _file_problem(f"cannot read the data file {name}: {exc.strerror or exc}") from None
+    data = data.removeprefix(codecs.BOM_UTF8)  # spreadsheets prepend one
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # Decoded from the whole file at once, so the offset (and the line) is exact.
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise _file_problem(f"not UTF-8 text: byte 0x{data[exc.start]:02x} on row {line} (offset {exc.start}); "
+                            "give a CSV saved as UTF-8", path) from None
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise _file_problem(f"a NUL byte on row {line}: this is a binary file, not a CSV", path)
+    return text.split("\n")
 
 
 def _is_blank(line: str) -> bool:
@@ -146,6 +178,8 @@ def _column_map(header: list[str]) -> tuple[dict[str, int] | None, list[str]]:
 
 
 def _looks_like_data(fields: list[str]) -> bool:
+    if fields and _seconds_sized(fields[0]):
+        return True  # a headerless file in epoch seconds: data, to be reported as seconds, not as a header
     try:
         parse_timestamp(fields[0])
         return True
@@ -198,38 +232,66 @@ def _value_problems(values: np.ndarray, rows: np.ndarray) -> tuple[list[DataProb
     return problems, bad
 
 
-def _sequence_problems(ts: np.ndarray, rows: np.ndarray, step: int, tf: str, gaps: str,
-                       bad_rows: list[int]) -> list[DataProblem]:
-    """Order, duplicate, grid and (unless filling) gap problems of ascending-intended timestamps.
+def file_direction(ts: np.ndarray) -> int:
+    """+1 if the timestamps run oldest-first, -1 if newest-first: the direction most steps take.
 
+    A majority, not "every step", so one duplicate or swapped row in a newest-first export is that
+    one row's problem instead of turning the whole file into "goes back in time".
+    """
+    diff = np.diff(np.asarray(ts, dtype=np.int64))
+    return -1 if np.count_nonzero(diff < 0) > np.count_nonzero(diff > 0) else 1
+
+
+def _duplicate_problems(ts: np.ndarray, rows: np.ndarray) -> list[DataProblem]:
+    """Each repeated timestamp, reported on every row after the first (in the file) that has it."""
+    order = np.lexsort((rows, ts))  # by time, ties by row: the first of a run is the earliest row
+    s_ts, s_rows = ts[order], rows[order]
+    starts = np.ones(len(s_ts), dtype=bool)
+    starts[1:] = s_ts[1:] != s_ts[:-1]
+    first = np.maximum.accumulate(np.where(starts, np.arange(len(s_ts)), 0))
+    return [DataProblem(int(s_rows[j]), f"duplicate timestamp {format_ts(int(s_ts[j]))} "
+                                        f"(same as row {int(s_rows[first[j]])})")
+            for j in np.flatnonzero(~starts).tolist()]
+
+
+def _order_message(ts: np.ndarray, rows: np.ndarray, i: int, direction: int) -> str:
+    """Why row i+1 is out of order after row i in a file running in `direction`."""
+    now, before = format_ts(int(ts[i + 1])), f"{format_ts(int(ts[i]))} (row {int(rows[i])})"
+    if direction > 0:
+        return f"timestamp {now} goes back in time after {before}; rows must be in ascending time"
+    return (f"timestamp {now} is newer than {before}; this file is newest-first, so each row must be "
+            "older than the row before it")
+
+
+def _sequence_problems(ts: np.ndarray, rows: np.ndarray, step: int, tf: str, gaps: str,
+                       bad_rows: list[int], direction: int) -> list[DataProblem]:
+    """Order, duplicate, grid and (unless filling) gap problems, in file order.
+
+    `direction` is the file's (see `file_direction`); a step against it is out of order.
     `bad_rows` (sorted) are data rows already rejected: a hole they leave is not called a gap.
     """
     problems: list[DataProblem] = []
-    first_row: dict[int, int] = {}
-    diff = np.diff(ts)
-    in_order = bool((diff > 0).all())  # the usual case: no duplicate can exist, skip the scan
-    for t, r in zip([] if in_order else ts.tolist(), rows.tolist()):
-        if t in first_row:
-            problems.append(DataProblem(r, f"duplicate timestamp {format_ts(t)} (same as row {first_row[t]})"))
-        else:
-            first_row[t] = r
+    forward = np.diff(ts) * direction  # > 0 for a step the file's way
+    if not (forward > 0).all():  # the usual case: no duplicate can exist, skip the scan
+        problems += _duplicate_problems(ts, rows)
     off_grid = ts % step != 0
     for i in np.flatnonzero(off_grid).tolist():
         problems.append(DataProblem(int(rows[i]), f"timestamp {format_ts(int(ts[i]))} is not on the {tf} grid"))
-    for i in np.flatnonzero(diff < 0).tolist():
-        problems.append(DataProblem(int(rows[i + 1]), f"timestamp {format_ts(int(ts[i + 1]))} goes back in time after "
-                                    f"{format_ts(int(ts[i]))} (row {int(rows[i])}); rows must be in ascending time"))
+    for i in np.flatnonzero(forward < 0).tolist():
+        problems.append(DataProblem(int(rows[i + 1]), _order_message(ts, rows, i, direction)))
     # Gaps are only meaningful between rows in order; in a shuffled file they would be noise.
-    if gaps == "error" and not (diff < 0).any():
+    if gaps == "error" and not (forward < 0).any():
         on_grid_pair = ~off_grid[:-1] & ~off_grid[1:]
-        for i in np.flatnonzero((diff > step) & on_grid_pair).tolist():
+        for i in np.flatnonzero((forward > step) & on_grid_pair).tolist():
             lo, hi = sorted((int(rows[i]), int(rows[i + 1])))
             if bisect.bisect_right(bad_rows, lo) < bisect.bisect_left(bad_rows, hi):
                 continue
-            missing = int(diff[i]) // step - 1
+            missing = int(forward[i]) // step - 1
             plural = "s" if missing != 1 else ""
+            named, other = f"{format_ts(int(ts[i]))} (row {int(rows[i])})", format_ts(int(ts[i + 1]))
+            earlier, later = (named, other) if direction > 0 else (other, named)
             problems.append(DataProblem(int(rows[i + 1]), f"gap: {missing} missing {tf} bar{plural} between "
-                                        f"{format_ts(int(ts[i]))} (row {int(rows[i])}) and {format_ts(int(ts[i + 1]))}"))
+                                        f"{earlier} and {later}"))
     return problems
 
 
@@ -293,6 +355,30 @@ def _parse_numeric(body: list[str], first_row: int,
     return ts.astype(np.int64), np.ascontiguousarray(table[:, 1:]), rows
 
 
+def _seconds_sized(text: str) -> bool:
+    s = text.strip()
+    return s.isdigit() and _MIN_EPOCH_S <= int(s) < _MIN_EPOCH_MS
+
+
+def _epoch_seconds_problem(body: list[str], first_row: int, column: int) -> DataProblem | None:
+    """One whole-file problem when most timestamps are epoch seconds (instead of one per row).
+
+    Only the first data row is looked at unless it is seconds-sized, so other files pay nothing.
+    """
+    stamps = ((first_row + k, fields[column]) for k, fields in enumerate(csv.reader(body))
+              if len(fields) > column and not _is_blank(fields[column]))
+    head = next(stamps, None)
+    if head is None or not _seconds_sized(head[1]):
+        return None
+    rest = list(stamps)
+    seconds = 1 + sum(_seconds_sized(text) for _, text in rest)
+    if 2 * seconds <= 1 + len(rest):
+        return None  # a few stray seconds-sized values are reported row by row
+    row, text = head
+    return DataProblem(0, f"timestamps look like epoch seconds (e.g. {text.strip()} on row {row}; {seconds} of "
+                          f"{1 + len(rest)} rows); playdeck expects epoch milliseconds or ISO dates")
+
+
 def _parse_rows(body: list[str], first_row: int, columns: dict[str, int], width: int,
                 problems: list[DataProblem]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Row-by-row parse (ISO timestamps, quoted fields, bad rows); appends parse problems."""
@@ -326,6 +412,8 @@ def import_csv(path: str | os.PathLike[str], symbol: str, tf: str | None, gaps: 
     """
     if gaps not in GAP_POLICIES:
         raise ValueError(f"gaps must be one of {', '.join(GAP_POLICIES)}, was {gaps!r}")
+    if tf is not None:
+        tf_ms(tf)  # an unknown timeframe fails before a large file is read (callers name their option)
     lines = _read_lines(path)
     start, columns, width = _layout(lines, path)
     body = lines[start:]
@@ -335,20 +423,30 @@ def import_csv(path: str | os.PathLike[str], symbol: str, tf: str | None, gaps: 
         raise DataError([DataProblem(0, "no data rows")], path)
     problems: list[DataProblem] = []
     parsed = _parse_numeric(body, start + 1, columns)
-    ts, values, rows = parsed if parsed is not None else _parse_rows(body, start + 1, columns, width, problems)
+    if parsed is None:
+        seconds = _epoch_seconds_problem(body, start + 1, columns["timestamp"])
+        if seconds is not None:
+            raise DataError([seconds], path)
+        parsed = _parse_rows(body, start + 1, columns, width, problems)
+    ts, values, rows = parsed
     value_problems, bad = _value_problems(values, rows)
     problems += value_problems
     values, ts, rows = values[~bad], ts[~bad], rows[~bad]
-    was_reversed = len(ts) > 1 and bool(np.all(np.diff(ts) < 0))
-    if was_reversed:
-        values, ts, rows = values[::-1], ts[::-1], rows[::-1]
     if tf is None:
-        tf = infer_timeframe(ts, path)
+        try:
+            tf = infer_timeframe(ts, path)
+        except DataError as exc:
+            # Too few good rows to tell: the rows' own problems are the real news.
+            raise DataError(problems + exc.problems, path) from None
     step = tf_ms(tf)
+    direction = file_direction(ts)
     bad_rows = sorted({p.row for p in problems})
-    problems += _sequence_problems(ts, rows, step, tf, gaps, bad_rows)
+    problems += _sequence_problems(ts, rows, step, tf, gaps, bad_rows, direction)
     if problems:
         raise DataError(problems, path)
+    was_reversed = direction < 0
+    if was_reversed:
+        values, ts = values[::-1], ts[::-1]
 
     filled = 0
     if gaps == "fill":

@@ -50,6 +50,21 @@ def test_every_example_play_backtests_on_the_bundled_year(play: Path, cache: Pat
     filled = {o["order_id"] for o in orders if o["final_status"] == "Filled"}
     assert {f["order_id"] for f in fills} <= filled
     assert all(int(f["bar"]) >= report["ready_bar"] for f in fills)
+    # every refused intent is a row of rejections.csv, with the action's place in the Play
+    with open(out / "rejections.csv") as fh:
+        refused = list(csv.DictReader(fh))
+    assert len(refused) == sum(report["rejected_by_reason"].values())
+    assert all(r["where"].startswith(f"{play}:") and r["reason"] for r in refused)
+    # net PnL = closed trades + what the position still open at the end holds
+    with open(out / "trades.csv") as fh:
+        closed = sum(float(t["pnl"]) for t in csv.DictReader(fh))
+    held = report["open_position"]
+    if held is None:
+        assert closed == pytest.approx(m["net_pnl"], abs=1e-4)
+    else:
+        assert "(not in trades)" in r.stdout
+        assert closed + held["realized_pnl"] - held["fees"] + held["unrealized_pnl"] == \
+            pytest.approx(m["net_pnl"], abs=1e-4)
 
 
 def test_report_and_files_of_the_default_play(cache: Path, tmp_path: Path):

@@ -14,7 +14,7 @@ from playdeck.runtime import cache, synthetic
 from playdeck.runtime.bars import (
     TIMEFRAMES, Bars, exec_close_index, resample, slice_time, tf_minutes, tf_ms,
 )
-from playdeck.runtime.csv_import import DataError, DataProblem, import_csv, parse_timestamp
+from playdeck.runtime.csv_import import DataError, DataProblem, format_ts, import_csv, parse_timestamp
 from playdeck.runtime.feeds import FeedStore
 
 T0 = 1_735_689_600_000  # 2025-01-01T00:00:00Z
@@ -385,3 +385,107 @@ def test_iso_and_epoch_files_import_to_the_same_bars(tmp_path):
     b = import_csv(write(tmp_path, header + "\n".join(epoch_rows), "b.csv"), "BTCUSDT", "1m").bars
     for name in ("ts_open", "open", "high", "low", "close", "volume"):
         assert np.array_equal(a.column(name), bars.column(name)) and np.array_equal(b.column(name), bars.column(name))
+
+
+# --------------------------------------------------------------------------- newest-first files, epoch seconds
+
+
+def bybit_rows(stamps: list[int]) -> str:
+    """A Bybit kline export of flat bars at `stamps`, in the order given."""
+    rows = [f"{t},100,101,99,100,1,100" for t in stamps]
+    return "startTime,openPrice,highPrice,lowPrice,closePrice,volume,turnover\n" + "\n".join(rows) + "\n"
+
+
+NEWEST_FIRST = [T0 + k * MIN for k in range(2000)][::-1]  # row r (from 2) holds minute 2001 - r
+
+
+def test_newest_first_export_with_one_duplicate_reports_that_row_only(tmp_path):
+    stamps = NEWEST_FIRST[:100] + [NEWEST_FIRST[99]] + NEWEST_FIRST[100:]  # row 102 repeats row 101
+    found = problems_of(write(tmp_path, bybit_rows(stamps)))
+    assert found == {102: f"duplicate timestamp {format_ts(NEWEST_FIRST[99])} (same as row 101); "}
+
+
+def test_newest_first_export_with_one_swapped_row_reports_that_row_only(tmp_path):
+    stamps = list(NEWEST_FIRST)
+    stamps[50], stamps[51] = stamps[51], stamps[50]  # rows 52 and 53
+    found = problems_of(write(tmp_path, bybit_rows(stamps)))
+    assert set(found) == {53}
+    assert (f"timestamp {format_ts(stamps[51])} is newer than {format_ts(stamps[50])} (row 52); this file is "
+            "newest-first") in found[53]
+
+
+def test_newest_first_gap_names_both_ends_in_time_order(tmp_path):
+    stamps = NEWEST_FIRST[:10] + NEWEST_FIRST[12:]  # rows 11 and 12 are three minutes apart
+    found = problems_of(write(tmp_path, bybit_rows(stamps)))
+    assert found == {12: f"gap: 2 missing 1m bars between {format_ts(NEWEST_FIRST[12])} and "
+                         f"{format_ts(NEWEST_FIRST[9])} (row 11); "}
+
+
+def test_a_newest_first_file_with_a_defect_elsewhere_is_still_read_newest_first(tmp_path):
+    """The direction is the majority's: a misplaced first row does not flip it."""
+    stamps = [NEWEST_FIRST[-1]] + NEWEST_FIRST[:-1]  # the oldest bar put on top
+    found = problems_of(write(tmp_path, bybit_rows(stamps)))
+    assert set(found) == {3}  # only the step from row 2 to row 3 runs the wrong way
+
+
+def test_a_file_in_epoch_seconds_is_one_problem_with_or_without_a_timeframe(tmp_path):
+    seconds = [f"{T0 // 1000 + k * 60},100,101,99,100,1" for k in range(6000)]
+    path = write(tmp_path, "timestamp,open,high,low,close,volume\n" + "\n".join(seconds) + "\n")
+    expected = {0: "timestamps look like epoch seconds (e.g. 1735689600 on row 2; 6000 of 6000 rows); playdeck "
+                   "expects epoch milliseconds or ISO dates; "}
+    assert problems_of(path, tf=None) == expected
+    assert problems_of(path, tf="1m") == expected
+    headerless = write(tmp_path, "\n".join(seconds) + "\n", "headerless.csv")
+    assert problems_of(headerless, tf=None) == {0: expected[0].replace("on row 2", "on row 1")}
+
+
+def test_a_stray_seconds_value_in_a_millisecond_file_is_that_row_s_problem(tmp_path):
+    rows = [f"{T0 + k * MIN},100,101,99,100,1" for k in range(5)]
+    rows[2] = f"{(T0 + 2 * MIN) // 1000},100,101,99,100,1"
+    found = problems_of(write(tmp_path, "timestamp,open,high,low,close,volume\n" + "\n".join(rows) + "\n"))
+    assert set(found) == {4} and "too small for epoch milliseconds (seconds?)" in found[4]
+
+
+def test_row_problems_are_kept_when_too_few_rows_remain_to_tell_the_timeframe(tmp_path):
+    path = write(tmp_path, f"timestamp,open,high,low,close,volume\n{T0},100,101,99,100,1\n{T0 + MIN},x,101,99,100,1\n")
+    found = problems_of(path, tf=None)
+    assert "open 'x' is not a number" in found[3] and "cannot tell the timeframe" in found[0]
+
+
+def test_a_whole_file_problem_is_one_line(tmp_path):
+    with pytest.raises(DataError) as info:
+        import_csv(write(tmp_path, "timestamp,open,high,low,close,volume\n"), "BTCUSDT", "1m")
+    assert str(info.value) == f"{tmp_path / 'bars.csv'}: no data rows"
+
+
+def test_a_file_with_nul_bytes_is_binary(tmp_path):
+    path = tmp_path / "bars.csv"
+    path.write_bytes(b"timestamp,open,high,low,close,volume\n" + f"{T0},1,2,0.5,1,1\n".encode() + b"\x00\x01\x02")
+    assert problems_of(path) == {0: "a NUL byte on row 3: this is a binary file, not a CSV; "}
+
+
+def test_an_unknown_timeframe_fails_before_the_file_is_read(tmp_path):
+    with pytest.raises(ValueError, match="unknown timeframe '7m'"):
+        import_csv(tmp_path / "never-read.csv", "BTCUSDT", "7m")
+
+
+# --------------------------------------------------------------------------- cache paths and damage
+
+
+@pytest.mark.parametrize("symbol", ["../../evil", "", "btcusdt", "BTC/USDT", "B", "X" * 31])
+def test_the_cache_never_builds_a_path_from_a_bad_symbol(tmp_path, symbol):
+    with pytest.raises(ValueError, match="capital letters and digits"):
+        cache.bars_dir(symbol, "1m", tmp_path)
+    with pytest.raises(ValueError, match="unknown timeframe"):
+        cache.bars_dir("BTCUSDT", "../1m", tmp_path)
+
+
+def test_a_damaged_entry_is_a_cache_error_naming_the_folder(tmp_path):
+    directory = cache.save(make_bars(list(range(20))), tmp_path)
+    (directory / "volume.npy").write_bytes(b"not an npy file")
+    with pytest.raises(cache.CacheError, match=r"is damaged \(volume\.npy: .*delete that folder"):
+        cache.load("BTCUSDT", "1m", tmp_path)
+    other = cache.save(make_bars(list(range(0, 20, 5)), tf="5m"), tmp_path)
+    np.save(other / "close.npy", np.zeros(3))  # a column shorter than the others
+    with pytest.raises(cache.CacheError, match="5m is damaged"):
+        cache.load("BTCUSDT", "5m", tmp_path)

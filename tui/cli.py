@@ -16,7 +16,10 @@ from playdeck.compiler.lower import lower, plan_text
 from playdeck.compiler.printer import ir_json, ir_text
 from playdeck.dsl.diagnostics import PlayError
 from playdeck.dsl.fmt import format_play
+from playdeck.runtime import cache
 from playdeck.runtime.backtest import BacktestError
+from playdeck.runtime.bars import TIMEFRAMES
+from playdeck.runtime.cache import CacheError
 from playdeck.runtime.csv_import import DataError
 
 EXIT_USER = 2
@@ -77,18 +80,43 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     return 0
 
 
+def progress_text(done: int, total: int, width: int = 30) -> str:
+    """One frame of the progress bar, e.g. `[######........................]  20.0%`, kept within 0..100%."""
+    fraction = 1.0 if total <= 0 else min(max(done / total, 0.0), 1.0)
+    filled = int(width * fraction)
+    return f"[{'#' * filled}{'.' * (width - filled)}] {100 * fraction:5.1f}%"
+
+
 def _progress_bar():
     def show(i: int, n: int) -> None:
-        done = int(30 * i / max(n, 1))
-        print(f"\r[{'#' * done}{'.' * (30 - done)}] {100 * i / max(n, 1):5.1f}%", end="", file=sys.stderr,
-              flush=True)
+        print(f"\r{progress_text(i, n)}", end="", file=sys.stderr, flush=True)
     return show
 
 
+def check_symbol(symbol: str) -> None:
+    """UserError unless `symbol` is a Bybit symbol; a lower-case one is refused with its capitals as
+    the hint, since a Play's `market.symbol` is capitals and would never find it."""
+    if cache.is_symbol(symbol):
+        return
+    if cache.is_symbol(symbol.upper()):
+        raise UserError(f"--symbol {symbol!r} must be in capitals: write --symbol {symbol.upper()}")
+    raise UserError(f"--symbol {symbol!r} is not a Bybit symbol: 2 to 30 capital letters and digits, "
+                    "e.g. BTCUSDT or 1000PEPEUSDT")
+
+
+def check_timeframe(option: str, tf: str | None) -> None:
+    """UserError naming `option` unless `tf` is None or a timeframe of the language."""
+    if tf is not None and tf not in TIMEFRAMES:
+        raise UserError(f"{option}: unknown timeframe {tf!r}; expected one of {', '.join(TIMEFRAMES)}")
+
+
 def cmd_data_import(args: argparse.Namespace) -> int:
-    from playdeck.runtime import cache
     from playdeck.runtime.csv_import import import_csv
 
+    check_symbol(args.symbol)
+    check_timeframe("--tf", args.tf)
+    if args.cache_dir is not None and not args.cache_dir.strip():
+        raise UserError("--cache-dir is empty; give a folder, or omit it for $PLAYDECK_CACHE or ~/.cache/playdeck")
     result = import_csv(args.file, args.symbol, args.tf, gaps=args.gaps)
     path = cache.save(result.bars, args.cache_dir, source={"kind": "csv", "file": str(args.file)})
     notes = []
@@ -151,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PlayError as e:
         print(e.render(), file=sys.stderr)
         return EXIT_USER
-    except (UserError, DataError, BacktestError) as e:  # bad options or data, said plainly
+    except (UserError, DataError, BacktestError, CacheError) as e:  # bad options or data, said plainly
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USER
     except KeyboardInterrupt:
@@ -159,6 +187,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as e:
+        # Last resort for a file problem no layer above named more precisely: still the user's
+        # file system, not a playdeck bug.
+        print(f"error: {e.strerror or e}" + (f": {e.filename}" if e.filename else ""), file=sys.stderr)
+        return EXIT_USER
     except Exception as e:  # a bug in playdeck, not the user's input
         if os.environ.get("PLAYDECK_DEBUG"):
             raise
