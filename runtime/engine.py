@@ -22,12 +22,11 @@ from playdeck.compiler.lower import CasePlan, ExecutionPlan
 
 from .evaluate import SeriesEvaluator, compile_scalar
 from .feeds import FeedStore
-from .intents import Intent, IntentProcessor
+from .intents import ORDER_KINDS, Intent, IntentProcessor
 from .orders import AttachedProtection, Fill, OrderEvent, Side, TimeInForce
 from .state_view import StateView
 
 NAN = math.nan
-_ORDER_KINDS = frozenset({"market", "limit", "stop", "scale", "partial_close", "close"})
 _TIF = {"GTC": TimeInForce.GTC, "PostOnly": TimeInForce.POST_ONLY, "IOC": TimeInForce.IOC,
         "FOK": TimeInForce.FOK}
 
@@ -233,7 +232,7 @@ class Engine:
         processor = self.processor
         order_for, send, process = processor.order_for, processor.send, processor.process
         for it in intents:
-            if it.kind in _ORDER_KINDS:
+            if it.kind in ORDER_KINDS:
                 # Sized and checked synchronously: a refused intent never makes a coroutine.
                 order = order_for(it, st)
                 if order is None:

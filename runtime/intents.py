@@ -62,6 +62,8 @@ _ROLES = {"scale": OrderRole.SCALE, "partial_close": OrderRole.PARTIAL_CLOSE, "c
 _CLOSING_KINDS = frozenset({"scale", "partial_close", "close"})  # a limit with a price, else market
 _INF = math.inf
 _PROTECTION_KINDS = frozenset({"stop_loss", "take_profit", "trail"})
+# Kinds that become an order (through `order_for`); the others are commands (cancel, protection).
+ORDER_KINDS = frozenset({"market", "limit", "stop", "scale", "partial_close", "close"})
 
 
 class IntentProcessor:
@@ -79,8 +81,7 @@ class IntentProcessor:
     # ---- public ------------------------------------------------------------------------------
     async def process(self, intent: Intent, state: Any) -> OrderResult | None:
         """Handle one intent given the `StateView` of its bar. Rejections are recorded, not raised."""
-        kind = intent.kind
-        if kind == "cancel" or kind in _PROTECTION_KINDS:
+        if intent.kind not in ORDER_KINDS:
             try:
                 return await self._process_command(intent, state)
             except _Reject as r:
