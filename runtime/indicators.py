@@ -230,13 +230,15 @@ def lowest(x: np.ndarray, n: int) -> np.ndarray:
 def roc(x: np.ndarray, n: int) -> np.ndarray:
     """Rate of change in percent: 100 * (x - x[n]) / x[n], x[n] being n bars ago. First valid at n.
 
-    A zero base gives inf or NaN, as the formula says.
+    A zero base gives NaN, as division by zero does everywhere in the language (not inf, which
+    would compare greater than any threshold).
     """
     x, n = _as_float(x), _check_length("roc length", n)
     out = np.full(len(x), np.nan)
     if len(x) > n:
+        base = x[:-n]
         with np.errstate(divide="ignore", invalid="ignore"):
-            out[n:] = 100.0 * (x[n:] - x[:-n]) / x[:-n]
+            out[n:] = np.where(base == 0.0, np.nan, 100.0 * (x[n:] - base) / base)
     return out
 
 

@@ -223,6 +223,11 @@ def test_roc_in_percent():
     assert_close(ind.roc(np.array([100, 110, 121.0]), 1), [NAN, 10, 10])
 
 
+def test_roc_of_a_zero_base_is_nan_like_any_division_by_zero():
+    # volume after a filled gap bar: 0 -> 5 must not read as an infinite rate of change
+    assert_close(ind.roc(np.array([2.0, 0.0, 5.0, 5.0]), 1), [NAN, -100, NAN, 0])
+
+
 def test_highest_and_lowest_include_the_current_bar():
     x = np.array([1, 3, 2, 5, 4.0])
     assert_close(ind.highest(x, 2), [NAN, 3, 3, 5, 5])
