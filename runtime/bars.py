@@ -127,7 +127,8 @@ def resample(bars: Bars, tf: str) -> Bars:
     Buckets are aligned to UTC epoch multiples of `tf` and contain whatever source bars fall in
     them, so a gap in the source shortens a bucket instead of shifting later ones. The last bucket
     is flagged `partial_last` when the data ends before the bucket's close. A leading bucket that
-    starts before the data is kept as is: it has closed, only its open/high/low see less history.
+    starts before the data (data from 00:30 for 1h bars) is dropped: its open, high, low and volume
+    would not be the period's, and an indicator must not warm up on a bar that never was.
     """
     src_ms, dst_ms = tf_ms(bars.tf), tf_ms(tf)
     if dst_ms % src_ms != 0:
@@ -138,6 +139,10 @@ def resample(bars: Bars, tf: str) -> Bars:
     bucket = bars.ts_open // dst_ms
     # Index of the first source bar of each bucket; reduceat reduces each [start_k, start_k+1).
     starts = np.concatenate(([0], np.flatnonzero(bucket[1:] != bucket[:-1]) + 1))
+    if int(bars.ts_open[0]) > int(bucket[0]) * dst_ms:
+        starts = starts[1:]  # the data begins inside the first bucket
+        if len(starts) == 0:
+            return attrs.evolve(bars.take(0, 0), tf=tf)  # not one whole bucket
     ends = np.concatenate((starts[1:], [n])) - 1
     last_close = int(bars.ts_open[-1]) + src_ms
     ts_open = bucket[starts] * dst_ms

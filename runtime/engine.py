@@ -123,17 +123,15 @@ class Engine:
         return size.kind, lambda i, st: pct
 
     def _ready_bar(self) -> int:
-        """The first bar where every feature and the exec warm-up have values (the readiness gate)."""
+        """The first bar where every feature, and every market-data input the cases read, has a
+        known value (the readiness gate); higher-timeframe inputs count from their own closes."""
         ready = self.plan.warmup
-        for f in self.plan.features:
-            exprs = [f.expr] if not f.fields else [attrs.evolve(f.expr, field=fl) for fl in f.fields]
-            for e in exprs:
-                arr = self.series.on(e, f.tf)
-                arr = np.asarray(arr, dtype=np.float64)
-                if f.tf != self.plan.play.market.exec_tf:
-                    arr = self.feeds.series_on_exec(f.tf, arr)
-                ok = np.flatnonzero(~np.isnan(arr))
-                ready = max(ready, int(ok[0]) if len(ok) else len(arr))
+        exec_tf = self.plan.play.market.exec_tf
+        exprs = [ir.FeatureRef(f.name, fl, f.tf, f.expr.type) for f in self.plan.features for fl in (f.fields or (None,))]
+        exprs += [c.series for cases in self.plan.blocks for c in cases if c.series is not None]
+        for e in exprs:
+            ok = np.flatnonzero(self.series.valid(e, exec_tf))
+            ready = max(ready, int(ok[0]) if len(ok) else len(self.feeds))
         return ready
 
     # ---- the loop ----------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import attrs
 import numpy as np
 
 from playdeck.compiler import ir
@@ -49,6 +50,45 @@ class SeriesEvaluator:
         self._cache[key] = out
         return out
 
+    def valid(self, e: ir.Expr, tf: str) -> np.ndarray:
+        """Per bar of `tf`: does `e` have a known value there, i.e. is every market-data input it
+        reads warm (not NaN) and visible? The readiness gate uses this rather than "`e` is not NaN",
+        since a comparison with an unknown value is a known False (`not (x > sma)` would be True)
+        and a boolean series is never NaN. Division by zero is a value (NaN), not a warm-up."""
+        key = (e, tf, "valid")
+        hit = self._cache.get(key)  # type: ignore[arg-type]
+        if hit is not None:
+            return hit
+        out = self._valid(e, tf)
+        self._cache[key] = out  # type: ignore[index]
+        return out
+
+    def _valid(self, e: ir.Expr, tf: str) -> np.ndarray:
+        n = len(self.feeds.array(tf, "close"))
+        if isinstance(e, (ir.Bar, ir.Indicator)):
+            if isinstance(e, ir.Indicator) and e.field is None and isinstance(self.job(e), dict):
+                fields = [attrs.evolve(e, field=k) for k in self.job(e)]
+                return np.logical_and.reduce([self.valid(x, tf) for x in fields])
+            arr = np.asarray(self.on(e, e.tf), dtype=np.float64)
+            ok = ~np.isnan(arr)
+            return ok if e.tf == tf else self.feeds.series_on_exec(e.tf, ok)
+        if isinstance(e, ir.FeatureRef):
+            f = self.features[e.name]
+            ok = self.valid(f.expr if e.field is None else _select(f.expr, e.field), f.tf)
+            return ok if f.tf == tf else self.feeds.series_on_exec(f.tf, ok)
+        if isinstance(e, ir.Offset):
+            home = home_tf(e.operand)
+            if home is not None and home != tf:
+                return self.feeds.series_on_exec(home, shift(self.valid(e.operand, home), e.bars))
+            return shift(self.valid(e.operand, tf), e.bars)
+        if isinstance(e, ir.Cross):
+            both = self.valid(e.left, tf) & self.valid(e.right, tf)
+            return both & shift(both, 1)  # a cross reads the previous bar too
+        kids = ir.children(e)
+        if not kids:  # constants, trading state, `fill`: not market data, always known
+            return np.ones(n, dtype=bool)
+        return np.logical_and.reduce([self.valid(k, tf) for k in kids])
+
     def _eval(self, e: ir.Expr, tf: str) -> Any:
         if isinstance(e, ir.Const):
             return np.float64(e.value)
@@ -69,14 +109,14 @@ class SeriesEvaluator:
                     arr = arr > 0.5
             return arr
         if isinstance(e, ir.Offset):
-            ref = e.operand
-            if isinstance(ref, ir.FeatureRef) and ref.tf != tf:
-                # `trend[1]` for a 4h feature is its value one closed 4h bar ago: shift on its own
-                # bars, then forward-fill onto exec bars (still only closed bars: no lookahead).
-                f = self.features[ref.name]
-                own = self.on(f.expr if ref.field is None else _select(f.expr, ref.field), f.tf)
-                arr = self.feeds.series_on_exec(f.tf, shift(np.asarray(own, dtype=np.float64), e.bars))
-                return arr > 0.5 if ref.type.is_bool else arr
+            home = home_tf(e.operand)
+            if home is not None and home != tf:
+                # `trend[1]` for a 4h feature (or `(trend * 2)[1]`: any expression of one timeframe)
+                # is its value one closed 4h bar ago: shift on its own bars, then forward-fill onto
+                # exec bars (still only closed bars: no lookahead). Mixed timeframes count exec bars.
+                own = self.on(e.operand, home)
+                arr = self.feeds.series_on_exec(home, shift(np.asarray(own, dtype=np.float64), e.bars))
+                return arr > 0.5 if e.operand.type.is_bool else arr
             return shift(np.asarray(self.on(e.operand, tf)), e.bars)
         if isinstance(e, ir.Neg):
             return -self.on(e.operand, tf)
@@ -113,9 +153,23 @@ class SeriesEvaluator:
         raise TypeError(f"no series rule for {type(e).__name__} (it reads trading state)")
 
 
-def _select(expr: ir.Expr, field: str) -> ir.Expr:
-    import attrs
+def home_tf(e: ir.Expr) -> str | None:
+    """The one timeframe every market-data part of `e` is on, or None when they mix timeframes
+    (or there are none). Features, indicator calls and OHLCV columns carry their own timeframe."""
+    found: set[str] = set()
 
+    def walk(x: ir.Expr) -> None:
+        if isinstance(x, (ir.FeatureRef, ir.Indicator, ir.Bar)):
+            found.add(x.tf)
+            return
+        for child in ir.children(x):
+            walk(child)
+
+    walk(e)
+    return found.pop() if len(found) == 1 else None
+
+
+def _select(expr: ir.Expr, field: str) -> ir.Expr:
     assert isinstance(expr, ir.Indicator)
     return attrs.evolve(expr, field=field)
 

@@ -57,6 +57,8 @@ def resample_by_loop(bars: Bars, tf: str) -> list[tuple]:
         groups.setdefault(t // tf_ms(tf), []).append(i)
     out = []
     for bucket, idx in groups.items():
+        if bars.ts_open[idx[0]] > bucket * tf_ms(tf) and idx[0] == 0:
+            continue  # the data starts inside this bucket: not a whole bar
         out.append((bucket * tf_ms(tf), bars.open[idx[0]], max(bars.high[i] for i in idx),
                     min(bars.low[i] for i in idx), bars.close[idx[-1]], sum(bars.volume[i] for i in idx)))
     return out
@@ -78,8 +80,19 @@ def test_resample_flags_only_an_incomplete_trailing_bucket():
     assert resample(make_bars(list(range(7))), "5m").partial_last  # 00:05-00:10 has 2 of 5 bars
     complete = resample(make_bars(list(range(10))), "5m")
     assert not complete.partial_last and complete.n_complete == 2
-    # data starting mid-bucket: the leading bucket is short but has closed
-    assert not resample(make_bars(list(range(3, 10))), "5m").partial_last
+    # data starting mid-bucket: the leading short bucket is dropped, the next one is whole
+    mid = resample(make_bars(list(range(3, 10))), "5m")
+    assert not mid.partial_last and mid.ts_open.tolist() == [T0 + 5 * 60_000]
+
+
+def test_a_leading_bucket_the_data_starts_inside_is_dropped():
+    # 1m data from 00:03: the 00:00 5m bar would have 2 of its 5 minutes (its high, low and volume
+    # not the period's), so the first 5m bar is 00:05, with its own five minutes' volume
+    bars = make_bars(list(range(3, 15)))
+    htf = resample(bars, "5m")
+    assert htf.ts_open.tolist() == [T0 + 5 * 60_000, T0 + 10 * 60_000]
+    assert htf.volume[0] == pytest.approx(sum(bars.volume[2:7]))
+    assert len(resample(make_bars([3, 4]), "5m")) == 0  # not one whole bucket
 
 
 def test_resample_aligns_days_to_utc_midnight():
@@ -101,10 +114,10 @@ def test_htf_bar_becomes_visible_exactly_at_its_last_exec_bar():
     assert exec_close_index(bars, htf).tolist() == [-1, -1, -1, -1, 0, 0, 0, 0, 0, 1, 1, 1]
 
 
-def test_short_leading_bucket_is_visible_when_it_closes():
+def test_nothing_is_visible_before_the_first_whole_htf_bar_closes():
     bars = make_bars(list(range(3, 12)))  # starts at 00:03
-    htf = resample(bars, "5m")  # [00:03, 00:04], [00:05..00:09], partial [00:10, 00:11]
-    assert exec_close_index(bars, htf).tolist() == [-1, 0, 0, 0, 0, 0, 1, 1, 1]
+    htf = resample(bars, "5m")  # [00:03, 00:04] dropped, [00:05..00:09], partial [00:10, 00:11]
+    assert exec_close_index(bars, htf).tolist() == [-1, -1, -1, -1, -1, -1, 0, 0, 0]
 
 
 @settings(max_examples=40, deadline=None)

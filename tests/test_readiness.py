@@ -1,0 +1,102 @@
+"""The readiness gate and higher-timeframe offsets, on hand-made 1m bars.
+
+Nothing trades before every market-data input a feature or a case reads has a value: a boolean
+feature (never NaN) counts from the warm-up of what it compares, and a higher-timeframe input
+counts from the close of its own first warm bar. `x[n]` of an expression of one timeframe counts
+that timeframe's bars.
+"""
+from __future__ import annotations
+
+import asyncio
+import textwrap
+
+import numpy as np
+
+from playdeck.compiler import compile_text
+from playdeck.compiler.lower import lower
+from playdeck.runtime.backtest import prepare
+from playdeck.runtime.bars import Bars
+
+
+def play(blocks: str, features: str) -> str:
+    return ("play: probe\nmarket: {symbol: BTCUSDT, exec: 1m, timeframes: {h: 1h}}\n"
+            "account: {equity: 10000, leverage: 10, fees: {maker: 0.0, taker: 0.0}, slippage_bps: 0}\n"
+            "features:\n" + textwrap.indent(textwrap.dedent(features).strip() + "\n", "  ")
+            + "blocks: |\n" + textwrap.indent(textwrap.dedent(blocks).strip() + "\n", "  "))
+
+
+def rising(n: int) -> Bars:
+    close = 100.0 + 0.01 * np.arange(n)
+    return Bars("BTCUSDT", "1m", np.arange(n) * 60_000, close, close, close, close, np.ones(n))
+
+
+def first_intent_bar(text: str, bars: Bars) -> tuple[int, int | None]:
+    bt = prepare(lower(compile_text(text).ir), bars)
+    seen: list[int] = []
+    evaluate = bt.engine._evaluate
+
+    def spy(i, st):
+        out = evaluate(i, st)
+        seen.extend(i for _ in out)
+        return out
+
+    bt.engine._evaluate = spy
+    asyncio.run(bt.engine.run())
+    return bt.engine.ready_bar, (seen[0] if seen else None)
+
+
+def test_a_boolean_higher_timeframe_feature_waits_for_what_it_compares():
+    # sma(close, 3) on 1h first has a value when the third hour closes: exec bar 179. Before that
+    # `up` reads False (unknown), so `not up` would fire from bar 59 without the gate.
+    ready, first = first_intent_bar(play("""
+        block b:
+          when flat and not up:
+            market buy qty 1
+        """, "up: close > sma(close, 3) @ h"), rising(300))
+    assert ready == 179
+    assert first is None or first >= 179
+
+
+def test_cases_wait_for_a_higher_timeframe_offset_inside_them():
+    # hc[1] (one closed hour ago) first exists when the second hour closes: bar 119.
+    ready, first = first_intent_bar(play("""
+        block b:
+          when flat and not (hc > hc[1]):
+            market buy qty 1
+        """, "hc: sma(close, 1) @ h"), rising(300))
+    assert ready == 119
+    assert first is None or first >= 119
+
+
+def test_an_offset_over_an_expression_of_one_timeframe_counts_its_bars():
+    # (hc * 1)[1] is hc one closed hour ago, exactly like hc[1]: on rising prices both are true
+    # from the second hour on, not only on the bars where an hour closes.
+    text = play("""
+        block b:
+          when flat and (hc * 1) > (hc * 1)[1]:
+            market buy qty 1
+          when flat and hc > hc[1]:
+            market sell qty 1
+        """, "hc: sma(close, 1) @ h")
+    bt = prepare(lower(compile_text(text).ir), rising(240))
+    first, second = (bt.engine.series.exec(c.series) for c in bt.plan.blocks[0])
+    assert np.array_equal(first, second)
+    assert np.flatnonzero(first).tolist() == list(range(119, 240))
+
+
+def test_an_offset_over_mixed_timeframes_counts_exec_bars():
+    # hc - close mixes 1h and 1m: [1] is one exec bar ago
+    text = play("""
+        block b:
+          when flat and (hc - close)[1] < 0:
+            market buy qty 1
+        """, "hc: sma(close, 1) @ h")
+    bt = prepare(lower(compile_text(text).ir), rising(180))
+    mixed = bt.engine.series.exec(bt.plan.blocks[0][0].series)
+    offset = bt.plan.blocks[0][0].series.left  # (hc - close)[1]
+    hc = bt.engine.series.exec(offset.operand.left)
+    close = 100.0 + 0.01 * np.arange(180)
+    expected = np.zeros(180, dtype=bool)
+    with np.errstate(invalid="ignore"):
+        expected[1:] = (hc[:-1] - close[:-1]) < 0
+    assert np.array_equal(mixed, expected)
