@@ -55,7 +55,7 @@ def parse_when(text: str | None) -> int | None:
 
 
 def load_bars(symbol: str, data: str | None, data_tf: str | None, cache_dir: str | None = None,
-              exec_tf: str = "1m") -> Bars:
+              exec_tf: str = "1m", gaps: str | None = None) -> Bars:
     """The bars to run on: a CSV file (`--data`); else market data imported into the cache for the
     symbol (the finest timeframe that builds the exec bars); else the bundled synthetic BTCUSDT set.
 
@@ -63,12 +63,14 @@ def load_bars(symbol: str, data: str | None, data_tf: str | None, cache_dir: str
     synthetic set: the user imported them to be used.
     """
     if data is None:
-        if data_tf is not None:
-            raise BacktestError("--data-tf says the timeframe of a --data file; give it with --data")
+        for option, given in (("--data-tf", data_tf), ("--gaps", gaps)):
+            if given is not None:
+                raise BacktestError(f"{option} is about a --data file; give it with --data")
         return _cached_bars(symbol, cache_dir, exec_tf)
     if data_tf is not None and data_tf not in TIMEFRAMES:
         raise BacktestError(f"--data-tf: unknown timeframe {data_tf!r}; expected one of {', '.join(TIMEFRAMES)}")
-    return import_csv(Path(data), symbol, data_tf).bars  # without --data-tf, the file's spacing says
+    # without --data-tf, the file's spacing says
+    return import_csv(Path(data), symbol, data_tf, gaps or "error").bars
 
 
 def _builders(exec_tf: str) -> list[str]:
@@ -188,12 +190,12 @@ def run_engine(bt: Backtest, first: int = 0, last: int | None = None,
 
 
 def run_backtest(play_path: str, *, data: str | None = None, data_tf: str | None = None,
-                 start: str | None = None, end: str | None = None, out: str | None = None,
+                 gaps: str | None = None, start: str | None = None, end: str | None = None, out: str | None = None,
                  write: bool = True, progress: Callable[[int, int], None] | None = None,
                  cache_dir: str | None = None) -> dict[str, Any]:
     compiled = compile_file(play_path)
     plan = lower(compiled.ir)
-    base = load_bars(plan.play.market.symbol, data, data_tf, cache_dir, plan.play.market.exec_tf)
+    base = load_bars(plan.play.market.symbol, data, data_tf, cache_dir, plan.play.market.exec_tf, gaps)
     bars = exec_bars(base, plan.play.market.exec_tf)
     # --from/--to choose the bars that trade; features still see the bars before (they are causal),
     # and `bar` in every file keeps counting from the first bar of the data.

@@ -219,7 +219,21 @@ def test_from_after_to_says_so(tmp_path: Path):
 
 def test_data_tf_without_data_is_an_error_not_ignored(tmp_path: Path):
     line = one_error(cli("backtest", str(EMA_CROSS), "--data-tf", "1m", cache=tmp_path))
-    assert line == "error: --data-tf says the timeframe of a --data file; give it with --data"
+    assert line == "error: --data-tf is about a --data file; give it with --data"
+    line = one_error(cli("backtest", str(EMA_CROSS), "--gaps", "fill", cache=tmp_path))
+    assert line == "error: --gaps is about a --data file; give it with --data"
+
+
+def test_a_gappy_data_file_backtests_with_gaps_fill(tmp_path: Path, data: Path):
+    rows = data.read_text().splitlines()
+    gappy = tmp_path / "gappy.csv"
+    gappy.write_text("\n".join(rows[:1000] + rows[1010:]) + "\n")  # ten 1m bars missing
+    r = cli("backtest", str(EMA_CROSS), "--data", str(gappy), "--out", str(tmp_path / "a"), cache=tmp_path)
+    assert r.returncode == 2 and "row 1001: gap: 10 missing 1m bars" in r.stderr
+    r = cli("backtest", str(EMA_CROSS), "--data", str(gappy), "--gaps", "fill", "--out", str(tmp_path / "b"),
+            cache=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "200 exec bars" in r.stdout  # 3000 1m bars again, as 15m bars
 
 
 def test_runs_in_the_same_second_get_their_own_default_folders(tmp_path: Path, monkeypatch):

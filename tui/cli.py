@@ -72,8 +72,8 @@ def cmd_fmt(args: argparse.Namespace) -> int:
 def cmd_backtest(args: argparse.Namespace) -> int:
     from playdeck.runtime.backtest import format_report, run_backtest  # noqa: I001
 
-    report = run_backtest(args.play, data=args.data, data_tf=args.data_tf, start=args.start, end=args.end,
-                          out=args.out, progress=_progress_bar() if sys.stderr.isatty() else None)
+    report = run_backtest(args.play, data=args.data, data_tf=args.data_tf, gaps=args.gaps, start=args.start,
+                          end=args.end, out=args.out, progress=_progress_bar() if sys.stderr.isatty() else None)
     if sys.stderr.isatty():
         print(file=sys.stderr)
     print(format_report(report))
@@ -153,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("play")
     b.add_argument("--data", help="OHLCV CSV (timestamp,open,high,low,close,volume) or Bybit kline export")
     b.add_argument("--data-tf", default=None, help="timeframe of the --data bars (default: read from the timestamps)")
+    b.add_argument("--gaps", choices=("error", "fill"), default=None,
+                   help="missing bars in the --data file: an error (default) or filled with flat bars")
     b.add_argument("--from", dest="start", help="first bar to trade (UTC date or date-time)")
     b.add_argument("--to", dest="end", help="trade bars opening before this (UTC)")
     b.add_argument("--out", help="output folder (default runs/<play>-<time>/)")
