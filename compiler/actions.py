@@ -1,11 +1,13 @@
 """Checking cases and actions: where each action may stand, its options, sizes and tags."""
 from __future__ import annotations
 
+import difflib
+
 from playdeck.dsl import syntax as s
 
 from . import ir
-from .builtins import RESERVED
-from .check import Checker, _Ctx, _Stop
+from .builtins import KEYWORDS, RESERVED
+from .check import Checker, _Ctx, _Stop, constant_value
 
 ENTRIES = ("market", "limit", "stop", "scale")
 PROTECTIONS = ("stop_loss", "take_profit", "trail")
@@ -53,7 +55,10 @@ def check_blocks(c: Checker, blocks: tuple[s.Block, ...]) -> tuple[ir.Block, ...
     out = []
     seen: dict[str, s.Block] = {}
     for b in blocks:
-        if b.name in seen:
+        if b.name in KEYWORDS:
+            c.error("block", f"'{b.name}' is a word of the language and cannot name a block", b.span,
+                    "pick another name, e.g. 'block entries:'")
+        elif b.name in seen:
             c.error("block", f"duplicate block name '{b.name}'", b.span, "block names must be unique")
         seen[b.name] = b
         cases = []
@@ -108,8 +113,9 @@ def _options(c: Checker, a: s.Action) -> dict[str, s.Option]:
 def _price(c: Checker, e: s.Expr, ctx: _Ctx, what: str) -> ir.Expr:
     x = c.expr(e, ctx)
     c.need_num(x, e, what)
-    if isinstance(x, ir.Const) and x.value <= 0:
-        raise c.fail("value", f"{what} must be positive, not {x.value:g}", e.span,
+    v = constant_value(x)
+    if v is not None and not v > 0:  # NaN too: a division by zero
+        raise c.fail("value", f"{what} must be positive, not {v:g}", e.span,
                      "prices and trail distances are positive numbers")
     return x
 
@@ -128,8 +134,9 @@ def _size(c: Checker, a: s.Action, ctx: _Ctx) -> ir.Size:
     if size.kind in ("qty", "usdt"):
         x = c.expr(size.value, ctx)
         c.need_num(x, size.value, f"a {size.kind} size")
-        # A written number (or a minus before one) can be judged now; anything else at run time.
-        if isinstance(x, ir.Const) and x.value <= 0 or isinstance(x, ir.Neg) and isinstance(x.operand, ir.Const):
+        # Written numbers (`-1`, `2 - 3`) can be judged now; anything that reads data at run time.
+        v = constant_value(x)
+        if v is not None and not v > 0:
             raise c.fail("value", f"a {size.kind} size must be positive", size.value.span,
                          "the side (buy/sell) gives the direction; the size is always positive")
         return ir.Size(size.kind, value=x, span=size.span)
@@ -155,8 +162,10 @@ def check_action(c: Checker, a: s.Action, ctx: _Ctx) -> ir.Action:
         return ir.Protection(a.kind, value, a.span)
     if a.kind == "cancel":
         if a.target is not None and a.target not in c.tags:
+            close = difflib.get_close_matches(a.target, [*c.tags, "all"], n=1)
             raise c.fail("tag", f"unknown tag '{a.target}'", a.span,
-                         "tags are given with 'as TAG' on an order" + (f"; known: {', '.join(c.tags)}" if c.tags else ""))
+                         (f"did you mean '{close[0]}'? " if close else "")
+                         + "tags are given with 'as TAG' on an order" + (f"; known: {', '.join(c.tags)}" if c.tags else ""))
         return ir.Cancel(a.target, a.span)
     opts = _options(c, a)
     at = _price(c, opts["at"].value, ctx, "a price") if "at" in opts else None

@@ -6,12 +6,14 @@ so one run reports as much as it can.
 from __future__ import annotations
 
 import difflib
+import math
 from typing import Iterable
 
 import attrs
 
 from playdeck.dsl import syntax as s
 from playdeck.dsl.diagnostics import Diagnostic
+from playdeck.dsl.limits import MAX_DEPTH
 
 from . import ir
 from .builtins import (FUNCTIONS, INDICATORS, KEYWORDS, POSITION_FIELDS, RESERVED, SERIES, STATE_WORDS,
@@ -44,6 +46,8 @@ class Checker:
         self._resolving: list[str] = []
         self._failed: set[str] = set()
         self.tags: dict[str, s.Action] = {}
+        self.depths: dict[str, int] = {}  # feature -> how deep its expression nests, features expanded
+        self._nesting = 0
 
     # ---- reporting --------------------------------------------------------------------------
     def error(self, code: str, message: str, span, hint: str = "") -> None:
@@ -92,6 +96,7 @@ class Checker:
             raise self.fail("name", f"'{name}' is a built-in name and cannot name a feature", d.span,
                             "pick another name, e.g. my_" + name)
         self._resolving.append(name)
+        outer, self._nesting = self._nesting, 0  # judged as an expression of its own
         try:
             tf = self.resolve_tf(d.tf, d.tf_span) if d.tf is not None else self.market.exec_tf
             expr = self.expr(d.expr, _Ctx(tf, in_feature=True), allow_multi=True)
@@ -100,6 +105,8 @@ class Checker:
             raise
         finally:
             self._resolving.pop()
+            self._nesting = outer
+        self.depths[name] = nesting(expr, self.depths)
         if not expr.type.is_series:
             raise self.fail("type", f"feature '{name}' is a constant ({expr.type}); a feature is a series "
                             "computed from market data", d.expr.span,
@@ -113,7 +120,13 @@ class Checker:
 
     # ---- expressions ------------------------------------------------------------------------
     def expr(self, e: s.Expr, ctx: _Ctx, allow_multi: bool = False) -> ir.Expr:
-        out = self._expr(e, ctx)
+        self._nesting += 1
+        try:
+            out = self._expr(e, ctx)
+        finally:
+            self._nesting -= 1
+        if self._nesting == 0:
+            self._not_too_deep(out, e)
         if not allow_multi and isinstance(out, ir.Indicator) and out.field is None and INDICATORS[out.fn].fields:
             fields = INDICATORS[out.fn].fields
             raise self.fail("field", f"{out.fn} has several outputs ({', '.join(fields)}); pick one",
@@ -124,6 +137,14 @@ class Checker:
             raise self.fail("field", f"feature '{out.name}' has several outputs ({', '.join(fields)}); pick one",
                             e.span, f"e.g. {out.name}.{fields[1]}")
         return out
+
+    def _not_too_deep(self, x: ir.Expr, src: s.Expr) -> None:
+        # The parser already refused anything deeper than MAX_DEPTH on its own; what is left is a
+        # feature used inside another one: the evaluator recurses through the features it reads.
+        depth = nesting(x, self.depths)
+        if depth > MAX_DEPTH:
+            raise self.fail("depth", f"this expression nests too deeply ({depth} levels, counting the features "
+                            f"it uses; at most {MAX_DEPTH})", src.span, DEPTH_HINT)
 
     def _expr(self, e: s.Expr, ctx: _Ctx) -> ir.Expr:
         m = getattr(self, "_x_" + type(e).__name__)
@@ -166,10 +187,11 @@ class Checker:
         raise self.unknown(n, e.span, ctx)
 
     def unknown(self, n: str, span, ctx: _Ctx) -> _Stop:
-        known = list(SERIES) + list(self.feature_defs)
+        known = list(SERIES)
         if not ctx.in_feature:
             known += list(STATE_WORDS) + ["position"] + list(self.tags)
-        close = difflib.get_close_matches(n, known, n=1)
+        # The user's own names first: 'fsat' is one swap from the feature 'fast', and as close to 'flat'.
+        close = difflib.get_close_matches(n, list(self.feature_defs), n=1) or difflib.get_close_matches(n, known, n=1)
         if close:
             hint = f"did you mean '{close[0]}'?"
         else:
@@ -249,14 +271,17 @@ class Checker:
         params = []
         for kind, a in zip(sig.params, e.args[sig.series_args:]):
             value = a.value if isinstance(a, s.Num) else None
+            if isinstance(a, s.Neg) and isinstance(a.operand, s.Num):
+                value = -a.operand.value  # written out, just not positive: the range check below says so
             if value is None:
                 raise self.fail("type", f"{e.fn} needs a number written out here", a.span,
                                 f"parameters are fixed when the Play compiles; write {sig.usage()}")
             if kind == "int" and (not float(value).is_integer() or value < 1):
                 raise self.fail("value", f"the length of {e.fn} must be a whole number of at least 1, "
-                                f"not {a.text or value}", a.span, f"lengths count bars; write {sig.usage()}")
+                                f"not {value:g}", a.span, f"lengths count bars; write {sig.usage()}")
             if value <= 0:
-                raise self.fail("value", f"{e.fn} needs a positive number here", a.span, f"write {sig.usage()}")
+                raise self.fail("value", f"{e.fn} needs a positive number here, not {value:g}", a.span,
+                                f"write {sig.usage()}")
             params.append(int(value) if kind == "int" else float(value))
         if e.fn == "macd" and params[0] >= params[1]:
             raise self.fail("value", "macd's fast length must be shorter than its slow length", e.span,
@@ -265,9 +290,9 @@ class Checker:
         return ir.Indicator(e.fn, implicit + tuple(series), tuple(params), ctx.tf, None, span=e.span)
 
     def _x_Offset(self, e: s.Offset, ctx: _Ctx) -> ir.Expr:
-        if not float(e.bars).is_integer():
-            raise self.fail("offset", f"an offset counts whole bars, not {e.bars}", e.span,
-                            "x[1] is the previous bar, x[2] the one before")
+        if not isinstance(e.bars, int):  # `x[1.0]`, `x[1e2]`: the spec wants an integer literal
+            raise self.fail("offset", f"an offset is a whole number written with digits only, not {e.text or e.bars}",
+                            e.span, "x[1] is the previous bar, x[2] the one before")
         if e.bars < 0:
             raise self.fail("lookahead", f"negative offset [{int(e.bars)}] would read a future bar", e.span,
                             "x[n] is x n closed bars ago; n must be 0 or more")
@@ -345,12 +370,53 @@ _FIELDS_HINT = ("fields exist on macd (macd, signal, hist), bbands (upper, middl
                 "defined as one of them, on position.* and on tags (T.pending, T.price, T.filled)")
 
 
+DEPTH_HINT = ("group a long chain with parentheses, e.g. '(a and b and c) and (d and e and f)': each group "
+              "nests on its own; a feature counts as deep as its own expression")
+
+
+def nesting(e: ir.Expr, features: dict[str, int]) -> int:
+    """Levels of operators and calls from `e` down to its deepest leaf, a feature counting as deep
+    as its own expression (plus one). Iterative: this guards the code that recurses."""
+    out: dict[int, int] = {}
+    stack: list[tuple[ir.Expr, bool]] = [(e, False)]
+    while stack:
+        x, done = stack.pop()
+        kids = ir.children(x)
+        if not done and kids:
+            stack.append((x, True))
+            stack.extend((k, False) for k in kids)
+            continue
+        if isinstance(x, ir.FeatureRef):
+            out[id(x)] = features.get(x.name, 0) + 1
+        else:
+            out[id(x)] = max((out.get(id(k), 0) for k in kids), default=-1) + 1
+    return out[id(e)]
+
+
 def has_state(e: ir.Expr) -> bool:
     return any(isinstance(n, (ir.State, ir.TagState, ir.FillPrice)) for n in ir.walk(e))
 
 
 def is_constant(e: ir.Expr) -> bool:
     return all(isinstance(n, (ir.Const, ir.Neg, ir.Arith, ir.Func)) for n in ir.walk(e))
+
+
+def constant_value(e: ir.Expr) -> float | None:
+    """The value of an expression of written numbers only (`-5`, `-(1)`, `2 * 3 - 7`), else None.
+    Division by zero is NaN, as at run time."""
+    if isinstance(e, ir.Const):
+        return e.value
+    if not is_constant(e):
+        return None
+    if isinstance(e, ir.Neg):
+        return -constant_value(e.operand)
+    if isinstance(e, ir.Func):
+        args = [constant_value(a) for a in e.args]
+        return {"min": min, "max": max, "abs": abs}[e.fn](*args)
+    a, b = constant_value(e.left), constant_value(e.right)
+    if e.op == "/":
+        return a / b if b != 0 else math.nan
+    return {"+": a + b, "-": a - b, "*": a * b}[e.op]
 
 
 def warmup_of(e: ir.Expr, features: dict[str, ir.Feature], only_tf: str | None = None) -> int:

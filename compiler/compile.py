@@ -11,9 +11,10 @@ from pathlib import Path
 import attrs
 
 from playdeck.dsl import syntax as s
-from playdeck.dsl.diagnostics import Diagnostic, PlayError
+from playdeck.dsl.diagnostics import Diagnostic, PlayError, source_lines
+from playdeck.dsl.limits import room_to_recurse
 from playdeck.dsl.parser import ParseFailure, parse_blocks, parse_feature
-from playdeck.dsl.source import PlaySource, parse_play_text, read_play
+from playdeck.dsl.source import PlaySource, YValue, parse_play_text, read_play
 
 from . import ir
 from .actions import check_blocks, collect_tags
@@ -41,6 +42,11 @@ def compile_text(text: str, path: str = "<play>") -> Compiled:
 
 
 def compile_source(src: PlaySource) -> Compiled:
+    with room_to_recurse():
+        return _compile(src)
+
+
+def _compile(src: PlaySource) -> Compiled:
     settings, diags = check_settings(src)
 
     features: list[s.FeatureDef] = []
@@ -56,6 +62,15 @@ def compile_source(src: PlaySource) -> Compiled:
                 diags.append(Diagnostic("type", f"feature '{key}' must be an expression such as ema(close, 21)",
                                         v.span if v.value is not None else entry.key_span,
                                         "write 'name: expression' on one line"))
+                continue
+            lines = _lines_written(v, src.text)
+            if lines > 1:
+                # YAML would fold the lines into one, and positions inside it would no longer match
+                # the file; one line per feature keeps every error message pointing at the right place.
+                diags.append(Diagnostic("syntax", f"feature '{key}' is written over {lines} lines; a feature is "
+                                        "one expression on one line", entry.key_span,
+                                        "write 'name: expression' on one line; split a long one into several "
+                                        "features"))
                 continue
             try:
                 f = parse_feature(v.raw, key, v.where)
@@ -88,6 +103,17 @@ def compile_source(src: PlaySource) -> Compiled:
     play = ir.PlayIR(settings["name"], settings["description"], settings["market"], settings["account"],
                      feats, jobs, checked, tuple(c.tags), warmup)
     return Compiled(play, src, tuple(features), blocks)
+
+
+def _lines_written(v: YValue, text: str) -> int:
+    """How many lines of the file hold a scalar's text (its blank lines not counted)."""
+    first, last = v.span.line, v.span.end_line
+    if v.style in ("|", ">"):
+        first += 1  # the text starts under the `|` or `>`
+    if v.span.end_col == 1:
+        last -= 1  # a block scalar ends at the start of the line after it
+    lines = source_lines(text)[first - 1:last]
+    return sum(1 for ln in lines if ln.strip())
 
 
 def _raise(src: PlaySource, diags: list[Diagnostic]) -> None:

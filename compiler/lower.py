@@ -12,6 +12,7 @@ import attrs
 from . import ir
 from .check import has_state
 from .types import Type
+from playdeck.dsl.limits import room_to_recurse
 
 
 @attrs.frozen(slots=True)
@@ -46,19 +47,37 @@ class ExecutionPlan:
 
 
 def conjuncts(e: ir.Expr) -> list[ir.Expr]:
-    if isinstance(e, ir.Logic) and e.op == "and":
-        return conjuncts(e.left) + conjuncts(e.right)
-    return [e]
+    out, stack = [], [e]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, ir.Logic) and x.op == "and":
+            stack += [x.right, x.left]
+        else:
+            out.append(x)
+    return out
+
+
+# Regrouping the conjuncts may make a chain longer than the condition was deep (`(a and b) and
+# (c and d)` ...); past this many, join them as a balanced tree so the evaluator's recursion stays
+# shallow. `and` is associative, so the grouping does not change the value.
+_LEFT_DEEP = 32
 
 
 def conjoin(parts: list[ir.Expr]) -> ir.Expr | None:
     if not parts:
         return None
+    if len(parts) > _LEFT_DEEP:
+        mid = len(parts) // 2
+        return _and(conjoin(parts[:mid]), conjoin(parts[mid:]))
     out = parts[0]
     for p in parts[1:]:
-        t = Type.BOOL_SERIES if (out.type.is_series or p.type.is_series) else Type.BOOL
-        out = ir.Logic("and", out, p, t)
+        out = _and(out, p)
     return out
+
+
+def _and(a: ir.Expr, b: ir.Expr) -> ir.Logic:
+    t = Type.BOOL_SERIES if (a.type.is_series or b.type.is_series) else Type.BOOL
+    return ir.Logic("and", a, b, t)
 
 
 def lower_case(block: str, index: int, case: ir.Case) -> CasePlan:
@@ -76,6 +95,7 @@ def lower_case(block: str, index: int, case: ir.Case) -> CasePlan:
     return CasePlan(block, index, conjoin(series), conjoin(state), guard, case.actions, False, case.span)
 
 
+@room_to_recurse()
 def lower(play: ir.PlayIR) -> ExecutionPlan:
     blocks = tuple(tuple(lower_case(b.name, i, c) for i, c in enumerate(b.cases)) for b in play.blocks)
     tfs = [play.market.exec_tf]
@@ -88,6 +108,7 @@ def lower(play: ir.PlayIR) -> ExecutionPlan:
     return ExecutionPlan(play, blocks, tuple(tfs))
 
 
+@room_to_recurse()
 def plan_text(plan: ExecutionPlan) -> str:
     """`playdeck compile --stage lower`: which part of each condition is precomputed."""
     from .printer import _Expr

@@ -14,6 +14,7 @@ import attrs
 from playdeck.dsl.fmt import number_text
 
 from . import ir
+from playdeck.dsl.limits import room_to_recurse
 
 
 def _num(v: float) -> str:
@@ -111,6 +112,7 @@ def _action(a: ir.Action, ex: _Expr) -> list[str]:
     return lines
 
 
+@room_to_recurse()
 def ir_text(play: ir.PlayIR) -> str:
     ex = _Expr(play.market.exec_tf)
     m, a = play.market, play.account
@@ -157,6 +159,7 @@ def _json(v: Any) -> Any:
     return v
 
 
+@room_to_recurse()
 def ir_json(play: ir.PlayIR) -> str:
     data = _json(play)
     data["schema"] = f"playdeck.ir/{play.schema_version}"

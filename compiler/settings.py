@@ -5,8 +5,11 @@ Each problem names the key and points at its line. Defaults are applied here, on
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from typing import Any
+
+import attrs
 
 from playdeck.dsl.diagnostics import Diagnostic
 from playdeck.dsl.source import PlaySource, YEntry, YValue
@@ -55,7 +58,9 @@ class SettingsCheck:
                            f"add '{key}:' to {where.rstrip('.') or 'the top level'}")
         return entries
 
-    def mapping(self, e: YEntry, name: str) -> YValue | None:
+    def mapping(self, e: YEntry, name: str, empty_ok: bool = False) -> YValue | None:
+        if empty_ok and e.value.value is None:  # `account:` with nothing under it: every default
+            return attrs.evolve(e.value, value={})
         if not e.value.is_map:
             self.error("type", f"'{name}' must be a mapping of keys, not {_kind(e.value.value)}", e.value.span,
                        "write its keys indented on the lines below it, or as {key: value, ...}")
@@ -70,10 +75,14 @@ class SettingsCheck:
         v = e.value.value
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             self.error("type", f"'{name}' must be a number, not {_kind(v)}", e.value.span,
-                       _number_hint(v, DEFAULTS[key]))
+                       _number_hint(v, DEFAULTS[key], e.value.style))
             return DEFAULTS[key]
         v = float(v)
-        if (v <= low if low_open else v < low) or v > high:
+        if not math.isfinite(v):
+            self.error("value", f"'{name}' is {e.value.raw or v}; it must be a finite number", e.value.span,
+                       f"write a number between {low:g} and {high:g}; without the key it is {DEFAULTS[key]:g}")
+            return DEFAULTS[key]
+        if not ((low < v if low_open else low <= v) and v <= high):
             lo = f"more than {low:g}" if low_open else f"at least {low:g}"
             self.error("value", f"'{name}' is {v:g}; it must be {lo} and at most {high:g}", e.value.span,
                        f"without the key it is {DEFAULTS[key]:g}")
@@ -81,7 +90,7 @@ class SettingsCheck:
 
     def string(self, entries: dict[str, YEntry], key: str, name: str) -> str | None:
         e = entries.get(key)
-        if e is None:
+        if e is None or e.value.value is None and key == "description":  # `description:` left empty
             return None
         if not isinstance(e.value.value, str):
             self.error("type", f"'{name}' must be text, not {_kind(e.value.value)}", e.value.span,
@@ -98,7 +107,9 @@ class SettingsCheck:
         return v
 
 
-def _number_hint(v: Any, default: float) -> str:
+def _number_hint(v: Any, default: float, style: str | None = None) -> str:
+    if isinstance(v, str) and style in ("'", '"'):
+        return f"remove the quotes: a quoted value is text; write {v.strip()} (without the key it is {default:g})"
     if isinstance(v, str):
         try:
             float(v)
@@ -132,7 +143,10 @@ def check_settings(src: PlaySource) -> tuple[dict[str, Any], list[Diagnostic]]:
 
     if "play" in root:
         name = root["play"].value.value
-        if not isinstance(name, str) or not IDENT.match(name):
+        if name is None:
+            c.error("value", "'play' needs a name", root["play"].key_span,
+                    "e.g. play: ema_pullback (lower case letters, digits and '_', starting with a letter)")
+        elif not isinstance(name, str) or not IDENT.match(name):
             c.error("value", f"'play' is {name!r}; a Play's name is lower case letters, digits and '_', "
                     "starting with a letter", root["play"].value.span, "e.g. play: ema_pullback")
         else:
@@ -149,7 +163,7 @@ def check_settings(src: PlaySource) -> tuple[dict[str, Any], list[Diagnostic]]:
                 "write the symbol in capitals ending in USDT, e.g. BTCUSDT")
     exec_tf = c.timeframe(market_entries["exec"], "market.exec") if "exec" in market_entries else None
     tfs: list[tuple[str, str]] = []
-    if "timeframes" in market_entries and (t := c.mapping(market_entries["timeframes"], "market.timeframes")):
+    if "timeframes" in market_entries and (t := c.mapping(market_entries["timeframes"], "market.timeframes", empty_ok=True)):
         for alias, e in t.value.items():
             if not IDENT.match(alias) or alias in TIMEFRAMES:
                 c.error("value", f"timeframe name '{alias}' must be a lower-case name such as htf", e.key_span,
@@ -168,13 +182,13 @@ def check_settings(src: PlaySource) -> tuple[dict[str, Any], list[Diagnostic]]:
         out["market"] = Market(symbol, exec_tf, tuple(tfs))
 
     acc: dict[str, YEntry] = {}
-    if "account" in root and (a := c.mapping(root["account"], "account")) is not None:
+    if "account" in root and (a := c.mapping(root["account"], "account", empty_ok=True)) is not None:
         acc = c.keys("account.", a, ACCOUNT_KEYS, root["account"])
     fees: dict[str, YEntry] = {}
-    if "fees" in acc and (f := c.mapping(acc["fees"], "account.fees")) is not None:
+    if "fees" in acc and (f := c.mapping(acc["fees"], "account.fees", empty_ok=True)) is not None:
         fees = c.keys("account.fees.", f, FEE_KEYS, acc["fees"])
     inst: dict[str, YEntry] = {}
-    if "instrument" in acc and (i := c.mapping(acc["instrument"], "account.instrument")) is not None:
+    if "instrument" in acc and (i := c.mapping(acc["instrument"], "account.instrument", empty_ok=True)) is not None:
         inst = c.keys("account.instrument.", i, INSTRUMENT_KEYS, acc["instrument"])
     intrabar = c.string(acc, "intrabar", "account.intrabar") or DEFAULTS["intrabar"]
     if intrabar not in ("worst_case", "ohlc_path"):

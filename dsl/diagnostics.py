@@ -5,6 +5,8 @@ instead of printing. `render` draws `file:line:col`, the source line and a caret
 """
 from __future__ import annotations
 
+import re
+
 import attrs
 
 from .spans import Span
@@ -42,9 +44,9 @@ def render(path: str, source: str, d: Diagnostic) -> str:
         out = [f"{path}: error[{d.code}]: {d.message}"]
     else:
         out = [f"{path}:{d.span.line}:{d.span.col}: error[{d.code}]: {d.message}"]
-        lines = source.splitlines()
+        lines = source_lines(source)
         if 1 <= d.span.line <= len(lines):
-            text = lines[d.span.line - 1].expandtabs(1)
+            text = _visible(lines[d.span.line - 1].expandtabs(1))
             gutter = str(d.span.line)
             width = 1
             if d.span.end_line == d.span.line and d.span.end_col > d.span.col:
@@ -55,3 +57,19 @@ def render(path: str, source: str, d: Diagnostic) -> str:
     if d.hint:
         out.append(f"hint: {d.hint}")
     return "\n".join(out)
+
+
+def source_lines(source: str) -> list[str]:
+    """The file's lines as YAML and editors count them: `str.splitlines` also breaks at form feed and
+    other control characters, which would show the wrong line under a `line:col`."""
+    lines = re.split(r"\r\n|\r|\n", source)
+    return lines[:-1] if lines and lines[-1] == "" else lines
+
+
+_INVISIBLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _visible(line: str) -> str:
+    # A control character would move the terminal's cursor (or colour the rest of the output);
+    # one '?' keeps the caret under the right column.
+    return _INVISIBLE.sub("?", line)

@@ -11,6 +11,7 @@ import yaml
 
 from . import syntax as s
 from .source import PlaySource, YValue
+from .limits import room_to_recurse
 
 # Binding strength of each node as printed; a child weaker than its slot needs parentheses.
 _OR, _AND, _NOT, _CMP, _ARITH, _TERM, _NEG, _POSTFIX, _ATOM = range(1, 10)
@@ -179,12 +180,15 @@ def _flow(v: YValue) -> str:
     return _scalar(v.value)
 
 
+@room_to_recurse()
 def format_play(src: PlaySource, features: list[s.FeatureDef], blocks: tuple[s.Block, ...]) -> str:
     """The canonical text of a Play that has already been checked. Comments are kept: each goes
     before the line it preceded in the source, or at the end of the line it ended."""
     out: list[tuple[str, int | None]] = []
     blocks_lines: range = range(0)
     for e in _ordered(src.root.value):
+        if e.value.value is None and e.key in ("account", "description"):
+            continue  # left empty: the defaults, which the canonical form does not spell out
         if e.key == "features":
             if not features:
                 continue

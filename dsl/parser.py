@@ -5,17 +5,20 @@ positioned in the Play file through a `LineMap`.
 """
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterator
 
 import attrs
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from lark.indenter import Indenter
 
 from . import syntax as s
 from .diagnostics import Diagnostic
+from .source import char_name
+from .limits import MAX_DEPTH, room_to_recurse
 from .spans import IDENTITY, LineMap, Span
 
 GRAMMAR = Path(__file__).with_name("play.lark")
@@ -74,8 +77,25 @@ def parse_blocks(text: str, where: LineMap = IDENTITY) -> tuple[s.Block, ...]:
     """Parse the `blocks:` text. Raises ParseFailure with a diagnostic positioned via `where`."""
     if not text.endswith("\n"):
         text += "\n"
+    tab = _tab_in_indentation(text)
+    if tab is not None:
+        line, col = tab
+        raise ParseFailure(Diagnostic("indent", "a tab in the indentation of this line; indent with spaces, not tabs",
+                                      where.span(line, col, line, col + 1),
+                                      "editors show a tab as 2, 4 or 8 columns, so whether a line is under an action "
+                                      "(an attached stop_loss) or beside it would depend on the editor"))
     tree = _run(text, "start", where)
-    return tuple(_Build(where).transform(tree))
+    with room_to_recurse():
+        return tuple(_Build(where).transform(tree))
+
+
+def _tab_in_indentation(text: str) -> tuple[int, int] | None:
+    """(line, col) of the first tab before the first word of a line; tabs between words are fine."""
+    for n, line in enumerate(text.split("\n"), start=1):
+        indent = line[:len(line) - len(line.lstrip(" \t"))]
+        if "\t" in indent and _code(line):
+            return n, indent.index("\t") + 1
+    return None
 
 
 def parse_feature(text: str, name: str, where: LineMap = IDENTITY) -> s.FeatureDef:
@@ -84,14 +104,16 @@ def parse_feature(text: str, name: str, where: LineMap = IDENTITY) -> s.FeatureD
         raise ParseFailure(Diagnostic("syntax", "a feature is one expression on one line",
                                       where.span(1, 1, 1, 2), "write 'name: expression' on one line; "
                                       "split a long one into several features"))
-    tree = _run(text.strip(), "feature", where)
-    expr, tf, tf_span = _Build(where).transform(tree)
+    # Leading spaces stay (the lexer skips them) so that columns still match the file.
+    tree = _run(text.rstrip(), "feature", where)
+    with room_to_recurse():
+        expr, tf, tf_span = _Build(where).transform(tree)
     return s.FeatureDef(name, expr, tf, expr.span, tf_span)
 
 
 def _run(text: str, start: str, where: LineMap):
     try:
-        return _lark().parse(text, start=start)
+        tree = _lark().parse(text, start=start)
     except IndentationProblem as e:
         # Say columns of the Play file: the embedded text lost the YAML indentation.
         span = where.span(e.line, e.col, e.line, e.col + 1)
@@ -101,6 +123,48 @@ def _run(text: str, start: str, where: LineMap):
                                       span, "indent every line of a level by the same number of spaces")) from None
     except UnexpectedInput as e:
         raise ParseFailure(_describe(e, text, where)) from None
+    deep = too_deep(tree)
+    if deep is not None:
+        root, depth = deep
+        m = root.meta
+        raise ParseFailure(Diagnostic(
+            "depth", f"this expression nests too deeply ({depth} levels; at most {MAX_DEPTH})",
+            where.span(m.line, m.column, m.line, m.column + 1),
+            "group a long chain with parentheses, e.g. '(a and b and c) and (d and e and f)': each "
+            "group nests on its own"))
+    return tree
+
+
+# Rules whose nodes are expressions (the `?` rules that alias to them), see play.lark.
+_EXPR_RULES = frozenset({"or_op", "and_op", "not_op", "compare", "crosses_above", "crosses_below", "binop",
+                         "neg", "offset", "field", "number", "percent", "name", "call", "paren"})
+
+
+_LEAVES = frozenset({"number", "percent", "name"})
+
+
+def too_deep(tree: Tree) -> tuple[Tree, int] | None:
+    """The first expression (in source order) that nests more than MAX_DEPTH levels, and its depth.
+
+    Iterative on purpose: this runs before anything that recurses over the tree."""
+    depth_of: dict[int, int] = {}  # id of an expression node -> levels from it down to its deepest leaf
+    stack: list[tuple[Tree, bool]] = [(tree, False)]
+    while stack:
+        node, done = stack.pop()
+        kids = [c for c in node.children if isinstance(c, Tree)]
+        if not done:
+            stack.append((node, True))
+            stack.extend((c, False) for c in reversed(kids))
+            continue
+        below = [depth_of.pop(id(c), 0) for c in kids]
+        if node.data in _EXPR_RULES:
+            # A name or a number is not a level: `a and b` nests one level deep.
+            depth_of[id(node)] = max(below, default=0) + (node.data not in _LEAVES)
+            continue
+        for c, d in zip(kids, below):  # `node` holds whole expressions: judge each one
+            if d > MAX_DEPTH:
+                return c, d
+    return None
 
 
 # ---- friendly syntax errors -------------------------------------------------------------------
@@ -183,28 +247,37 @@ def _acceptable(e: UnexpectedInput) -> set[str]:
 
 
 def _found(tok: Token) -> str:
+    """What the parser met, to follow the word 'unexpected'."""
     if tok.type == "_NL":
-        return "the end of the line"
+        return "end of the line"
     if tok.type == "$END":
-        return "the end of the text"
+        return "end of the text"
     if tok.type == "_INDENT":
-        return "an indented line"
+        return "indentation (this line is indented further than the one above)"
     if tok.type == "_DEDENT":
-        return "a line indented less"
+        return "dedent (this line is indented less than the one above)"
     return f"'{tok}'"
+
+
+def _char_hint(ch: str, shown: str) -> str:
+    if ch == ".":
+        return "write a number with a digit before the point: 0.5, not .5"
+    if ch.isspace():
+        return f"{shown} looks like a space but is not one; retype it as an ordinary space"
+    return (f"{shown} has no meaning here: names are letters, digits and '_', numbers are written like 1.5 "
+            "or 2%, and comments start with '#'")
 
 
 def _describe(e: UnexpectedInput, text: str, where: LineMap) -> Diagnostic:
     lines = text.splitlines() or [""]
     if isinstance(e, UnexpectedCharacters):
         ch = text[e.pos_in_stream] if e.pos_in_stream < len(text) else "?"
-        msg = f"unexpected character '{ch}'"
+        shown = f"'{ch}'" if ch.isascii() and ch.isprintable() else char_name(ch)
+        msg = f"unexpected character {shown}"
         expected = _acceptable(e) if getattr(e, "interactive_parser", None) is not None else set(e.allowed or ())
         if expected:
             msg += "; expected " + _describe_expected(expected)
-        return Diagnostic("syntax", msg, where.span(e.line, e.column, e.line, e.column + 1),
-                          f"'{ch}' has no meaning here: names are letters, digits and '_', numbers are "
-                          "written like 1.5 or 2%, and comments start with '#'")
+        return Diagnostic("syntax", msg, where.span(e.line, e.column, e.line, e.column + 1), _char_hint(ch, shown))
     if isinstance(e, UnexpectedToken):
         tok = e.token
         if tok.type in ("_INDENT", "_DEDENT"):
@@ -218,6 +291,10 @@ def _describe(e: UnexpectedInput, text: str, where: LineMap) -> Diagnostic:
             line, col = tok.line, tok.column
         width = max(1, len(str(tok))) if tok.type not in ("_NL", "$END", "_INDENT", "_DEDENT") else 1
         expected = _acceptable(e)
+        if expected == {"_INDENT"}:
+            at = len(lines) + 1 if tok.type == "$END" or tok.line is None else \
+                (tok.end_line if tok.type == "_DEDENT" else tok.line)
+            return _nothing_under(lines, at, where)
         msg = f"unexpected {_found(tok)}; expected {_describe_expected(expected)}"
         hint = _hint(tok, {_literals().get(t, t) for t in expected})
         return Diagnostic("syntax", msg, where.span(line, col, line, col + width), hint)
@@ -228,6 +305,32 @@ def _describe(e: UnexpectedInput, text: str, where: LineMap) -> Diagnostic:
                           where.span(line, len(lines[-1]) + 1, line, len(lines[-1]) + 2), _LAYOUT)
     return Diagnostic("syntax", str(e), None, _LAYOUT)
 
+
+def _nothing_under(lines: list[str], at: int, where: LineMap) -> Diagnostic:
+    """A `block`, `when` or `otherwise` line with no indented line under it. The parser only notices
+    at the next line (which may be past the end of the text, or the next YAML key): point at the end
+    of the line that is missing its body instead."""
+    n = next((i for i in range(min(at, len(lines) + 1) - 1, 0, -1) if _code(lines[i - 1])), 1)
+    code = _code(lines[n - 1]) if lines else ""
+    col = len(lines[n - 1]) - len(lines[n - 1].lstrip()) + len(code) + 1 if lines else 1
+    span = where.span(n, col, n, col + 1)
+    word = re.match(r"\w*", code).group()
+    if word == "block":
+        return Diagnostic("syntax", "this block has no cases; expected 'when CONDITION:' or 'otherwise:' indented "
+                          "under it", span, "write the block's cases on the next lines, indented further than 'block'")
+    what = "'otherwise:'" if word == "otherwise" else "this 'when'"
+    return Diagnostic("syntax", f"{what} has no actions; expected an action indented under it", span,
+                      "write what to do on the next lines, indented further than the case, e.g. 'close' or "
+                      "'market buy 10% equity'")
+
+
+def _code(line: str) -> str:
+    """A line of the block language without its comment and surrounding spaces ('#' is always one)."""
+    return line.split("#", 1)[0].strip()
+
+
+_LOWER_ONLY = {"and", "or", "not", "when", "otherwise", "block", "at", "as", "buy", "sell", "qty", "usdt",
+               "risk", "equity", "of", "position", "all", "expire", "bars"}
 
 _LAYOUT = ("a block is 'block NAME:', then its cases 'when CONDITION:' (or 'otherwise:') indented under it, "
            "then each case's actions indented under the case")
@@ -251,10 +354,28 @@ def _hint(tok: Token, expected: set[str]) -> str:
         return "close every '(' with ')'; separate a call's arguments with ',', e.g. ema(close, 21)"
     if sum(a in expected for a in _ACTIONS) >= 5:
         return "an action line starts with what to do, e.g. 'market buy 10% equity', 'close' or 'cancel all'"
+    if tok.type == "NAME" and str(tok).lower() in _LOWER_ONLY:
+        return f"words of the language are lower case: write '{str(tok).lower()}'"
     if expected & {"at", "expire", "as", "TIF"}:
         return ("options come after the size: 'at PRICE', 'limit PRICE' (stop-limit), 'expire N bars', "
                 "'post_only', 'ioc' or 'fok' (orders are GTC unless told), 'as TAG'")
-    return _LAYOUT
+    if str(tok) == "." and "NUMBER" in expected:
+        return "write a number with a digit before the point: 0.5, not .5"
+    if "all" in expected:
+        return "write 'cancel TAG' (an order's 'as TAG') or 'cancel all'"
+    if "PERCENT" in expected and "NUMBER" not in expected:
+        return "write a percentage with its '%', e.g. 'risk 1%', '10% equity', 'partial_close 50%'"
+    if expected == {"NUMBER"}:
+        return "a whole number written out goes here, e.g. 'expire 3 bars' or 'close[1]'"
+    if expected == {"_NL"}:
+        return "the line is complete before this: one action per line, options as the README lists them"
+    if {"NAME", "NUMBER"} <= expected:
+        return "write a value here: a number, a name or a calculation, e.g. 'close - 2 * atr'"
+    if tok.type == "NAME" and expected & {"and", "or", "+", "COMP_OP"}:
+        return "two values need an operator between them, e.g. 'and', '+' or '>'"
+    if expected & {"block", "when", "otherwise", "_INDENT", "_DEDENT"} or tok.type in ("_INDENT", "_DEDENT"):
+        return _LAYOUT
+    return "see the block language in README.md ('A Play')"
 
 
 # ---- tree -> syntax nodes ---------------------------------------------------------------------
@@ -422,9 +543,9 @@ class _Build(Transformer):
         obj = c[0]
         negative = any(isinstance(t, Token) and t.type == "MINUS" for t in c[1:])
         num = next(t for t in c[1:] if isinstance(t, Token) and t.type == "NUMBER")
-        value = float(str(num))
-        bars = int(value) if value.is_integer() else value
-        return s.Offset(obj, -bars if negative else bars, self._span(meta))
+        text = str(num)
+        bars: int | float = int(text) if text.isdigit() else float(text)
+        return s.Offset(obj, -bars if negative else bars, ("-" if negative else "") + text, self._span(meta))
 
     def field(self, meta, c):
         return s.Field(c[0], str(c[1]), self._span(meta))

@@ -5,6 +5,8 @@ at the line of `account.leverage`, and so that the `blocks: |` text knows where 
 """
 from __future__ import annotations
 
+import re
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ import yaml
 from yaml.constructor import SafeConstructor
 
 from .diagnostics import Diagnostic, PlayError
-from .spans import LineMap, Span
+from .spans import ColumnMap, LineMap, Span
 
 
 @attrs.frozen(slots=True)
@@ -23,7 +25,7 @@ class YValue:
     value: Any
     span: Span
     raw: str = ""  # the scalar exactly as written (for features and blocks)
-    where: LineMap | None = None  # where a scalar's text starts in the file
+    where: LineMap | ColumnMap | None = None  # where a scalar's text starts in the file
     style: str | None = None
 
     @property
@@ -78,15 +80,46 @@ def _compose(text: str) -> yaml.Node | None:
     return yaml.compose(text, Loader=yaml.SafeLoader)
 
 
+# What YAML refuses to read (its "printable" set, YAML 1.1 section 5.1), plus the three line breaks
+# YAML counts but editors and our own line numbers do not: refused up front, so that PyYAML never
+# raises a ReaderError without a position and every line number means the same line everywhere.
+_UNREADABLE = re.compile("[^\t\n\r\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]|[\u2028\u2029]")
+_CONTROL_NAMES = {0x00: "NUL", 0x07: "BEL", 0x08: "backspace", 0x0B: "vertical tab", 0x0C: "form feed",
+                  0x1B: "ESC", 0x7F: "DEL", 0x85: "NEL, next line", 0x2028: "line separator",
+                  0x2029: "paragraph separator"}
+
+
+def char_name(ch: str) -> str:
+    """`U+001B (ESC)`, `U+00A0 (no-break space)`: a character a terminal may not show."""
+    name = _CONTROL_NAMES.get(ord(ch)) or unicodedata.name(ch, "").lower()
+    return f"U+{ord(ch):04X}" + (f" ({name})" if name else "")
+
+
+def _unreadable_character(text: str) -> Diagnostic | None:
+    m = _UNREADABLE.search(text)
+    if m is None:
+        return None
+    ch = m.group()
+    line = text.count("\n", 0, m.start()) + 1
+    col = m.start() - (text.rfind("\n", 0, m.start()) + 1) + 1
+    span = Span(line, col, line, col + 1)
+    if ch in "\x85\u2028\u2029":
+        return Diagnostic("char", f"{char_name(ch)} is not allowed in a Play", span,
+                          "a Play breaks lines with an ordinary line break (Enter); this one probably came "
+                          "with pasted text: delete it")
+    return Diagnostic("char", f"control character {char_name(ch)} is not allowed in a Play", span,
+                      "delete it: it is invisible in most editors and often comes with pasted text "
+                      "(a terminal colour code starts with ESC)")
+
+
 def parse_play_text(text: str, path: str = "<play>") -> PlaySource:
+    bad = _unreadable_character(text)
+    if bad is not None:
+        raise PlayError(path, text, [bad])
     try:
         node = _compose(text)
     except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        span = Span(mark.line + 1, mark.column + 1, mark.line + 1, mark.column + 2) if mark else None
-        problem = e.problem or e.context or "invalid YAML"
-        raise PlayError(path, text, [Diagnostic("yaml", f"invalid YAML: {problem}", span,
-                                                "check indentation and that every 'key: value' has a space after ':'")]) from None
+        raise PlayError(path, text, [_yaml_problem(e, text)]) from None
     if node is None:
         raise PlayError(path, text, [Diagnostic("yaml", "the file is empty; a Play needs 'play', 'market' and 'blocks'", None,
                                                 "start from an example such as plays/ema_cross.yml")])
@@ -99,6 +132,54 @@ def parse_play_text(text: str, path: str = "<play>") -> PlaySource:
         raise PlayError(path, text, [Diagnostic("yaml", "a Play is a YAML mapping of keys such as 'play', 'market' and 'blocks'", root.span,
                                                 "write 'play: NAME', 'market:' and 'blocks: |' at the start of lines")])
     return PlaySource(path, text, root)
+
+
+def _yaml_problem(e: yaml.MarkedYAMLError, text: str) -> Diagnostic:
+    """PyYAML's message in a trader's words where we know them, at the place the fix goes."""
+    mark = e.problem_mark or e.context_mark
+    problem = e.problem or e.context or "invalid YAML"
+    lines = text.splitlines()
+    if e.context_mark is not None and "quoted scalar" in (e.context or "") and "end of stream" in problem:
+        m = e.context_mark  # the end of the file is no help: the quote that never closes is
+        return Diagnostic("yaml", "this quote is never closed", Span(m.line + 1, m.column + 1, m.line + 1, m.column + 2),
+                          "end the value with the same quote on the same line, or write it without quotes")
+    if mark is not None and problem.startswith("expected <block end>"):
+        line = mark.line + 1
+        first = _literal_first_line(lines, mark.line)
+        if first is not None:
+            return Diagnostic("yaml", f"this line is indented less than the first line of 'blocks: |' "
+                              f"(line {first + 1}, column {_indent(lines[first]) + 1})",
+                              Span(line, mark.column + 1, line, mark.column + 2),
+                              "indent every line of the blocks text at least as far as its first line, and "
+                              "further than 'blocks:'")
+        return Diagnostic("yaml", "invalid YAML: this line is indented differently from the lines above it",
+                          Span(line, mark.column + 1, line, mark.column + 2),
+                          "indent the keys of one mapping by the same number of spaces")
+    span = Span(mark.line + 1, mark.column + 1, mark.line + 1, mark.column + 2) if mark else None
+    if span is not None and span.line > len(lines):  # past the end: show the last line instead
+        span = Span(len(lines), len(lines[-1]) + 1, len(lines), len(lines[-1]) + 2) if lines else None
+    return Diagnostic("yaml", f"invalid YAML: {problem}", span,
+                      "check indentation and that every 'key: value' has a space after ':'")
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" "))
+
+
+def _literal_first_line(lines: list[str], bad: int) -> int | None:
+    """The first text line of the `key: |` block that 0-based line `bad` breaks out of, if any."""
+    for i in range(bad - 1, -1, -1):
+        ln = lines[i]
+        if not ln.strip():
+            continue
+        if re.match(r"^[A-Za-z_][\w-]*:\s*[|>][-+0-9]*\s*(#.*)?$", ln):
+            first = next((j for j in range(i + 1, bad) if lines[j].strip()), None)
+            if first is not None and 0 < _indent(lines[bad]) < _indent(lines[first]):
+                return first
+            return None
+        if _indent(ln) == 0:
+            return None
+    return None
 
 
 def _convert(node: yaml.Node, lines: list[str], scalars: SafeConstructor) -> YValue:
@@ -118,7 +199,7 @@ def _convert(node: yaml.Node, lines: list[str], scalars: SafeConstructor) -> YVa
     return YValue(value, _span(node), str(node.value), _text_origin(node, lines), style)
 
 
-def _text_origin(node: yaml.ScalarNode, lines: list[str]) -> LineMap:
+def _text_origin(node: yaml.ScalarNode, lines: list[str]) -> LineMap | ColumnMap:
     """Where the scalar's own text starts, so positions inside it map to the file."""
     m = node.start_mark
     if node.style in ("|", ">"):
@@ -131,4 +212,34 @@ def _text_origin(node: yaml.ScalarNode, lines: list[str]) -> LineMap:
                 break
         return LineMap(first + 1, indent + 1, indent)
     quote = 1 if node.style in ("'", '"') else 0
+    if quote and m.line == node.end_mark.line and m.line < len(lines):
+        cols = _quoted_columns(lines[m.line], m.column, node.style)
+        if cols is not None:
+            return ColumnMap(m.line + 1, cols)
     return LineMap(m.line + 1, m.column + 1 + quote, m.column + quote)
+
+
+_ESCAPE_LENGTH = {"x": 4, "u": 6, "U": 10}
+
+
+def _quoted_columns(line: str, start: int, style: str) -> tuple[int, ...] | None:
+    """The file column (1-based) of each character of a one-line quoted scalar's value, or None when
+    nothing in it is escaped (then every character is where it is written)."""
+    cols: list[int] = []
+    i = start + 1
+    escaped = False
+    while i < len(line):
+        ch = line[i]
+        if style == '"' and ch == "\\":
+            step = _ESCAPE_LENGTH.get(line[i + 1:i + 2], 2)
+            escaped = True
+        elif style == "'" and line.startswith("''", i):
+            step = 2
+            escaped = True
+        elif ch == style:
+            break
+        else:
+            step = 1
+        cols.append(i + 1)
+        i += step
+    return tuple(cols) if escaped else None

@@ -43,3 +43,23 @@ class LineMap:
 
 
 IDENTITY = LineMap(1, 1, 0)
+
+
+@attrs.frozen(slots=True)
+class ColumnMap:
+    """Maps positions in a one-line quoted scalar to the file when escapes (`\\t`, `''`) make the
+    value shorter than what is written: `cols[i]` is the file column of the value's character i."""
+
+    line: int
+    cols: tuple[int, ...]
+
+    def point(self, line: int, col: int) -> tuple[int, int]:
+        i = col - 1
+        if i < len(self.cols):
+            return self.line, self.cols[max(i, 0)]
+        return self.line, self.cols[-1] + 1 + i - len(self.cols) if self.cols else col
+
+    def span(self, line: int, col: int, end_line: int, end_col: int) -> Span:
+        l1, c1 = self.point(line, col)
+        l2, c2 = self.point(end_line, end_col)
+        return Span(l1, c1, l2, c2)

@@ -53,7 +53,8 @@ class Field:
 @attrs.frozen(slots=True)
 class Offset:
     obj: "Expr"
-    bars: int
+    bars: int | float
+    text: str = attrs.field(eq=False, default="")  # the offset as written: `1e2` is not a whole-number literal
     span: Span | None = _span
 
 

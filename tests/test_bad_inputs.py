@@ -110,7 +110,7 @@ CASES = [
         block main:
         when flat:
           close
-        """), "syntax", "12:3", "when"),
+        """), "syntax", "11:14", ""),
     Case("inconsistent_dedent", blocks("""
         block main:
           when flat:
@@ -453,6 +453,163 @@ CASES = [
           when long:
             close
         """), "block", "14:9", "main"),
+    # ---- found in the language review ----------------------------------------------------------
+    Case("empty_otherwise_at_the_end", blocks("""
+        block main:
+          when long:
+            close
+          otherwise:
+        """), "syntax", "14:15", ""),
+    Case("empty_when_before_the_next_yaml_key", blocks("""
+        block main:
+          when long:
+        """) + "account: {equity: 100}\n", "syntax", "12:15", ""),
+    Case("empty_when_in_the_middle", blocks("""
+        block main:
+          when long:
+          when flat:
+            close
+        """), "syntax", "12:15", ""),
+    Case("tab_in_blocks_indentation", HEAD + "  block main:\n    when flat:\n    \tclose\n", "indent", "13:5", "\t"),
+    Case("tab_after_spaces_in_attached_line", blocks("""
+        block main:
+          when flat:
+            market buy qty 1
+        """) + "      \tstop_loss close - 100\n", "indent", "14:7", "\t"),
+    Case("nan_equity", settings("""
+        play: bad
+        market:
+          symbol: BTCUSDT
+          exec: 15m
+        account:
+          equity: .nan
+        """), "value", "6:11", ".nan"),
+    Case("infinite_tick", settings("""
+        play: bad
+        market:
+          symbol: BTCUSDT
+          exec: 15m
+        account:
+          instrument: {tick: .inf}
+        """), "value", "6:22", ".inf"),
+    Case("leverage_in_quotes", settings("""
+        play: bad
+        market:
+          symbol: BTCUSDT
+          exec: 15m
+        account:
+          leverage: '3'
+        """), "type", "6:13", "'3'"),
+    Case("play_without_a_name", settings("""
+        play:
+        market:
+          symbol: BTCUSDT
+          exec: 15m
+        """), "value", "1:1", "play"),
+    Case("negative_limit_price", blocks("""
+        block main:
+          when flat:
+            limit buy qty 1 at -5
+        """), "value", "13:26", "-5"),
+    Case("negated_constant_take_profit", blocks("""
+        block main:
+          when long:
+            take_profit -(1)
+        """), "value", "13:19", "-(1)"),
+    Case("constant_arithmetic_trail", blocks("""
+        block main:
+          when long:
+            trail 1 - 3
+        """), "value", "13:13", "1 - 3"),
+    Case("negative_indicator_length", blocks("""
+        block main:
+          when close > ema(close, -3):
+            close
+        """), "value", "12:29", "-3"),
+    Case("offset_with_an_exponent", blocks("""
+        block main:
+          when close[1e2] > 0:
+            close
+        """), "offset", "12:10", "close[1e2]"),
+    Case("keyword_as_block_name", blocks("""
+        block when:
+          when flat:
+            close
+        """), "block", "11:9", "when"),
+    Case("typo_of_a_feature_suggests_the_feature", blocks("""
+        block main:
+          when fsat > slow:
+            close
+        """), "name", "12:10", "fsat"),
+    Case("cancel_typo_of_all", blocks("""
+        block main:
+          when flat:
+            cancel al
+        """), "tag", "13:7", "cancel al"),
+    Case("upper_case_keyword", blocks("""
+        block main:
+          when flat AND long:
+            close
+        """), "syntax", "12:15", "AND"),
+    Case("cancel_without_target", blocks("""
+        block main:
+          when flat:
+            cancel
+        """), "syntax", "13:13", ""),
+    Case("number_without_leading_digit", blocks("""
+        block main:
+          when flat:
+            market buy qty .5 * atr
+        """), "syntax", "13:22", "."),
+    Case("risk_without_percent", blocks("""
+        block main:
+          when flat:
+            limit buy risk 1 at close
+              stop_loss fill - atr
+        """), "syntax", "13:22", "1"),
+    Case("no_break_space", blocks("""
+        block main:
+          when flat:
+            market buy qty\u00a01
+        """), "syntax", "13:21", "\u00a0"),
+    Case("feature_over_two_lines", settings("""
+        play: bad
+        market:
+          symbol: BTCUSDT
+          exec: 15m
+        features:
+          fast: ema(close, 21) +
+            sma(clsoe, 3)
+        """), "syntax", "6:3", "fast"),
+    Case("escape_in_a_quoted_feature", settings("""
+        play: bad
+        market:
+          symbol: BTCUSDT
+          exec: 15m
+        features:
+          fast: "ema(\\tclose, 3) + clsoe"
+        """), "name", "6:28", "clsoe"),
+    Case("blocks_line_indented_less_than_the_first", play("""
+        play: bad
+        market: {symbol: BTCUSDT, exec: 15m}
+        blocks: |
+            block a:
+              when flat:
+                close
+          block b:
+            when flat:
+              close
+        """), "yaml", "7:3", "block b"),
+    Case("unclosed_quote", play("""
+        play: bad
+        market: {symbol: BTCUSDT, exec: 15m}
+        features:
+          fast: "ema(close, 9)
+        blocks: |
+          block main:
+            when flat:
+              close
+        """), "yaml", "4:9", '"ema'),
 ]
 
 
@@ -596,7 +753,7 @@ def test_cli_check_prints_one_line_per_file_and_exits_2_if_any_fails(tmp_path: P
     lines = r.stdout.splitlines()
     assert len(lines) == 3
     assert lines[0].startswith("good.yml: ok (good: ")
-    assert lines[1].startswith("bad.yml:12:14: error[syntax]: unexpected the end of the line")
+    assert lines[1].startswith("bad.yml:12:14: error[syntax]: unexpected end of the line")
     assert lines[2] == "missing.yml: error[file]: no such file"
     assert "Traceback" not in r.stdout + r.stderr
 
