@@ -53,7 +53,7 @@ def _compile(src: PlaySource) -> Compiled:
     if settings["features"] is not None:
         for key, entry in settings["features"].value.items():
             v = entry.value
-            if not FEATURE_NAME.match(key):
+            if not FEATURE_NAME.fullmatch(key):
                 diags.append(Diagnostic("name", f"'{key}' cannot name a feature", entry.key_span,
                                         "a feature name is letters, digits and '_', not starting with a digit, "
                                         "e.g. fast_ema"))

@@ -146,7 +146,7 @@ def check_settings(src: PlaySource) -> tuple[dict[str, Any], list[Diagnostic]]:
         if name is None:
             c.error("value", "'play' needs a name", root["play"].key_span,
                     "e.g. play: ema_pullback (lower case letters, digits and '_', starting with a letter)")
-        elif not isinstance(name, str) or not IDENT.match(name):
+        elif not isinstance(name, str) or not IDENT.fullmatch(name):
             c.error("value", f"'play' is {name!r}; a Play's name is lower case letters, digits and '_', "
                     "starting with a letter", root["play"].value.span, "e.g. play: ema_pullback")
         else:
@@ -158,14 +158,14 @@ def check_settings(src: PlaySource) -> tuple[dict[str, Any], list[Diagnostic]]:
     if "market" in root and (m := c.mapping(root["market"], "market")) is not None:
         market_entries = c.keys("market.", m, MARKET_KEYS, root["market"])
     symbol = c.string(market_entries, "symbol", "market.symbol")
-    if symbol is not None and not SYMBOL.match(symbol):
+    if symbol is not None and not SYMBOL.fullmatch(symbol):
         c.error("value", f"'market.symbol' is {symbol!r}, not a Bybit USDT perpetual", market_entries["symbol"].value.span,
                 "write the symbol in capitals ending in USDT, e.g. BTCUSDT")
     exec_tf = c.timeframe(market_entries["exec"], "market.exec") if "exec" in market_entries else None
     tfs: list[tuple[str, str]] = []
     if "timeframes" in market_entries and (t := c.mapping(market_entries["timeframes"], "market.timeframes", empty_ok=True)):
         for alias, e in t.value.items():
-            if not IDENT.match(alias) or alias in TIMEFRAMES:
+            if not IDENT.fullmatch(alias) or alias in TIMEFRAMES:
                 c.error("value", f"timeframe name '{alias}' must be a lower-case name such as htf", e.key_span,
                         "name each higher timeframe, e.g. timeframes: {htf: 4h}, and write 'ema(close, 50) @ htf'")
                 continue

@@ -139,12 +139,18 @@ def claim_out_dir(out: str | None, play: str, now: datetime) -> Path:
             raise _out_dir_error(path, exc) from None
         return path
     base = default_out_dir(play, now)
+    try:
+        base.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _out_dir_error(base.parent, exc) from None
     path, k = base, 1
     while True:
         try:
-            path.mkdir(parents=True)
+            path.mkdir()
             return path
         except FileExistsError:
+            if not path.is_dir():  # a file (or a dangling link) took the name: no suffix will help
+                raise _out_dir_error(path, FileExistsError(17, "a file is in the way", str(path))) from None
             k += 1
             path = base.with_name(f"{base.name}-{k}")
         except OSError as exc:

@@ -65,7 +65,7 @@ class _Open:
     side: str
     entry_bar: int
     qty: float  # the size now, after any partial reductions (a Trade's qty is its peak instead)
-    entry_price: float  # average of the adds, which is the exchange's avg_entry (reductions keep it)
+    entry_price: float  # the exchange's avg_entry: each add re-weights it at the size then, a reduction keeps it
     realized_pnl: float  # gross PnL of the partial reductions so far
     fees: float  # entry fees, reduction fees and the opening share of a flip's fee
 
@@ -84,6 +84,7 @@ def _walk(fills: list[Fill]) -> tuple[list[Trade], _Open | None]:
     side = ""
     entry_bar = 0
     in_qty = in_val = out_qty = out_val = pnl = fees = peak = 0.0
+    avg = 0.0  # the position's average entry as the exchange keeps it (a reduction keeps it)
     for f in fills:
         fqty = f.qty
         price = f.price
@@ -104,6 +105,7 @@ def _walk(fills: list[Fill]) -> tuple[list[Trade], _Open | None]:
             if same_dir:
                 in_qty += abs(part)
                 in_val += abs(part) * price
+                avg = (avg * abs(pos) + price * abs(part)) / (abs(pos) + abs(part))
             else:
                 out_qty += abs(part)
                 out_val += abs(part) * price
@@ -117,7 +119,7 @@ def _walk(fills: list[Fill]) -> tuple[list[Trade], _Open | None]:
                 trades.append(Trade(side, entry_bar, f.bar, peak, in_val / in_qty, out_val / max(out_qty, 1e-18),
                                     pnl - fees, fees))
                 is_open = False
-    rest = _Open(side, entry_bar, abs(pos), in_val / in_qty, pnl, fees) if is_open else None
+    rest = _Open(side, entry_bar, abs(pos), avg, pnl, fees) if is_open else None
     return trades, rest
 
 

@@ -272,3 +272,19 @@ def test_the_last_progress_report_of_a_run_is_complete(tmp_path: Path):
     assert seen[-1] == (span, span) and len(seen) >= 2
     assert all(n == span and 0 <= i <= span for i, n in seen)
     assert [i for i, _ in seen] == sorted(i for i, _ in seen)
+
+
+def test_a_dangling_runs_link_is_an_error_not_an_endless_search(tmp_path: Path):
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "runs").symlink_to(tmp_path / "nowhere" / "runs")
+    line = one_error(cli("backtest", str(EMA_CROSS), cache=tmp_path, cwd=work))
+    assert line.startswith("error: cannot use runs as the output folder")
+
+
+def test_a_symbol_with_a_trailing_newline_is_refused_by_check(tmp_path: Path):
+    # `$` in a regex also matches before a final newline: the symbol must match in full
+    play = tmp_path / "p.yml"
+    play.write_text(EMA_CROSS.read_text().replace("symbol: BTCUSDT", 'symbol: "BTCUSDT\\n"'))
+    r = cli("check", str(play), cache=tmp_path)
+    assert r.returncode == 2 and "'market.symbol' is 'BTCUSDT\\n', not a Bybit USDT perpetual" in r.stdout

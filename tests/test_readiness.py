@@ -25,9 +25,13 @@ def play(blocks: str, features: str) -> str:
             + "blocks: |\n" + textwrap.indent(textwrap.dedent(blocks).strip() + "\n", "  "))
 
 
-def rising(n: int) -> Bars:
-    close = 100.0 + 0.01 * np.arange(n)
+def rising(n: int, step: float = 0.01) -> Bars:
+    close = 100.0 + step * np.arange(n)
     return Bars("BTCUSDT", "1m", np.arange(n) * 60_000, close, close, close, close, np.ones(n))
+
+
+def falling(n: int) -> Bars:
+    return rising(n, -0.01)
 
 
 def first_intent_bar(text: str, bars: Bars) -> tuple[int, int | None]:
@@ -47,25 +51,25 @@ def first_intent_bar(text: str, bars: Bars) -> tuple[int, int | None]:
 
 def test_a_boolean_higher_timeframe_feature_waits_for_what_it_compares():
     # sma(close, 3) on 1h first has a value when the third hour closes: exec bar 179. Before that
-    # `up` reads False (unknown), so `not up` would fire from bar 59 without the gate.
+    # `up` reads False (unknown), so `not up` would fire from bar 59 without the gate; on falling
+    # prices it is truly false from then on, so the first order comes exactly at the gate.
     ready, first = first_intent_bar(play("""
         block b:
           when flat and not up:
             market buy qty 1
-        """, "up: close > sma(close, 3) @ h"), rising(300))
-    assert ready == 179
-    assert first is None or first >= 179
+        """, "up: close > sma(close, 3) @ h"), falling(300))
+    assert (ready, first) == (179, 179)
 
 
 def test_cases_wait_for_a_higher_timeframe_offset_inside_them():
-    # hc[1] (one closed hour ago) first exists when the second hour closes: bar 119.
+    # hc[1] (one closed hour ago) first exists when the second hour closes: bar 119. On falling
+    # prices `not (hc > hc[1])` is true from there on, and was "true" from bar 59 without the gate.
     ready, first = first_intent_bar(play("""
         block b:
           when flat and not (hc > hc[1]):
             market buy qty 1
-        """, "hc: sma(close, 1) @ h"), rising(300))
-    assert ready == 119
-    assert first is None or first >= 119
+        """, "hc: sma(close, 1) @ h"), falling(300))
+    assert (ready, first) == (119, 119)
 
 
 def test_an_offset_over_an_expression_of_one_timeframe_counts_its_bars():

@@ -89,6 +89,15 @@ def test_a_partial_reduction_keeps_the_entry_price_and_counts_as_realized():
     assert p["fees"] == pytest.approx(0.4)
 
 
+def test_an_add_after_a_reduction_reweights_the_entry_at_the_size_then():
+    # 2 @ 100, half closed at 110, then 1 @ 130: the exchange's average is (100*1 + 130*1) / 2 = 115,
+    # not the mean of every add (100*2 + 130) / 3 = 110
+    fills = [fill(1, "buy", 2, 100), fill(4, "sell", 1, 110, pnl=10), fill(6, "buy", 1, 130)]
+    p = open_position(fills, 120.0)
+    assert (p["qty"], p["entry_price"]) == (2, 115)
+    assert p["unrealized_pnl"] == pytest.approx(10) and p["realized_pnl"] == pytest.approx(10)
+
+
 @pytest.mark.parametrize("play, ends", [("scale_out", [127, 128, 141, 142, 614, None]),
                                         ("ema_cross", [None])])
 def test_trades_plus_the_open_position_add_up_to_net_pnl(play: str, ends: list[int | None]):
