@@ -1,6 +1,7 @@
-"""The backtest benchmark's hand-written floor is an independent implementation of the EMA-cross
-Play: it must agree with the engine fill for fill, or one of them is wrong (and the bench's
-comparison would be meaningless)."""
+"""The backtest benchmark's hand-written floor implements the EMA-cross Play on its own from the
+indicator values on (crosses, sizing, rounding, fills, fees, the position; it shares playdeck's
+`ema`, which test_indicators checks against a textbook loop): it must agree with the engine fill for
+fill, or one of them is wrong (and the bench's comparison would be meaningless)."""
 from __future__ import annotations
 
 import importlib.util

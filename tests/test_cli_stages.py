@@ -20,6 +20,16 @@ def test_parse_stage_is_the_canonical_play():
     assert out == (ROOT / "plays/ema_pullback.yml").read_text()  # the examples are kept canonical
 
 
+def test_parse_stage_rewrites_a_messy_play_in_canonical_form(tmp_path: Path):
+    messy = (ROOT / "plays/ema_cross.yml").read_text()
+    messy = messy.replace("when short and fast crosses_above slow:", "when   (short)  and fast  crosses_above slow :")
+    messy = messy.replace("market buy 50% equity", "market  buy   50%  equity", 1)
+    assert messy != (ROOT / "plays/ema_cross.yml").read_text()
+    play = tmp_path / "messy.yml"
+    play.write_text(messy)
+    assert compile_stage("parse", str(play)) == (ROOT / "plays/ema_cross.yml").read_text()
+
+
 def test_lower_stage_splits_each_condition_into_guard_series_and_state():
     out = compile_stage("lower")
     lines = out.splitlines()
@@ -37,6 +47,11 @@ def test_lower_stage_splits_each_condition_into_guard_series_and_state():
 
 
 def test_check_stage_is_the_default_ir_text():
-    assert compile_stage("check") == subprocess.run(
-        [sys.executable, "-m", "playdeck.tui.cli", "compile", "plays/ema_pullback.yml"],
-        capture_output=True, text=True, cwd=ROOT, timeout=60).stdout
+    from playdeck.compiler import compile_file
+    from playdeck.compiler.printer import ir_text
+
+    expected = ir_text(compile_file(ROOT / "plays/ema_pullback.yml").ir)
+    assert expected.startswith("playdeck IR v1\nplay ema_pullback")
+    assert compile_stage("check") == expected
+    assert subprocess.run([sys.executable, "-m", "playdeck.tui.cli", "compile", "plays/ema_pullback.yml"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=60).stdout == expected

@@ -141,6 +141,39 @@ def test_transient_failures_are_retried_and_then_succeed():
     assert result.accepted and flaky.calls == 3
 
 
+class BrokenBackend:
+    """A backend failing with an error that is not transient (a bug, a refused request)."""
+
+    def __init__(self):
+        self.calls = 0
+
+    async def submit_order(self, order):
+        self.calls += 1
+        raise ValueError("not a transient failure")
+
+
+def test_only_transient_failures_are_retried():
+    ex, _, _ = setup()
+    broken = BrokenBackend()
+    proc = IntentProcessor(broken, INST, attempts=4)
+    with pytest.raises(ValueError, match="not a transient failure"):
+        send(proc, ex, Intent(0, "market", side=Side.BUY, size_kind="qty", size_value=1))
+    assert broken.calls == 1
+
+
+def test_transient_failures_give_up_after_the_attempts(monkeypatch):
+    async def no_wait(seconds: float) -> None:
+        return None
+
+    monkeypatch.setattr(asyncio, "sleep", no_wait)  # tenacity's waits; the count is what matters
+    ex, backend, _ = setup()
+    flaky = FlakyBackend(backend, failures=10)
+    proc = IntentProcessor(flaky, INST, attempts=3)
+    with pytest.raises(TransientBackendError):
+        send(proc, ex, Intent(0, "market", side=Side.BUY, size_kind="qty", size_value=1))
+    assert flaky.calls == 3 and ex.open_orders() == []
+
+
 def test_non_finite_prices_are_rejected_not_sent():
     ex, _, proc = setup()
     send(proc, ex, Intent(0, "limit", side=Side.BUY, size_kind="qty", size_value=1, price=math.nan))

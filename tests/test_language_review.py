@@ -3,6 +3,7 @@ that a terminal would not show, expressions at and past the nesting limit (compi
 backtested end to end), and settings left empty."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -141,6 +142,8 @@ def test_the_deepest_allowed_expression_backtests(tmp_path: Path):
     r = run_cli("backtest", "deep.yml", "--out", str(tmp_path / "out"), cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "internal error" not in r.stderr
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["play"] and report["data"]["bars"] > report["ready_bar"] > 0  # it ran past the gate
 
 
 def test_a_long_condition_is_lowered_without_a_deep_chain():

@@ -44,7 +44,15 @@ class RecordingBucket(TokenBucket):
         return wait
 
 
-def test_the_processor_paces_orders_through_its_limiter():
+def test_the_processor_paces_orders_through_its_limiter(monkeypatch):
+    slept: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        await real_sleep(0)
+
+    monkeypatch.setattr(asyncio, "sleep", sleep)
     inst = Instrument("BTCUSDT", 0.1, 0.001, 0.001)
     ex = SimExchange(inst, maker_fee=0.0, taker_fee=0.0, slippage_bps=0, equity=1e6, leverage=10)
     backend = SimBackend(ex)
@@ -56,4 +64,5 @@ def test_the_processor_paces_orders_through_its_limiter():
     for _ in range(3):
         asyncio.run(proc.process(Intent(0, "limit", side=Side.BUY, size_kind="qty", size_value=1, price=90.0), st))
     assert bucket.waits[:2] == [0.0, 0.0] and bucket.waits[2] == pytest.approx(0.001)
+    assert slept == [pytest.approx(0.001)]  # only the third send waited, for what the bucket said
     assert len(ex.open_orders()) == 3
