@@ -17,7 +17,7 @@ import attrs
 import numpy as np
 
 from .bars import Bars, tf_minutes
-from .orders import Fill, Side
+from .orders import Fill
 
 if TYPE_CHECKING:
     from .intents import Rejection

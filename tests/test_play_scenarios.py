@@ -9,7 +9,6 @@ import asyncio
 import textwrap
 
 import numpy as np
-import pytest
 
 from playdeck.compiler import compile_text
 from playdeck.compiler.lower import lower
