@@ -13,7 +13,7 @@ import attrs
 
 from playdeck.dsl import syntax as s
 from playdeck.dsl.diagnostics import Diagnostic
-from playdeck.dsl.limits import MAX_DEPTH
+from playdeck.dsl.limits import DEPTH_HINT, MAX_DEPTH
 
 from . import ir
 from .builtins import (FUNCTIONS, INDICATORS, KEYWORDS, POSITION_FIELDS, RESERVED, SERIES, STATE_WORDS,
@@ -144,7 +144,8 @@ class Checker:
         depth = nesting(x, self.depths)
         if depth > MAX_DEPTH:
             raise self.fail("depth", f"this expression nests too deeply ({depth} levels, counting the features "
-                            f"it uses; at most {MAX_DEPTH})", src.span, DEPTH_HINT)
+                            f"it uses; at most {MAX_DEPTH})", src.span,
+                            DEPTH_HINT + "; a feature counts as deep as its own expression")
 
     def _expr(self, e: s.Expr, ctx: _Ctx) -> ir.Expr:
         m = getattr(self, "_x_" + type(e).__name__)
@@ -368,10 +369,6 @@ class Checker:
 
 _FIELDS_HINT = ("fields exist on macd (macd, signal, hist), bbands (upper, middle, lower) and features "
                 "defined as one of them, on position.* and on tags (T.pending, T.price, T.filled)")
-
-
-DEPTH_HINT = ("group a long chain with parentheses, e.g. '(a and b and c) and (d and e and f)': each group "
-              "nests on its own; a feature counts as deep as its own expression")
 
 
 def nesting(e: ir.Expr, features: dict[str, int]) -> int:

@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from typing import Iterator
 
 MAX_DEPTH = 200
+DEPTH_HINT = ("group a long chain with parentheses, e.g. '(a and b and c) and (d and e and f)': each group "
+              "nests on its own")
 # ~5 frames per level in the checker, plus the caller's stack; far below what overflows the C stack.
 _STACK = 40 * MAX_DEPTH
 

@@ -18,7 +18,7 @@ from lark.indenter import Indenter
 from . import syntax as s
 from .diagnostics import Diagnostic
 from .source import char_name
-from .limits import MAX_DEPTH, room_to_recurse
+from .limits import DEPTH_HINT, MAX_DEPTH, room_to_recurse
 from .spans import IDENTITY, LineMap, Span
 
 GRAMMAR = Path(__file__).with_name("play.lark")
@@ -129,9 +129,7 @@ def _run(text: str, start: str, where: LineMap):
         m = root.meta
         raise ParseFailure(Diagnostic(
             "depth", f"this expression nests too deeply ({depth} levels; at most {MAX_DEPTH})",
-            where.span(m.line, m.column, m.line, m.column + 1),
-            "group a long chain with parentheses, e.g. '(a and b and c) and (d and e and f)': each "
-            "group nests on its own"))
+            where.span(m.line, m.column, m.line, m.column + 1), DEPTH_HINT))
     return tree
 
 
@@ -259,9 +257,12 @@ def _found(tok: Token) -> str:
     return f"'{tok}'"
 
 
+_LEADING_POINT = "write a number with a digit before the point: 0.5, not .5"
+
+
 def _char_hint(ch: str, shown: str) -> str:
     if ch == ".":
-        return "write a number with a digit before the point: 0.5, not .5"
+        return _LEADING_POINT
     if ch.isspace():
         return f"{shown} looks like a space but is not one; retype it as an ordinary space"
     return (f"{shown} has no meaning here: names are letters, digits and '_', numbers are written like 1.5 "
@@ -360,7 +361,7 @@ def _hint(tok: Token, expected: set[str]) -> str:
         return ("options come after the size: 'at PRICE', 'limit PRICE' (stop-limit), 'expire N bars', "
                 "'post_only', 'ioc' or 'fok' (orders are GTC unless told), 'as TAG'")
     if str(tok) == "." and "NUMBER" in expected:
-        return "write a number with a digit before the point: 0.5, not .5"
+        return _LEADING_POINT
     if "all" in expected:
         return "write 'cancel TAG' (an order's 'as TAG') or 'cancel all'"
     if "PERCENT" in expected and "NUMBER" not in expected:

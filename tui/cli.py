@@ -72,6 +72,7 @@ def cmd_fmt(args: argparse.Namespace) -> int:
 def cmd_backtest(args: argparse.Namespace) -> int:
     from playdeck.runtime.backtest import format_report, run_backtest  # noqa: I001
 
+    check_timeframe("--data-tf", args.data_tf)
     report = run_backtest(args.play, data=args.data, data_tf=args.data_tf, gaps=args.gaps, start=args.start,
                           end=args.end, out=args.out, progress=_progress_bar() if sys.stderr.isatty() else None)
     if sys.stderr.isatty():
