@@ -416,18 +416,15 @@ def constant_value(e: ir.Expr) -> float | None:
     return {"+": a + b, "-": a - b, "*": a * b}[e.op]
 
 
-def warmup_of(e: ir.Expr, features: dict[str, ir.Feature], only_tf: str | None = None) -> int:
-    """Bars of the expression's own timeframe before it has a value.
-
-    With `only_tf`, features of other timeframes count as 0: their readiness is checked on their own
-    bars at run time (an hourly value appears only when its hour closes).
-    """
+def warmup_of(e: ir.Expr, features: dict[str, ir.Feature]) -> int:
+    """Bars of the expression's own timeframe before it has a value (the Play's readiness in exec
+    bars, across timeframes, is `readiness.readiness`)."""
     def w(x: ir.Expr) -> int:
         if isinstance(x, ir.Indicator):
             return max((w(a) for a in x.args), default=0) + INDICATORS[x.fn].warmup(*x.params)
         if isinstance(x, ir.FeatureRef):
             f = features.get(x.name)
-            if f is None or (only_tf is not None and f.tf != only_tf):
+            if f is None:
                 return 0
             return f.warmup
         if isinstance(x, ir.Offset):

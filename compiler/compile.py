@@ -19,6 +19,7 @@ from playdeck.dsl.source import PlaySource, YValue, parse_play_text, read_play
 from . import ir
 from .actions import check_blocks, collect_tags
 from .check import Checker, warmup_of
+from .readiness import readiness
 from .settings import check_settings
 
 # A feature is referenced by name in the blocks, so its key must lex as a NAME of the grammar.
@@ -99,7 +100,7 @@ def _compile(src: PlaySource) -> Compiled:
     exprs = [f.expr for f in feats] + conditions + action_values
     jobs = collect_jobs(exprs, c.features)
     exec_tf = settings["market"].exec_tf
-    warmup = max([warmup_of(x, c.features, only_tf=exec_tf) for x in conditions + action_values] + [0])
+    warmup = readiness(c.features, conditions + action_values, exec_tf)
     play = ir.PlayIR(settings["name"], settings["description"], settings["market"], settings["account"],
                      feats, jobs, checked, tuple(c.tags), warmup)
     return Compiled(play, src, tuple(features), blocks)

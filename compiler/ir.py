@@ -175,6 +175,20 @@ def walk(e: Expr):
         stack.extend(reversed(children(node)))
 
 
+def home_tf(e: Expr) -> str | None:
+    """The one timeframe every market-data part of `e` is on, or None when they mix timeframes
+    (or there are none). Features, indicator calls and OHLCV columns carry their own timeframe."""
+    found: set[str] = set()
+    stack = [e]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (FeatureRef, Indicator, Bar)):
+            found.add(node.tf)
+        else:
+            stack.extend(children(node))
+    return found.pop() if len(found) == 1 else None
+
+
 # ---- settings ---------------------------------------------------------------------------------
 
 @attrs.frozen(slots=True)
@@ -300,7 +314,7 @@ class PlayIR:
     jobs: tuple[Job, ...]
     blocks: tuple[Block, ...]
     tags: tuple[str, ...]
-    warmup: int  # exec bars before every exec-timeframe input of a condition has a value
+    warmup: int  # first exec bar where every feature and block input is known (data on tf boundaries)
     schema_version: int = SCHEMA_VERSION
 
     def timeframe_of(self, alias_or_tf: str) -> str:

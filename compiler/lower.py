@@ -11,6 +11,7 @@ import attrs
 
 from . import ir
 from .check import has_state
+from .readiness import readiness_text
 from .types import Type
 from playdeck.dsl.limits import room_to_recurse
 
@@ -115,7 +116,7 @@ def plan_text(plan: ExecutionPlan) -> str:
 
     ex = _Expr(plan.play.market.exec_tf)
     out = [f"plan {plan.play.name}", "timeframes " + " ".join(plan.timeframes),
-           f"jobs {len(plan.jobs)}", f"readiness {plan.warmup} exec bars"]
+           f"jobs {len(plan.jobs)}", f"readiness {readiness_text(plan.play)}"]
     for cases in plan.blocks:
         if cases:
             out.append(f"block {cases[0].block}")

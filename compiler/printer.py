@@ -14,6 +14,7 @@ import attrs
 from playdeck.dsl.fmt import number_text
 
 from . import ir
+from .readiness import readiness_text
 from playdeck.dsl.limits import room_to_recurse
 
 
@@ -132,7 +133,7 @@ def ir_text(play: ir.PlayIR) -> str:
         fields = f" fields={','.join(f.fields)}" if f.fields else ""
         out.append(f"  {f.name}: {f.expr.type} on {f.tf} warmup={f.warmup}{fields} = {ex(f.expr)}")
     out.append("tags " + (" ".join(play.tags) if play.tags else "-"))
-    out.append(f"readiness {play.warmup} exec bars (higher timeframes wait for their own closed bars)")
+    out.append(f"readiness {readiness_text(play)}")
     for b in play.blocks:
         out.append(f"block {b.name}")
         for c in b.cases:

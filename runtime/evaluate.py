@@ -14,6 +14,7 @@ import numpy as np
 
 from playdeck.compiler import ir
 from playdeck.compiler.check import has_state
+from playdeck.compiler.ir import home_tf
 
 from .feeds import FeedStore
 from .indicators import BUILTINS
@@ -151,22 +152,6 @@ class SeriesEvaluator:
             args = [self.on(a, tf) for a in e.args]
             return {"min": np.minimum, "max": np.maximum, "abs": np.abs}[e.fn](*args)
         raise TypeError(f"no series rule for {type(e).__name__} (it reads trading state)")
-
-
-def home_tf(e: ir.Expr) -> str | None:
-    """The one timeframe every market-data part of `e` is on, or None when they mix timeframes
-    (or there are none). Features, indicator calls and OHLCV columns carry their own timeframe."""
-    found: set[str] = set()
-
-    def walk(x: ir.Expr) -> None:
-        if isinstance(x, (ir.FeatureRef, ir.Indicator, ir.Bar)):
-            found.add(x.tf)
-            return
-        for child in ir.children(x):
-            walk(child)
-
-    walk(e)
-    return found.pop() if len(found) == 1 else None
 
 
 def _select(expr: ir.Expr, field: str) -> ir.Expr:

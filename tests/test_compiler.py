@@ -126,8 +126,17 @@ def test_readiness_counts_the_extra_bar_a_cross_needs_and_offsets():
 
 def test_readiness_waits_for_higher_timeframes_on_their_own_bars():
     play = compiled({"trend": "ema(close, 200) @ htf", "fast": "ema(close, 9)"}).ir
-    assert play.warmup == 8
+    # 4h bar 199 is the first with a value; it closes at the end of 15m bar 200 * 16 - 1
+    assert play.warmup == 3199
     assert play.features[0].warmup == 199 and play.features[0].tf == "4h"
+
+
+def test_readiness_counts_a_higher_timeframe_offset_in_its_own_bars_and_a_mixed_one_in_exec_bars():
+    features = {"trend": "ema(close, 10) @ htf"}
+    own = compiled(features, "block b:\n  when trend[2] > 0:\n    close\n").ir
+    mixed = compiled(features, "block b:\n  when (trend - close)[2] > 0:\n    close\n").ir
+    assert own.warmup == (9 + 2 + 1) * 16 - 1  # two closed 4h bars before the first value
+    assert mixed.warmup == (9 + 1) * 16 - 1 + 2  # two 15m bars after it is visible
 
 
 # ---- types ---------------------------------------------------------------------------------------

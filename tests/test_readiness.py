@@ -9,13 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import textwrap
+from pathlib import Path
 
+import attrs
 import numpy as np
+import pytest
 
-from playdeck.compiler import compile_text
+from playdeck.compiler import compile_file, compile_text
 from playdeck.compiler.lower import lower
-from playdeck.runtime.backtest import prepare
+from playdeck.compiler.settings import TIMEFRAMES
+from playdeck.runtime.backtest import exec_bars, prepare
+from playdeck.runtime.synthetic import generate
 from playdeck.runtime.bars import Bars
+
+PLAYS = Path(__file__).resolve().parent.parent / "plays"
 
 
 def play(blocks: str, features: str) -> str:
@@ -104,3 +111,20 @@ def test_an_offset_over_mixed_timeframes_counts_exec_bars():
     with np.errstate(invalid="ignore"):
         expected[1:] = (hc[:-1] - close[:-1]) < 0
     assert np.array_equal(mixed, expected)
+
+
+@pytest.mark.parametrize("path", sorted(PLAYS.glob("*.yml")), ids=lambda p: p.stem)
+def test_compile_readiness_is_the_run_gate_on_data_that_starts_on_every_boundary(path):
+    # `playdeck compile` prints readiness from warm-up lengths; the run finds its gate from the
+    # data. On data starting at midnight (a boundary of every timeframe) they must agree, except
+    # that data can only make the gate later (a pivot not yet found).
+    plan = lower(compile_file(path).ir)
+    data_only = attrs.evolve(plan, play=attrs.evolve(plan.play, warmup=0))
+    bars = generate(plan.play.warmup * _exec_minutes(plan) + 5_000, seed=3)
+    gate = prepare(data_only, exec_bars(bars, plan.play.market.exec_tf)).engine.ready_bar
+    uses_pivots = any(j.indicator.fn.startswith("pivot_") for j in plan.jobs)
+    assert gate >= plan.play.warmup if uses_pivots else gate == plan.play.warmup
+
+
+def _exec_minutes(plan) -> int:
+    return TIMEFRAMES[plan.play.market.exec_tf]
