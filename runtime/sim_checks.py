@@ -115,36 +115,27 @@ def margin_refusal(
 
     Both sides of the comparison are notionals: `buying_power` is equity x leverage (5.7 and 6:
     "total position notional <= equity x leverage"). "Could lead to" takes every pending non-reduce
-    order on one side as filled, this one included: for a long, the larger of position + pending
-    buys and pending sells - position (a flip); mirrored for a short; the larger side when flat.
-    Opposite-side orders are not netted against each other, since either side may fill alone.
-    `exclude` is the order being amended (its old values are replaced by `order`).
+    order on the order's side as filled, this one included: for a buy, the signed position notional
+    plus pending buys (a long, possibly after covering a short); for a sell, pending sells minus it.
+    Opposite-side orders are not netted, since either side may fill alone. An order that reduces
+    the position is therefore never refused, even when the position is over its margin after a loss
+    (as on a venue). `exclude` is the order being amended: an amend is refused only when it raises
+    the figure its old values gave.
     """
-    buys = sells = 0.0
+    buy = order.side is Side.BUY
+    same_side = 0.0
     for rec in book:
-        if rec.reduce_only or rec is exclude:
+        if rec.reduce_only or rec is exclude or (rec.order.side is Side.BUY) != buy:
             continue
-        notional = rec.order.qty * reference_price(rec.order, last_close)
-        if rec.order.side is Side.BUY:
-            buys += notional
-        else:
-            sells += notional
-    notional = order.qty * reference_price(order, last_close)
-    if order.side is Side.BUY:
-        buys += notional
-    else:
-        sells += notional
-    held = abs(position_qty) * last_close
-    if position_qty > 0.0:
-        needs = max(held + buys, sells - held)
-    elif position_qty < 0.0:
-        needs = max(held + sells, buys - held)
-    else:
-        needs = max(buys, sells)
+        same_side += rec.order.qty * reference_price(rec.order, last_close)
+    signed = position_qty * last_close if buy else -position_qty * last_close
+    needs = signed + same_side + order.qty * reference_price(order, last_close)
     # A hair of tolerance so an order sized to exactly equity x leverage is not refused by float noise.
-    if needs > buying_power * (1.0 + 1e-12):
-        return f"insufficient margin: needs {needs:.2f}, has {buying_power:.2f}"
-    return None
+    if needs <= buying_power * (1.0 + 1e-12):
+        return None
+    if exclude is not None and needs <= signed + same_side + exclude.order.qty * reference_price(exclude.order, last_close):
+        return None
+    return f"insufficient margin: needs {needs:.2f}, has {buying_power:.2f}"
 
 
 def reference_price(order: Order, last_close: float) -> float:

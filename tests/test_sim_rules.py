@@ -778,6 +778,45 @@ def test_rejections(bars: list, setup: dict, action: Action, reason: str) -> Non
     assert r.fills[-1].tag == "after"
 
 
+def test_an_order_that_reduces_a_position_over_its_margin_is_not_refused() -> None:
+    # long 290 at 100.1 (fee 14.5145); at close 95 equity is 10000 - 14.5145 - 1479 = 8506.4855, x3 =
+    # 25519.46 of buying power for 27550 of position: a sell that reduces or flattens it adds none
+    bars = [B, B, (95, 95, 95, 95), (95, 95, 95, 95), (95, 95, 95, 95)]
+    r = run(bars, {0: [market(BUY, 290)], 2: [market(SELL, 100)], 3: [market(SELL, 190)]})
+    assert all(res.accepted for res in r.results), [res.reject_reason for res in r.results]
+    assert [(f.bar, f.side.value, f.qty) for f in r.fills] == [(1, "buy", 290), (3, "sell", 100), (4, "sell", 190)]
+    assert r.ex.position_qty == 0.0
+
+
+@pytest.mark.parametrize(
+    ("action", "reason"),
+    [
+        pytest.param(market(BUY, 1), "insufficient margin: needs 27645.00, has 25519.46", id="adding to it"),
+        # a flip: 600 sold against 290 held leaves a 310 short, 29450 of notional
+        pytest.param(market(SELL, 600), "insufficient margin: needs 29450.00, has 25519.46", id="a flip past it"),
+    ],
+)
+def test_an_order_that_grows_a_position_over_its_margin_is_refused(action: Action, reason: str) -> None:
+    r = run([B, B, (95, 95, 95, 95)], {0: [market(BUY, 290)], 2: [action]})
+    assert r.results[-1].reject_reason == reason
+
+
+def test_an_amend_that_shrinks_an_order_over_the_margin_is_accepted_and_one_that_grows_it_is_not() -> None:
+    # long 100 at 100.1 and a buy of 220 resting at 90 (29800 of 30000 when sent); at close 95 the
+    # buying power is 3 x (10000 - 5.005 - 510) = 28454.99 and the book needs 9500 + 19800 = 29300
+    ex = exchange()
+    ex.process_bar(0, 0, *B)
+    ex.close_bar(0, *B[1:])
+    ex.submit(make_order(BUY, OrderType.MARKET, 100, 0), 0, 100.0)
+    resting = ex.submit(make_order(BUY, OrderType.LIMIT, 220, 0, price=90.0), 0, 100.0)
+    for i, bar in enumerate([B, (95, 95, 95, 95)], start=1):
+        ex.process_bar(i, i * MINUTE, *bar)
+        ex.close_bar(i, *bar[1:])
+    assert ex.amend(resting.order_id, 2, qty=215).accepted  # 28850: still over, but less than before
+    grown = ex.amend(resting.order_id, 2, qty=221)
+    assert grown.reject_reason == "insufficient margin: needs 29390.00, has 28454.99"
+
+
 # ---------------------------------------------------------------------------------------- fees and PnL
 @pytest.mark.parametrize(
     ("config", "bars", "actions", "fills", "realized", "totals"),
