@@ -22,7 +22,7 @@ from playdeck.compiler.lower import CasePlan, ExecutionPlan
 
 from .evaluate import SeriesEvaluator, compile_scalar
 from .feeds import FeedStore
-from .intents import ORDER_KINDS, Intent, IntentProcessor
+from .intents import ORDER_KINDS, Intent, IntentProcessor, sending_order
 from .orders import AttachedProtection, Fill, OrderEvent, Side, TimeInForce
 from .state_view import StateView
 
@@ -74,6 +74,7 @@ class Engine:
                   for bc in cases)
             for cases in self.blocks)
         self.ready_bar = self._ready_bar()
+        self.has_cancels = any(isinstance(a, ir.Cancel) for cases in plan.blocks for c in cases for a in c.actions)
 
     # ---- binding the plan to data ----------------------------------------------------------------
     def _bind(self, c: CasePlan) -> _BoundCase:
@@ -226,7 +227,9 @@ class Engine:
         return intents
 
     async def _send(self, intents: list[Intent], st: StateView) -> None:
-        # Orders go out after every block has looked at the same state (5.1).
+        # Orders go out after every block has looked at the same state (5.1), cancels first.
+        if self.has_cancels:
+            intents = sending_order(intents)
         processor = self.processor
         order_for, send, process = processor.order_for, processor.send, processor.process
         for it in intents:

@@ -66,6 +66,19 @@ _PROTECTION_KINDS = frozenset({"stop_loss", "take_profit", "trail"})
 ORDER_KINDS = frozenset({"market", "limit", "stop", "scale", "partial_close", "close"})
 
 
+def sending_order(intents: list[Intent]) -> list[Intent]:
+    """A bar's intents in the order they go out: every `cancel` first, then the rest in source order.
+
+    A cancel acts on the orders that were pending when the blocks looked at the bar (5.1: the
+    blocks are evaluated, then their orders are sent), never on one sent at the same close, so
+    `close` followed by `cancel all` closes the position and clears what else was working.
+    """
+    cancels = [it for it in intents if it.kind == "cancel"]
+    if not cancels or len(cancels) == len(intents):
+        return intents
+    return cancels + [it for it in intents if it.kind != "cancel"]
+
+
 class IntentProcessor:
     def __init__(self, backend: Any, instrument: Any, *, limiter: TokenBucket | None = None,
                  clock: Callable[[], float] = time.monotonic, attempts: int = 4, id_prefix: str = "pd"):

@@ -212,3 +212,32 @@ def test_position_r_is_the_r_multiple_of_the_current_qty():
               (110, 110.5, 109.5, 110), (110, 110.5, 109.5, 110)])
     assert [(bar, side, qty) for bar, side, qty, *_ in fills] == [(1, "buy", 2.0), (2, "sell", 1.0), (3, "sell", 1.0)]
     assert bt.exchange.position_qty == 0.0
+
+
+def test_close_then_cancel_all_closes_the_position_and_cancels_only_what_was_pending():
+    # a cancel acts on the orders pending when the blocks looked: the close sent at the same bar
+    # close goes out and fills; the stop_loss that was working is deactivated
+    bt, result, fills = run("""
+        block b:
+          when flat and close == 100:
+            market buy qty 1 as e
+              stop_loss fill - 10
+          when long and close == 105:
+            close
+            cancel all
+        """, [(100, 100, 100, 100), (100, 105, 100, 105), (105, 106, 104, 106), (106, 106, 106, 106)])
+    assert fills == [(1, "buy", 1.0, 100.0, 0.05, "taker"), (2, "sell", 1.0, 105.0, 0.0525, "taker")]
+    paths = {rec.order.role.value: str(rec.path) for rec in bt.exchange.orders.values()}
+    assert paths == {"entry": "New>Filled", "stop_loss": "Untriggered>PendingCancel>Deactivated",
+                     "close": "New>Filled"}
+    assert bt.exchange.position_qty == 0.0
+
+
+def test_cancel_tag_and_a_new_order_with_that_tag_in_one_bar_send_it_fresh_whatever_the_block_order():
+    entry = "block entry:\n  when flat and close >= 100:\n    limit buy qty 1 at close - 6 as dip\n"
+    clean = "block clean:\n  when close == 101:\n    cancel dip\n"
+    for blocks in (entry + clean, clean + entry):
+        # bar 0 sends dip at 94; at bar 1 the old one is cancelled and one at 95 sent, which fills
+        bt, _, fills = run(blocks, [(100, 100, 100, 100), (101, 101, 101, 101), (101, 101, 94, 96)])
+        assert fills == [(2, "buy", 1.0, 95.0, 0.019, "maker")], blocks
+        assert [str(rec.path) for rec in bt.exchange.orders.values()] == ["New>PendingCancel>Cancelled", "New>Filled"]
