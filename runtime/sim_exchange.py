@@ -426,19 +426,29 @@ class SimExchange:
             return
         self._bar = bar
         self._ts = ts
-        adverse_low: bool | None = None
-        if self._worst:
-            adverse_low = adverse_is_low(self.position_qty, live.values(), bar)
-        self._sweep(o, o)
+        self._sweep(o, o, replan=False)  # the open point: everything through it fills first
         if self._taker_first:
             self._end_taker_first(bar)
         prev = o
-        for point in intrabar_path(self._worst, adverse_low, o, h, l, c):
-            if not live:
-                break  # everything filled (or was cleared) at the open: the rest of the path is moot
-            if point != prev:
-                self._sweep(prev, point)
+        path = self._path(o, h, l, c)
+        k = 0
+        while k < len(path) and live:  # empty: the rest of the path is moot
+            point = path[k]
+            if point == prev:
+                k += 1
+                continue
+            at = self._sweep(prev, point, replan=self._worst)
+            if at is None:
                 prev = point
+                k += 1
+            else:
+                # worst_case: the position changed at `at`; the rest of the bar is planned again
+                # to hurt the new position (an entry's take-profit cannot beat its stop).
+                prev = at
+                path = self._path(at, h, l, c)
+                k = 0
+            if self._protection:
+                self._trail_follows_path(prev)
 
     def close_bar(self, bar: int, h: float, l: float, c: float) -> None:
         """At the close of `bar`, after process_bar: expiry, IOC/FOK end of life, trailing stops."""
@@ -464,20 +474,40 @@ class SimExchange:
             self._ratchet(trail, bar, h, l, c)
 
     # ------------------------------------------------------------------ matching
-    def _sweep(self, cur: float, end: float) -> None:
+    def _path(self, start: float, h: float, l: float, c: float) -> tuple[float, ...]:
+        """The rest of the bar from `start` (the open, or where a worst_case fill moved the position)."""
+        adverse_low = adverse_is_low(self.position_qty, self._live.values(), self._bar) if self._worst else None
+        return intrabar_path(self._worst, adverse_low, start, h, l, c)
+
+    def _sweep(self, cur: float, end: float, replan: bool) -> float | None:
         """Walk the path from `cur` to `end` (cur == end: the open point), filling as reached.
 
         The book is searched again after each fill, because a fill may place orders (attached
-        protection) or remove them (position closed).
+        protection) or remove them (position closed). With `replan`, the walk stops at the first
+        fill that changes the position and returns that price (else None: `end` was reached).
         """
         bar = self._bar
         live = self._live
         while live:
             found = next_reached(live.values(), bar, cur, end)
             if found is None:
-                return
+                return None
             rec, cur = found
+            before = self.position_qty
             self._reach(rec, cur)
+            if replan and self.position_qty != before:
+                return cur
+        return None
+
+    def _trail_follows_path(self, point: float) -> None:
+        # A trail set inside this bar (attached to an entry) has seen the path since it was set: the
+        # best of those prices is its high-water mark at the close (the ratchet itself waits for it).
+        rec = self._protection.get("trail")
+        if rec is not None and rec.trail_bar == self._bar:
+            if rec.order.side is Side.SELL:
+                rec.trail_extreme = max(rec.trail_extreme, point)
+            else:
+                rec.trail_extreme = min(rec.trail_extreme, point)
 
     def _reach(self, rec: SimOrder, at: float) -> None:
         """The path reached `rec` at price `at`: trigger it and/or fill it."""

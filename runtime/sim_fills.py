@@ -10,7 +10,9 @@ Intrabar order
   `worst_case`: open -> adverse -> favourable -> adverse -> close, adverse being the low when the
   position at the bar's start is long, or flat with pending buy entries only; the high when short,
   or flat with pending sell entries only; flat with both or neither it falls back to the ohlc_path
-  rule. The path is fixed at the bar's start even if the position flips inside the bar.
+  rule. Whenever a fill changes the position, the rest of the bar is planned again from that
+  price the same way for the new position (adverse, favourable, adverse, close): an entry filled
+  on the way up is stopped out before its take-profit. `ohlc_path` is one fixed path.
 - At the open point market orders fill first, then gapped stops, then gapped limits; along a
   segment orders fill in the order the path reaches their prices; at one price stops fill before
   limits, then earlier-sent before later-sent. Every fill is applied before the next order is
@@ -259,7 +261,8 @@ def ratchet_trail(
     """Update a trail's best price at the close of `bar`; the tighter trigger, or None if not tighter.
 
     Highs (lows, for a short) count from the bar after the trail was set; in the bar it was set in
-    (an attached trail, set mid-bar) only the close is known to come after the set point.
+    (an attached trail, set mid-bar) the exchange has kept `trail_extreme` up to date with the
+    path's prices after the set point, and the close is the last of them.
     """
     if rec.order.side is Side.SELL:  # protects a long
         rec.trail_extreme = max(rec.trail_extreme, h if bar > rec.trail_bar else c)

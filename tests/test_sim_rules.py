@@ -509,10 +509,42 @@ def test_stop_loss_and_take_profit_in_one_bar(
         pytest.param(
             {}, [B, (100, 106, 97, 100), (100, 104, 99, 103), (103, 103.5, 100, 100.5)],
             {0: [limit(BUY, 1, 98, attached=(AttachedProtection("trail", lambda f: 3),))]},
-            # trail starts at 98 - 3 = 95; at bar 1's close only the close (100) surely came after
-            # the fill, so 97 (not 106 - 3); bar 2 high 104 -> 101; hit in bar 3
-            [(1, "buy", 1, 98, 0.0196, "maker"), (3, "sell", 1, 100.899, 0.0504495, "taker")],
-            id="attached trail starts at fill - D and ratchets from that bar's close",
+            # trail starts at 98 - 3 = 95; worst_case walks 100 -> 98 (fill) and, for the new long,
+            # 97 -> 106 -> 97 -> 100: at bar 1's close the high since the fill is 106, so 103;
+            # bar 2 opens at 100, through it: a stop fill at the open less slippage
+            [(1, "buy", 1, 98, 0.0196, "maker"), (2, "sell", 1, 99.9, 0.04995, "taker")],
+            id="attached trail starts at fill - D and ratchets with the path after the fill",
+        ),
+        pytest.param(
+            {}, [B, (101, 102, 100.5, 101.5), (101, 101.2, 98.8, 100)],
+            {0: [market(BUY, 1, attached=(AttachedProtection("trail", lambda f: 3),))]},
+            # filled at the open (101.101): all of bar 1 came after it, so its high counts: 102 - 3 = 99
+            [(1, "buy", 1, 101.101, 0.0505505, "taker"), (2, "sell", 1, 98.901, 0.0494505, "taker")],
+            id="attached trail of a market entry counts the entry bar's high",
+        ),
+        pytest.param(
+            {"intrabar": "ohlc_path"}, [B, (100, 103, 95.5, 99.5), (99.5, 99.5, 96.4, 97)],
+            {0: [limit(BUY, 1, 98, attached=(AttachedProtection("trail", lambda f: 3),))]},
+            # ohlc_path: 100 -> 103 -> 95.5 -> 99.5, the fill at 98 on the way down: the high came
+            # before it, so the trail ratchets to 99.5 - 3 = 96.5 (not 100); bar 2 reaches it
+            [(1, "buy", 1, 98, 0.0196, "maker"), (2, "sell", 1, 96.4035, 0.04820175, "taker")],
+            id="attached trail: a high before the fill does not count",
+        ),
+        pytest.param(
+            {}, [B, (100, 104.5, 97, 100)],
+            {0: [stop(BUY, 1, 103, attached=(sl(lambda f: f - 5), tp(lambda f: f + 1)))]},
+            # the stop entry fills on the way up at 103.103; worst_case plans the rest of the bar for
+            # the new long: down to 97 first, so its stop (98.1) fills before its take-profit (104.1)
+            [(1, "buy", 1, 103.103, 0.0515515, "taker"), (1, "sell", 1, 98.0019, 0.04900095, "taker")],
+            id="worst_case: an entry's stop before its take-profit in the entry's bar",
+        ),
+        pytest.param(
+            {"intrabar": "ohlc_path"}, [B, (100, 104.5, 97, 100)],
+            {0: [stop(BUY, 1, 103, attached=(sl(lambda f: f - 5), tp(lambda f: f + 1)))]},
+            # ohlc_path keeps its one path, low first (3 down is nearer than 4.5 up): 100 -> 97 ->
+            # 104.5 -> 100, so the entry at 103.103 and then its take-profit at 104.1
+            [(1, "buy", 1, 103.103, 0.0515515, "taker"), (1, "sell", 1, 104.1, 0.02082, "maker")],
+            id="ohlc_path: the entry's take-profit on the way up",
         ),
     ],
 )
