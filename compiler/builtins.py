@@ -17,8 +17,16 @@ class IndicatorSig:
     params: tuple[str, ...]  # kinds of the parameters that follow: "int" (a length) or "float"
     implicit: tuple[str, ...] = ()  # OHLCV columns taken without being written
     fields: tuple[str, ...] = ()  # outputs of a multi-output indicator
-    warmup: Callable[..., int] = attrs.field(default=lambda *p: 0, eq=False)
+    warmup: Callable[..., int] = attrs.field(default=lambda *p: 0, eq=False)  # every output has a value
     doc: str = ""
+    # (params..., field) -> the first value of one output, when outputs start at different bars
+    field_warmup: Callable[..., int] | None = attrs.field(default=None, eq=False)
+
+    def first_value(self, params: tuple, field: str | None = None) -> int:
+        """Index of the first value of `field` (of every output when None)."""
+        if field is not None and self.field_warmup is not None:
+            return self.field_warmup(*params, field)
+        return self.warmup(*params)
 
     @property
     def arity(self) -> int:
@@ -45,7 +53,8 @@ INDICATORS: dict[str, IndicatorSig] = {s.name: s for s in (
     IndicatorSig("lowest", 1, ("int",), warmup=_n1, doc="lowest value over n bars"),
     IndicatorSig("roc", 1, ("int",), warmup=lambda n: int(n), doc="rate of change in percent over n bars"),
     IndicatorSig("macd", 1, ("int", "int", "int"), fields=("macd", "signal", "hist"),
-                 warmup=lambda f, s, g: int(max(f, s)) - 1 + int(g) - 1, doc="MACD line, signal line, histogram"),
+                 warmup=lambda f, s, g: int(max(f, s)) - 1 + int(g) - 1, doc="MACD line, signal line, histogram",
+                 field_warmup=lambda f, s, g, field: int(max(f, s)) - 1 + (0 if field == "macd" else int(g) - 1)),
     IndicatorSig("bbands", 1, ("int", "float"), fields=("upper", "middle", "lower"), warmup=_n1,
                  doc="Bollinger bands: SMA +/- k population stdev"),
     IndicatorSig("vwap", 0, ("int",), implicit=("high", "low", "close", "volume"), warmup=_n1,

@@ -18,6 +18,7 @@ from playdeck.dsl.limits import DEPTH_HINT, MAX_DEPTH
 from . import ir
 from .builtins import (FUNCTIONS, INDICATORS, KEYWORDS, POSITION_FIELDS, RESERVED, SERIES, STATE_WORDS,
                        TAG_FIELDS)
+from .readiness import warmup_of
 from .settings import TIMEFRAMES
 from .types import Type, combine
 
@@ -114,7 +115,7 @@ class Checker:
         fields: tuple[str, ...] = ()
         if isinstance(expr, ir.Indicator) and expr.field is None:
             fields = INDICATORS[expr.fn].fields
-        f = ir.Feature(name, expr, tf, fields, warmup_of(expr, self.features), d.span)
+        f = ir.Feature(name, expr, tf, fields, warmup_of(expr, self.features, tf), d.span)
         self.features[name] = f
         return f
 
@@ -163,10 +164,14 @@ class Checker:
             return ir.Bar(n, ctx.tf, span=e.span)
         if n in self.feature_defs:
             f = self.feature(n)
-            if ctx.in_feature and f.tf != ctx.tf:
+            # A feature on the exec timeframe reads a higher-timeframe one as a condition does
+            # (forward-filled from the close of each of its bars); one on another timeframe reads
+            # only its own timeframe's features.
+            if ctx.in_feature and f.tf != ctx.tf and ctx.tf != self.market.exec_tf:
                 raise self.fail("timeframe", f"feature '{n}' is computed on {f.tf} and cannot be used inside a "
                                 f"feature on {ctx.tf}", e.span,
-                                f"write its definition inside this feature, or define it on {ctx.tf}")
+                                f"a feature on {ctx.tf} reads features on {ctx.tf} only; use '{n}' in a feature "
+                                f"on {self.market.exec_tf} (the exec timeframe) or in a condition")
             return ir.FeatureRef(n, None, f.tf, f.expr.type, span=e.span)
         if n in STATE_WORDS or n == "position":
             self._no_state_in_feature(n, e.span, ctx)
@@ -414,22 +419,3 @@ def constant_value(e: ir.Expr) -> float | None:
     if e.op == "/":
         return a / b if b != 0 else math.nan
     return {"+": a + b, "-": a - b, "*": a * b}[e.op]
-
-
-def warmup_of(e: ir.Expr, features: dict[str, ir.Feature]) -> int:
-    """Bars of the expression's own timeframe before it has a value (the Play's readiness in exec
-    bars, across timeframes, is `readiness.readiness`)."""
-    def w(x: ir.Expr) -> int:
-        if isinstance(x, ir.Indicator):
-            return max((w(a) for a in x.args), default=0) + INDICATORS[x.fn].warmup(*x.params)
-        if isinstance(x, ir.FeatureRef):
-            f = features.get(x.name)
-            if f is None:
-                return 0
-            return f.warmup
-        if isinstance(x, ir.Offset):
-            return w(x.operand) + x.bars
-        if isinstance(x, ir.Cross):
-            return max(w(x.left), w(x.right)) + 1
-        return max((w(c) for c in ir.children(x)), default=0)
-    return w(e)

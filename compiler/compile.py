@@ -18,8 +18,8 @@ from playdeck.dsl.source import PlaySource, YValue, parse_play_text, read_play
 
 from . import ir
 from .actions import check_blocks, collect_tags
-from .check import Checker, warmup_of
-from .readiness import readiness
+from .check import Checker
+from .readiness import readiness, warmup_of
 from .settings import check_settings
 
 # A feature is referenced by name in the blocks, so its key must lex as a NAME of the grammar.
@@ -162,7 +162,7 @@ def collect_jobs(exprs, features: dict[str, ir.Feature]) -> tuple[ir.Job, ...]:
         if isinstance(x, ir.Indicator):
             job = x.job()
             if job not in seen:
-                seen[job] = ir.Job(job, warmup_of(job, features))
+                seen[job] = ir.Job(job, warmup_of(job, features, job.tf))
 
     for x in exprs:
         visit(x)

@@ -9,6 +9,8 @@ dropped; a pivot may not be found for a while); the backtest report prints the g
 """
 from __future__ import annotations
 
+import attrs
+
 from . import ir
 from .builtins import INDICATORS
 from .settings import TIMEFRAMES
@@ -17,15 +19,20 @@ from .settings import TIMEFRAMES
 def readiness(play_features: dict[str, ir.Feature], exprs: list[ir.Expr], exec_tf: str) -> int:
     """The first exec bar at which every feature and every expression in `exprs` (conditions and
     action values, on the exec timeframe) is known."""
-    ready = _Ready(play_features, exec_tf)
+    ready = _Ready(play_features)
     refs = [ir.FeatureRef(f.name, None, f.tf, f.expr.type) for f in play_features.values()]
     return max([ready.on(e, exec_tf) for e in refs + exprs] + [0])
 
 
+def warmup_of(e: ir.Expr, features: dict[str, ir.Feature], tf: str) -> int:
+    """Bars of `tf` before `e` has a value (a feature's or an indicator job's warm-up); a
+    higher-timeframe feature read on exec bars counts from the close of its first warm bar."""
+    return _Ready(features).on(e, tf)
+
+
 class _Ready:
-    def __init__(self, features: dict[str, ir.Feature], exec_tf: str):
+    def __init__(self, features: dict[str, ir.Feature]):
         self.features = features
-        self.exec_tf = exec_tf
         self._memo: dict[tuple[ir.Expr, str], int] = {}
 
     def on(self, e: ir.Expr, tf: str) -> int:
@@ -40,11 +47,12 @@ class _Ready:
         if isinstance(e, ir.Bar):
             return _visible(0, e.tf, tf)
         if isinstance(e, ir.Indicator):
-            own = max((self.on(a, e.tf) for a in e.args), default=0) + INDICATORS[e.fn].warmup(*e.params)
+            own = max((self.on(a, e.tf) for a in e.args), default=0) + INDICATORS[e.fn].first_value(e.params, e.field)
             return _visible(own, e.tf, tf)
         if isinstance(e, ir.FeatureRef):
             f = self.features[e.name]
-            return _visible(self.on(f.expr, f.tf), f.tf, tf)
+            expr = f.expr if e.field is None else attrs.evolve(f.expr, field=e.field)
+            return _visible(self.on(expr, f.tf), f.tf, tf)
         if isinstance(e, ir.Offset):
             # `trend[1]` of a 4h feature is one closed 4h bar ago; an offset over mixed timeframes
             # counts bars of the timeframe it is evaluated on (as the evaluator does).

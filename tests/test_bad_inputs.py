@@ -241,9 +241,9 @@ CASES = [
         play: bad
         market: {symbol: BTCUSDT, exec: 15m, timeframes: {htf: 4h}}
         features:
-          trend: ema(close, 50) @ htf
-          smooth: sma(trend, 3)
-        """), "timeframe", "5:15", "trend"),
+          fast: ema(close, 9)
+          smooth: sma(fast, 3) @ htf
+        """), "timeframe", "5:15", "fast"),
     Case("feature_cycle", settings("""
         play: bad
         market: {symbol: BTCUSDT, exec: 15m}

@@ -34,3 +34,13 @@ def test_signature_and_warmup_agree(name: str):
         assert first >= sig.warmup(*params)  # a pivot needs one to exist; the warm-up is the earliest
     else:
         assert first == sig.warmup(*params)
+
+
+@pytest.mark.parametrize("name", sorted(n for n in PARAMS if INDICATORS[n].fields))
+def test_each_output_of_a_multi_output_builtin_starts_where_the_compiler_says(name: str):
+    # `macd(...).macd` trades from the line's first value, not from the signal line's
+    sig, spec = INDICATORS[name], BUILTINS[name]
+    params = PARAMS[name]
+    out = spec.fn(generate(2_000, seed=4).close, *params)
+    for field in sig.fields:
+        assert int(np.flatnonzero(~np.isnan(out[field]))[0]) == sig.first_value(params, field), field

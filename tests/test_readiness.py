@@ -128,3 +128,24 @@ def test_compile_readiness_is_the_run_gate_on_data_that_starts_on_every_boundary
 
 def _exec_minutes(plan) -> int:
     return TIMEFRAMES[plan.play.market.exec_tf]
+
+
+def test_an_exec_feature_reads_a_higher_timeframe_feature_as_a_condition_does():
+    text = play("""
+        block b:
+          when flat and above and slope > 0:
+            market buy qty 1
+          when flat and close > hc and hc - hc[1] > 0:
+            market sell qty 1
+        """, """
+        hc: sma(close, 2) @ h
+        above: close > hc
+        slope: hc - hc[1]
+        """)
+    compiled = compile_text(text).ir
+    assert {f.name: f.warmup for f in compiled.features} == {"hc": 1, "above": 119, "slope": 179}
+    bt = prepare(lower(compiled), rising(400))
+    as_features, as_condition = (bt.engine.series.exec(c.series) for c in bt.plan.blocks[0])
+    assert np.array_equal(as_features, as_condition)
+    # hc's first value is hour 1's, seen from the close of exec bar 119; its slope needs hour 2 too
+    assert int(np.flatnonzero(as_features)[0]) == 179 == bt.engine.ready_bar == compiled.warmup
