@@ -153,10 +153,18 @@ class Checker:
         return m(e, ctx)
 
     def _x_Num(self, e: s.Num, ctx: _Ctx) -> ir.Expr:
+        self._finite(e)
         return ir.Const(e.value, span=e.span)
 
     def _x_Pct(self, e: s.Pct, ctx: _Ctx) -> ir.Expr:
+        self._finite(e)
         return ir.Const(e.value / 100.0, span=e.span)
+
+    def _finite(self, e: s.Num | s.Pct) -> None:
+        # 1e400 reads as infinity: a number no price, size or length can be
+        if not math.isfinite(e.value):
+            raise self.fail("value", f"{e.text or e.value} is too large to be a number here", e.span,
+                            "numbers must be finite (at most about 1.8e308)")
 
     def _x_Name(self, e: s.Name, ctx: _Ctx) -> ir.Expr:
         n = e.id
@@ -282,6 +290,7 @@ class Checker:
             if value is None:
                 raise self.fail("type", f"{e.fn} needs a number written out here", a.span,
                                 f"parameters are fixed when the Play compiles; write {sig.usage()}")
+            self._finite(a if isinstance(a, s.Num) else a.operand)
             if kind == "int" and (not float(value).is_integer() or value < 1):
                 raise self.fail("value", f"the length of {e.fn} must be a whole number of at least 1, "
                                 f"not {value:g}", a.span, f"lengths count bars; write {sig.usage()}")

@@ -100,7 +100,11 @@ class SettingsCheck:
 
     def timeframe(self, e: YEntry, name: str) -> str | None:
         v = e.value.value
-        if not isinstance(v, str) or v not in TIMEFRAMES:
+        if not isinstance(v, str):
+            self.error("type", f"'{name}' must be a timeframe, not {_kind(v)}", e.value.span,
+                       "timeframes are " + " ".join(TIMEFRAMES))
+            return None
+        if v not in TIMEFRAMES:
             self.error("timeframe", f"'{name}' is {v!r}, not a timeframe", e.value.span,
                        "timeframes are " + " ".join(TIMEFRAMES))
             return None
@@ -146,7 +150,12 @@ def check_settings(src: PlaySource) -> tuple[dict[str, Any], list[Diagnostic]]:
         if name is None:
             c.error("value", "'play' needs a name", root["play"].key_span,
                     "e.g. play: ema_pullback (lower case letters, digits and '_', starting with a letter)")
-        elif not isinstance(name, str) or not IDENT.fullmatch(name):
+        elif isinstance(name, bool) and IDENT.fullmatch(root["play"].value.raw or ""):
+            out["name"] = root["play"].value.raw  # `play: on` names the Play 'on' (YAML 1.1 reads a bool)
+        elif not isinstance(name, str):
+            c.error("type", f"'play' must be a name, not {_kind(name)}", root["play"].value.span,
+                    "e.g. play: ema_pullback (lower case letters, digits and '_', starting with a letter)")
+        elif not IDENT.fullmatch(name):
             c.error("value", f"'play' is {name!r}; a Play's name is lower case letters, digits and '_', "
                     "starting with a letter", root["play"].value.span, "e.g. play: ema_pullback")
         else:

@@ -56,13 +56,26 @@ def read_play(path: str | Path) -> PlaySource:
     """Read and YAML-parse a Play file. Raises PlayError (with position) on unreadable input."""
     p = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        data = Path(path).read_bytes()
     except FileNotFoundError:
         raise PlayError(p, "", [Diagnostic("file", "no such file", None, "check the path")]) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise PlayError(p, "", [Diagnostic("file", f"cannot read the file: {e}", None,
-                                           "a Play is a UTF-8 text file")]) from None
+    except OSError as e:
+        raise PlayError(p, "", [Diagnostic("file", f"cannot read the file: {e.strerror or e}", None,
+                                           "check the path and its permissions")]) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise PlayError(p, data.decode("utf-8", errors="replace"), [_not_utf8(data, e)]) from None
     return parse_play_text(text, p)
+
+
+def _not_utf8(data: bytes, e: UnicodeDecodeError) -> Diagnostic:
+    """Where the first byte that is not UTF-8 is, as line:col of the text shown with U+FFFD."""
+    line_start = data.rfind(b"\n", 0, e.start) + 1
+    line = data.count(b"\n", 0, e.start) + 1
+    col = len(data[line_start:e.start].decode("utf-8", errors="replace")) + 1
+    return Diagnostic("file", f"byte 0x{data[e.start]:02x} is not UTF-8 text", Span(line, col, line, col + 1),
+                      "a Play is a UTF-8 text file: save it as UTF-8")
 
 
 # libyaml composes the same nodes and marks ~20x faster than pure-Python PyYAML (plain scalars
@@ -121,8 +134,8 @@ def parse_play_text(text: str, path: str = "<play>") -> PlaySource:
     except yaml.MarkedYAMLError as e:
         raise PlayError(path, text, [_yaml_problem(e, text)]) from None
     if node is None:
-        raise PlayError(path, text, [Diagnostic("yaml", "the file is empty; a Play needs 'play', 'market' and 'blocks'", None,
-                                                "start from an example such as plays/ema_cross.yml")])
+        raise PlayError(path, text, [Diagnostic("yaml", "the file is empty; a Play needs 'play', 'market' and 'blocks'",
+                                                Span(1, 1, 1, 1), "start from an example such as plays/ema_cross.yml")])
     lines = text.splitlines()
     try:
         root = _convert(node, lines, SafeConstructor())

@@ -156,7 +156,29 @@ CASES = [
             when flat:
               close
         """), "type", "3:9", ">"),
-    Case("empty_file", "# nothing here\n", "yaml", "-", ""),
+    Case("empty_file", "# nothing here\n", "yaml", "1:1", "# nothing"),
+    Case("play_name_is_a_list", settings("""
+        play: [a]
+        market: {symbol: BTCUSDT, exec: 15m}
+        """), "type", "1:7", "[a]"),
+    Case("exec_is_a_list", settings("""
+        play: bad
+        market: {symbol: BTCUSDT, exec: [15m]}
+        """), "type", "2:33", "[15m]"),
+    Case("timeframe_alias_is_a_mapping", settings("""
+        play: bad
+        market: {symbol: BTCUSDT, exec: 15m, timeframes: {htf: {tf: 4h}}}
+        """), "type", "2:56", "{tf: 4h}"),
+    Case("number_too_large_for_a_float", blocks("""
+        block main:
+          when close > 1e400:
+            close
+        """), "value", "12:18", "1e400"),
+    Case("indicator_parameter_too_large", blocks("""
+        block main:
+          when close > bbands(close, 20, 1e999).upper:
+            close
+        """), "value", "12:36", "1e999"),
     # ---- settings ----------------------------------------------------------------------------
     Case("unknown_key_in_account", settings("""
         play: bad
@@ -629,18 +651,15 @@ def test_bad_input_is_reported_at_its_place(case: Case, snapshot):
     err = first_error(case.text)
     d = err.diagnostics[0]
     assert d.code == case.code
-    if case.where == "-":
-        assert d.span is None
-    else:
-        assert f"{d.span.line}:{d.span.col}" == case.where
-        line = case.text.splitlines()[d.span.line - 1]
-        assert line[d.span.col - 1:].startswith(case.at), (line, case.at)
-        if case.at == "":
-            assert d.span.col == len(line) + 1  # just past the end of the line
+    assert f"{d.span.line}:{d.span.col}" == case.where
+    line = case.text.splitlines()[d.span.line - 1]
+    assert line[d.span.col - 1:].startswith(case.at), (line, case.at)
+    if case.at == "":
+        assert d.span.col == len(line) + 1  # just past the end of the line
     assert err.render() == snapshot
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c.where != "-"], ids=lambda c: c.id)
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_rendering_has_location_source_line_and_caret(case: Case):
     err = first_error(case.text)
     d = err.diagnostics[0]
@@ -776,3 +795,18 @@ def test_cli_fmt_write_rewrites_once_then_reports_canonical(tmp_path: Path):
     r = playdeck("fmt", "--write", "good.yml", cwd=tmp_path)
     assert (r.returncode, r.stdout) == (0, "good.yml: already canonical\n")
     assert path.read_text() == formatted
+
+
+def test_a_file_that_is_not_utf8_is_reported_at_the_byte(tmp_path: Path):
+    path = tmp_path / "bad.yml"
+    path.write_bytes(b"play: bad\ndescription: caf\xe9 au lait\nmarket: {symbol: BTCUSDT, exec: 15m}\n" + BLOCKS_OK.encode())
+    with pytest.raises(PlayError) as info:
+        compile_file(path)
+    d = info.value.diagnostics[0]
+    assert (d.code, str(d.span), d.message) == ("file", "2:17", "byte 0xe9 is not UTF-8 text")
+    assert info.value.render().splitlines()[1] == " 2 | description: caf\ufffd au lait"
+
+
+def test_a_play_named_like_a_yaml_boolean_keeps_its_name():
+    # YAML 1.1 reads `off` as false; the spec's identifier rule says it is a name
+    assert compile_text(settings("play: off\nmarket: {symbol: BTCUSDT, exec: 15m}\n")).ir.name == "off"
