@@ -50,7 +50,7 @@ def playdeck_run(bars, as_written: bool = False) -> tuple[float, dict, int]:
     bars = exec_bars(bars, plan.play.market.exec_tf)  # 1m data -> the Play's exec bars (as written)
     bt = prepare(plan, bars)
     result = run_engine(bt)
-    report = build_report(bt, bars, result, 0.0)
+    report = build_report(bt, bars, result)
     return time.perf_counter() - t0, report, len(result.fills)
 
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -51,7 +50,10 @@ def parse_when(text: str | None) -> int | None:
         raise BacktestError(f"cannot read {text!r} as a date; write e.g. 2025-03-01 or 2025-03-01T12:00") from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
-    return int(dt.timestamp() * 1000)
+    ms = int(dt.timestamp() * 1000)
+    if not 0 <= ms < 4_102_444_800_000:
+        raise BacktestError(f"{text!r} is outside 1970-2099 (UTC)")
+    return ms
 
 
 def load_bars(symbol: str, data: str | None, data_tf: str | None, cache_dir: str | None = None,
@@ -215,16 +217,14 @@ def run_backtest(play_path: str, *, data: str | None = None, data_tf: str | None
             f"{'chosen range ends' if last < len(bars) else 'data ends'} at bar {last - 1} "
             f"({len(bars)} {plan.play.market.exec_tf} bars in the data)")
     out_dir = claim_out_dir(out, plan.play.name, datetime.now(timezone.utc)) if write else None
-    t0 = time.perf_counter()
     span = last - first
     result = run_engine(bt, first, last, None if progress is None else (lambda i: progress(i - first, span)))
-    elapsed = time.perf_counter() - t0
     if progress is not None:
         progress(span, span)  # the engine reports every 65536 bars, so its last report falls short of the end
     with gc_paused():
         eq, qty = equity_curve(bars, result.snapshots, plan.play.account.equity, result.start, result.end)
         trades = round_trips(result.fills)
-        report = build_report(bt, bars, result, elapsed, eq, qty, trades)
+        report = build_report(bt, bars, result, eq, qty, trades)
     if out_dir is not None:
         report["out"] = str(out_dir)
         write_artifacts(out_dir, bars, result.start, result.fills, bt.exchange.orders, trades, eq, report,
@@ -232,9 +232,10 @@ def run_backtest(play_path: str, *, data: str | None = None, data_tf: str | None
     return report
 
 
-def build_report(bt: Backtest, bars: Bars, result: RunResult, elapsed: float, eq: np.ndarray | None = None,
+def build_report(bt: Backtest, bars: Bars, result: RunResult, eq: np.ndarray | None = None,
                  qty: np.ndarray | None = None, trades: list | None = None) -> dict[str, Any]:
-    """The report of a run; the equity curve and trades are derived here unless the caller has them."""
+    """The report of a run; the equity curve and trades are derived here unless the caller has them.
+    It holds no wall-clock time, so the same run writes the same report.json."""
     play = bt.plan.play
     initial = play.account.equity
     with gc_paused():
@@ -258,7 +259,6 @@ def build_report(bt: Backtest, bars: Bars, result: RunResult, elapsed: float, eq
         "orders_by_status": status_counts(bt.exchange.orders),
         "rejected_by_reason": rejected,
         "evaluated_bars": result.evaluated_bars,
-        "seconds": round(elapsed, 3),
         "not_modelled": ["funding", "liquidation"],
     }
 

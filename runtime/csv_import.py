@@ -50,6 +50,8 @@ FIELDS: tuple[str, ...] = ("timestamp", "open", "high", "low", "close", "volume"
 GAP_POLICIES: tuple[str, ...] = ("error", "fill")
 _MAX_REPORTED = 20
 _MIN_EPOCH_MS = 10**11  # 1973-03-03: anything smaller is almost surely seconds, not ms
+_MAX_EPOCH_MS = 4_102_444_800_000  # 2100-01-01: anything later is a typo or microseconds
+_MAX_FILLED = 1_000_000  # --gaps fill inserts at most this many bars (or 10x the file's rows)
 _MIN_EPOCH_S = 10**8  # 1973-03-03 again, in seconds: smaller integers are not seconds either (row counters?)
 
 # Header names (lower-cased, spaces/underscores kept) for each field, generic and Bybit spellings.
@@ -116,9 +118,15 @@ def parse_timestamp(text: str) -> int:
         if dt.tzinfo is None:
             dt = dt.replace(tzinfo=timezone.utc)
         delta = dt - datetime(1970, 1, 1, tzinfo=timezone.utc)
-        return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+        value = (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+        if not 0 <= value < _MAX_EPOCH_MS:
+            raise ValueError(f"timestamp {text.strip()!r} is outside 1970-2099")
+        return value
     if value < _MIN_EPOCH_MS:
         raise ValueError(f"timestamp {text!r} is too small for epoch milliseconds (seconds?)")
+    if value >= _MAX_EPOCH_MS:
+        unit = " (microseconds?)" if _micros_sized(str(value)) else ""
+        raise ValueError(f"timestamp {text.strip()!r} is after 2099 in epoch milliseconds{unit}")
     return value
 
 
@@ -279,19 +287,31 @@ def _sequence_problems(ts: np.ndarray, rows: np.ndarray, step: int, tf: str, gap
         problems.append(DataProblem(int(rows[i]), f"timestamp {format_ts(int(ts[i]))} is not on the {tf} grid"))
     for i in np.flatnonzero(forward < 0).tolist():
         problems.append(DataProblem(int(rows[i + 1]), _order_message(ts, rows, i, direction)))
-    # Gaps are only meaningful between rows in order; in a shuffled file they would be noise.
-    if gaps == "error" and not (forward < 0).any():
-        on_grid_pair = ~off_grid[:-1] & ~off_grid[1:]
-        for i in np.flatnonzero((forward > step) & on_grid_pair).tolist():
-            lo, hi = sorted((int(rows[i]), int(rows[i + 1])))
-            if bisect.bisect_right(bad_rows, lo) < bisect.bisect_left(bad_rows, hi):
-                continue
-            missing = int(forward[i]) // step - 1
-            plural = "s" if missing != 1 else ""
-            named, other = f"{format_ts(int(ts[i]))} (row {int(rows[i])})", format_ts(int(ts[i + 1]))
-            earlier, later = (named, other) if direction > 0 else (other, named)
-            problems.append(DataProblem(int(rows[i + 1]), f"gap: {missing} missing {tf} bar{plural} between "
-                                        f"{earlier} and {later}"))
+    if gaps == "error":
+        problems += _gap_problems(ts[~off_grid], rows[~off_grid], step, tf, bad_rows)
+    return problems
+
+
+def _gap_problems(ts: np.ndarray, rows: np.ndarray, step: int, tf: str, bad_rows: list[int]) -> list[DataProblem]:
+    """Every gap between consecutive bars in time (so rows out of order elsewhere hide none),
+    reported on the row of the pair that comes later in the file, naming the other one. A hole a
+    rejected row leaves between them is that row's problem, not a gap."""
+    problems: list[DataProblem] = []
+    order = np.argsort(ts, kind="stable")
+    s_ts, s_rows = ts[order], rows[order]
+    for i in np.flatnonzero(np.diff(s_ts) > step).tolist():
+        a, b = int(s_rows[i]), int(s_rows[i + 1])  # the earlier and the later bar in time
+        lo, hi = min(a, b), max(a, b)
+        if bisect.bisect_right(bad_rows, lo) < bisect.bisect_left(bad_rows, hi):
+            continue
+        missing = int(s_ts[i + 1] - s_ts[i]) // step - 1
+        plural = "s" if missing != 1 else ""
+        earlier, later = format_ts(int(s_ts[i])), format_ts(int(s_ts[i + 1]))
+        if a < b:
+            earlier += f" (row {a})"
+        else:
+            later += f" (row {b})"
+        problems.append(DataProblem(hi, f"gap: {missing} missing {tf} bar{plural} between {earlier} and {later}"))
     return problems
 
 
@@ -349,7 +369,7 @@ def _parse_numeric(body: list[str], first_row: int,
         return None
     ts = table[:, 0]
     # Epoch ms is exact in float64 below 2**53; fractional or seconds-sized values go the slow way.
-    if not (np.all(ts == np.floor(ts)) and np.all(ts >= _MIN_EPOCH_MS) and np.all(ts < 2.0**53)):
+    if not (np.all(ts == np.floor(ts)) and np.all(ts >= _MIN_EPOCH_MS) and np.all(ts < _MAX_EPOCH_MS)):
         return None
     rows = np.arange(first_row, first_row + len(body), dtype=np.int64)
     return ts.astype(np.int64), np.ascontiguousarray(table[:, 1:]), rows
@@ -360,22 +380,31 @@ def _seconds_sized(text: str) -> bool:
     return s.isdigit() and _MIN_EPOCH_S <= int(s) < _MIN_EPOCH_MS
 
 
-def _epoch_seconds_problem(body: list[str], first_row: int, column: int) -> DataProblem | None:
-    """One whole-file problem when most timestamps are epoch seconds (instead of one per row).
+def _micros_sized(text: str) -> bool:
+    s = text.strip()
+    return s.isdigit() and _MIN_EPOCH_MS * 1000 <= int(s) < _MAX_EPOCH_MS * 1000
 
-    Only the first data row is looked at unless it is seconds-sized, so other files pay nothing.
-    """
+
+def _epoch_unit_problem(body: list[str], first_row: int, column: int) -> DataProblem | None:
+    """One whole-file problem when most timestamps are epoch seconds or microseconds (instead of
+    one per row). Only the first data row is looked at unless it has such a size, so other files
+    pay nothing."""
     stamps = ((first_row + k, fields[column]) for k, fields in enumerate(csv.reader(body))
               if len(fields) > column and not _is_blank(fields[column]))
     head = next(stamps, None)
-    if head is None or not _seconds_sized(head[1]):
+    if head is None:
+        return None
+    for sized, unit in ((_seconds_sized, "seconds"), (_micros_sized, "microseconds")):
+        if sized(head[1]):
+            break
+    else:
         return None
     rest = list(stamps)
-    seconds = 1 + sum(_seconds_sized(text) for _, text in rest)
-    if 2 * seconds <= 1 + len(rest):
-        return None  # a few stray seconds-sized values are reported row by row
+    count = 1 + sum(sized(text) for _, text in rest)
+    if 2 * count <= 1 + len(rest):
+        return None  # a few stray values of that size are reported row by row
     row, text = head
-    return DataProblem(0, f"timestamps look like epoch seconds (e.g. {text.strip()} on row {row}; {seconds} of "
+    return DataProblem(0, f"timestamps look like epoch {unit} (e.g. {text.strip()} on row {row}; {count} of "
                           f"{1 + len(rest)} rows); playdeck expects epoch milliseconds or ISO dates")
 
 
@@ -424,9 +453,9 @@ def import_csv(path: str | os.PathLike[str], symbol: str, tf: str | None, gaps: 
     problems: list[DataProblem] = []
     parsed = _parse_numeric(body, start + 1, columns)
     if parsed is None:
-        seconds = _epoch_seconds_problem(body, start + 1, columns["timestamp"])
-        if seconds is not None:
-            raise DataError([seconds], path)
+        unit = _epoch_unit_problem(body, start + 1, columns["timestamp"])
+        if unit is not None:
+            raise DataError([unit], path)
         parsed = _parse_rows(body, start + 1, columns, width, problems)
     ts, values, rows = parsed
     value_problems, bad = _value_problems(values, rows)
@@ -450,6 +479,10 @@ def import_csv(path: str | os.PathLike[str], symbol: str, tf: str | None, gaps: 
 
     filled = 0
     if gaps == "fill":
+        missing = int(ts[-1] - ts[0]) // step + 1 - len(ts)
+        if missing > max(_MAX_FILLED, 10 * len(ts)):
+            raise DataError([DataProblem(0, f"filling the gaps would insert {missing:,} flat bars into {len(ts):,} "
+                                            f"rows; check the dates, or import the parts separately")], path)
         ts, values, filled = _fill_gaps(ts, values, step)
     o, h, l, c, v = (np.ascontiguousarray(col) for col in values.T)
     bars = Bars(symbol=symbol, tf=tf, ts_open=ts, open=o, high=h, low=l, close=c, volume=v, synthetic=False)

@@ -288,3 +288,19 @@ def test_a_symbol_with_a_trailing_newline_is_refused_by_check(tmp_path: Path):
     play.write_text(EMA_CROSS.read_text().replace("symbol: BTCUSDT", 'symbol: "BTCUSDT\\n"'))
     r = cli("check", str(play), cache=tmp_path)
     assert r.returncode == 2 and "'market.symbol' is 'BTCUSDT\\n', not a Bybit USDT perpetual" in r.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["backtest", str(EMA_CROSS), "--gaps", "maybe"], "error: argument --gaps: invalid choice: 'maybe'"),
+    (["backtest", str(EMA_CROSS), "--data"], "error: argument --data: expected one argument"),
+    (["data", "import", "x.csv"], "error: the following arguments are required: --symbol"),
+])
+def test_an_option_mistake_is_one_error_line_not_a_usage_block(tmp_path: Path, args, message):
+    line = one_error(cli(*args, cache=tmp_path / "cache"))
+    assert line.startswith(message) and line.endswith("--help')")
+
+
+def test_a_from_date_outside_1970_2099_is_an_option_error(tmp_path: Path, data: Path):
+    r = cli("backtest", str(EMA_CROSS), "--data", str(data), "--from", "9999-12-31T23:59:59-01:00",
+            "--out", str(tmp_path / "out"), cache=tmp_path / "cache")
+    assert one_error(r) == "error: '9999-12-31T23:59:59-01:00' is outside 1970-2099 (UTC)"

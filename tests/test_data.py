@@ -502,3 +502,38 @@ def test_a_damaged_entry_is_a_cache_error_naming_the_folder(tmp_path):
     np.save(other / "close.npy", np.zeros(3))  # a column shorter than the others
     with pytest.raises(cache.CacheError, match="5m is damaged"):
         cache.load("BTCUSDT", "5m", tmp_path)
+
+
+def test_a_gap_is_reported_even_when_rows_elsewhere_are_out_of_order(tmp_path):
+    minutes = [0, 1, 3, 2, 4, 5, 6, 7, 10, 11, 12]  # rows 2.., row 5 goes back; 7 -> 10 is a gap
+    path = write(tmp_path, "timestamp,open,high,low,close,volume\n"
+                 + "".join(f"{T0 + m * MIN},100,101,99,100,1\n" for m in minutes))
+    found = problems_of(path)
+    assert set(found) == {5, 10}
+    assert "goes back in time" in found[5]
+    assert found[10] == "gap: 2 missing 1m bars between 2025-01-01T00:07:00Z (row 9) and 2025-01-01T00:10:00Z; "
+
+
+def test_microsecond_timestamps_are_one_file_level_error(tmp_path):
+    path = write(tmp_path, "timestamp,open,high,low,close,volume\n"
+                 + "".join(f"{(T0 + k * MIN) * 1000},100,101,99,100,1\n" for k in range(5)))
+    found = problems_of(path, tf=None)
+    assert list(found) == [0] and "look like epoch microseconds" in found[0]
+
+
+@pytest.mark.parametrize("stamp, message", [
+    ("99999999999999999", "timestamp '99999999999999999' is after 2099 in epoch milliseconds"),
+    (str((T0 + 5 * MIN) * 1000), f"timestamp '{(T0 + 5 * MIN) * 1000}' is after 2099 in epoch milliseconds (microseconds?)"),
+    ("9999-12-31T23:59:00", "timestamp '9999-12-31T23:59:00' is outside 1970-2099"),
+])
+def test_a_timestamp_after_2099_is_that_rows_error(tmp_path, stamp, message):
+    path = write(tmp_path, "timestamp,open,high,low,close,volume\n"
+                 + "".join(f"{T0 + k * MIN},100,101,99,100,1\n" for k in range(5)) + f"{stamp},100,101,99,100,1\n")
+    assert problems_of(path) == {7: message + "; "}
+
+
+def test_filling_an_absurd_gap_is_an_error_not_an_allocation(tmp_path):
+    path = write(tmp_path, "timestamp,open,high,low,close,volume\n"
+                 f"{T0},100,101,99,100,1\n{T0 + MIN},100,101,99,100,1\n2090-12-31T23:59:00,100,101,99,100,1\n")
+    found = problems_of(path, gaps="fill")
+    assert list(found) == [0] and "would insert 34,712,637 flat bars into 3 rows" in found[0]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 
 from playdeck.compiler import compile_file
 from playdeck.compiler.lower import lower
-from playdeck.runtime.backtest import exec_bars, prepare, run_engine
+from playdeck.runtime.backtest import exec_bars, prepare, run_backtest, run_engine
 from playdeck.runtime.bars import Bars
 from playdeck.runtime.intents import Rejection
 from playdeck.runtime.orders import Fill, Side
@@ -140,3 +141,15 @@ def test_format_report_states_the_open_position_only_when_there_is_one():
         lines.index(next(x for x in lines if x.startswith("trades "))) + 1
     for flat in (report(), report(open_position=None)):
         assert not any(x.startswith("open") for x in format_report(flat).splitlines())
+
+
+def test_the_same_run_writes_byte_identical_files(tmp_path):
+    # no wall-clock time in report.json: a run can be pinned, diffed and compared across machines
+    play = ROOT / "plays" / "scale_out.yml"
+    for out in ("a", "b"):
+        run_backtest(str(play), out=str(tmp_path / out))
+    for name in ("fills.csv", "orders.csv", "trades.csv", "equity.csv", "rejections.csv", "equity.svg"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    first, second = ({k: v for k, v in json.loads((tmp_path / out / "report.json").read_text()).items()
+                      if k != "out"} for out in ("a", "b"))
+    assert first == second

@@ -9,7 +9,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 from playdeck.compiler import compile_file
 from playdeck.compiler.lower import lower, plan_text
@@ -130,8 +130,15 @@ def cmd_data_import(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """Option mistakes are one `error:` line like every other user error (not a usage block)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="playdeck", description="Compile, check and backtest Plays.")
+    p = _Parser(prog="playdeck", description="Compile, check and backtest Plays.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     c = sub.add_parser("compile", help="print a Play's typed IR")
