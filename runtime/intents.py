@@ -239,6 +239,8 @@ class IntentProcessor:
         elif k == "risk":
             stop = next((a for a in it.attached if a.kind == "stop_loss"), None)
             stop_price = stop.value(ref) if stop is not None else math.nan
+            if _finite(stop_price) and stop_price > 0:
+                stop_price = self.instrument.round_price(stop_price)  # where the stop will be placed
             dist = abs(ref - stop_price)
             if not _finite(dist) or dist <= 0:
                 return f"risk sizing: the stop_loss ({stop_price:g}) is no distance from the entry ({ref:g})"

@@ -66,8 +66,9 @@ Positions
   `reduced` turns true when a partial_close fills. Everything per position (layers, reduced,
   first entry and first stop price, opened bar, filled tags) resets when the position closes.
   A SCALE that fills while flat (it is not refused) opens a fresh position with layers = 1.
-- `tag_filled(T)` turns true when the order tagged T fills and leaves a position open (so a
-  tagged close that flattens never reads filled), and false again when that position closes.
+- `tag_filled(T)` turns true when the order tagged T fills and opens or adds to a position (so an
+  order that only reduces or flattens the other side never reads filled), and false again when that
+  position closes.
 - Flat means avg_entry, first_entry_price and first_stop_price are NaN and position_opened_bar is
   None (a comparison with NaN is false, which is what the blocks want).
 
@@ -84,8 +85,10 @@ Protection (position-level, one of each)
   Setting one when flat is refused ("can not set stop_loss for zero position", Bybit's wording).
   Levels on the wrong side of the price are not refused: they fill at the next open (or at once,
   for an attached one), like a Pine exit.
-- Attached protection: when an ENTRY/SCALE with `attached` fills at price f, each item sets or moves
-  the position's protection to value(f) (rounded to tick), live from that point of the path.
+- Attached protection: when an ENTRY/SCALE with `attached` fills at price f and opens or adds to
+  the position (a flip's new side counts; a fill that only reduces the other side does not), each
+  item sets or moves the position's protection to value(f) (rounded to tick), live from that point
+  of the path.
 - When the position closes (or flips) the exchange clears what belonged to it, like Bybit does:
   protection stops and other untriggered conditionals end Deactivated (Bybit's status for a
   conditional cancelled before triggering), the take-profit limit and other resting orders end
@@ -598,15 +601,16 @@ class SimExchange:
                     self.reduced = True
         if opening > 0.0:
             self._open_or_add(order, opening, price)
-        if self.position_qty != 0.0:
+            # Only a fill that opened or added to a position (on its own side) is "filled" into one
+            # and has one to protect: an entry that merely reduced the other side sets neither.
             if order.tag is not None:
                 self._filled_tags.add(order.tag)
             if order.attached and (role is _ENTRY or role is _SCALE):
                 # Attached protection is live from this point of the path on (active this bar).
                 for item in order.attached:
                     self._place_protection(item.kind, item.value(price), price, bar, now=at)
-            if self._protection:
-                self._follow_size()
+        if self._protection and self.position_qty != 0.0:
+            self._follow_size()
 
     def _open_or_add(self, order: Order, qty: float, price: float) -> None:
         pos = self.position_qty
