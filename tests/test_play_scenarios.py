@@ -29,8 +29,9 @@ blocks: |
 """
 
 
-def run(blocks: str, ohlc: list[tuple[float, float, float, float]], intrabar: str = "worst_case"):
-    text = HEAD % intrabar + textwrap.indent(textwrap.dedent(blocks).strip("\n") + "\n", "  ")
+def run(blocks: str, ohlc: list[tuple[float, float, float, float]], intrabar: str = "worst_case",
+        head: str = HEAD):
+    text = head % intrabar + textwrap.indent(textwrap.dedent(blocks).strip("\n") + "\n", "  ")
     plan = lower(compile_text(text).ir)
     a = np.array(ohlc, dtype=float)
     bars = Bars("BTCUSDT", "1m", np.arange(len(a)) * 60_000, a[:, 0], a[:, 1], a[:, 2], a[:, 3], np.ones(len(a)))
@@ -243,37 +244,25 @@ def test_cancel_tag_and_a_new_order_with_that_tag_in_one_bar_send_it_fresh_whate
         assert [str(rec.path) for rec in bt.exchange.orders.values()] == ["New>PendingCancel>Cancelled", "New>Filled"]
 
 
-def _run_text(text: str, ohlc: list[tuple[float, float, float, float]]):
-    plan = lower(compile_text(text).ir)
-    a = np.array(ohlc, dtype=float)
-    bars = Bars("BTCUSDT", "1m", np.arange(len(a)) * 60_000, a[:, 0], a[:, 1], a[:, 2], a[:, 3], np.ones(len(a)))
-    bt = prepare(plan, bars)
-    result = asyncio.run(bt.engine.run())
-    return bt, [(f.bar, f.side.value, f.qty, round(f.price, 6)) for f in result.fills]
-
-
+# a coarse instrument, where rounding to the tick moves prices by whole points
 COARSE = HEAD.replace("instrument: {tick: 0.1, qty_step: 0.001, min_qty: 0.001}",
-                      "instrument: {tick: 5, qty_step: 0.01, min_qty: 0.05}") % "worst_case"
+                      "instrument: {tick: 5, qty_step: 0.01, min_qty: 0.05}")
+RISK_ENTRY = """
+    block a:
+      when flat and close == 100:
+        limit buy risk 1% at 95 as e
+          stop_loss fill - DISTANCE
+    """
 
 
 def test_risk_sizing_measures_the_distance_to_the_stop_as_it_will_be_placed_on_the_tick():
     # entry 95; the stop fill - 3 = 92 is placed at 90 (tick 5): 1% of 10000 over 5 = 20, not 100 / 3
-    bt, fills = _run_text(COARSE + textwrap.indent(textwrap.dedent("""
-        block a:
-          when flat and close == 100:
-            limit buy risk 1% at 95 as e
-              stop_loss fill - 3
-        """).strip("\n") + "\n", "  "), [(100, 101, 99, 100), (100, 100, 94, 96), (96, 97, 89, 90)])
-    assert fills == [(1, "buy", 20.0, 95.0), (2, "sell", 20.0, 90.0)]
+    _, _, fills = run(RISK_ENTRY.replace("DISTANCE", "3"), [(100, 101, 99, 100), (100, 100, 94, 96), (96, 97, 89, 90)], head=COARSE)
+    assert [f[:4] for f in fills] == [(1, "buy", 20.0, 95.0), (2, "sell", 20.0, 90.0)]
 
 
 def test_risk_sizing_refuses_a_stop_that_rounds_onto_the_entry():
-    bt, fills = _run_text(COARSE + textwrap.indent(textwrap.dedent("""
-        block a:
-          when flat and close == 100:
-            limit buy risk 1% at 95 as e
-              stop_loss fill - 2
-        """).strip("\n") + "\n", "  "), [(100, 101, 99, 100), (100, 100, 94, 96)])
+    bt, _, fills = run(RISK_ENTRY.replace("DISTANCE", "2"), [(100, 101, 99, 100), (100, 100, 94, 96)], head=COARSE)
     assert fills == []
     assert [r.reason for r in bt.processor.rejections] == [
         "risk sizing: the stop_loss (95) is no distance from the entry (95)"]
