@@ -77,9 +77,14 @@ class SettingsCheck:
             self.error("type", f"'{name}' must be a number, not {_kind(v)}", e.value.span,
                        _number_hint(v, DEFAULTS[key], e.value.style))
             return DEFAULTS[key]
-        v = float(v)
+        try:
+            v = float(v)
+        except OverflowError:  # an integer of hundreds of digits
+            v = math.inf
         if not math.isfinite(v):
-            self.error("value", f"'{name}' is {e.value.raw or v}; it must be a finite number", e.value.span,
+            raw = e.value.raw or str(v)
+            shown = raw if len(raw) <= 24 else raw[:20] + "..."
+            self.error("value", f"'{name}' is {shown}; it must be a finite number", e.value.span,
                        f"write a number between {low:g} and {high:g}; without the key it is {DEFAULTS[key]:g}")
             return DEFAULTS[key]
         if not ((low < v if low_open else low <= v) and v <= high):

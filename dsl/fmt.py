@@ -197,7 +197,9 @@ def format_play(src: PlaySource, features: list[s.FeatureDef], blocks: tuple[s.B
         elif e.key == "blocks":
             out.append(("blocks: |", e.key_span.line))
             out.extend((("  " + ln) if ln else "", anchor) for ln, anchor in _block_lines(blocks))
-            blocks_lines = range(e.value.span.line + 1, e.value.span.end_line + 1)
+            # the scalar ends where the next line starts less indented (end column 1): not that line
+            end = e.value.span.end_line + (0 if e.value.span.end_col == 1 else 1)
+            blocks_lines = range(e.value.span.line + 1, end)
         elif e.value.is_map:
             out.append((f"{e.key}:", e.key_span.line))
             out.extend((f"  {sub.key}: {_flow(sub.value)}", sub.key_span.line) for sub in _ordered(e.value.value))
@@ -218,16 +220,20 @@ def _comments(text: str, blocks_lines: range) -> list[tuple[int, str, bool, bool
 
 
 def _yaml_comment_col(line: str) -> int | None:
-    """Where a YAML comment starts: a '#' at the line start or after a space, outside quotes."""
+    """Where a YAML comment starts: a '#' at the line start or after a space, outside quotes. A
+    quote opens a quoted scalar only where a value starts (`it's` in a plain value is text)."""
     quote = None
+    prev = ""  # the last character that is not a space
     for i, ch in enumerate(line):
         if quote is not None:
             if ch == quote:
                 quote = None
-        elif ch in "'\"":
+        elif ch in "'\"" and prev in ("", ":", "-", "[", "{", ",", "?"):
             quote = ch
         elif ch == "#" and (i == 0 or line[i - 1] in " \t"):
             return i
+        if not ch.isspace():
+            prev = ch
     return None
 
 

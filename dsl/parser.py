@@ -112,6 +112,14 @@ def parse_feature(text: str, name: str, where: LineMap = IDENTITY) -> s.FeatureD
 
 
 def _run(text: str, start: str, where: LineMap):
+    paren = _too_many_parentheses(text)
+    if paren is not None:
+        # Refused before parsing: a line of thousands of '(' would cost seconds to parse first.
+        line, col = paren
+        raise ParseFailure(Diagnostic(
+            "depth", f"this expression nests too deeply (more than {MAX_DEPTH} parentheses inside each other)",
+            where.span(line, col, line, col + 1), "drop parentheses around a single term, or split the "
+            "expression into features"))
     try:
         tree = _lark().parse(text, start=start)
     except IndentationProblem as e:
@@ -131,6 +139,22 @@ def _run(text: str, start: str, where: LineMap):
             "depth", f"this expression nests too deeply ({depth} levels; at most {MAX_DEPTH})",
             where.span(m.line, m.column, m.line, m.column + 1), DEPTH_HINT))
     return tree
+
+
+def _too_many_parentheses(text: str) -> tuple[int, int] | None:
+    """(line, col) of the first '(' opened inside MAX_DEPTH others (each is a level of nesting)."""
+    if text.count("(") <= MAX_DEPTH:
+        return None
+    for n, line in enumerate(text.split("\n"), start=1):
+        depth = 0
+        for col, ch in enumerate(line.split("#", 1)[0], start=1):
+            if ch == "(":
+                depth += 1
+                if depth > MAX_DEPTH:
+                    return n, col
+            elif ch == ")":
+                depth -= 1
+    return None
 
 
 # Rules whose nodes are expressions (the `?` rules that alias to them), see play.lark.

@@ -108,13 +108,16 @@ def char_name(ch: str) -> str:
     return f"U+{ord(ch):04X}" + (f" ({name})" if name else "")
 
 
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
 def _unreadable_character(text: str) -> Diagnostic | None:
     m = _UNREADABLE.search(text)
     if m is None:
         return None
     ch = m.group()
-    line = text.count("\n", 0, m.start()) + 1
-    col = m.start() - (text.rfind("\n", 0, m.start()) + 1) + 1
+    before = _LINE_BREAK.split(text[:m.start()])  # lines as YAML and the error display count them
+    line, col = len(before), len(before[-1]) + 1
     span = Span(line, col, line, col + 1)
     if ch in "\x85\u2028\u2029":
         return Diagnostic("char", f"{char_name(ch)} is not allowed in a Play", span,
@@ -138,11 +141,14 @@ def parse_play_text(text: str, path: str = "<play>") -> PlaySource:
                                                 Span(1, 1, 1, 1), "start from an example such as plays/ema_cross.yml")])
     lines = text.splitlines()
     try:
-        root = _convert(node, lines, SafeConstructor())
+        root = _convert(node, lines, SafeConstructor(), {})
     except PlayError as e:  # re-raise with the file it belongs to
         raise PlayError(path, text, e.diagnostics) from None
     if not root.is_map:
-        raise PlayError(path, text, [Diagnostic("yaml", "a Play is a YAML mapping of keys such as 'play', 'market' and 'blocks'", root.span,
+        span = root.span
+        if span.line > len(lines):  # an empty document (`---` alone) ends past the last line
+            span = Span(len(lines), 1, len(lines), 2)
+        raise PlayError(path, text, [Diagnostic("yaml", "a Play is a YAML mapping of keys such as 'play', 'market' and 'blocks'", span,
                                                 "write 'play: NAME', 'market:' and 'blocks: |' at the start of lines")])
     return PlaySource(path, text, root)
 
@@ -195,7 +201,12 @@ def _literal_first_line(lines: list[str], bad: int) -> int | None:
     return None
 
 
-def _convert(node: yaml.Node, lines: list[str], scalars: SafeConstructor) -> YValue:
+def _convert(node: yaml.Node, lines: list[str], scalars: SafeConstructor, seen: dict[int, YValue]) -> YValue:
+    # An alias (`*a`) is the very node its anchor made: converted once and shared, so nested aliases
+    # ("billion laughs") cost their size in the file, not the size they would expand to.
+    done = seen.get(id(node))
+    if done is not None:
+        return done
     if isinstance(node, yaml.MappingNode):
         entries: dict[str, YEntry] = {}
         for k, v in node.value:
@@ -203,13 +214,30 @@ def _convert(node: yaml.Node, lines: list[str], scalars: SafeConstructor) -> YVa
             if key in entries:
                 raise PlayError("", "", [Diagnostic("yaml", f"duplicate key '{key}'", _span(k),
                                                     f"'{key}' is already set on line {entries[key].key_span.line}")])
-            entries[key] = YEntry(key, _span(k), _convert(v, lines, scalars))
-        return YValue(entries, _span(node))
-    if isinstance(node, yaml.SequenceNode):
-        return YValue([_convert(v, lines, scalars) for v in node.value], _span(node))
-    value = scalars.construct_object(node) if node.tag else node.value
-    style = node.style or None  # plain: None from PyYAML, '' from libyaml
-    return YValue(value, _span(node), str(node.value), _text_origin(node, lines), style)
+            entries[key] = YEntry(key, _span(k), _convert(v, lines, scalars, seen))
+        out = YValue(entries, _span(node))
+    elif isinstance(node, yaml.SequenceNode):
+        out = YValue([_convert(v, lines, scalars, seen) for v in node.value], _span(node))
+    else:
+        style = node.style or None  # plain: None from PyYAML, '' from libyaml
+        out = YValue(_scalar(node, scalars), _span(node), str(node.value), _text_origin(node, lines), style)
+    seen[id(node)] = out
+    return out
+
+
+def _scalar(node: yaml.ScalarNode, scalars: SafeConstructor) -> Any:
+    """The scalar's value as YAML types it; an explicit tag (`!!int x`, `!custom`) that cannot make
+    one is an error at the value, not a crash."""
+    if not node.tag:
+        return node.value
+    try:
+        return scalars.construct_object(node)
+    except (yaml.YAMLError, ValueError, KeyError, IndexError, AttributeError, TypeError, OverflowError) as e:
+        unknown = isinstance(e, yaml.constructor.ConstructorError) and "could not determine" in str(e)
+        message = (f"unknown YAML tag '{node.tag}'" if unknown
+                   else f"'{node.value}' is not a valid {node.tag.rsplit(':', 1)[-1]} value")
+        raise PlayError("", "", [Diagnostic("yaml", message, _span(node),
+                                            "remove the tag: a Play's values need none")]) from None
 
 
 def _text_origin(node: yaml.ScalarNode, lines: list[str]) -> LineMap | ColumnMap:

@@ -169,6 +169,26 @@ CASES = [
         play: bad
         market: {symbol: BTCUSDT, exec: 15m, timeframes: {htf: {tf: 4h}}}
         """), "type", "2:56", "{tf: 4h}"),
+    Case("unknown_yaml_tag", settings("""
+        play: !custom bad
+        market: {symbol: BTCUSDT, exec: 15m}
+        """), "yaml", "1:7", "!custom"),
+    Case("yaml_tag_that_cannot_make_its_value", settings("""
+        play: bad
+        market: {symbol: BTCUSDT, exec: 15m}
+        account: {equity: !!int lots}
+        """), "yaml", "3:19", "!!int"),
+    Case("integer_too_large_for_a_float", settings("""
+        play: bad
+        market: {symbol: BTCUSDT, exec: 15m}
+        account: {equity: 1""" + "0" * 320 + """}
+        """), "value", "3:19", "1000"),
+    Case("an_empty_document", "---\n", "yaml", "1:1", "---"),
+    Case("thousands_of_parentheses", blocks("""
+        block main:
+          when """ + "(" * 5000 + "flat" + ")" * 5000 + """:
+            close
+        """), "depth", "12:210", "("),
     Case("number_too_large_for_a_float", blocks("""
         block main:
           when close > 1e400:
@@ -810,3 +830,19 @@ def test_a_file_that_is_not_utf8_is_reported_at_the_byte(tmp_path: Path):
 def test_a_play_named_like_a_yaml_boolean_keeps_its_name():
     # YAML 1.1 reads `off` as false; the spec's identifier rule says it is a name
     assert compile_text(settings("play: off\nmarket: {symbol: BTCUSDT, exec: 15m}\n")).ir.name == "off"
+
+
+def test_a_lone_cr_breaks_lines_for_error_positions_as_for_yaml():
+    d = first_error("play: bad\rmarket: b\x1b\n").diagnostics[0]
+    assert (d.code, str(d.span)) == ("char", "2:10")
+
+
+def test_yaml_aliases_are_converted_once_and_shared_not_expanded():
+    # nested aliases ("billion laughs") would otherwise cost 9^levels conversions for a tiny file
+    from playdeck.dsl.source import parse_play_text
+
+    levels = ["a: &a [x, x, x]"] + [f"{chr(98 + k)}: &{chr(98 + k)} [*{chr(97 + k)}, *{chr(97 + k)}, *{chr(97 + k)}]"
+                                     for k in range(20)]
+    root = parse_play_text("\n".join(levels) + "\n").root.value
+    top = root["u"].value.value
+    assert top[0] is top[1] is top[2] is root["t"].value

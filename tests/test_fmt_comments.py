@@ -91,3 +91,24 @@ def test_comments_follow_their_lines_when_keys_move():
     assert "  # the end" == lines[-1]  # still inside the blocks text
     assert fmt(out) == out
     assert compile_text(out).ir == compile_text(MANY).ir
+
+
+SMALL = """\
+play: a
+description: it's always in the market  # kept
+market: {symbol: BTCUSDT, exec: 15m}
+blocks: |
+  block b:
+    when flat:
+      close
+"""
+
+
+def test_an_apostrophe_in_a_plain_value_does_not_hide_its_comment():
+    assert "description: it's always in the market  # kept" in fmt(SMALL).splitlines()
+
+
+def test_a_comment_after_the_blocks_text_stays_outside_it_and_fmt_is_idempotent():
+    once = fmt(SMALL + "...\n# tail\n")  # `...` ends the document; the canonical form drops it
+    assert once.splitlines()[-1] == "# tail"
+    assert fmt(once) == once
