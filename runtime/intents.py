@@ -184,8 +184,12 @@ class IntentProcessor:
             if not 0.0 < trigger < _INF:
                 return f"{kind} trigger is {trigger:g}"
             trigger = inst.round_price(trigger)
+            if trigger <= 0.0:
+                return f"{kind} trigger {it.trigger:g} rounds to 0 at tick {inst.tick:g}"
         if price is not None:
             price = inst.round_price(price)
+            if price <= 0.0:
+                return f"{kind} price {it.price:g} rounds to 0 at tick {inst.tick:g}"
         reduce_only = kind == "partial_close" or kind == "close"
         role = _ROLES.get(kind, OrderRole.ENTRY)
         side = it.side

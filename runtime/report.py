@@ -89,7 +89,10 @@ def _walk(fills: list[Fill]) -> tuple[list[Trade], _Open | None]:
         fqty = f.qty
         price = f.price
         remaining = fqty * f.side.sign
-        while abs(remaining) > 1e-12:
+        # Sums of float quantities leave dust (58999.2 - 0.3 - 58998.9 is 3.6e-12, not 0): what is
+        # that small next to the quantities in play is zero, or dust would open a trade of its own.
+        dust = 1e-12 * max(1.0, fqty, peak)
+        while abs(remaining) > dust:
             if not is_open:
                 is_open = True
                 side = "long" if remaining > 0 else "short"
@@ -114,10 +117,10 @@ def _walk(fills: list[Fill]) -> tuple[list[Trade], _Open | None]:
             pos += part
             peak = max(peak, abs(pos))
             remaining -= part
-            if abs(pos) < 1e-12:
+            if abs(pos) <= dust:
                 pos = 0.0
-                trades.append(Trade(side, entry_bar, f.bar, peak, in_val / in_qty, out_val / max(out_qty, 1e-18),
-                                    pnl - fees, fees))
+                trades.append(Trade(side, entry_bar, f.bar, float(f"{peak:.12g}"),  # without the float dust
+                                    in_val / in_qty, out_val / max(out_qty, 1e-18), pnl - fees, fees))
                 is_open = False
     rest = _Open(side, entry_bar, abs(pos), avg, pnl, fees) if is_open else None
     return trades, rest

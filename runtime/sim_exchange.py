@@ -679,6 +679,8 @@ class SimExchange:
             level = inst.round_price(reference - distance if long else reference + distance)
             if not distance > 0:
                 reason = f"non-positive trail distance {value}"
+            elif not level > 0:  # a distance as large as the price: a stop no price can reach
+                reason = f"trail distance {value:g} from {reference:g} puts the stop at {level:g}"
         else:
             distance = _NAN
             level = inst.round_price(value)

@@ -281,3 +281,13 @@ def test_an_entry_that_only_reduces_the_other_side_brings_no_protection_and_is_n
     # x.filled stays false, so the case sends it again at bar 2's close and it closes the long at bar 3
     assert [(f[0], f[1], f[2]) for f in fills] == [(1, "buy", 2.0), (2, "sell", 1.0), (3, "sell", 1.0)]
     assert not any(rec.order.role.value == "stop_loss" for rec in bt.exchange.orders.values())
+
+
+def test_a_price_that_rounds_to_zero_on_the_tick_is_refused_not_divided_by():
+    bt, _, fills = run("""
+        block a:
+          when flat:
+            limit buy usdt 100 at close * 0.1
+        """, [(0.4, 0.4, 0.4, 0.4), (0.4, 0.4, 0.4, 0.4)])
+    assert fills == []
+    assert {r.reason for r in bt.processor.rejections} == {"limit price 0.04 rounds to 0 at tick 0.1"}

@@ -153,3 +153,13 @@ def test_the_same_run_writes_byte_identical_files(tmp_path):
     first, second = ({k: v for k, v in json.loads((tmp_path / out / "report.json").read_text()).items()
                       if k != "out"} for out in ("a", "b"))
     assert first == second
+
+
+def test_float_dust_of_large_quantities_neither_opens_a_trade_nor_keeps_one_open():
+    # 0.3 + 58998.9 - 58999.2 is 3.6e-12 in floats: the position is flat and there is one trade
+    fills = [Fill(1, 0, "a", None, Side.BUY, 0.3, 100.0, 0.0, "taker", None, 0.0),
+             Fill(1, 0, "b", None, Side.BUY, 58998.9, 100.0, 0.0, "taker", None, 0.0),
+             Fill(2, 0, "c", None, Side.SELL, 58999.2, 101.0, 0.0, "taker", None, 58999.2)]
+    trades = round_trips(fills)
+    assert [(t.side, t.qty, t.pnl) for t in trades] == [("long", 58999.2, 58999.2)]
+    assert open_position(fills, 101.0) is None
