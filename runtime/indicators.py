@@ -54,11 +54,14 @@ def _check_length(name: str, n: int, minimum: int = 1) -> int:
 def linear_recurrence(u: np.ndarray, a: float, y0: float = 0.0) -> np.ndarray:
     """Solve y[t] = a * y[t-1] + u[t] for t = 0..len(u)-1 with y[-1] = y0, for 0 <= a <= 1.
 
-    Exact, not an approximation: the series is cut into blocks of B values; inside a block the
-    zero-start response is one matrix product with the lower-triangular L[k, j] = a**(k-j), and
-    the block-to-block carry is a short recurrence over the blocks (y_end = a**B * y_end_prev +
-    local_end). Only non-negative powers of a appear, so nothing blows up for small a. NaN in u
-    would spread through its whole block (0 * NaN = NaN); callers pass NaN-free runs.
+    Exact, not an approximation: the series is cut into blocks of B values at fixed positions
+    (0, B, 2B, ...); inside every block at once the zero-start response runs the recurrence itself,
+    one position at a time across all blocks (B vector steps), and the block-to-block carry is a
+    short recurrence over the blocks (y_end = a**B * y_end_prev + local_end). Only non-negative
+    powers of a appear, so nothing blows up for small a. Every value takes the same floating-point
+    steps whatever comes after it, so the first k values of a series are bit for bit those of its
+    first k inputs (no lookahead, not even in the last digit). NaN in u would spread through its
+    whole block; callers pass NaN-free runs.
     """
     u = np.asarray(u, dtype=np.float64)
     m = len(u)
@@ -66,25 +69,24 @@ def linear_recurrence(u: np.ndarray, a: float, y0: float = 0.0) -> np.ndarray:
         return np.empty(0)
     if not 0.0 <= a <= 1.0:
         raise ValueError(f"recurrence factor must be in [0, 1], was {a}")
-    b = min(_BLOCK, m)
+    b = _BLOCK
     nb = -(-m // b)
     padded = np.zeros(nb * b)
     padded[:m] = u
-    blocks = padded.reshape(nb, b)
-    k = np.arange(b)
-    diff = k[:, None] - k[None, :]
-    lower = np.where(diff >= 0, a ** np.maximum(diff, 0).astype(np.float64), 0.0)
-    local = blocks @ lower.T
+    # Row j holds position j of every block, so each step of the recurrence is one vector operation.
+    local = np.ascontiguousarray(padded.reshape(nb, b).T)
+    for j in range(1, b):
+        local[j] += a * local[j - 1]
     # Carry into each block: the true y just before it. nb is ~ m / 128, cheap as a Python loop.
     a_b = a ** b
-    ends = local[:, -1].tolist()
+    ends = local[-1].tolist()
     carry = [0.0] * nb
     c = float(y0)
     for i in range(nb):
         carry[i] = c
         c = a_b * c + ends[i]
     decay = a ** np.arange(1, b + 1, dtype=np.float64)
-    y = local + np.asarray(carry)[:, None] * decay[None, :]
+    y = local.T + np.asarray(carry)[:, None] * decay[None, :]
     return y.reshape(-1)[:m]
 
 

@@ -453,3 +453,10 @@ def test_short_and_empty_inputs_are_all_nan():
             out = spec.fn(*args, *params)
             for values in (out.values() if isinstance(out, dict) else [out]):
                 assert len(values) == size and np.isnan(values).all()
+
+
+@pytest.mark.parametrize("m", [1, 5, 127, 128, 129, 256, 1000])
+def test_the_recurrence_of_a_prefix_is_bit_for_bit_the_prefix_of_the_recurrence(m):
+    # no lookahead even in the last digit: a value never depends on how many bars come after it
+    u = np.random.default_rng(1).normal(size=3000)
+    assert np.array_equal(ind.linear_recurrence(u[:m], 0.9, 0.5), ind.linear_recurrence(u, 0.9, 0.5)[:m])

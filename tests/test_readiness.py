@@ -15,7 +15,7 @@ import attrs
 import numpy as np
 import pytest
 
-from playdeck.compiler import compile_file, compile_text
+from playdeck.compiler import compile_file, compile_text, ir
 from playdeck.compiler.lower import lower
 from playdeck.compiler.settings import TIMEFRAMES
 from playdeck.runtime.backtest import exec_bars, prepare
@@ -149,3 +149,27 @@ def test_an_exec_feature_reads_a_higher_timeframe_feature_as_a_condition_does():
     assert np.array_equal(as_features, as_condition)
     # hc's first value is hour 1's, seen from the close of exec bar 119; its slope needs hour 2 too
     assert int(np.flatnonzero(as_features)[0]) == 179 == bt.engine.ready_bar == compiled.warmup
+
+
+@pytest.mark.parametrize("k", [150, 239, 240, 241, 333])
+def test_an_exec_feature_of_a_higher_timeframe_feature_has_no_lookahead(k):
+    # the features computed on the first k bars equal the full run's first k values
+    text = play("""
+        block b:
+          when flat and above and slope > 0 and smooth > 0:
+            market buy qty 1
+        """, """
+        hc: ema(close, 2) @ h
+        above: close > hc
+        slope: hc - hc[1]
+        smooth: sma(hc, 3)
+        """)
+    plan = lower(compile_text(text).ir)
+    rng = np.random.default_rng(5)
+    close = 100.0 + np.cumsum(rng.normal(0, 0.1, 400))
+    bars = Bars("BTCUSDT", "1m", np.arange(400) * 60_000, close, close + 0.1, close - 0.1, close, np.ones(400))
+    full, prefix = prepare(plan, bars).engine.series, prepare(plan, bars.take(0, k)).engine.series
+    for name in ("above", "slope", "smooth"):
+        feature = next(f for f in plan.features if f.name == name)
+        ref = ir.FeatureRef(name, None, feature.tf, feature.expr.type)
+        np.testing.assert_array_equal(prefix.exec(ref), full.exec(ref)[:k], err_msg=name)
