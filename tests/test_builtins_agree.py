@@ -44,3 +44,20 @@ def test_each_output_of_a_multi_output_builtin_starts_where_the_compiler_says(na
     out = spec.fn(generate(2_000, seed=4).close, *params)
     for field in sig.fields:
         assert int(np.flatnonzero(~np.isnan(out[field]))[0]) == sig.first_value(params, field), field
+
+
+@pytest.mark.parametrize("name", sorted(PARAMS))
+def test_every_builtin_on_a_prefix_is_bit_for_bit_the_prefix_of_the_full_series(name: str):
+    # no lookahead even in the last digit, for lengths around the blocks of the recurrences
+    sig, spec = INDICATORS[name], BUILTINS[name]
+    bars = generate(1_500, seed=9)
+
+    def on(n: int) -> list[np.ndarray]:
+        cols = [bars.column(c)[:n] for c in sig.implicit] + [bars.close[:n]] * sig.series_args
+        out = spec.fn(*cols, *PARAMS[name])
+        return list(out.values()) if isinstance(out, dict) else [out]
+
+    full = on(1_500)
+    for k in (60, 128, 129, 700):
+        for got, want in zip(on(k), full):
+            np.testing.assert_array_equal(got, want[:k])
