@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 import time
 from collections import Counter
 from math import isfinite
@@ -87,7 +88,9 @@ class IntentProcessor:
         self.limiter = limiter
         self.clock = clock
         self.attempts = attempts
-        self.id_prefix = id_prefix
+        # Client ids become Bybit's orderLinkId: at most 36 of [A-Za-z0-9_-]. A 16-character prefix
+        # leaves room for "-{bar}-{seq}" up to ten-digit bars and eight-digit counts.
+        self.id_prefix = re.sub(r"[^A-Za-z0-9_-]", "", id_prefix)[:16] or "pd"
         self.rejections: list[Rejection] = []
         self._seq = 0
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
+from types import SimpleNamespace
 
 import pytest
 
@@ -178,3 +180,12 @@ def test_non_finite_prices_are_rejected_not_sent():
     ex, _, proc = setup()
     send(proc, ex, Intent(0, "limit", side=Side.BUY, size_kind="qty", size_value=1, price=math.nan))
     assert ex.open_orders() == [] and "price is nan" in proc.rejections[0].reason
+
+
+def test_client_ids_fit_bybits_order_link_id_even_for_a_long_play_name():
+    # orderLinkId: at most 36 characters of [A-Za-z0-9_-]
+    processor = IntentProcessor(None, Instrument("BTCUSDT", 0.1, 0.001, 0.001), attempts=1,
+                                id_prefix="momentum_confluence_breakout_v2")
+    state = SimpleNamespace(flat=True, long=False, close=100.0, equity=10_000.0, pos_size=0.0)
+    order = processor.order_for(Intent(9_999_999_999, "market", Side.BUY, "qty", 1.0), state)
+    assert re.fullmatch(r"[A-Za-z0-9_-]{1,36}", order.client_id), order.client_id
