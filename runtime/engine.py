@@ -22,7 +22,7 @@ from playdeck.compiler.lower import CasePlan, ExecutionPlan
 
 from .evaluate import SeriesEvaluator, compile_scalar
 from .feeds import FeedStore
-from .intents import ORDER_KINDS, Intent, IntentProcessor, sending_order
+from .intents import ORDER_KINDS, Intent, IntentProcessor, Rejection, sending_order
 from .orders import AttachedProtection, Fill, OrderEvent, Side, TimeInForce
 from .state_view import StateView
 
@@ -100,7 +100,7 @@ class Engine:
             return lambda i, st: Intent(i, "partial_close", size_kind=size_kind, size_value=size_value(i, st),
                                         price=_opt(price, i, st), where=where)
         trigger = None if a.trigger is None else compile_scalar(a.trigger, self.series)
-        attached = tuple((p.kind, compile_scalar(p.value, self.series)) for p in a.attached)
+        attached = tuple((p.kind, compile_scalar(p.value, self.series), self._where(p.span)) for p in a.attached)
         side = Side(a.side)
         tif = _TIF[a.tif]
 
@@ -108,7 +108,7 @@ class Engine:
 
         def make(i: int, st: StateView) -> Intent:
             # `fill` is the only unknown of an attached action; everything else is bound to bar i.
-            protections = tuple([AttachedProtection(k, _bind_fill(fn, i, st)) for k, fn in attached]) \
+            protections = tuple([AttachedProtection(k, _bind_fill(fn, i, st), w) for k, fn, w in attached]) \
                 if attached else ()
             return Intent(i, kind, side, size_kind, size_value(i, st),
                           None if price is None else float(price(i, st, NAN)),
@@ -176,6 +176,8 @@ class Engine:
         while i < end:
             if working:
                 advance(i, int(ts[i]), float(o[i]), float(h[i]), float(l[i]), float(c[i]))
+                if ex.refused_attached:
+                    self._report_refused_attached()
                 drained = ex.drain_events()
                 if drained:
                     got_fill = False
@@ -209,6 +211,14 @@ class Engine:
             else:
                 i = nxt  # nothing works and no case can fire before the next candidate bar
         return RunResult(self.ready_bar, start, end, fills, events, snapshots, evaluated)
+
+    def _report_refused_attached(self) -> None:
+        # An attached stop_loss / take_profit / trail the exchange refused when its entry filled is
+        # a refused part of that intent: it goes with the other refusals (rejections.csv, report).
+        add = self.processor.rejections.append
+        for bar, item, reason in self.ex.refused_attached:
+            add(Rejection(bar, item.kind, None, reason, item.where))
+        self.ex.refused_attached.clear()
 
     def _evaluate(self, i: int, st: StateView) -> list[Intent]:
         """The intents of bar i: every block, first matching case, actions in source order."""

@@ -150,6 +150,7 @@ class AttachedProtection:
 
     kind: ProtectionKind
     value: Callable[[float], float] = attrs.field(eq=False)
+    where: str = attrs.field(default="", eq=False)  # file:line:col of the attached action
 
 
 @attrs.frozen

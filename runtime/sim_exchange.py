@@ -216,6 +216,9 @@ class SimExchange:
         self._bar = -1
         self._ts = 0
         self._taker_first = 0  # how many working limits still hold taker_first
+        # Attached protection refused when its entry filled: (bar, item, reason), for the caller
+        # to report like a refused intent (the refused order itself is in `orders` as Rejected).
+        self.refused_attached: list[tuple[int, AttachedProtection, str]] = []
 
     # ------------------------------------------------------------------ reads for the engine
     @property
@@ -608,7 +611,9 @@ class SimExchange:
             if order.attached and (role is _ENTRY or role is _SCALE):
                 # Attached protection is live from this point of the path on (active this bar).
                 for item in order.attached:
-                    self._place_protection(item.kind, item.value(price), price, bar, now=at)
+                    placed = self._place_protection(item.kind, item.value(price), price, bar, now=at)
+                    if not placed.accepted:
+                        self.refused_attached.append((bar, item, placed.reject_reason or "refused"))
         if self._protection and self.position_qty != 0.0:
             self._follow_size()
 
@@ -680,7 +685,7 @@ class SimExchange:
             if not distance > 0:
                 reason = f"non-positive trail distance {value}"
             elif not level > 0:  # a distance as large as the price: a stop no price can reach
-                reason = f"trail distance {value:g} from {reference:g} puts the stop at {level:g}"
+                reason = f"trail stop at {level:g}: distance {value:g} from {reference:g}"
         else:
             distance = _NAN
             level = inst.round_price(value)

@@ -14,6 +14,7 @@ from playdeck.compiler import compile_text
 from playdeck.compiler.lower import lower
 from playdeck.runtime.backtest import prepare
 from playdeck.runtime.bars import Bars
+from playdeck.runtime.intents import Rejection
 
 HEAD = """\
 play: scenario
@@ -291,3 +292,16 @@ def test_a_price_that_rounds_to_zero_on_the_tick_is_refused_not_divided_by():
         """, [(0.4, 0.4, 0.4, 0.4), (0.4, 0.4, 0.4, 0.4)])
     assert fills == []
     assert {r.reason for r in bt.processor.rejections} == {"limit price 0.04 rounds to 0 at tick 0.1"}
+
+
+def test_attached_protection_refused_at_the_fill_is_reported_with_the_refused_intents():
+    bt, _, fills = run("""
+        block a:
+          when flat and close == 100:
+            market buy qty 1
+              stop_loss fill - 200
+        """, [(100, 100, 100, 100), (100, 101, 99, 100), (100, 101, 99, 100)])
+    assert [f[:3] for f in fills] == [(1, "buy", 1.0)]
+    # the stop line is line 14 of the Play (HEAD is 11 lines, the blocks text starts on line 12)
+    assert bt.processor.rejections == [Rejection(1, "stop_loss", None, "non-positive price -100.0", ":14:9")]
+    assert [str(rec.path) for rec in bt.exchange.orders.values()] == ["New>Filled", "Rejected"]

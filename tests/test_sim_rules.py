@@ -787,7 +787,7 @@ def test_stop_loss_moved_keeps_the_first_stop_for_position_r() -> None:
         pytest.param([B, B], {0: [market(BUY, 1)]}, protect("trail", 0.0), "non-positive trail distance 0.0",
                      id="non-positive trail distance"),
         pytest.param([B, B], {0: [market(BUY, 1)]}, protect("trail", 200),
-                     "trail distance 200 from 100 puts the stop at -100", id="trail as deep as the price"),
+                     "trail stop at -100: distance 200 from 100", id="trail as deep as the price"),
         pytest.param([B, B], {0: [market(BUY, 1)]}, protect("take_profit", -1), "non-positive price -1.0",
                      id="non-positive take-profit"),
         pytest.param([B], {}, market(BUY, 1, role=OrderRole.STOP_LOSS),
