@@ -244,13 +244,18 @@ def _text_origin(node: yaml.ScalarNode, lines: list[str]) -> LineMap | ColumnMap
     """Where the scalar's own text starts, so positions inside it map to the file."""
     m = node.start_mark
     if node.style in ("|", ">"):
-        # The text starts on the line after the indicator; every line is stripped of the same indent.
+        # The text starts on the line after the indicator; every line is stripped of the same indent:
+        # the one written in the header (`|4`: the key's indentation + 4), else the first line's.
         first = m.line + 1
-        indent = 0
-        for ln in lines[first:]:
-            if ln.strip():
-                indent = len(ln) - len(ln.lstrip(" "))
-                break
+        written = re.match(r"[|>][-+]?([1-9])?", lines[m.line][m.column:]) if m.line < len(lines) else None
+        if written is not None and written.group(1):
+            indent = _indent(lines[m.line]) + int(written.group(1))
+        else:
+            indent = 0
+            for ln in lines[first:]:
+                if ln.strip():
+                    indent = len(ln) - len(ln.lstrip(" "))
+                    break
         return LineMap(first + 1, indent + 1, indent)
     quote = 1 if node.style in ("'", '"') else 0
     if quote and m.line == node.end_mark.line and m.line < len(lines):

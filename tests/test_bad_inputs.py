@@ -189,6 +189,14 @@ CASES = [
           when """ + "(" * 5000 + "flat" + ")" * 5000 + """:
             close
         """), "depth", "12:210", "("),
+    Case("blocks_with_an_indentation_number_and_deeper_lines", play("""
+        play: bad
+        market: {symbol: BTCUSDT, exec: 15m}
+        blocks: |4
+                block main:
+                  when flat and close > zz:
+                    close
+        """), "name", "5:33", "zz"),
     Case("number_too_large_for_a_float", blocks("""
         block main:
           when close > 1e400:
