@@ -68,6 +68,7 @@ class _Open:
     entry_price: float  # the exchange's avg_entry: each add re-weights it at the size then, a reduction keeps it
     realized_pnl: float  # gross PnL of the partial reductions so far
     fees: float  # entry fees, reduction fees and the opening share of a flip's fee
+    peak: float = 0.0  # the largest size the trade had: the scale of the float noise in `qty`
 
 
 def round_trips(fills: list[Fill]) -> list[Trade]:
@@ -122,7 +123,7 @@ def _walk(fills: list[Fill]) -> tuple[list[Trade], _Open | None]:
                 trades.append(Trade(side, entry_bar, f.bar, float(f"{peak:.12g}"),  # without the float dust
                                     in_val / in_qty, out_val / max(out_qty, 1e-18), pnl - fees, fees))
                 is_open = False
-    rest = _Open(side, entry_bar, abs(pos), avg, pnl, fees) if is_open else None
+    rest = _Open(side, entry_bar, abs(pos), avg, pnl, fees, peak) if is_open else None
     return trades, rest
 
 
@@ -136,13 +137,17 @@ def open_position(fills: list[Fill], last_close: float) -> dict[str, Any] | None
     if rest is None:
         return None
     sign = 1.0 if rest.side == "long" else -1.0
+    # What is left after adding and removing large quantities carries their float noise (0.05 out
+    # of 1e6-size parts is 0.05000000726): snap it to a grid just above that noise.
+    grid = 10.0 ** math.ceil(math.log10(max(rest.peak, 1.0) * 1e-12))
+    qty = round(rest.qty / grid) * grid
     return {
         "side": rest.side,
-        "qty": _sig(rest.qty),
+        "qty": _sig(qty),
         "entry_bar": rest.entry_bar,
         "entry_price": _sig(rest.entry_price),
         "last_close": last_close,
-        "unrealized_pnl": round(sign * rest.qty * (last_close - rest.entry_price), 6),
+        "unrealized_pnl": round(sign * qty * (last_close - rest.entry_price), 6),
         "realized_pnl": round(rest.realized_pnl, 6),
         "fees": round(rest.fees, 6),
     }

@@ -163,3 +163,12 @@ def test_float_dust_of_large_quantities_neither_opens_a_trade_nor_keeps_one_open
     trades = round_trips(fills)
     assert [(t.side, t.qty, t.pnl) for t in trades] == [("long", 58999.2, 58999.2)]
     assert open_position(fills, 101.0) is None
+
+
+def test_an_open_remainder_left_by_large_adds_and_reductions_is_reported_without_float_noise():
+    # a short of 0.05 that traded 1.2 million-contract layers in and out (a PEPE-like coin)
+    fills = [Fill(1, 0, "a", None, Side.SELL, 0.05, 0.04, 0.0, "taker", None, 0.0)]
+    for k in range(50):
+        fills.append(Fill(2 + k, 0, "b", None, Side.SELL, 1234567.85 + k * 0.1, 0.04, 0.0, "taker", None, 0.0))
+        fills.append(Fill(2 + k, 0, "c", None, Side.BUY, 1234567.85 + k * 0.1, 0.041, 0.0, "taker", None, -1.0))
+    assert open_position(fills, 0.05)["qty"] == 0.05
