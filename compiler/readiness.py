@@ -33,15 +33,17 @@ def warmup_of(e: ir.Expr, features: dict[str, ir.Feature], tf: str) -> int:
 class _Ready:
     def __init__(self, features: dict[str, ir.Feature]):
         self.features = features
-        self._memo: dict[tuple[ir.Expr, str], int] = {}
+        # Keyed by identity (hashing a frozen IR node hashes its whole subtree, every time); each
+        # entry holds its node, so no id can be reused by another node while the memo lives.
+        self._memo: dict[tuple[int, str], tuple[ir.Expr, int]] = {}
 
     def on(self, e: ir.Expr, tf: str) -> int:
         """Index, in `tf` bars, of the first bar where `e` is known."""
-        key = (e, tf)
+        key = (id(e), tf)
         hit = self._memo.get(key)
         if hit is None:
-            hit = self._memo[key] = self._on(e, tf)
-        return hit
+            hit = self._memo[key] = (e, self._on(e, tf))
+        return hit[1]
 
     def _on(self, e: ir.Expr, tf: str) -> int:
         if isinstance(e, ir.Bar):

@@ -305,9 +305,9 @@ def _describe(e: UnexpectedInput, text: str, where: LineMap) -> Diagnostic:
         return Diagnostic("syntax", msg, where.span(e.line, e.column, e.line, e.column + 1), _char_hint(ch, shown))
     if isinstance(e, UnexpectedToken):
         tok = e.token
-        if tok.type in ("_INDENT", "_DEDENT"):
+        if tok.type in ("_INDENT", "_DEDENT") and tok.end_line <= len(lines):
             line, col = tok.end_line, tok.end_column
-        elif tok.type == "$END" or tok.line is None:
+        elif tok.type in ("$END", "_DEDENT") or tok.line is None:  # the dedents that end the text too
             line = len(lines)
             col = len(lines[-1]) + 1
         elif tok.type == "_NL":
@@ -320,7 +320,8 @@ def _describe(e: UnexpectedInput, text: str, where: LineMap) -> Diagnostic:
             at = len(lines) + 1 if tok.type == "$END" or tok.line is None else \
                 (tok.end_line if tok.type == "_DEDENT" else tok.line)
             return _nothing_under(lines, at, where)
-        msg = f"unexpected {_found(tok)}; expected {_describe_expected(expected)}"
+        found = "end of the text" if tok.type == "_DEDENT" and tok.end_line > len(lines) else _found(tok)
+        msg = f"unexpected {found}; expected {_describe_expected(expected)}"
         hint = _hint(tok, {_literals().get(t, t) for t in expected})
         return Diagnostic("syntax", msg, where.span(line, col, line, col + width), hint)
     if isinstance(e, UnexpectedEOF):

@@ -234,9 +234,14 @@ def _scalar(node: yaml.ScalarNode, scalars: SafeConstructor) -> Any:
         return scalars.construct_object(node)
     except (yaml.YAMLError, ValueError, KeyError, IndexError, AttributeError, TypeError, OverflowError) as e:
         unknown = isinstance(e, yaml.constructor.ConstructorError) and "could not determine" in str(e)
+        text = str(node.value)
+        shown = text if len(text) <= 30 and "\n" not in text else text.split("\n", 1)[0][:27] + "..."
         message = (f"unknown YAML tag '{node.tag}'" if unknown
-                   else f"'{node.value}' is not a valid {node.tag.rsplit(':', 1)[-1]} value")
-        raise PlayError("", "", [Diagnostic("yaml", message, _span(node),
+                   else f"'{shown}' is not a valid {node.tag.rsplit(':', 1)[-1]} value")
+        span = _span(node)
+        if span.end_line != span.line:  # a block value: point at where it starts
+            span = Span(span.line, span.col, span.line, span.col + 1)
+        raise PlayError("", "", [Diagnostic("yaml", message, span,
                                             "remove the tag: a Play's values need none")]) from None
 
 

@@ -854,3 +854,27 @@ def test_yaml_aliases_are_converted_once_and_shared_not_expanded():
     root = parse_play_text("\n".join(levels) + "\n").root.value
     top = root["u"].value.value
     assert top[0] is top[1] is top[2] is root["t"].value
+
+
+def test_an_unclosed_parenthesis_on_the_last_line_points_at_its_end_not_past_the_file():
+    err = first_error(blocks("""
+        block main:
+          when flat:
+            market buy qty (1
+        """))
+    d = err.diagnostics[0]
+    assert (d.code, str(d.span)) == ("syntax", "13:24")
+    assert d.message.startswith("unexpected end of the text; expected")
+    assert "^" in err.render()
+
+
+def test_a_tagged_block_value_is_reported_at_its_start_in_one_line():
+    d = first_error(play("""
+        play: bad
+        market: {symbol: BTCUSDT, exec: 15m}
+        blocks: !!int |
+          block main:
+            when flat:
+              close
+        """)).diagnostics[0]
+    assert (d.code, str(d.span), d.message) == ("yaml", "3:9", "'block main:...' is not a valid int value")
