@@ -16,7 +16,7 @@ from playdeck.compiler.lower import ExecutionPlan, lower
 
 from . import cache
 from .bars import TIMEFRAMES, Bars, resample, tf_minutes
-from .csv_import import format_ts, import_csv
+from .csv_import import MAX_EPOCH_MS, format_ts, import_csv
 from .engine import Engine, RunResult
 from .feeds import FeedStore
 from .intents import IntentProcessor
@@ -51,7 +51,7 @@ def parse_when(text: str | None) -> int | None:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
     ms = int(dt.timestamp() * 1000)
-    if not 0 <= ms < 4_102_444_800_000:
+    if not 0 <= ms < MAX_EPOCH_MS:  # the range data may have (see csv_import)
         raise BacktestError(f"{text!r} is outside 1970-2099 (UTC)")
     return ms
 

@@ -50,7 +50,7 @@ FIELDS: tuple[str, ...] = ("timestamp", "open", "high", "low", "close", "volume"
 GAP_POLICIES: tuple[str, ...] = ("error", "fill")
 _MAX_REPORTED = 20
 _MIN_EPOCH_MS = 10**11  # 1973-03-03: anything smaller is almost surely seconds, not ms
-_MAX_EPOCH_MS = 4_102_444_800_000  # 2100-01-01: anything later is a typo or microseconds
+MAX_EPOCH_MS = 4_102_444_800_000  # 2100-01-01: anything later is a typo or microseconds (exclusive)
 _MAX_FILLED = 1_000_000  # --gaps fill inserts at most this many bars (or 10x the file's rows)
 _MIN_EPOCH_S = 10**8  # 1973-03-03 again, in seconds: smaller integers are not seconds either (row counters?)
 
@@ -119,12 +119,12 @@ def parse_timestamp(text: str) -> int:
             dt = dt.replace(tzinfo=timezone.utc)
         delta = dt - datetime(1970, 1, 1, tzinfo=timezone.utc)
         value = (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
-        if not 0 <= value < _MAX_EPOCH_MS:
+        if not 0 <= value < MAX_EPOCH_MS:
             raise ValueError(f"timestamp {text.strip()!r} is outside 1970-2099")
         return value
     if value < _MIN_EPOCH_MS:
         raise ValueError(f"timestamp {text!r} is too small for epoch milliseconds (seconds?)")
-    if value >= _MAX_EPOCH_MS:
+    if value >= MAX_EPOCH_MS:
         unit = " (microseconds?)" if _micros_sized(str(value)) else ""
         raise ValueError(f"timestamp {text.strip()!r} is after 2099 in epoch milliseconds{unit}")
     return value
@@ -315,13 +315,18 @@ def _gap_problems(ts: np.ndarray, rows: np.ndarray, step: int, tf: str, bad_rows
     return problems
 
 
-def _fill_gaps(ts: np.ndarray, values: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """Insert flat zero-volume bars at the previous close into every gap of sorted, on-grid data."""
+def _fill_gaps(ts: np.ndarray, values: np.ndarray, step: int,
+               path: str | os.PathLike[str] | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+    """Insert flat zero-volume bars at the previous close into every gap of sorted, on-grid data;
+    a DataError when that would be more than _MAX_FILLED bars (or ten per row): a typo'd date."""
     slots = (ts - ts[0]) // step
     total = int(slots[-1]) + 1
     filled = total - len(ts)
     if filled == 0:
         return ts, values, 0
+    if filled > max(_MAX_FILLED, 10 * len(ts)):
+        raise DataError([DataProblem(0, f"filling the gaps would insert {filled:,} flat bars into {len(ts):,} "
+                                        f"rows; check the dates, or import the parts separately")], path)
     present = np.zeros(total, dtype=bool)
     present[slots] = True
     out = np.empty((total, 5))
@@ -369,7 +374,7 @@ def _parse_numeric(body: list[str], first_row: int,
         return None
     ts = table[:, 0]
     # Epoch ms is exact in float64 below 2**53; fractional or seconds-sized values go the slow way.
-    if not (np.all(ts == np.floor(ts)) and np.all(ts >= _MIN_EPOCH_MS) and np.all(ts < _MAX_EPOCH_MS)):
+    if not (np.all(ts == np.floor(ts)) and np.all(ts >= _MIN_EPOCH_MS) and np.all(ts < MAX_EPOCH_MS)):
         return None
     rows = np.arange(first_row, first_row + len(body), dtype=np.int64)
     return ts.astype(np.int64), np.ascontiguousarray(table[:, 1:]), rows
@@ -382,7 +387,7 @@ def _seconds_sized(text: str) -> bool:
 
 def _micros_sized(text: str) -> bool:
     s = text.strip()
-    return s.isdigit() and _MIN_EPOCH_MS * 1000 <= int(s) < _MAX_EPOCH_MS * 1000
+    return s.isdigit() and _MIN_EPOCH_MS * 1000 <= int(s) < MAX_EPOCH_MS * 1000
 
 
 def _epoch_unit_problem(body: list[str], first_row: int, column: int) -> DataProblem | None:
@@ -479,11 +484,7 @@ def import_csv(path: str | os.PathLike[str], symbol: str, tf: str | None, gaps: 
 
     filled = 0
     if gaps == "fill":
-        missing = int(ts[-1] - ts[0]) // step + 1 - len(ts)
-        if missing > max(_MAX_FILLED, 10 * len(ts)):
-            raise DataError([DataProblem(0, f"filling the gaps would insert {missing:,} flat bars into {len(ts):,} "
-                                            f"rows; check the dates, or import the parts separately")], path)
-        ts, values, filled = _fill_gaps(ts, values, step)
+        ts, values, filled = _fill_gaps(ts, values, step, path)
     o, h, l, c, v = (np.ascontiguousarray(col) for col in values.T)
     bars = Bars(symbol=symbol, tf=tf, ts_open=ts, open=o, high=h, low=l, close=c, volume=v, synthetic=False)
     return ImportResult(bars=bars, filled_gaps=filled, reversed=was_reversed)

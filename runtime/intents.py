@@ -62,7 +62,6 @@ _ENTRY_TYPES = {"market": OrderType.MARKET, "limit": OrderType.LIMIT}
 _ROLES = {"scale": OrderRole.SCALE, "partial_close": OrderRole.PARTIAL_CLOSE, "close": OrderRole.CLOSE}
 _CLOSING_KINDS = frozenset({"scale", "partial_close", "close"})  # a limit with a price, else market
 _INF = math.inf
-_PROTECTION_KINDS = frozenset({"stop_loss", "take_profit", "trail"})
 # Kinds that become an order (through `order_for`); the others are commands (cancel, protection).
 ORDER_KINDS = frozenset({"market", "limit", "stop", "scale", "partial_close", "close"})
 

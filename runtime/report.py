@@ -240,7 +240,8 @@ def write_artifacts(out: Path, bars: Bars, start: int, fills: list[Fill], orders
 
 
 def write_rejections(path: Path, ts_open: np.ndarray, rejections: Sequence[Rejection]) -> None:
-    """One row per intent that became no order; written even when empty so tools can rely on the file."""
+    """One row per refused intent (by sizing and checks, by the exchange when sent, or its attached
+    protection refused at the fill); written even when empty so tools can rely on the file."""
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["bar", "ts", "kind", "tag", "reason", "where"])

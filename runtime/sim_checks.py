@@ -128,12 +128,13 @@ def margin_refusal(
         if rec.reduce_only or rec is exclude or (rec.order.side is Side.BUY) != buy:
             continue
         same_side += rec.order.qty * reference_price(rec.order, last_close)
-    signed = position_qty * last_close if buy else -position_qty * last_close
-    needs = signed + same_side + order.qty * reference_price(order, last_close)
+    # the signed position on the order's side, and the pending orders there
+    base = (position_qty if buy else -position_qty) * last_close + same_side
+    needs = base + order.qty * reference_price(order, last_close)
     # A hair of tolerance so an order sized to exactly equity x leverage is not refused by float noise.
     if needs <= buying_power * (1.0 + 1e-12):
         return None
-    if exclude is not None and needs <= signed + same_side + exclude.order.qty * reference_price(exclude.order, last_close):
+    if exclude is not None and needs <= base + exclude.order.qty * reference_price(exclude.order, last_close):
         return None
     return f"insufficient margin: needs {needs:.2f}, has {buying_power:.2f}"
 
