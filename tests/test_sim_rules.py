@@ -295,13 +295,13 @@ def test_limit_orders(bars: list, actions: dict, fills: list, status: OrderStatu
     [
         pytest.param(
             [B, (100, 100.5, 98.5, 99.5)], {0: [limit(BUY, 1, 99, tif=TimeInForce.IOC, tag="e")]},
-            [(1, "buy", 1, 99, 0.0495, "taker")], "New>Filled", 1,
-            id="ioc reached in the next bar fills as taker",
+            [(1, "buy", 1, 99, 0.0198, "maker")], "New>Filled", 1,
+            id="ioc reached in the next bar fills by the limit rule, maker",
         ),
         pytest.param(
             [B, (100, 101.5, 99.8, 101)], {0: [limit(SELL, 1, 101, tif=TimeInForce.IOC, tag="e")]},
-            [(1, "sell", 1, 101, 0.0505, "taker")], "New>Filled", 1,
-            id="ioc sell reached fills as taker",
+            [(1, "sell", 1, 101, 0.0202, "maker")], "New>Filled", 1,
+            id="ioc sell reached fills by the limit rule, maker",
         ),
         pytest.param(
             [B, (100, 100.5, 99.5, 100), (99, 99, 90, 95)],
