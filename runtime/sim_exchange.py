@@ -38,8 +38,8 @@ Prices and sizes
 - Market: open of the next bar, moved against the trader by slippage_bps.
 - Limit buy at P: reached when the path falls to P; fills at min(open, P) (at the open when the bar
   opens at or below P, else at P); maker. Sell mirrored. A limit marketable when sent (buy P >= last
-  close) is rejected if post_only; otherwise it is a taker at the next open when that open is at or
-  through P (no slippage); if the next open gapped beyond P it rests as an ordinary maker limit.
+  close) is rejected if post_only; otherwise it fills as a taker at the next open, without slippage,
+  wherever that open is (5.3 to the letter: also when it gapped beyond P).
   IOC/FOK limits live for bar i+1 only: they fill by the same limit rule (price and fee) wherever
   the path reaches P in that bar, else Cancelled at its close (reason carries Bybit's EC_NoImmediateQtyToFill / EC_CancelForNoFullFill).
 - Stop buy with trigger T: triggers when the path rises to T (Untriggered -> Triggered); a
@@ -424,7 +424,7 @@ class SimExchange:
         for rec in live.values():
             if rec.active_from > bar:
                 continue
-            if rec.kind == KIND_MARKET or (rec.level <= h if rec.up else rec.level >= l):
+            if rec.kind == KIND_MARKET or rec.taker_first or (rec.level <= h if rec.up else rec.level >= l):
                 break
         else:
             if self._taker_first:

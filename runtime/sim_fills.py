@@ -184,8 +184,8 @@ def next_reached(
     for rec in book:
         if rec.active_from > bar:
             continue
-        if rec.kind == KIND_MARKET:
-            hit = cur
+        if rec.kind == KIND_MARKET or rec.taker_first:
+            hit = cur  # a limit marketable when sent takes the next open, wherever it is (5.3)
         else:
             lvl = rec.level
             if rec.up:

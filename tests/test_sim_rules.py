@@ -263,13 +263,13 @@ def test_market_orders(config: dict, bars: list, actions: dict, fills: list) -> 
         ),
         pytest.param(
             [B, (102, 103, 100.5, 101.5)], {0: [limit(BUY, 1, 101, tag="e")]},
-            [(1, "buy", 1, 101, 0.0202, "maker")], S.FILLED,
-            id="marketable buy limit, next open gapped beyond P: rests and fills as maker",
+            [(1, "buy", 1, 102, 0.051, "taker")], S.FILLED,
+            id="marketable buy limit, next open gapped beyond P: still a taker at that open (5.3)",
         ),
         pytest.param(
-            [B, (103, 104, 102, 103)], {0: [limit(BUY, 1, 101, tag="e")]},
-            [], S.NEW,
-            id="marketable buy limit, next bar never comes back: still resting",
+            [B, (98, 99, 97, 98)], {0: [limit(SELL, 1, 99.5, tag="e")]},
+            [(1, "sell", 1, 98, 0.049, "taker")], S.FILLED,
+            id="marketable sell limit, next open gapped below P: a taker at that open",
         ),
         pytest.param(
             [B, (99.5, 100, 99, 99.2)], {0: [limit(SELL, 1, 99, tag="e")]},
