@@ -27,7 +27,13 @@ States
   for a protection that exists, changes nothing and emits nothing; it returns accepted=False with
   the reason. An amend (or protection move) that changes nothing is accepted without events.
 - Ids: an order sent with an empty `order_id` gets `sim-N`; one sent with an id already used is
-  refused ("duplicate order id X") and not recorded, since the id is taken.
+  refused ("duplicate order id X") and not recorded, since the id is taken. A client id
+  (Bybit's orderLinkId) is unique too: one already used by an accepted order is refused the same
+  way ("duplicate client id X (110072)"), as Bybit refuses the create.
+- Bybit's per-symbol caps hold: a 501st working order is refused ("more than 500 active orders
+  (110020)"), and an 11th untriggered stop ("more than 10 active conditional orders"). The
+  position's stop_loss / take_profit / trail count toward both, as live places them as orders
+  too, but are never refused for them (one of each, and losing one would leave a position bare).
 
 Prices and sizes
 - Submitted quantities are rounded down to qty_step and prices/triggers to the nearest tick (the
@@ -152,7 +158,8 @@ INTRABAR_MODELS = ("worst_case", "ohlc_path")
 PROTECTION_KINDS: tuple[ProtectionKind, ...] = ("stop_loss", "take_profit", "trail")
 _NAN = math.nan
 # Enum members as module constants: a global lookup is cheaper than an attribute of the enum class.
-_MARKET, _LIMIT, _STOP = OrderType.MARKET, OrderType.LIMIT, OrderType.STOP
+_MARKET, _LIMIT, _STOP, _STOP_LIMIT = OrderType.MARKET, OrderType.LIMIT, OrderType.STOP, OrderType.STOP_LIMIT
+MAX_ACTIVE_ORDERS, MAX_CONDITIONAL_ORDERS = 500, 10  # Bybit's per-symbol caps (bybit-v5.md)
 _ENTRY, _SCALE = OrderRole.ENTRY, OrderRole.SCALE
 _CLOSE, _PARTIAL_CLOSE = OrderRole.CLOSE, OrderRole.PARTIAL_CLOSE
 _IOC, _FOK = TimeInForce.IOC, TimeInForce.FOK
@@ -212,6 +219,7 @@ class SimExchange:
         self._protection: dict[str, SimOrder] = {}
         self._pending_by_tag: dict[str, SimOrder] = {}
         self._filled_tags: set[str] = set()
+        self._client_ids: set[str] = set()  # of accepted orders: Bybit refuses a second create
         self._events: list[Fill | OrderEvent] = []
         self._bar = -1
         self._ts = 0
@@ -279,6 +287,10 @@ class SimExchange:
             return OrderResult(
                 False, order_id, OrderStatus.REJECTED, reject_reason=f"duplicate order id {order_id}"
             )
+        client_id = order.client_id
+        if client_id and client_id in self._client_ids:
+            return OrderResult(False, order_id, OrderStatus.REJECTED,
+                               reject_reason=f"duplicate client id {client_id} (110072)")
         inst = self.instrument
         qty = inst.round_qty(order.qty)
         price = None if order.price is None else inst.round_price(order.price)
@@ -303,6 +315,8 @@ class SimExchange:
             last_close=last_close,
         )
         accepted_order = order_with(order, order_id, qty, price, trigger, reduce_only)
+        if reason is None:
+            reason = self._count_refusal(otype)
         if reason is None and not reduce_only:
             # Margin reads side, type, qty, price and trigger: the accepted values.
             reason = self._margin_refusal(accepted_order, exclude=None)
@@ -314,6 +328,8 @@ class SimExchange:
             return OrderResult(False, order_id, _REJECTED, reject_reason=reason)
 
         rec = self._new_record(accepted_order, bar + 1, reduce_only)
+        if client_id:
+            self._client_ids.add(client_id)
         kind = rec.kind
         if kind == KIND_LIMIT and marketable(order.side, rec.level, last_close):
             rec.taker_first = True
@@ -324,6 +340,16 @@ class SimExchange:
         self._change(rec, "accept_conditional" if kind == KIND_STOP else "accept")
         self._go_live(rec)
         return OrderResult(True, order_id, rec.path.statuses[-1])
+
+    def _count_refusal(self, otype: OrderType) -> str | None:
+        live = self._live
+        if len(live) >= MAX_ACTIVE_ORDERS:
+            return f"more than {MAX_ACTIVE_ORDERS} active orders (110020)"
+        if otype is _STOP or otype is _STOP_LIMIT:
+            # Untriggered stops only: a triggered stop-limit rests as an ordinary limit.
+            if sum(1 for r in live.values() if r.kind == KIND_STOP) >= MAX_CONDITIONAL_ORDERS:
+                return f"more than {MAX_CONDITIONAL_ORDERS} active conditional orders"
+        return None
 
     def amend(
         self,

@@ -8,6 +8,7 @@ equity 10000, leverage 3, tick 0.1, qty_step 0.001, min_qty 0.001, intrabar wors
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -39,6 +40,7 @@ B = (100.0, 100.5, 99.5, 100.0)  # a quiet bar that reaches nothing
 MINUTE = 60_000
 
 Action = Callable[[SimExchange, int, float], Any]
+_CLIENT_SEQ = itertools.count(1)
 
 
 # ---------------------------------------------------------------------------------------- harness
@@ -76,7 +78,7 @@ def make_order(
 ) -> Order:
     return Order(
         order_id="",
-        client_id=f"t-{bar}-{tag}",
+        client_id=f"t-{bar}-{tag}-{next(_CLIENT_SEQ)}",  # unique, as the processor makes them
         side=side,
         type=type_,
         qty=qty,
@@ -849,6 +851,52 @@ def test_an_amend_that_shrinks_an_order_over_the_margin_is_accepted_and_one_that
     assert ex.amend(resting.order_id, 2, qty=215).accepted  # 28850: still over, but less than before
     grown = ex.amend(resting.order_id, 2, qty=221)
     assert grown.reject_reason == "insufficient margin: needs 29390.00, has 28454.99"
+
+
+def test_a_client_id_taken_by_an_accepted_order_is_refused_and_nothing_is_recorded() -> None:
+    ex = exchange()
+    first = ex.submit(attrs.evolve(make_order(BUY, OrderType.LIMIT, 1, 0, price=90.0), client_id="pd-1"), 0, 100.0)
+    again = ex.submit(attrs.evolve(make_order(BUY, OrderType.LIMIT, 2, 0, price=91.0), client_id="pd-1"), 0, 100.0)
+    assert first.accepted and not again.accepted
+    assert again.reject_reason == "duplicate client id pd-1 (110072)"
+    assert [rec.order.client_id for rec in ex.orders.values()] == ["pd-1"]
+    # a refused create does not take the id: it can be sent again
+    ex2 = exchange()
+    refused = ex2.submit(attrs.evolve(make_order(BUY, OrderType.MARKET, 0.0001, 0), client_id="pd-2"), 0, 100.0)
+    retried = ex2.submit(attrs.evolve(make_order(BUY, OrderType.MARKET, 1, 0), client_id="pd-2"), 0, 100.0)
+    assert not refused.accepted and retried.accepted
+
+
+def test_bybit_caps_500_working_orders_and_10_untriggered_stops_per_symbol() -> None:
+    ex = exchange(equity=1e9)
+    for k in range(10):
+        assert ex.submit(make_order(BUY, OrderType.STOP, 1, 0, trigger=200.0 + k), 0, 100.0).accepted
+    eleventh = ex.submit(make_order(SELL, OrderType.STOP, 1, 0, trigger=50.0), 0, 100.0)
+    assert eleventh.reject_reason == "more than 10 active conditional orders"
+    limit_order = make_order(BUY, OrderType.STOP_LIMIT, 1, 0, price=201.0, trigger=200.0)
+    assert ex.submit(limit_order, 0, 100.0).reject_reason == "more than 10 active conditional orders"
+    for k in range(490):  # plain limits are not conditional: up to 500 working orders in all
+        assert ex.submit(make_order(BUY, OrderType.LIMIT, 1, 0, price=50.0 + k / 100), 0, 100.0).accepted
+    assert len(ex.working) == 500
+    five_hundred_first = ex.submit(make_order(BUY, OrderType.LIMIT, 1, 0, price=40.0), 0, 100.0)
+    assert five_hundred_first.reject_reason == "more than 500 active orders (110020)"
+    # one ending frees a place
+    ex.cancel(next(iter(ex.working)), 0)
+    assert ex.submit(make_order(BUY, OrderType.LIMIT, 1, 0, price=40.0), 0, 100.0).accepted
+
+
+def test_protection_counts_toward_the_stop_cap_but_is_never_refused_by_it() -> None:
+    ex = exchange(equity=1e9)
+    ex.submit(make_order(BUY, OrderType.MARKET, 1, 0), 0, 100.0)
+    ex.process_bar(1, MINUTE, *B)
+    ex.close_bar(1, *B[1:])
+    for k in range(10):
+        assert ex.submit(make_order(BUY, OrderType.STOP, 1, 1, trigger=200.0 + k), 1, 100.0).accepted
+    assert ex.set_protection("stop_loss", 90.0, 1, 100.0).accepted
+    ex.cancel(next(r.order_id for r in ex.working.values() if r.order.role is OrderRole.ENTRY), 1)
+    # ten working stops again, one of them the stop_loss: the cap is reached
+    assert ex.submit(make_order(BUY, OrderType.STOP, 1, 1, trigger=300.0), 1, 100.0).reject_reason == \
+        "more than 10 active conditional orders"
 
 
 # ---------------------------------------------------------------------------------------- fees and PnL
