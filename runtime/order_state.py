@@ -63,6 +63,7 @@ _DEACT = OrderStatus.DEACTIVATED
 _EXP = OrderStatus.EXPIRED
 _PAMEND = OrderStatus.PENDING_AMEND
 _PCXL = OrderStatus.PENDING_CANCEL
+_IN_FLIGHT = frozenset({_SUB, _PAMEND, _PCXL})  # local states of a request, not Bybit statuses
 
 # Every order starts here: it exists locally and has been sent.
 INITIAL = _SUB
@@ -221,3 +222,14 @@ class StatusPath:
     def __str__(self) -> str:
         shown = self.statuses[1:] if len(self.statuses) > 1 else self.statuses
         return ">".join(s.value for s in shown)
+
+    def venue(self) -> str:
+        """Bybit's statuses only (and Expired), as orders.csv shows them: `New>Filled` for an order
+        amended on the way (`New>PendingAmend>New>Filled` here). The local in-flight states are
+        requests, not statuses the exchange reports; the event stream and `str()` keep them."""
+        shown: list[str] = []
+        for s in self.statuses:
+            if s in _IN_FLIGHT or (shown and shown[-1] == s.value):
+                continue
+            shown.append(s.value)
+        return ">".join(shown) or str(self)

@@ -120,7 +120,9 @@ def _walk(fills: list[Fill]) -> tuple[list[Trade], _Open | None]:
             remaining -= part
             if abs(pos) <= dust:
                 pos = 0.0
-                trades.append(Trade(side, entry_bar, f.bar, float(f"{peak:.12g}"),  # without the float dust
+                # qty is all that was entered (= all that was exited), so that with the two average
+                # prices it gives the trade's gross PnL: (exit - entry) x qty for a long
+                trades.append(Trade(side, entry_bar, f.bar, float(f"{in_qty:.12g}"),  # without the float dust
                                     in_val / in_qty, out_val / max(out_qty, 1e-18), pnl - fees, fees))
                 is_open = False
     rest = _Open(side, entry_bar, abs(pos), avg, pnl, fees, peak) if is_open else None
@@ -195,7 +197,7 @@ def order_rows(orders) -> list[dict[str, Any]]:
         rows.append({"order_id": o.order_id, "tag": o.tag or "", "role": o.role.value, "type": o.type.value,
                      "side": o.side.value, "qty": _num(o.qty), "price": _num(o.price), "trigger": _num(o.trigger),
                      "created_bar": o.created_bar, "final_status": rec.path.current.value,
-                     "status_path": str(rec.path), "reason": rec.reason})
+                     "status_path": rec.path.venue(), "reason": rec.reason})
     return rows
 
 

@@ -209,6 +209,7 @@ class SimExchange:
         self.cash = equity
         self.position_opened_bar: int | None = None
         self.first_entry_price = _NAN
+        self.first_entry_qty = 0.0  # the size the position opened with (position.r's initial risk)
         self.first_stop_price = _NAN
         self.reduced = False
         self.last_close = _NAN
@@ -651,6 +652,7 @@ class SimExchange:
             self.layers = 1
             self.position_opened_bar = self._bar
             self.first_entry_price = price
+            self.first_entry_qty = qty
             self.first_stop_price = _NAN
             self.reduced = False
             return
@@ -671,6 +673,7 @@ class SimExchange:
         self.layers = 0
         self.position_opened_bar = None
         self.first_entry_price = _NAN
+        self.first_entry_qty = 0.0
         self.first_stop_price = _NAN
         self.reduced = False
 

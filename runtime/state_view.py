@@ -58,9 +58,10 @@ class StateView:
 
     @property
     def pos_r(self) -> float:
-        """Unrealized PnL over the initial risk |first entry - first stop_loss| x qty; NaN without a stop."""
+        """Unrealized PnL over the initial risk |first entry - first stop_loss| x the first entry's
+        qty (what the position risked when it opened); NaN without a stop."""
         q = self.ex.position_qty
-        risk = abs(self.ex.first_entry_price - self.ex.first_stop_price) * abs(q)
+        risk = abs(self.ex.first_entry_price - self.ex.first_stop_price) * self.ex.first_entry_qty
         if q == 0.0 or not risk > 0.0:
             return NAN
         return self.pos_upnl / risk
@@ -68,7 +69,8 @@ class StateView:
     @property
     def pos_bars(self) -> float:
         opened = self.ex.position_opened_bar
-        return NAN if opened is None or self.ex.position_qty == 0.0 else float(self.bar - opened)
+        # closed bars since it opened: its entry bar has closed once the blocks see it (1 there)
+        return NAN if opened is None or self.ex.position_qty == 0.0 else float(self.bar - opened + 1)
 
     @property
     def pos_reduced(self) -> bool:

@@ -118,6 +118,26 @@ def test_status_path_renders_without_the_leading_submitted() -> None:
     assert path.current is S.FILLED
 
 
+@pytest.mark.parametrize(
+    ("events", "venue"),
+    [
+        (("accept", "amend", "amend_ack", "fill"), "New>Filled"),
+        (("accept", "cancel_request", "cancel"), "New>Cancelled"),
+        (("accept_conditional", "amend", "amend_ack_conditional", "cancel_request", "deactivate"),
+         "Untriggered>Deactivated"),
+        (("accept_conditional", "trigger", "fill"), "Untriggered>Triggered>Filled"),
+        (("reject",), "Rejected"),
+        ((), "Submitted"),
+    ],
+)
+def test_the_venue_path_shows_bybit_statuses_only(events: tuple[str, ...], venue: str) -> None:
+    # orders.csv's path: the in-flight requests (Submitted, PendingAmend, PendingCancel) are left out
+    path = StatusPath("o-1")
+    for event in events:
+        path.apply(event)
+    assert path.venue() == venue
+
+
 def test_status_path_is_unchanged_by_an_illegal_move() -> None:
     path = StatusPath("o-1")
     path.apply("accept_conditional")

@@ -9,6 +9,7 @@ import asyncio
 import textwrap
 
 import numpy as np
+import pytest
 
 from playdeck.compiler import compile_text
 from playdeck.compiler.lower import lower
@@ -115,7 +116,7 @@ def test_scale_layers_partial_close_and_position_state_words():
             scale buy 100% of position
           when long and position.layers == 2 and not position.reduced:
             partial_close 50%
-          when long and position.reduced and position.bars >= 3:
+          when long and position.reduced and position.bars >= 4:
             close at close
         block entry:
           when flat and close == 100:
@@ -126,7 +127,7 @@ def test_scale_layers_partial_close_and_position_state_words():
         (1, "buy", 2.0, 100.0),   # entry at bar 1's open
         (2, "buy", 2.0, 102.0),   # scale 100% of 2 at bar 2's open -> 4, avg 101
         (3, "sell", 2.0, 104.0),  # partial_close 50% of 4
-        (5, "sell", 2.0, 106.0),  # close at close: a limit at 104 (bar 4's close), bar 5 opens 106
+        (5, "sell", 2.0, 106.0),  # bars is 4 at bar 4's close: close at close, a limit at 104; bar 5 opens 106
     ]
     assert bt.exchange.position_qty == 0.0
 
@@ -140,7 +141,7 @@ def test_a_resting_close_closes_the_whole_position_including_a_later_layer():
           when flat and close == 100:
             market buy qty 1
         block manage:
-          when long and position.bars == 0:
+          when long and position.bars == 1:
             close at 110
             scale buy qty 1 at 95
         """, [(100, 100, 100, 100), (100, 101, 99, 100), (99, 99.5, 94, 96), (100, 111, 99, 105),
@@ -197,10 +198,12 @@ def test_a_triggered_stop_limit_given_a_new_trigger_is_cancelled_and_sent_again(
     assert (brk.trigger, brk.price) == (105.2, 105.7)
 
 
-def test_position_r_is_the_r_multiple_of_the_current_qty():
-    # 2 @ 100, stop 90: 10 USDT of risk per unit. At 110 after half is closed: upnl 10 on qty 1,
-    # so r = 10 / (10 x 1) = 1.0 (the README's reading), and the close at r >= 0.9 fires at bar 3.
-    bt, _, fills = run("""
+@pytest.mark.parametrize(("level", "closed"), [(0.5, True), (0.55, False), (0.9, False)])
+def test_position_r_divides_by_the_initial_risk(level: float, closed: bool):
+    # 2 @ 100, stop 90: the initial risk is |100 - 90| x 2 = 20 USDT. At 110 after half is closed the
+    # upnl is 10 on qty 1, so r = 10 / 20 = 0.5: a close at r >= 0.5 fires at bar 2, one at 0.55 never
+    # (r over the current qty, 10 / 10 = 1.0, would fire both)
+    bt, _, fills = run(f"""
         block entry:
           when flat and close == 100:
             market buy qty 2
@@ -208,12 +211,31 @@ def test_position_r_is_the_r_multiple_of_the_current_qty():
         block manage:
           when long and not position.reduced:
             partial_close 50%
-          when long and position.r >= 0.9:
+          when long and position.r >= {level}:
             close
         """, [(100, 100, 100, 100), (100, 100.5, 99.5, 100), (110, 110.5, 109.5, 110),
               (110, 110.5, 109.5, 110), (110, 110.5, 109.5, 110)])
-    assert [(bar, side, qty) for bar, side, qty, *_ in fills] == [(1, "buy", 2.0), (2, "sell", 1.0), (3, "sell", 1.0)]
-    assert bt.exchange.position_qty == 0.0
+    want = [(1, "buy", 2.0), (2, "sell", 1.0)] + ([(3, "sell", 1.0)] if closed else [])
+    assert [(bar, side, qty) for bar, side, qty, *_ in fills] == want
+    assert bt.exchange.position_qty == (0.0 if closed else 1.0)
+
+
+def test_position_r_keeps_the_initial_risk_after_a_scale():
+    # 1 @ 100 with stop 95 risks 5; a scale of 1 at 110 does not change that: at 115 the upnl is
+    # 15 + 5 = 20, r = 20 / 5 = 4 (>= 3.9 fires; over the current qty it would be 2)
+    bt, _, fills = run("""
+        block entry:
+          when flat and close == 100:
+            market buy qty 1
+              stop_loss fill - 5
+        block manage:
+          when long and position.layers == 1 and close == 110:
+            scale buy qty 1
+          when long and position.r >= 3.9:
+            close
+        """, [(100, 100, 100, 100), (100, 100.5, 99.5, 110), (110, 110.5, 109.5, 115),
+              (115, 115.5, 114.5, 115), (115, 115.5, 114.5, 115)])
+    assert [(bar, side, qty) for bar, side, qty, *_ in fills] == [(1, "buy", 1.0), (2, "buy", 1.0), (3, "sell", 2.0)]
 
 
 def test_close_then_cancel_all_closes_the_position_and_cancels_only_what_was_pending():

@@ -155,6 +155,16 @@ def test_the_same_run_writes_byte_identical_files(tmp_path):
     assert first == second
 
 
+def test_a_trade_scaled_in_and_out_gives_its_whole_qty_so_the_row_adds_up():
+    # buy 2 @ 100, sell 1 @ 101, buy 3 @ 102, sell 4 @ 95: 5 in at 101.2, 5 out at 96.2. qty 5 (not
+    # the peak size 4) makes (exit - entry) x qty = -25 the gross PnL of the fills' realized parts
+    fills = [fill(1, "buy", 2, 100), fill(2, "sell", 1, 101, pnl=1), fill(3, "buy", 3, 102),
+             fill(4, "sell", 4, 95, pnl=-26)]
+    (t,) = round_trips(fills)
+    assert (t.qty, t.entry_price, t.exit_price) == (5, pytest.approx(101.2), pytest.approx(96.2))
+    assert (t.exit_price - t.entry_price) * t.qty == pytest.approx(t.pnl) == pytest.approx(-25)
+
+
 def test_float_dust_of_large_quantities_neither_opens_a_trade_nor_keeps_one_open():
     # 0.3 + 58998.9 - 58999.2 is 3.6e-12 in floats: the position is flat and there is one trade
     fills = [Fill(1, 0, "a", None, Side.BUY, 0.3, 100.0, 0.0, "taker", None, 0.0),
@@ -172,3 +182,28 @@ def test_an_open_remainder_left_by_large_adds_and_reductions_is_reported_without
         fills.append(Fill(2 + k, 0, "b", None, Side.SELL, 1234567.85 + k * 0.1, 0.04, 0.0, "taker", None, 0.0))
         fills.append(Fill(2 + k, 0, "c", None, Side.BUY, 1234567.85 + k * 0.1, 0.041, 0.0, "taker", None, -1.0))
     assert open_position(fills, 0.05)["qty"] == 0.05
+
+
+def test_orders_csv_paths_are_in_bybit_statuses(tmp_path):
+    # a re-priced (amended) limit that fills, and a cancelled one: New>Filled and New>Cancelled in
+    # orders.csv, while the events keep the PendingAmend / PendingCancel the requests went through
+    play = tmp_path / "p.yml"
+    play.write_text("""play: paths
+market: {symbol: BTCUSDT, exec: 1m}
+account: {instrument: {tick: 0.1, qty_step: 0.001, min_qty: 0.001}}
+blocks: |
+  block b:
+    when flat and close >= 100:
+      limit buy qty 1 at close - 5 as dip
+      limit buy qty 1 at 50 as far
+    when close < 100:
+      cancel far
+""")
+    data = tmp_path / "bars.csv"
+    rows = [(100, 100, 100, 100), (100, 101, 99, 101), (101, 101, 95, 96), (96, 97, 95.5, 96)]
+    data.write_text("timestamp,open,high,low,close,volume\n" + "".join(
+        f"{T0 + k * 60_000},{o},{h},{lo},{c},1\n" for k, (o, h, lo, c) in enumerate(rows)))
+    run_backtest(str(play), data=str(data), data_tf="1m", out=str(tmp_path / "o"), cache_dir=str(tmp_path))
+    with open(tmp_path / "o" / "orders.csv") as fh:
+        paths = {row["tag"]: row["status_path"] for row in csv.DictReader(fh)}
+    assert paths == {"dip": "New>Filled", "far": "New>Cancelled"}
