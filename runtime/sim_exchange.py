@@ -39,15 +39,16 @@ Prices and sizes
 - Submitted quantities are rounded down to qty_step and prices/triggers to the nearest tick (the
   IntentProcessor already did; this keeps hand-made orders honest). Fill prices are not rounded:
   slippage is a cost model. Fees = fill notional x rate on every fill (maker for resting limits,
-  taker for market and stop fills and for limits marketable when sent). `Fill.realized_pnl` is gross; `cash` = equity at start
-  + realized PnL - fees; `equity(p)` = cash + unrealized PnL at p.
+  taker for market and stop fills and for limits marketable when sent). `Fill.realized_pnl` is
+  gross; `cash` = equity at start + realized PnL - fees; `equity(p)` = cash + unrealized PnL at p.
 - Market: open of the next bar, moved against the trader by slippage_bps.
 - Limit buy at P: reached when the path falls to P; fills at min(open, P) (at the open when the bar
   opens at or below P, else at P); maker. Sell mirrored. A limit marketable when sent (buy P >= last
   close) is rejected if post_only; otherwise it fills as a taker at the next open, without slippage,
   wherever that open is (5.3 to the letter: also when it gapped beyond P).
   IOC/FOK limits live for bar i+1 only: they fill by the same limit rule (price and fee) wherever
-  the path reaches P in that bar, else Cancelled at its close (reason carries Bybit's EC_NoImmediateQtyToFill / EC_CancelForNoFullFill).
+  the path reaches P in that bar, else Cancelled at its close (the reason carries Bybit's
+  EC_NoImmediateQtyToFill / EC_CancelForNoFullFill).
 - Stop buy with trigger T: triggers when the path rises to T (Untriggered -> Triggered); a
   stop-market fills at max(open, T) + slippage, taker. Stops are never refused for being already
   through when sent: such a stop triggers at the next open, as in Pine.
