@@ -101,11 +101,12 @@ def _options(c: Checker, a: s.Action) -> dict[str, s.Option]:
     for o in a.options:
         if o.kind not in allowed:
             words = ", ".join(f"'{_OPTION_WORDS[k]}'" for k in sorted(allowed)) or "none"
-            what = o.value if o.kind == "tif" else o.kind
+            what = o.value if o.kind == "tif" else _OPTION_WORDS[o.kind]
             raise c.fail("option", f"'{what}' is not an option of {a.kind}", o.span, f"{a.kind} takes {words}")
         if o.kind in found:
-            raise c.fail("option", f"'{_OPTION_WORDS[o.kind]}' is given twice", o.span,
-                         "give each option once; post_only, ioc and fok exclude each other")
+            once = ("give each option once; post_only, ioc and fok exclude each other" if o.kind == "tif"
+                    else f"give '{_OPTION_WORDS[o.kind]}' once")
+            raise c.fail("option", f"'{_OPTION_WORDS[o.kind]}' is given twice", o.span, once)
         found[o.kind] = o
     return found
 

@@ -280,7 +280,7 @@ class Checker:
             if x.type != Type.NUM_SERIES or has_state(x):
                 raise self.fail("type", f"the first argument of {e.fn} must be a series of numbers, "
                                 f"not {x.type}" + (" trading state" if has_state(x) else ""), a.span,
-                                "e.g. close, hl2 features, or another indicator")
+                                "e.g. close, (high + low) / 2, a feature, or another indicator")
             series.append(x)
         params = []
         for kind, a in zip(sig.params, e.args[sig.series_args:]):

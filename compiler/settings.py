@@ -119,13 +119,6 @@ class SettingsCheck:
 def _number_hint(v: Any, default: float, style: str | None = None) -> str:
     if isinstance(v, str) and style in ("'", '"'):
         return f"remove the quotes: a quoted value is text; write {v.strip()} (without the key it is {default:g})"
-    if isinstance(v, str):
-        try:
-            float(v)
-        except ValueError:
-            pass
-        else:  # YAML 1.1 reads 1e4 as text; 1.0e+4 or 10000 is a number
-            return f"YAML reads {v!r} as text: write it without an exponent, or as 1.0e+4"
     return f"write a number; without the key it is {default:g}"
 
 

@@ -26,7 +26,8 @@ class PlayError(Exception):
     def __init__(self, path: str, source: str, diagnostics: list[Diagnostic] | tuple[Diagnostic, ...]):
         self.path = path
         self.source = source
-        self.diagnostics = tuple(diagnostics)
+        # one mistake reached from several places (a constant feature read by two cases) is said once
+        self.diagnostics = tuple(dict.fromkeys(diagnostics))
         super().__init__(self.render())
 
     def render(self) -> str:
@@ -45,8 +46,9 @@ def render(path: str, source: str, d: Diagnostic) -> str:
     else:
         out = [f"{path}:{d.span.line}:{d.span.col}: error[{d.code}]: {d.message}"]
         lines = source_lines(source)
-        if 1 <= d.span.line <= len(lines):
-            text = _visible(lines[d.span.line - 1].expandtabs(1))
+        # the line just past the last one is where an empty file (or a missing last line) is
+        if 1 <= d.span.line <= len(lines) + 1:
+            text = _visible(lines[d.span.line - 1].expandtabs(1)) if d.span.line <= len(lines) else ""
             gutter = str(d.span.line)
             width = 1
             if d.span.end_line == d.span.line and d.span.end_col > d.span.col:

@@ -203,6 +203,8 @@ def format_play(src: PlaySource, features: list[s.FeatureDef], blocks: tuple[s.B
         elif e.value.is_map:
             out.append((f"{e.key}:", e.key_span.line))
             out.extend((f"  {sub.key}: {_flow(sub.value)}", sub.key_span.line) for sub in _ordered(e.value.value))
+        elif e.key == "play" and isinstance(e.value.value, bool):
+            out.append((f"play: {e.value.raw}", e.key_span.line))  # `play: on` is the name 'on', not true
         else:
             out.append((f"{e.key}: {_flow(e.value)}", e.key_span.line))
     return "\n".join(_with_comments(out, _comments(src.text, blocks_lines))) + "\n"

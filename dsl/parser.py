@@ -322,7 +322,8 @@ def _describe(e: UnexpectedInput, text: str, where: LineMap) -> Diagnostic:
             return _nothing_under(lines, at, where)
         found = "end of the text" if tok.type == "_DEDENT" and tok.end_line > len(lines) else _found(tok)
         msg = f"unexpected {found}; expected {_describe_expected(expected)}"
-        hint = _hint(tok, {_literals().get(t, t) for t in expected})
+        text = lines[line - 1] if 1 <= line <= len(lines) else ""
+        hint = _hint(tok, {_literals().get(t, t) for t in expected}, text)
         return Diagnostic("syntax", msg, where.span(line, col, line, col + width), hint)
     if isinstance(e, UnexpectedEOF):
         line = len(lines)
@@ -362,11 +363,13 @@ _LAYOUT = ("a block is 'block NAME:', then its cases 'when CONDITION:' (or 'othe
            "then each case's actions indented under the case")
 
 
-def _hint(tok: Token, expected: set[str]) -> str:
+def _hint(tok: Token, expected: set[str], line: str = "") -> str:
     """Every syntax error gets a hint; the most specific rule that fits wins."""
     if tok.type == "_INDENT":
         return "only attached actions (stop_loss, take_profit, trail) are indented under an action"
     if ":" in expected and tok.type == "_NL":
+        if _code(line).split(" ", 1)[0] == "block":
+            return "a block starts with 'block NAME:', with its ':'"
         return "a 'when' condition ends with ':'"
     if "SIDE" in expected:
         return "write the side right after the order type, e.g. 'market buy qty 1'"
@@ -375,6 +378,9 @@ def _hint(tok: Token, expected: set[str]) -> str:
     if "BARS" in expected:
         return "write 'expire N bars'"
     if tok.type == "COMP_OP" and "COMP_OP" not in expected:
+        if _code(line).split(" ", 1)[0] == "close":
+            return ("'close' that starts an action line is the close action; a comparison such as "
+                    "'close > open' goes after 'when'")
         return "comparisons do not chain: write 'a < b and b < c'"
     if expected & {")", ","} and not expected & {"at", "as", "when"}:
         return "close every '(' with ')'; separate a call's arguments with ',', e.g. ema(close, 21)"

@@ -225,11 +225,18 @@ def _convert(node: yaml.Node, lines: list[str], scalars: SafeConstructor, seen: 
     return out
 
 
+_STR_TAG = "tag:yaml.org,2002:str"
+_EXPONENT_NUMBER = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)[eE][-+]?[0-9]+\Z")
+
+
 def _scalar(node: yaml.ScalarNode, scalars: SafeConstructor) -> Any:
     """The scalar's value as YAML types it; an explicit tag (`!!int x`, `!custom`) that cannot make
     one is an error at the value, not a crash."""
     if not node.tag:
         return node.value
+    if node.tag == _STR_TAG and not node.style and _EXPONENT_NUMBER.match(node.value):
+        # YAML 1.1 reads 2e-4 and 1e4 as text (it wants 1.0e+4); 1.2, JSON and every user read a number
+        return float(node.value)
     try:
         return scalars.construct_object(node)
     except (yaml.YAMLError, ValueError, KeyError, IndexError, AttributeError, TypeError, OverflowError) as e:

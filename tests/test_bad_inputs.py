@@ -17,6 +17,7 @@ import pytest
 
 from playdeck.compiler import compile_file, compile_text
 from playdeck.dsl.diagnostics import PlayError
+from playdeck.dsl.fmt import format_play
 
 # Lines 1-10 of every blocks case; the blocks text starts on line 11, indented by two spaces.
 HEAD = """\
@@ -878,3 +879,52 @@ def test_a_tagged_block_value_is_reported_at_its_start_in_one_line():
               close
         """)).diagnostics[0]
     assert (d.code, str(d.span), d.message) == ("yaml", "3:9", "'block main:...' is not a valid int value")
+
+
+@pytest.mark.parametrize(
+    ("text", "message", "hint"),
+    [
+        pytest.param(blocks("block main\n  when flat:\n    close\n"), "expected ':'", "'block NAME:', with its ':'",
+                     id="block line without its colon"),
+        pytest.param(blocks("block main:\n  when flat:\n    close > open\n"), "unexpected '>'",
+                     "the close action; a comparison such as 'close > open' goes after 'when'",
+                     id="a comparison written as an action line"),
+        pytest.param(blocks("block main:\n  when ema(position.upnl, 3) > 0:\n    close\n"), "trading state",
+                     "e.g. close, (high + low) / 2, a feature", id="an indicator over trading state"),
+        pytest.param(blocks("block main:\n  when flat:\n    limit buy qty 1 at close as x as y\n"),
+                     "'as TAG' is given twice", "give 'as TAG' once", id="two tags"),
+        pytest.param(blocks("block main:\n  when long:\n    close as x\n"),
+                     "'as TAG' is not an option of close", "close takes 'at PRICE'", id="a tag on close"),
+    ],
+)
+def test_hints_name_the_mistake_made(text: str, message: str, hint: str):
+    d = first_error(text).diagnostics[0]
+    assert message in d.message and hint in d.hint, (d.message, d.hint)
+
+
+def test_one_mistake_read_from_several_places_is_reported_once():
+    err = first_error(blocks("""
+        block main:
+          when flat and k > 1:
+            close
+          when long and k > 2:
+            close
+        """).replace("  atr: atr(14)\n", "  atr: atr(14)\n  k: 5\n"))
+    assert [d.message for d in err.diagnostics].count(
+        "feature 'k' is a constant (float); a feature is a series computed from market data") == 1
+
+
+def test_an_empty_file_shows_its_empty_first_line_and_a_caret():
+    lines = first_error("").render().splitlines()
+    assert lines[0].startswith("bad.yml:1:1: error[yaml]: the file is empty")
+    assert lines[1:3] == [" 1 | ", "   | ^"]
+    assert lines[3].startswith("hint: ")
+
+
+def test_fmt_keeps_a_play_named_like_a_yaml_boolean(tmp_path: Path):
+    path = tmp_path / "on.yml"
+    path.write_text(settings("play: on\nmarket: {symbol: BTCUSDT, exec: 15m}\n"))
+    compiled = compile_file(str(path))
+    text = format_play(compiled.source, list(compiled.features), compiled.blocks)
+    assert text.startswith("play: on\n")
+    assert compile_text(text, "on.yml").ir == compiled.ir

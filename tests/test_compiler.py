@@ -373,3 +373,24 @@ def test_no_lark_objects_or_mutable_containers_in_the_ir(path):
 def test_syntax_nodes_ignore_spans_and_spelling_in_equality():
     assert syntax.Num(1.0, "1.0", Span(1, 1, 1, 4)) == syntax.Num(1.0, "1", Span(9, 9, 9, 10))
     assert ir.Const(1.0, span=Span(1, 1, 1, 2)) == ir.Const(1.0)
+
+
+def test_numbers_with_an_exponent_are_numbers_in_the_settings():
+    # YAML 1.1 (PyYAML) reads 2e-4 and 1e4 as text; a Play reads them as YAML 1.2 and users do
+    text = textwrap.dedent("""\
+        play: e
+        market: {symbol: BTCUSDT, exec: 15m}
+        account:
+          equity: 1e4
+          fees: {maker: 2e-4, taker: 5.5E-4}
+          instrument: {tick: 1e-1, qty_step: 1e-3, min_qty: 1e-3}
+        blocks: |
+          block b:
+            when flat:
+              market buy qty 1e-3
+        """)
+    acct = compile_text(text, "e.yml").ir.account
+    assert (acct.equity, acct.maker_fee, acct.taker_fee) == (10000.0, 0.0002, 0.00055)
+    with pytest.raises(PlayError) as e:
+        compile_text(text.replace("equity: 1e4", 'equity: "1e4"'), "e.yml")  # quoted, it is text
+    assert "must be a number, not the text '1e4'" in str(e.value)
