@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from . import syntax as s
-from .source import PlaySource, YValue
+from .source import PlayDumper, PlaySource, YValue
 from .limits import room_to_recurse
 
 # Binding strength of each node as printed; a child weaker than its slot needs parentheses.
@@ -169,7 +169,8 @@ def _scalar(v: Any) -> str:
         return number_text(v)
     # Everything else through YAML's own writer: a bare `1e-05` would read back as text in YAML 1.1
     # (PyYAML wants `1.0e-05`), so a float must not be spelled by repr.
-    return yaml.safe_dump(v, default_flow_style=True, width=10**9, allow_unicode=True).strip().removesuffix("...").strip()
+    return yaml.dump(v, Dumper=PlayDumper, default_flow_style=True, width=10**9,
+                     allow_unicode=True).strip().removesuffix("...").strip()
 
 
 def _flow(v: YValue) -> str:

@@ -378,7 +378,7 @@ def _hint(tok: Token, expected: set[str], line: str = "") -> str:
     if "BARS" in expected:
         return "write 'expire N bars'"
     if tok.type == "COMP_OP" and "COMP_OP" not in expected:
-        if _code(line).split(" ", 1)[0] == "close":
+        if re.fullmatch(r"\s*close\s*", line[:tok.column - 1]) and "at" in expected:  # an action line
             return ("'close' that starts an action line is the close action; a comparison such as "
                     "'close > open' goes after 'when'")
         return "comparisons do not chain: write 'a < b and b < c'"

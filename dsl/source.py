@@ -78,19 +78,42 @@ def _not_utf8(data: bytes, e: UnicodeDecodeError) -> Diagnostic:
                       "a Play is a UTF-8 text file: save it as UTF-8")
 
 
+# YAML 1.1 (PyYAML) reads a plain 2e-4 or 1e4 as text: it wants 1.0e+4. A Play reads them as
+# YAML 1.2, JSON and users do, as numbers; `fmt` writes with the same rule (it quotes text that
+# would read back as a number). Added to subclasses, so PyYAML's own loaders stay as they are.
+EXPONENT_NUMBER = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$")
+_NUMBER_STARTS = list("-+.0123456789")
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+
+
+class _SafeLoader(yaml.SafeLoader):
+    pass
+
+
+class _CSafeLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    pass
+
+
+class PlayDumper(yaml.SafeDumper):
+    """The dumper `fmt` writes settings with: it knows the exponent rule above."""
+
+
+for _cls in (_SafeLoader, _CSafeLoader, PlayDumper):
+    _cls.add_implicit_resolver(_FLOAT_TAG, EXPONENT_NUMBER, _NUMBER_STARTS)
+
 # libyaml composes the same nodes and marks ~20x faster than pure-Python PyYAML (plain scalars
 # report style '' instead of None); PyYAML's own messages are better, so a broken file is composed
 # again by the pure-Python loader to describe it.
-_FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_FAST_LOADER = _CSafeLoader if hasattr(yaml, "CSafeLoader") else _SafeLoader
 
 
 def _compose(text: str) -> yaml.Node | None:
-    if _FAST_LOADER is not yaml.SafeLoader:
+    if _FAST_LOADER is not _SafeLoader:
         try:
             return yaml.compose(text, Loader=_FAST_LOADER)
         except yaml.YAMLError:
             pass
-    return yaml.compose(text, Loader=yaml.SafeLoader)
+    return yaml.compose(text, Loader=_SafeLoader)
 
 
 # What YAML refuses to read (its "printable" set, YAML 1.1 section 5.1), plus the three line breaks
@@ -225,18 +248,11 @@ def _convert(node: yaml.Node, lines: list[str], scalars: SafeConstructor, seen: 
     return out
 
 
-_STR_TAG = "tag:yaml.org,2002:str"
-_EXPONENT_NUMBER = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)[eE][-+]?[0-9]+\Z")
-
-
 def _scalar(node: yaml.ScalarNode, scalars: SafeConstructor) -> Any:
     """The scalar's value as YAML types it; an explicit tag (`!!int x`, `!custom`) that cannot make
     one is an error at the value, not a crash."""
     if not node.tag:
         return node.value
-    if node.tag == _STR_TAG and not node.style and _EXPONENT_NUMBER.match(node.value):
-        # YAML 1.1 reads 2e-4 and 1e4 as text (it wants 1.0e+4); 1.2, JSON and every user read a number
-        return float(node.value)
     try:
         return scalars.construct_object(node)
     except (yaml.YAMLError, ValueError, KeyError, IndexError, AttributeError, TypeError, OverflowError) as e:

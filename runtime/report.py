@@ -64,7 +64,7 @@ class _Open:
 
     side: str
     entry_bar: int
-    qty: float  # the size now, after any partial reductions (a Trade's qty is its peak instead)
+    qty: float  # the size now, after any partial reductions (a Trade's qty is all it entered)
     entry_price: float  # the exchange's avg_entry: each add re-weights it at the size then, a reduction keeps it
     realized_pnl: float  # gross PnL of the partial reductions so far
     fees: float  # entry fees, reduction fees and the opening share of a flip's fee

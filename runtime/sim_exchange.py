@@ -568,7 +568,8 @@ class SimExchange:
             self._fill(rec, at, "taker" if rec.taker_first else "maker", at)
 
     def _end_taker_first(self, bar: int) -> None:
-        # The open of an order's first bar has passed: a limit that did not fill there now rests.
+        # The open of an order's first bar has passed. A taker_first limit active there filled at it
+        # (or ended, e.g. reduce-only with nothing to reduce); this keeps the count honest.
         for rec in self._live.values():
             if rec.taker_first and rec.active_from <= bar:
                 self._set_taker_first(rec, False)

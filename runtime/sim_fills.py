@@ -13,7 +13,8 @@ Intrabar order
   rule. Whenever a fill changes the position, the rest of the bar is planned again from that
   price the same way for the new position (adverse, favourable, adverse, close): an entry filled
   on the way up is stopped out before its take-profit. `ohlc_path` is one fixed path.
-- At the open point market orders fill first, then gapped stops, then gapped limits; along a
+- At the open point market orders fill first, then gapped stops, then gapped limits and limits
+  that were marketable when sent (those fill at the open wherever it is, also beyond P); along a
   segment orders fill in the order the path reaches their prices; at one price stops fill before
   limits, then earlier-sent before later-sent. Every fill is applied before the next order is
   looked at, so a stop-loss placed by an entry's fill can fill later on the same path.
@@ -81,7 +82,7 @@ class SimOrder:
     up: bool  # reached when the price rises to `level` (buy stop, sell limit); else when it falls
     level: float  # trigger while a stop, limit price while a limit, nan for a market order
     reduce_only: bool
-    # A limit marketable when sent fills as taker at the next open; after that open it is a maker.
+    # A limit marketable when sent: it fills as a taker at the first open it meets, wherever that is.
     taker_first: bool = False
     ioc_bar: int | None = None  # IOC/FOK: cancelled at the close of this bar if still open
     filled_qty: float = 0.0

@@ -921,6 +921,21 @@ def test_an_empty_file_shows_its_empty_first_line_and_a_caret():
     assert lines[3].startswith("hint: ")
 
 
+def test_fmt_quotes_text_that_would_read_back_as_a_number(tmp_path: Path):
+    path = tmp_path / "d.yml"
+    path.write_text(settings('play: d\ndescription: "2e-4"\nmarket: {symbol: BTCUSDT, exec: 15m}\n'))
+    compiled = compile_file(str(path))
+    text = format_play(compiled.source, list(compiled.features), compiled.blocks)
+    assert "description: '2e-4'" in text
+    assert compile_text(text, "d.yml").ir == compiled.ir
+
+
+def test_a_feature_starting_with_close_gets_the_chained_comparison_hint():
+    err = first_error(blocks("block main:\n  when flat:\n    close\n").replace(
+        "  atr: atr(14)\n", "  atr: atr(14)\n  k: close > open > high\n"))
+    assert err.diagnostics[0].hint == "comparisons do not chain: write 'a < b and b < c'"
+
+
 def test_fmt_keeps_a_play_named_like_a_yaml_boolean(tmp_path: Path):
     path = tmp_path / "on.yml"
     path.write_text(settings("play: on\nmarket: {symbol: BTCUSDT, exec: 15m}\n"))

@@ -9,6 +9,7 @@ from pathlib import Path
 import attrs
 import lark
 import pytest
+import yaml
 
 from playdeck.compiler import compile_file, compile_text, ir
 from playdeck.compiler.types import Type
@@ -394,3 +395,8 @@ def test_numbers_with_an_exponent_are_numbers_in_the_settings():
     with pytest.raises(PlayError) as e:
         compile_text(text.replace("equity: 1e4", 'equity: "1e4"'), "e.yml")  # quoted, it is text
     assert "must be a number, not the text '1e4'" in str(e.value)
+    with pytest.raises(PlayError) as e:
+        compile_text(text.replace("equity: 1e4", "equity: !!str 1e4"), "e.yml")  # tagged as text, too
+    assert "must be a number, not the text '1e4'" in str(e.value)
+    # and YAML itself is left as it was for everyone else
+    assert yaml.safe_load("a: 1e4") == {"a": "1e4"}

@@ -312,6 +312,11 @@ def test_limit_orders(bars: list, actions: dict, fills: list, status: OrderStatu
             id="ioc not reached is cancelled at the close of bar i+1, later bars do not matter",
         ),
         pytest.param(
+            [B, (100.5, 101, 100, 100.8)], {0: [limit(BUY, 1, 101, tif=TimeInForce.IOC, tag="e")]},
+            [(1, "buy", 1, 100.5, 0.05025, "taker")], "New>Filled", 1,
+            id="ioc marketable when sent is a taker at the next open",
+        ),
+        pytest.param(
             [B, (100, 100.5, 99.5, 100), (99, 99, 90, 95)],
             {0: [limit(BUY, 1, 99, tif=TimeInForce.FOK, tag="e")]},
             [], "New>Cancelled", 1,
@@ -750,6 +755,13 @@ def test_protection_follows_the_position(
     assert path_of(r.ex, "stop_loss") == sl_path
     if tp_path is not None:
         assert path_of(r.ex, "take_profit") == tp_path
+
+
+def test_a_flip_opens_a_new_position_for_position_r_and_bars() -> None:
+    # long 1 from bar 1; a sell of 3 at bar 2's open flips to a short of 2, opened at bar 2
+    r = run(QUIET, {0: [market(BUY, 1)], 1: [market(SELL, 3)]}, slippage_bps=0)
+    assert r.ex.position_qty == -2.0
+    assert (r.ex.position_opened_bar, r.ex.first_entry_qty, r.ex.first_entry_price) == (2, 2.0, 101.0)
 
 
 def test_stop_loss_moved_keeps_the_first_stop_for_position_r() -> None:
