@@ -59,6 +59,9 @@ INDICATORS: dict[str, IndicatorSig] = {s.name: s for s in (
                  doc="Bollinger bands: SMA +/- k population stdev"),
     IndicatorSig("vwap", 0, ("int",), implicit=("high", "low", "close", "volume"), warmup=_n1,
                  doc="rolling n-bar volume-weighted average of the typical price"),
+    # `vwap()`: the checker reads a call of vwap without arguments as this one
+    IndicatorSig("vwap_session", 0, (), implicit=("high", "low", "close", "volume", "ts_open"),
+                 warmup=lambda: 0, doc="session VWAP of the typical price, anchored at 00:00 UTC"),
     IndicatorSig("pivot_high", 0, ("int", "int"), implicit=("high",), warmup=lambda l, r: int(l) + int(r),
                  doc="last confirmed pivot high, visible `right` bars after the pivot"),
     IndicatorSig("pivot_low", 0, ("int", "int"), implicit=("low",), warmup=lambda l, r: int(l) + int(r),

@@ -270,10 +270,12 @@ class Checker:
             raise self.fail("name", f"unknown function '{e.fn}'", e.span,
                             f"did you mean '{close[0]}'?" if close else
                             "functions are " + " ".join(list(INDICATORS) + list(FUNCTIONS)))
-        sig = INDICATORS[e.fn]
+        fn = "vwap_session" if e.fn == "vwap" and not e.args else e.fn  # `vwap()`: anchored, Pine's ta.vwap
+        sig = INDICATORS[fn]
         if len(e.args) != sig.arity:
+            usage = "vwap() (anchored at each UTC day) or vwap(length)" if e.fn == "vwap" else sig.usage()
             raise self.fail("arity", f"{e.fn} takes {sig.arity} argument{'s' if sig.arity != 1 else ''}, "
-                            f"got {len(e.args)}", e.span, f"write {sig.usage()}")
+                            f"got {len(e.args)}", e.span, f"write {usage}")
         series = []
         for a in e.args[:sig.series_args]:
             x = self.expr(a, ctx)
@@ -302,7 +304,7 @@ class Checker:
             raise self.fail("value", "macd's fast length must be shorter than its slow length", e.span,
                             "the lengths are fast, slow, signal: e.g. macd(close, 12, 26, 9)")
         implicit = tuple(ir.Bar(c, ctx.tf) for c in sig.implicit)
-        return ir.Indicator(e.fn, implicit + tuple(series), tuple(params), ctx.tf, None, span=e.span)
+        return ir.Indicator(fn, implicit + tuple(series), tuple(params), ctx.tf, None, span=e.span)
 
     def _x_Offset(self, e: s.Offset, ctx: _Ctx) -> ir.Expr:
         if not isinstance(e.bars, int):  # `x[1.0]`, `x[1e2]`: the spec wants an integer literal

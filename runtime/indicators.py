@@ -326,6 +326,38 @@ def vwap(high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarra
     return np.where(vsum == 0.0, _rolling_sum(tp, n) / n, out)
 
 
+DAY_MS = 86_400_000
+
+
+def vwap_session(high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarray,
+                 ts_open: np.ndarray) -> np.ndarray:
+    """Session VWAP, anchored at 00:00 UTC like Pine's `ta.vwap` on a 24/7 market (written `vwap()`).
+
+    sum(hlc3 * volume) / sum(volume) over the bars of the day so far, this one included; it starts
+    again with the first bar of each UTC day. While the day has had no volume at all it is the plain
+    mean of hlc3 so far. First valid at 0.
+    """
+    tp = (_as_float(high) + _as_float(low) + _as_float(close)) / 3.0
+    vol = _as_float(volume)
+    day = np.asarray(ts_open, dtype=np.int64) // DAY_MS
+    n = len(tp)
+    if n == 0:
+        return tp
+    starts = np.flatnonzero(np.r_[True, day[1:] != day[:-1]])  # the first bar of each day
+    lengths = np.diff(np.r_[starts, n])
+
+    def day_cumsum(x: np.ndarray) -> np.ndarray:
+        c = np.cumsum(x)
+        before = np.r_[0.0, c[starts[1:] - 1]]  # the running total when each day starts
+        return c - np.repeat(before, lengths)
+
+    pv, vsum = day_cumsum(tp * vol), day_cumsum(vol)
+    count = np.arange(n) - np.repeat(starts, lengths) + 1.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = pv / vsum
+    return np.where(vsum == 0.0, day_cumsum(tp) / count, out)
+
+
 def _pivot(x: np.ndarray, left: int, right: int, high_side: bool) -> np.ndarray:
     m = len(x)
     out = np.full(m, np.nan)
@@ -449,6 +481,8 @@ BUILTINS: dict[str, IndicatorSpec] = {
               ("length", "multiplier"), fields=("upper", "middle", "lower")),
         _spec("vwap", ("int",), vwap, _window_warmup, ("length",),
               implicit=("high", "low", "close", "volume")),
+        _spec("vwap_session", (), vwap_session, lambda field=None: 0, (),
+              implicit=("high", "low", "close", "volume", "ts_open")),
         _spec("pivot_high", ("int", "int"), pivot_high, lambda left, right, field=None: left + right,
               ("left bars", "right bars"), implicit=("high",)),
         _spec("pivot_low", ("int", "int"), pivot_low, lambda left, right, field=None: left + right,

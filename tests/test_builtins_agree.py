@@ -10,7 +10,7 @@ from playdeck.runtime.synthetic import generate
 
 PARAMS = {"sma": (7,), "ema": (9,), "wma": (5,), "rma": (14,), "rsi": (14,), "atr": (14,), "stdev": (20,),
           "highest": (10,), "lowest": (10,), "roc": (12,), "macd": (12, 26, 9), "bbands": (20, 2.0),
-          "vwap": (30,), "pivot_high": (3, 2), "pivot_low": (3, 2)}
+          "vwap": (30,), "vwap_session": (), "pivot_high": (3, 2), "pivot_low": (3, 2)}
 
 
 def test_every_compiler_builtin_has_a_runtime_implementation_and_vice_versa():

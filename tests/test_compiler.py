@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from playdeck.compiler import compile_file, compile_text, ir
+from playdeck.compiler.printer import ir_text
 from playdeck.compiler.types import Type
 from playdeck.dsl import syntax
 from playdeck.dsl.diagnostics import PlayError
@@ -101,6 +102,8 @@ def test_jobs_list_inputs_before_the_indicators_that_use_them():
     ("atr(14)", 13),
     ("roc(close, 10)", 10),
     ("vwap(48)", 47),
+    ("vwap()", 0),  # anchored at each UTC day: a value from the first bar
+    ("sma(vwap(), 4)", 3),
     ("close[3]", 3),
     ("sma(close, 10)[5]", 14),
     ("highest(high, 20) - lowest(low, 10)", 19),
@@ -400,3 +403,14 @@ def test_numbers_with_an_exponent_are_numbers_in_the_settings():
     assert "must be a number, not the text '1e4'" in str(e.value)
     # and YAML itself is left as it was for everyone else
     assert yaml.safe_load("a: 1e4") == {"a": "1e4"}
+
+
+def test_vwap_without_arguments_is_the_session_vwap_and_prints_as_written():
+    c = compiled({"v": "vwap()", "r": "vwap(24)"}, "block main:\n  when close > vwap():\n    close\n")
+    fns = sorted(j.indicator.fn for j in c.ir.jobs)
+    assert fns == ["vwap", "vwap_session"]  # one job for the feature and the inline call
+    text = ir_text(c.ir)
+    assert "v: series<float> on 15m warmup=0 = vwap()" in text and "vwap_session" not in text
+    with pytest.raises(PlayError) as e:
+        compiled({"v": "vwap(1, 2)"}, "block main:\n  when flat:\n    close\n")
+    assert "write vwap() (anchored at each UTC day) or vwap(length)" in str(e.value)

@@ -239,6 +239,35 @@ def test_vwap_weights_typical_price_by_volume():
     assert_close(ind.vwap(price, price, price, np.array([1, 1, 2.0]), 2), [NAN, 15, 80 / 3])
 
 
+def test_session_vwap_accumulates_over_the_utc_day_and_starts_again_at_midnight():
+    # 23:00, 23:30 of one day, then 00:00 and 00:30 of the next (times in ms)
+    day = 86_400_000
+    ts = np.array([day - 3_600_000, day - 1_800_000, day, day + 1_800_000], dtype=np.int64)
+    price = np.array([10.0, 20.0, 30.0, 40.0])
+    volume = np.array([1.0, 3.0, 0.0, 2.0])
+    # day 1: 10, (10 + 60) / 4 = 17.5; day 2: no volume yet -> mean hlc3 30, then (0 + 80) / 2 = 40
+    assert_close(ind.vwap_session(price, price, price, volume, ts), [10, 17.5, 30, 40])
+
+
+def ref_vwap_session(h, l, c, v, ts):
+    out, pv, vs, tps, k, day = [], 0.0, 0.0, 0.0, 0, None
+    for hi, lo, cl, vol, t in zip(h, l, c, v, ts):
+        if t // 86_400_000 != day:
+            day, pv, vs, tps, k = t // 86_400_000, 0.0, 0.0, 0.0, 0
+        tp = (hi + lo + cl) / 3
+        pv, vs, tps, k = pv + tp * vol, vs + vol, tps + tp, k + 1
+        out.append(pv / vs if vs else tps / k)
+    return out
+
+
+def test_session_vwap_matches_a_plain_python_reference_over_many_days():
+    _, high, low, close, volume = random_ohlcv(3000, 5)
+    volume[100:130] = 0.0  # a stretch without volume, across an hour
+    ts = 1735689600000 + 7 * 60_000 + np.arange(3000, dtype=np.int64) * 900_000  # 15m bars, off the hour
+    assert_close(ind.vwap_session(high, low, close, volume, ts),
+                 ref_vwap_session(high.tolist(), low.tolist(), close.tolist(), volume.tolist(), ts.tolist()))
+
+
 def test_vwap_without_volume_falls_back_to_mean_typical_price():
     price = np.array([10, 20, 30.0])
     assert_close(ind.vwap(price, price, price, np.zeros(3), 2), [NAN, 15, 25])
@@ -335,7 +364,7 @@ def test_linear_recurrence_matches_the_plain_loop(a):
 TYPICAL_PARAMS = {
     "sma": (20,), "ema": (21,), "wma": (10,), "rma": (14,), "rsi": (14,), "atr": (14,),
     "stdev": (20,), "highest": (10,), "lowest": (10,), "roc": (9,), "macd": (12, 26, 9),
-    "bbands": (20, 2.0), "vwap": (20,), "pivot_high": (3, 2), "pivot_low": (3, 2),
+    "bbands": (20, 2.0), "vwap": (20,), "vwap_session": (), "pivot_high": (3, 2), "pivot_low": (3, 2),
 }
 
 
@@ -343,7 +372,8 @@ def call(name: str, params: tuple, series: np.ndarray | None = None) -> dict[str
     """Run a builtin on random bars; `series` replaces the explicit series argument."""
     spec = BUILTINS[name]
     _, high, low, close, volume = random_ohlcv(300, 11)
-    columns = {"high": high, "low": low, "close": close, "volume": volume}
+    ts_open = 1735689600000 + np.arange(300, dtype=np.int64) * 3_600_000  # hourly: 12 UTC days and a half
+    columns = {"high": high, "low": low, "close": close, "volume": volume, "ts_open": ts_open}
     args = [columns[c] for c in spec.implicit] + ([close if series is None else series] * spec.n_series)
     out = spec.fn(*args, *params)
     return out if isinstance(out, dict) else {"": out}
@@ -421,6 +451,7 @@ def test_registry_signatures_are_what_the_compiler_checks():
         "macd": (("series", "int", "int", "int"), (), ("macd", "signal", "hist")),
         "bbands": (("series", "int", "float"), (), ("upper", "middle", "lower")),
         "vwap": (("int",), ("high", "low", "close", "volume"), ()),
+        "vwap_session": ((), ("high", "low", "close", "volume", "ts_open"), ()),
         "pivot_high": (("int", "int"), ("high",), ()),
         "pivot_low": (("int", "int"), ("low",), ()),
     }
@@ -452,7 +483,9 @@ def test_short_and_empty_inputs_are_all_nan():
             args = [np.ones(size)] * (len(spec.implicit) + spec.n_series)
             out = spec.fn(*args, *params)
             for values in (out.values() if isinstance(out, dict) else [out]):
-                assert len(values) == size and np.isnan(values).all()
+                # shorter than the warm-up: no value (vwap(), warm from its first bar, has them all)
+                assert len(values) == size and (np.isnan(values).all() if spec.warmup(*params) >= size
+                                                else not np.isnan(values).any())
 
 
 @pytest.mark.parametrize("m", [1, 5, 127, 128, 129, 256, 1000])
