@@ -207,6 +207,9 @@ def run_backtest(play_path: str, *, data: str | None = None, data_tf: str | None
     # and `bar` in every file keeps counting from the first bar of the data.
     first, last = bar_range(bars, parse_when(start), parse_when(end))
     if first >= last:
+        if start is None and end is None:
+            raise BacktestError(f"the data holds no complete {plan.play.market.exec_tf} bar "
+                                f"({len(base)} {base.tf} bars)")
         raise BacktestError("no bars in the chosen range")
     bt = prepare(plan, bars, where=play_path)
     ready = bt.engine.ready_bar

@@ -182,7 +182,7 @@ def metrics(equity: np.ndarray, qty: np.ndarray, initial: float, fills: list[Fil
         "max_drawdown_usdt": round(float((peak - equity).max()), 6) if len(equity) else 0.0,
         "sharpe": round(sharpe, 4),
         "trades": len(trades),
-        "win_rate_pct": round(len(wins) / len(trades) * 100, 2) if trades else 0.0,
+        "win_rate_pct": round(len(wins) / len(trades) * 100, 2) if trades else None,  # no trades: undefined
         "profit_factor": (round(sum(wins) / gross_loss, 4) if gross_loss > 0 else (None if not wins else "inf")),
         "exposure_pct": round(float(np.mean(qty != 0)) * 100, 2) if len(qty) else 0.0,
         "fees": round(sum(f.fee for f in fills), 6),
@@ -288,7 +288,8 @@ def format_report(r: dict[str, Any]) -> str:
         f"equity      {m['initial_equity']:.2f} -> {m['final_equity']:.2f} USDT",
         f"drawdown    max {m['max_drawdown_pct']:.2f}% ({m['max_drawdown_usdt']:.2f} USDT)",
         f"sharpe      {m['sharpe']:.2f} (annualised from {r['exec']} bars)",
-        f"trades      {m['trades']}   win rate {m['win_rate_pct']:.1f}%   profit factor "
+        f"trades      {m['trades']}   win rate "
+        f"{'n/a' if m['win_rate_pct'] is None else format(m['win_rate_pct'], '.1f') + '%'}   profit factor "
         f"{'n/a' if m['profit_factor'] is None else m['profit_factor']}",
         # next to the trades, because it is the one part of net PnL that none of them holds
         *([open_line(r["open_position"])] if r.get("open_position") else []),

@@ -10,11 +10,12 @@ import pytest
 
 from playdeck.compiler import compile_file
 from playdeck.compiler.lower import lower
-from playdeck.runtime.backtest import exec_bars, prepare, run_backtest, run_engine
+from playdeck.runtime.backtest import BacktestError, exec_bars, prepare, run_backtest, run_engine
 from playdeck.runtime.bars import Bars
 from playdeck.runtime.intents import Rejection
 from playdeck.runtime.orders import Fill, Side
-from playdeck.runtime.report import equity_curve, format_report, open_position, round_trips, write_artifacts
+from playdeck.runtime.report import (equity_curve, format_report, metrics, open_position, round_trips,
+                                     write_artifacts)
 from playdeck.runtime.synthetic import generate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -125,7 +126,7 @@ def test_trades_plus_the_open_position_add_up_to_net_pnl(play: str, ends: list[i
 
 def report(**extra) -> dict:
     m = {"net_pnl": 1.0, "return_pct": 0.01, "initial_equity": 1000.0, "final_equity": 1001.0,
-         "max_drawdown_pct": 0.0, "max_drawdown_usdt": 0.0, "sharpe": 0.0, "trades": 0, "win_rate_pct": 0.0,
+         "max_drawdown_pct": 0.0, "max_drawdown_usdt": 0.0, "sharpe": 0.0, "trades": 0, "win_rate_pct": None,
          "profit_factor": None, "exposure_pct": 50.0, "fees": 0.1, "fills": 1}
     return {"play": "p", "symbol": "BTCUSDT", "exec": "1m", "ready_bar": 0, "metrics": m,
             "data": {"label": "synthetic", "bars": 10, "from": "a", "to": "b"},
@@ -207,3 +208,19 @@ blocks: |
     with open(tmp_path / "o" / "orders.csv") as fh:
         paths = {row["tag"]: row["status_path"] for row in csv.DictReader(fh)}
     assert paths == {"dip": "New>Filled", "far": "New>Cancelled"}
+
+
+def test_with_no_trades_win_rate_and_profit_factor_are_undefined_not_zero():
+    m = metrics(np.full(5, 1000.0), np.zeros(5), 1000.0, [], [], "1m")
+    assert (m["trades"], m["win_rate_pct"], m["profit_factor"]) == (0, None, None)
+    line = next(x for x in format_report(report()).splitlines() if x.startswith("trades"))
+    assert line == "trades      0   win rate n/a   profit factor n/a"
+
+
+def test_data_without_one_complete_exec_bar_says_so(tmp_path):
+    data = tmp_path / "short.csv"
+    data.write_text("timestamp,open,high,low,close,volume\n" + "".join(
+        f"{T0 + k * 60_000},100,101,99,100,1\n" for k in range(7)))
+    with pytest.raises(BacktestError, match=r"the data holds no complete 15m bar \(7 1m bars\)"):
+        run_backtest(str(ROOT / "plays" / "ema_cross.yml"), data=str(data), data_tf="1m", write=False,
+                     cache_dir=str(tmp_path))
