@@ -244,5 +244,6 @@ def test_a_run_without_trades_says_profit_factor_n_a(cache: Path, tmp_path: Path
                     .replace("fast crosses_below slow", "fast < slow - close"))
     r = cli("backtest", str(play), "--out", str(tmp_path / "out"), cache=cache)
     assert r.returncode == 0, r.stderr
-    assert "trades      0   win rate 0.0%   profit factor n/a" in r.stdout
-    assert json.loads((tmp_path / "out" / "report.json").read_text())["metrics"]["profit_factor"] is None
+    assert "trades      0   win rate n/a   profit factor n/a" in r.stdout
+    m = json.loads((tmp_path / "out" / "report.json").read_text())["metrics"]
+    assert m["profit_factor"] is None and m["win_rate_pct"] is None
