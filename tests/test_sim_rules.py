@@ -32,6 +32,7 @@ from playdeck.runtime.orders import (
     TimeInForce,
 )
 from playdeck.runtime.sim_exchange import SimExchange
+from playdeck.runtime.sim_fills import intrabar_path
 
 INST = Instrument("BTCUSDT", tick=0.1, qty_step=0.001, min_qty=0.001)
 BUY, SELL = Side.BUY, Side.SELL
@@ -1121,3 +1122,19 @@ def test_invariants_under_random_commands(steps: list, intrabar: str) -> None:
 def _is_edge(event: OrderEvent) -> bool:
     """Some event of the shared state machine leads from the event's old status to its new one."""
     return any(old is event.old and new is event.new for (old, _), new in TRANSITIONS.items())
+
+
+@pytest.mark.parametrize(
+    ("worst", "adverse_low", "bar", "path"),
+    [
+        (False, None, (100, 101, 97, 100), (101, 97, 100)),  # the high is nearer
+        (False, None, (100, 103, 99, 100), (99, 103, 100)),  # the low is nearer
+        (False, None, (100, 102, 98, 99), (102, 98, 99)),  # a tie, closing below the open: high first
+        (False, None, (100, 102, 98, 101), (98, 102, 101)),  # a tie, closing at or above: low first
+        (True, None, (100, 102, 98, 99), (102, 98, 99)),  # worst_case with no side to hurt: the same
+        (True, True, (100, 101, 97, 100), (97, 101, 97, 100)),  # long: low, high, low again, close
+        (True, False, (100, 103, 99, 100), (103, 99, 103, 100)),  # short: high, low, high again, close
+    ],
+)
+def test_the_intrabar_paths_the_readme_describes(worst: bool, adverse_low: bool | None, bar: tuple, path: tuple) -> None:
+    assert intrabar_path(worst, adverse_low, *map(float, bar)) == tuple(map(float, path))
