@@ -131,9 +131,11 @@ def intrabar_path(
         return (l, h, l, c) if adverse_low else (h, l, h, c)
     up = h - o
     down = o - l
-    if up < down or (up == down and c < o):
-        return (h, l, c)
-    return (l, h, c)
+    # Equal in ticks is a tie, though the float differences may not be (298.0 - 296.9 is
+    # 1.1000000000000227, 296.9 - 295.8 is 1.099999999999966).
+    if abs(up - down) <= 1e-9 * abs(o):
+        return (h, l, c) if c < o else (l, h, c)
+    return (h, l, c) if up < down else (l, h, c)
 
 
 def adverse_is_low(position_qty: float, book: Iterable[SimOrder], bar: int) -> bool | None:

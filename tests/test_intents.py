@@ -189,3 +189,9 @@ def test_client_ids_fit_bybits_order_link_id_even_for_a_long_play_name():
     state = SimpleNamespace(flat=True, long=False, close=100.0, equity=10_000.0, pos_size=0.0)
     order = processor.order_for(Intent(9_999_999_999, "market", Side.BUY, "qty", 1.0), state)
     assert re.fullmatch(r"[A-Za-z0-9_-]{1,36}", order.client_id), order.client_id
+
+
+@pytest.mark.parametrize(("price", "placed"), [(249.75, 249.8), (249.74, 249.7), (251.85, 251.9), (0.05, 0.1),
+                                               (100.04999, 100.0), (100.06, 100.1)])
+def test_prices_round_to_the_nearest_tick_a_half_tick_up(price: float, placed: float):
+    assert INST.round_price(price) == placed

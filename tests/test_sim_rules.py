@@ -1131,6 +1131,8 @@ def _is_edge(event: OrderEvent) -> bool:
         (False, None, (100, 103, 99, 100), (99, 103, 100)),  # the low is nearer
         (False, None, (100, 102, 98, 99), (102, 98, 99)),  # a tie, closing below the open: high first
         (False, None, (100, 102, 98, 101), (98, 102, 101)),  # a tie, closing at or above: low first
+        (False, None, (296.9, 298.0, 295.8, 296.3), (298.0, 295.8, 296.3)),  # a tie in ticks, not in floats
+        (False, None, (404.6, 405.8, 403.4, 404.6), (403.4, 405.8, 404.6)),
         (True, None, (100, 102, 98, 99), (102, 98, 99)),  # worst_case with no side to hurt: the same
         (True, True, (100, 101, 97, 100), (97, 101, 97, 100)),  # long: low, high, low again, close
         (True, False, (100, 103, 99, 100), (103, 99, 103, 100)),  # short: high, low, high again, close
