@@ -21,6 +21,7 @@ class IndicatorSig:
     doc: str = ""
     # (params..., field) -> the first value of one output, when outputs start at different bars
     field_warmup: Callable[..., int] | None = attrs.field(default=None, eq=False)
+    written: str = ""  # the name a user writes, when it is not `name` (`vwap()` is vwap_session)
 
     def first_value(self, params: tuple, field: str | None = None) -> int:
         """Index of the first value of `field` (of every output when None)."""
@@ -59,14 +60,17 @@ INDICATORS: dict[str, IndicatorSig] = {s.name: s for s in (
                  doc="Bollinger bands: SMA +/- k population stdev"),
     IndicatorSig("vwap", 0, ("int",), implicit=("high", "low", "close", "volume"), warmup=_n1,
                  doc="rolling n-bar volume-weighted average of the typical price"),
-    # `vwap()`: the checker reads a call of vwap without arguments as this one
     IndicatorSig("vwap_session", 0, (), implicit=("high", "low", "close", "volume", "ts_open"),
-                 warmup=lambda: 0, doc="session VWAP of the typical price, anchored at 00:00 UTC"),
+                 warmup=lambda: 0, written="vwap",
+                 doc="anchored at each UTC day"),  # the session VWAP of hlc3, from 00:00 UTC
     IndicatorSig("pivot_high", 0, ("int", "int"), implicit=("high",), warmup=lambda l, r: int(l) + int(r),
                  doc="last confirmed pivot high, visible `right` bars after the pivot"),
     IndicatorSig("pivot_low", 0, ("int", "int"), implicit=("low",), warmup=lambda l, r: int(l) + int(r),
                  doc="last confirmed pivot low, visible `right` bars after the pivot"),
 )}
+
+# A call written without arguments that names another indicator: `vwap()` is the session VWAP.
+NO_ARGUMENT_FORMS = {s.written: s.name for s in INDICATORS.values() if s.written and not s.arity}
 
 # Plain functions usable anywhere an expression is.
 FUNCTIONS: dict[str, int] = {"min": 2, "max": 2, "abs": 1}

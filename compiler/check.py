@@ -16,8 +16,8 @@ from playdeck.dsl.diagnostics import Diagnostic
 from playdeck.dsl.limits import DEPTH_HINT, MAX_DEPTH
 
 from . import ir
-from .builtins import (FUNCTIONS, INDICATORS, KEYWORDS, POSITION_FIELDS, RESERVED, SERIES, STATE_WORDS,
-                       TAG_FIELDS)
+from .builtins import (FUNCTIONS, INDICATORS, KEYWORDS, NO_ARGUMENT_FORMS, POSITION_FIELDS, RESERVED, SERIES,
+                       STATE_WORDS, TAG_FIELDS)
 from .readiness import warmup_of
 from .settings import TIMEFRAMES
 from .types import Type, combine
@@ -270,10 +270,12 @@ class Checker:
             raise self.fail("name", f"unknown function '{e.fn}'", e.span,
                             f"did you mean '{close[0]}'?" if close else
                             "functions are " + " ".join(list(INDICATORS) + list(FUNCTIONS)))
-        fn = "vwap_session" if e.fn == "vwap" and not e.args else e.fn  # `vwap()`: anchored, Pine's ta.vwap
+        fn = NO_ARGUMENT_FORMS.get(e.fn, e.fn) if not e.args else e.fn
         sig = INDICATORS[fn]
         if len(e.args) != sig.arity:
-            usage = "vwap() (anchored at each UTC day) or vwap(length)" if e.fn == "vwap" else sig.usage()
+            usage = sig.usage()
+            if e.fn in NO_ARGUMENT_FORMS:
+                usage = f"{e.fn}() ({INDICATORS[NO_ARGUMENT_FORMS[e.fn]].doc}) or {usage}"
             raise self.fail("arity", f"{e.fn} takes {sig.arity} argument{'s' if sig.arity != 1 else ''}, "
                             f"got {len(e.args)}", e.span, f"write {usage}")
         series = []

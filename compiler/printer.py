@@ -44,8 +44,7 @@ class _Expr:
 
             sig = INDICATORS[e.fn]
             args = [self(a) for a in e.args[len(sig.implicit):]] + [_num(p) for p in e.params]
-            name = "vwap" if e.fn == "vwap_session" else e.fn  # written `vwap()`
-            return f"{name}({', '.join(args)}){'.' + e.field if e.field else ''}{self.tf(e.tf)}"
+            return f"{sig.written or e.fn}({', '.join(args)}){'.' + e.field if e.field else ''}{self.tf(e.tf)}"
         if isinstance(e, ir.FeatureRef):
             return e.name + (f".{e.field}" if e.field else "")
         if isinstance(e, ir.State):
