@@ -493,3 +493,139 @@ def test_the_recurrence_of_a_prefix_is_bit_for_bit_the_prefix_of_the_recurrence(
     # no lookahead even in the last digit: a value never depends on how many bars come after it
     u = np.random.default_rng(1).normal(size=3000)
     assert np.array_equal(ind.linear_recurrence(u[:m], 0.9, 0.5), ind.linear_recurrence(u, 0.9, 0.5)[:m])
+
+
+# --------------------------------------------------------------------------- audit additions
+
+
+def ref_bbands(x, n, k):
+    """Textbook Bollinger bands: middle = SMA(n), upper/lower = middle +/- k * population stdev(n).
+
+    README (indicator table) and PLAY-LANGUAGE.md section 2 both say "k population stdevs" (ddof 0).
+    """
+    mid, sd = ref_sma(x, n), ref_stdev(x, n)
+    upper = [NAN if isnan(m) or isnan(s) else m + k * s for m, s in zip(mid, sd)]
+    lower = [NAN if isnan(m) or isnan(s) else m - k * s for m, s in zip(mid, sd)]
+    return {"upper": upper, "middle": mid, "lower": lower}
+
+
+@settings(max_examples=80, deadline=None)
+@given(prices_with_gaps, lengths, st.sampled_from([0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0]))
+def test_bbands_match_sma_plus_minus_k_population_stdev(xs, n, k):
+    x = np.array(xs, dtype=float)
+    out = ind.bbands(x, n, k)
+    expected = ref_bbands(xs, n, k)
+    assert set(out) == {"upper", "middle", "lower"}
+    # lower can cancel to ~0 when k*stdev ~ middle: use an absolute tolerance scaled to the prices
+    scale = 1.0 + max((abs(v) for v in xs if not isnan(v)), default=0.0)
+    for field in ("upper", "middle", "lower"):
+        actual, want = np.asarray(out[field]), np.asarray(expected[field], dtype=float)
+        assert actual.shape == want.shape
+        assert np.array_equal(np.isnan(actual), np.isnan(want)), (field, actual, want)
+        ok = ~np.isnan(want)
+        np.testing.assert_allclose(actual[ok], want[ok], rtol=1e-9, atol=1e-9 * scale, err_msg=field)
+
+
+def test_bbands_use_population_not_sample_stdev():
+    # x = 2,4,4,4,5,5,7,9 (n = 8): mean 5, squared deviations 9+1+1+1+0+0+4+16 = 32;
+    # population stdev sqrt(32/8) = 2 (sample stdev would be sqrt(32/7) ~ 2.138)
+    bands = ind.bbands(np.array([2, 4, 4, 4, 5, 5, 7, 9.0]), 8, 1.5)
+    assert bands["middle"][-1] == pytest.approx(5.0)
+    assert bands["upper"][-1] == pytest.approx(5.0 + 1.5 * 2.0)  # 8
+    assert bands["lower"][-1] == pytest.approx(5.0 - 1.5 * 2.0)  # 2
+    assert np.isnan(bands["upper"][:7]).all() and np.isnan(bands["lower"][:7]).all()
+
+
+def test_macd_small_case_by_hand():
+    # x = 1, 3, 2, 6, 0, 3; macd(x, 2, 3, 2)
+    # ema2 (alpha 2/3), SMA seed at bar 1: (1+3)/2 = 2
+    #   bar 2: 2/3*2 + 1/3*2 = 2;  bar 3: 2/3*6 + 1/3*2 = 14/3
+    #   bar 4: 2/3*0 + 1/3*14/3 = 14/9;  bar 5: 2/3*3 + 1/3*14/9 = 2 + 14/27 = 68/27
+    # ema3 (alpha 1/2), SMA seed at bar 2: (1+3+2)/3 = 2
+    #   bar 3: (6+2)/2 = 4;  bar 4: (0+4)/2 = 2;  bar 5: (3+2)/2 = 5/2
+    # line = ema2 - ema3, first at bar 2 = max(2,3)-1:
+    #   bar 2: 0;  bar 3: 14/3 - 4 = 2/3;  bar 4: 14/9 - 2 = -4/9;  bar 5: 68/27 - 5/2 = 1/54
+    # signal = ema2 of the line (its first value at bar 2), SMA seed at bar 3: (0 + 2/3)/2 = 1/3
+    #   bar 4: 2/3*(-4/9) + 1/3*(1/3) = -8/27 + 3/27 = -5/27
+    #   bar 5: 2/3*(1/54) + 1/3*(-5/27) = 1/81 - 5/81 = -4/81
+    #   first at bar 3 = max(2,3) + 2 - 2 (README)
+    # hist = line - signal: bar 3: 2/3 - 1/3 = 1/3;  bar 4: -4/9 + 5/27 = -7/27;
+    #   bar 5: 1/54 + 4/81 = 3/162 + 8/162 = 11/162
+    out = ind.macd(np.array([1, 3, 2, 6, 0, 3.0]), 2, 3, 2)
+    assert set(out) == {"macd", "signal", "hist"}
+    assert_close(out["macd"], [NAN, NAN, 0, 2 / 3, -4 / 9, 1 / 54])
+    assert_close(out["signal"], [NAN, NAN, NAN, 1 / 3, -5 / 27, -4 / 81])
+    assert_close(out["hist"], [NAN, NAN, NAN, 1 / 3, -7 / 27, 11 / 162])
+
+
+def test_macd_of_a_straight_line_by_hand():
+    # x = 1..6, macd(x, 2, 3, 2): on a line an SMA-seeded EMA lags by (n-1)/2 exactly
+    # ema2: seed 1.5 at bar 1, then 2/3*3 + 1/3*1.5 = 2.5, 3.5, 4.5, 5.5
+    # ema3: seed 2 at bar 2, then (4+2)/2 = 3, 4, 5
+    # line from bar 2: 0.5 each; signal: seed (0.5+0.5)/2 = 0.5 at bar 3, stays 0.5; hist 0
+    out = ind.macd(np.arange(1.0, 7.0), 2, 3, 2)
+    assert_close(out["macd"], [NAN, NAN, 0.5, 0.5, 0.5, 0.5])
+    assert_close(out["signal"], [NAN, NAN, NAN, 0.5, 0.5, 0.5])
+    assert_close(out["hist"], [NAN, NAN, NAN, 0, 0, 0])
+
+
+def _clean_bars(m: int = 400):
+    """A long NaN-free OHLCV series whose bar 3 is a sharp pivot high (in high) and low (in low),
+    so pivot_*(3, 2) can confirm at the earliest possible bar."""
+    _, high, low, close, volume = random_ohlcv(m, 21)
+    high[3], low[3] = 1e6, 1e-3  # above/below every other bar (prices stay within ~50..200)
+    ts_open = 1735689600000 + np.arange(m, dtype=np.int64) * 3_600_000
+    return high, low, close, volume, ts_open
+
+
+# (label, call on the clean bars, field or None, first value written by hand from README's table)
+_HAND_WARMUPS = [
+    ("sma(20)", lambda h, l, c, v, t: ind.sma(c, 20), None, 19),            # n-1 = 20-1
+    ("ema(9)", lambda h, l, c, v, t: ind.ema(c, 9), None, 8),               # n-1 = 9-1
+    ("rma(14)", lambda h, l, c, v, t: ind.rma(c, 14), None, 13),            # n-1
+    ("wma(10)", lambda h, l, c, v, t: ind.wma(c, 10), None, 9),             # n-1
+    ("rsi(14)", lambda h, l, c, v, t: ind.rsi(c, 14), None, 14),            # n (first change at bar 1)
+    ("roc(9)", lambda h, l, c, v, t: ind.roc(c, 9), None, 9),               # n (needs x[9 bars ago])
+    ("atr(14)", lambda h, l, c, v, t: ind.atr(h, l, c, 14), None, 13),      # n-1 (first TR = high-low)
+    ("stdev(20)", lambda h, l, c, v, t: ind.stdev(c, 20), None, 19),        # n-1
+    ("highest(5)", lambda h, l, c, v, t: ind.highest(c, 5), None, 4),       # n-1
+    ("lowest(5)", lambda h, l, c, v, t: ind.lowest(c, 5), None, 4),         # n-1
+    # macd line = ema12 - ema26: ready when ema26 is, 26-1 = 25
+    ("macd(12,26,9).macd", lambda h, l, c, v, t: ind.macd(c, 12, 26, 9), "macd", 25),
+    # signal = ema9 of the line: 25 + (9-1) = 33 = max(12,26)+9-2 (README)
+    ("macd(12,26,9).signal", lambda h, l, c, v, t: ind.macd(c, 12, 26, 9), "signal", 33),
+    ("macd(12,26,9).hist", lambda h, l, c, v, t: ind.macd(c, 12, 26, 9), "hist", 33),
+    ("bbands(20,2).upper", lambda h, l, c, v, t: ind.bbands(c, 20, 2.0), "upper", 19),   # n-1
+    ("bbands(20,2).middle", lambda h, l, c, v, t: ind.bbands(c, 20, 2.0), "middle", 19),
+    ("bbands(20,2).lower", lambda h, l, c, v, t: ind.bbands(c, 20, 2.0), "lower", 19),
+    ("vwap(20)", lambda h, l, c, v, t: ind.vwap(h, l, c, v, 20), None, 19),             # n-1
+    ("vwap()", lambda h, l, c, v, t: ind.vwap_session(h, l, c, v, t), None, 0),         # session: 0
+    # l + r = 3 + 2: pivot at bar 3 (spike), confirmed 2 bars later
+    ("pivot_high(3,2)", lambda h, l, c, v, t: ind.pivot_high(h, 3, 2), None, 5),
+    ("pivot_low(3,2)", lambda h, l, c, v, t: ind.pivot_low(l, 3, 2), None, 5),
+]
+
+
+@pytest.mark.parametrize("label, fn, field, hand", _HAND_WARMUPS, ids=[row[0] for row in _HAND_WARMUPS])
+def test_warmups_match_the_readme_table_written_by_hand(label, fn, field, hand):
+    bars = _clean_bars()
+    out = fn(*bars)
+    values = out[field] if field else out
+    assert isinstance(values, np.ndarray) and len(values) == len(bars[0])
+    assert first_valid(values) == hand, label
+    assert np.isnan(values[:hand]).all() and not np.isnan(values[hand:]).any(), label
+
+
+def test_pivot_warmups_see_the_spike_at_bar_3():
+    high, low = _clean_bars()[:2]
+    assert ind.pivot_high(high, 3, 2)[5] == 1e6
+    assert ind.pivot_low(low, 3, 2)[5] == 1e-3
+
+
+def test_pivot_low_warmup_is_reached_when_a_pivot_forms_at_once():
+    # V-shape: bar 3 (1) is strictly below bars 0..2 and <= bars 4..5, so confirmed at 3 + 2 = 5
+    low = np.array([9, 8, 7, 1, 7, 8, 9, 9.0])
+    assert_close(ind.pivot_low(low, 3, 2), [NAN, NAN, NAN, NAN, NAN, 1, 1, 1])
+    # asymmetric: bar 2 (1) below bars 0..1, <= bars 3..5: confirmed at 2 + 3 = 5
+    low2 = np.array([5, 4, 1, 4, 5, 6, 7.0])
+    assert_close(ind.pivot_low(low2, 2, 3), [NAN, NAN, NAN, NAN, NAN, 1, 1])

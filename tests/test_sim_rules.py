@@ -323,6 +323,35 @@ def test_limit_orders(bars: list, actions: dict, fills: list, status: OrderStatu
             [], "New>Cancelled", 1,
             id="fok not reached is cancelled the same way",
         ),
+        pytest.param(
+            [B, (100, 100.5, 98.5, 99.5)], {0: [limit(BUY, 1, 99, tif=TimeInForce.FOK, tag="e")]},
+            # 99 < last close 100: not marketable; low 98.5 <= 99, open 100 > 99: at 99, 99 x 0.0002
+            [(1, "buy", 1, 99, 0.0198, "maker")], "New>Filled", 1,
+            id="fok reached in the next bar fills by the limit rule at 99, maker 0.0198",
+        ),
+        pytest.param(
+            [B, (100, 101.5, 99.8, 101)], {0: [limit(SELL, 1, 101, tif=TimeInForce.FOK, tag="e")]},
+            # 101 > last close 100: resting; high 101.5 >= 101: at max(100, 101) = 101, 101 x 0.0002
+            [(1, "sell", 1, 101, 0.0202, "maker")], "New>Filled", 1,
+            id="fok sell reached fills at 101, maker 0.0202",
+        ),
+        pytest.param(
+            [B, (98, 99, 97.5, 98.5)], {0: [limit(BUY, 1, 99, tif=TimeInForce.FOK, tag="e")]},
+            # opens at 98 <= 99: min(open 98, P 99) = 98, still maker (not marketable when sent): 0.0196
+            [(1, "buy", 1, 98, 0.0196, "maker")], "New>Filled", 1,
+            id="fok gapped through fills at the open min(98, 99) = 98, maker 0.0196",
+        ),
+        pytest.param(
+            [B, (98, 99, 97.5, 98.5)], {0: [limit(BUY, 1, 99, tif=TimeInForce.IOC, tag="e")]},
+            [(1, "buy", 1, 98, 0.0196, "maker")], "New>Filled", 1,
+            id="ioc gapped through fills at the open min(98, 99) = 98, maker 0.0196",
+        ),
+        pytest.param(
+            [B, (100.5, 101, 100, 100.8)], {0: [limit(BUY, 1, 101, tif=TimeInForce.FOK, tag="e")]},
+            # 101 >= last close 100: marketable, taker at the next open 100.5, no slippage: x 0.0005
+            [(1, "buy", 1, 100.5, 0.05025, "taker")], "New>Filled", 1,
+            id="fok marketable when sent is a taker at the next open 100.5, fee 0.05025",
+        ),
     ],
 )
 def test_ioc_and_fok_live_for_one_bar(
@@ -440,6 +469,11 @@ LONG_TP = (2, "sell", 1, 104, 0.0208, "maker")
 SHORT_SL = (2, "buy", 1, 103.103, 0.0515515, "taker")  # stop 103 plus 10 bps
 SHORT_TP = (2, "buy", 1, 96, 0.0192, "maker")
 FLAT_BAR = (100, 100.5, 99.5, 100)
+# gaps through the protection: the bar opens beyond the level, so the fill is at the open
+LONG_SL_GAP = (2, "sell", 1, 94.905, 0.0474525, "taker")  # min(open 95, 97) = 95 - 10 bps; x 0.0005
+LONG_TP_GAP = (2, "sell", 1, 106, 0.0212, "maker")  # resting limit 104: max(open 106, 104); x 0.0002
+SHORT_SL_GAP = (2, "buy", 1, 105.105, 0.0525525, "taker")  # max(open 105, 103) = 105 + 10 bps
+SHORT_TP_GAP = (2, "buy", 1, 94, 0.0188, "maker")  # resting limit 96: min(open 94, 96); x 0.0002
 
 
 @pytest.mark.parametrize(
@@ -465,6 +499,22 @@ FLAT_BAR = (100, 100.5, 99.5, 100)
                      S.DEACTIVATED, S.FILLED, id="ohlc_path short, low nearer: take-profit"),
         pytest.param("ohlc_path", SELL, (100, 104, 95, 99), [SHORT_ENTRY, SHORT_SL],
                      S.FILLED, S.CANCELLED, id="ohlc_path short, high nearer: stop-loss"),
+        pytest.param("worst_case", BUY, (95, 95.5, 94, 95), [LONG_ENTRY, LONG_SL_GAP],
+                     S.FILLED, S.CANCELLED, id="worst_case long, gap through the stop-loss: open 95 - 10 bps"),
+        pytest.param("ohlc_path", BUY, (95, 95.5, 94, 95), [LONG_ENTRY, LONG_SL_GAP],
+                     S.FILLED, S.CANCELLED, id="ohlc_path long, gap through the stop-loss: open 95 - 10 bps"),
+        pytest.param("worst_case", BUY, (106, 107, 105, 106), [LONG_ENTRY, LONG_TP_GAP],
+                     S.DEACTIVATED, S.FILLED, id="worst_case long, gap through the take-profit: open 106, maker"),
+        pytest.param("ohlc_path", BUY, (106, 107, 105, 106), [LONG_ENTRY, LONG_TP_GAP],
+                     S.DEACTIVATED, S.FILLED, id="ohlc_path long, gap through the take-profit: open 106, maker"),
+        pytest.param("worst_case", SELL, (105, 106, 104.5, 105), [SHORT_ENTRY, SHORT_SL_GAP],
+                     S.FILLED, S.CANCELLED, id="worst_case short, gap through the stop-loss: open 105 + 10 bps"),
+        pytest.param("ohlc_path", SELL, (105, 106, 104.5, 105), [SHORT_ENTRY, SHORT_SL_GAP],
+                     S.FILLED, S.CANCELLED, id="ohlc_path short, gap through the stop-loss: open 105 + 10 bps"),
+        pytest.param("worst_case", SELL, (94, 95, 93, 94), [SHORT_ENTRY, SHORT_TP_GAP],
+                     S.DEACTIVATED, S.FILLED, id="worst_case short, gap through the take-profit: open 94, maker"),
+        pytest.param("ohlc_path", SELL, (94, 95, 93, 94), [SHORT_ENTRY, SHORT_TP_GAP],
+                     S.DEACTIVATED, S.FILLED, id="ohlc_path short, gap through the take-profit: open 94, maker"),
     ],
 )
 def test_stop_loss_and_take_profit_in_one_bar(
@@ -488,6 +538,15 @@ def test_stop_loss_and_take_profit_in_one_bar(
             {0: [limit(BUY, 1, 98, attached=(sl(lambda f: f - 2), tp(lambda f: f + 5)))]},
             [(1, "buy", 1, 98, 0.0196, "maker"), (1, "sell", 1, 95.904, 0.047952, "taker")],
             id="limit entry and its attached stop (fill - 2 = 96) both fill in the entry's bar",
+        ),
+        pytest.param(
+            {"intrabar": "ohlc_path"}, [B, (100, 101, 95, 99)],
+            {0: [limit(BUY, 1, 98, attached=(sl(lambda f: f - 2), tp(lambda f: f + 5)))]},
+            # ohlc_path: up 1 < down 5, so the high first: 100 -> 101 -> 95 -> 99. The entry fills on
+            # the way down at min(100, 98) = 98 (maker, 0.0196); its stop 96 is met further down on the
+            # same leg: 96 - 10 bps = 95.904 (taker, 0.047952); the take-profit 103 is never reached
+            [(1, "buy", 1, 98, 0.0196, "maker"), (1, "sell", 1, 95.904, 0.047952, "taker")],
+            id="ohlc_path: high first, then the entry at 98 and its stop at 96 on the way down",
         ),
         pytest.param(
             {}, [B, (101, 103, 99, 102)],
@@ -558,6 +617,53 @@ def test_stop_loss_and_take_profit_in_one_bar(
 )
 def test_attached_protection(config: dict, bars: list, actions: dict, fills: list) -> None:
     assert_fills(run(bars, actions, **config).fills, fills)
+
+
+# ---------------------------------------------------------------------------------------- worst_case flat
+@pytest.mark.parametrize(
+    ("bars", "actions", "fills", "realized"),
+    [
+        pytest.param(
+            [B, (100, 102, 97, 101)],
+            {0: [limit(BUY, 1, 98, tag="b"), limit(SELL, 1, 101.5, tag="s")]},
+            # flat with a buy and a sell pending: walked as ohlc_path; up 2 < down 3, so the high first:
+            # the sell at 101.5 (maker 0.0203) opens a short; replanned for the short (102, 97, ...) the
+            # buy at 98 (maker 0.0196) closes it: realized 101.5 - 98 = 3.5
+            [(1, "sell", 1, 101.5, 0.0203, "maker"), (1, "buy", 1, 98, 0.0196, "maker")], [0.0, 3.5],
+            id="high nearer: the sell limit fills first, then the buy limit",
+        ),
+        pytest.param(
+            [B, (100, 103, 98.5, 99)],
+            {0: [limit(BUY, 1, 99, tag="b"), limit(SELL, 1, 102, tag="s")]},
+            # down 1.5 < up 3: the low first: buy at 99 (0.0198) opens a long; replanned for the long
+            # (98.5, 103, ...) the sell at 102 (0.0204) closes it: realized 3
+            [(1, "buy", 1, 99, 0.0198, "maker"), (1, "sell", 1, 102, 0.0204, "maker")], [0.0, 3.0],
+            id="low nearer: the buy limit fills first, then the sell limit",
+        ),
+        pytest.param(
+            [B, (100, 102, 98, 99)],
+            {0: [limit(BUY, 1, 98.5, tag="b"), limit(SELL, 1, 101.5, tag="s")]},
+            # a tie (2 and 2), closing below the open: the high first
+            [(1, "sell", 1, 101.5, 0.0203, "maker"), (1, "buy", 1, 98.5, 0.0197, "maker")], [0.0, 3.0],
+            id="tie, close below the open: high first, the sell limit fills first",
+        ),
+        pytest.param(
+            [B, (100, 102, 98, 101)],
+            {0: [limit(BUY, 1, 98.5, tag="b"), limit(SELL, 1, 101.5, tag="s")]},
+            # a tie, closing above the open: the low first
+            [(1, "buy", 1, 98.5, 0.0197, "maker"), (1, "sell", 1, 101.5, 0.0203, "maker")], [0.0, 3.0],
+            id="tie, close above the open: low first, the buy limit fills first",
+        ),
+    ],
+)
+def test_worst_case_flat_with_both_sides_pending_walks_as_ohlc_path(
+    bars: list, actions: dict, fills: list, realized: list
+) -> None:
+    r = run(bars, actions)  # worst_case is the default
+    assert_fills(r.fills, fills)
+    assert [f.realized_pnl for f in r.fills] == pytest.approx(realized)
+    assert r.ex.position_qty == 0.0 and not r.ex.has_pending
+    assert path_of(r.ex, "b") == "New>Filled" and path_of(r.ex, "s") == "New>Filled"
 
 
 # ---------------------------------------------------------------------------------------- 5.6 positions
