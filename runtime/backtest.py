@@ -64,13 +64,20 @@ def load_bars(symbol: str, data: str | None, data_tf: str | None, cache_dir: str
     Imported bars that cannot build the exec bars are an error, not a quiet fall-back to the
     synthetic set: the user imported them to be used.
     """
+    return _load(symbol, data, data_tf, cache_dir, exec_tf, gaps)[0]
+
+
+def _load(symbol: str, data: str | None, data_tf: str | None, cache_dir: str | None,
+          exec_tf: str, gaps: str | None) -> tuple[Bars, int]:
+    """`load_bars`, with how many flat bars `--gaps fill` made up (the report says so)."""
     if data is None:
         for option, given in (("--data-tf", data_tf), ("--gaps", gaps)):
             if given is not None:
                 raise BacktestError(f"{option} is about a --data file; give it with --data")
-        return _cached_bars(symbol, cache_dir, exec_tf)
+        return _cached_bars(symbol, cache_dir, exec_tf), 0
     # without --data-tf, the file's spacing says
-    return import_csv(Path(data), symbol, data_tf, gaps or "error").bars
+    result = import_csv(Path(data), symbol, data_tf, gaps or "error")
+    return result.bars, result.filled_gaps
 
 
 def _builders(exec_tf: str) -> list[str]:
@@ -201,7 +208,7 @@ def run_backtest(play_path: str, *, data: str | None = None, data_tf: str | None
                  cache_dir: str | None = None) -> dict[str, Any]:
     compiled = compile_file(play_path)
     plan = lower(compiled.ir)
-    base = load_bars(plan.play.market.symbol, data, data_tf, cache_dir, plan.play.market.exec_tf, gaps)
+    base, filled = _load(plan.play.market.symbol, data, data_tf, cache_dir, plan.play.market.exec_tf, gaps)
     bars = exec_bars(base, plan.play.market.exec_tf)
     # --from/--to choose the bars that trade; features still see the bars before (they are causal),
     # and `bar` in every file keeps counting from the first bar of the data.
@@ -213,10 +220,12 @@ def run_backtest(play_path: str, *, data: str | None = None, data_tf: str | None
         raise BacktestError("no bars in the chosen range")
     bt = prepare(plan, bars, where=play_path)
     ready = bt.engine.ready_bar
-    if ready >= last:
-        # Not an empty report: a run that cannot place a single order is a mistake in the Play or the range.
+    if ready >= last - 1:
+        # Not an empty report: a run that cannot fill a single order is a mistake in the Play or the
+        # range. An order sent at the close of the last bar could only fill in the bar after it.
         raise BacktestError(
-            f"the Play cannot trade in this run: its features are ready at bar {ready} (warm-up), but the "
+            f"the Play cannot trade in this run: its features are ready at bar {ready} (warm-up), so its "
+            f"first order could fill in bar {ready + 1}, but the "
             f"{'chosen range ends' if last < len(bars) else 'data ends'} at bar {last - 1} "
             f"({len(bars)} {plan.play.market.exec_tf} bars in the data)")
     out_dir = claim_out_dir(out, plan.play.name, datetime.now(timezone.utc)) if write else None
@@ -228,6 +237,9 @@ def run_backtest(play_path: str, *, data: str | None = None, data_tf: str | None
         eq, qty = equity_curve(bars, result.snapshots, plan.play.account.equity, result.start, result.end)
         trades = round_trips(result.fills)
         report = build_report(bt, bars, result, eq, qty, trades)
+    if filled:
+        # flat bars --gaps fill made up (in the file's timeframe): said with the data
+        report["data"].update(filled_gaps=filled, filled_tf=base.tf)
     if out_dir is not None:
         report["out"] = str(out_dir)
         write_artifacts(out_dir, bars, result.start, result.fills, bt.exchange.orders, trades, eq, report,

@@ -51,7 +51,7 @@ GAP_POLICIES: tuple[str, ...] = ("error", "fill")
 _MAX_REPORTED = 20
 _MIN_EPOCH_MS = 10**11  # 1973-03-03: anything smaller is almost surely seconds, not ms
 MAX_EPOCH_MS = 4_102_444_800_000  # 2100-01-01: anything later is a typo or microseconds (exclusive)
-_MAX_FILLED = 1_000_000  # --gaps fill inserts at most this many bars (or 10x the file's rows)
+_MAX_FILLED = 1_000_000  # --gaps fill inserts at most this many bars (and no more than the file's rows)
 _MIN_EPOCH_S = 10**8  # 1973-03-03 again, in seconds: smaller integers are not seconds either (row counters?)
 
 # Header names (lower-cased, spaces/underscores kept) for each field, generic and Bybit spellings.
@@ -140,7 +140,8 @@ def _file_problem(message: str, path: str | os.PathLike[str] | None = None) -> D
 
 
 def _read_lines(path: str | os.PathLike[str]) -> list[str]:
-    """The file's physical lines (index + 1 = line number); a trailing '\r' is left to the parsers.
+    """The file's physical lines (index + 1 = line number). A bare carriage return ends a line too
+    (old Mac files; editors show a line break there), so no line holds a '\r' or '\n'.
 
     DataError (one line) when the file is missing, a folder, unreadable or not UTF-8 text.
     """
@@ -165,6 +166,8 @@ def _read_lines(path: str | os.PathLike[str]) -> list[str]:
     if "\x00" in text:
         line = text.count("\n", 0, text.index("\x00")) + 1
         raise _file_problem(f"a NUL byte on row {line}: this is a binary file, not a CSV", path)
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
     return text.split("\n")
 
 
@@ -288,45 +291,78 @@ def _sequence_problems(ts: np.ndarray, rows: np.ndarray, step: int, tf: str, gap
     for i in np.flatnonzero(forward < 0).tolist():
         problems.append(DataProblem(int(rows[i + 1]), _order_message(ts, rows, i, direction)))
     if gaps == "error":
-        problems += _gap_problems(ts[~off_grid], rows[~off_grid], step, tf, bad_rows)
+        # An off-grid row is that row's problem: the slot it was probably meant for is no gap.
+        rejected = sorted(set(bad_rows) | set(rows[off_grid].tolist()))
+        gap_problems = _gap_problems(ts[~off_grid], rows[~off_grid], step, tf, rejected)
+        spacing = _spacing_hint(ts, step, tf)
+        if gap_problems and spacing:
+            problems.append(DataProblem(0, spacing))
+        problems += gap_problems
     return problems
+
+
+def _common_step(ts: np.ndarray) -> int | None:
+    """The most common spacing of `ts` in ms (ties: the smallest), None with fewer than two times."""
+    steps = np.abs(np.diff(np.asarray(ts, dtype=np.int64)))
+    steps = steps[steps > 0]
+    if len(steps) == 0:
+        return None
+    values, counts = np.unique(steps, return_counts=True)
+    return int(values[np.argmax(counts)])
+
+
+def _spacing_hint(ts: np.ndarray, step: int, tf: str) -> str:
+    """A word on a file whose bars are mostly further apart than `tf` (hourly rows imported as 1m)."""
+    common = _common_step(ts)
+    if common is None or common <= step:
+        return ""
+    return f"most bars are {common / 60000:g} minutes apart, not {tf}: is {tf} the file's timeframe?"
 
 
 def _gap_problems(ts: np.ndarray, rows: np.ndarray, step: int, tf: str, bad_rows: list[int]) -> list[DataProblem]:
     """Every gap between consecutive bars in time (so rows out of order elsewhere hide none),
-    reported on the row of the pair that comes later in the file, naming the other one. A hole a
-    rejected row leaves between them is that row's problem, not a gap."""
+    reported on the row of the pair that comes later in the file, naming the other one. Each
+    rejected row between the two in the file may be meant for one missing slot: that many slots
+    are its problem, not a gap; any more are still reported."""
     problems: list[DataProblem] = []
     order = np.argsort(ts, kind="stable")
     s_ts, s_rows = ts[order], rows[order]
     for i in np.flatnonzero(np.diff(s_ts) > step).tolist():
         a, b = int(s_rows[i]), int(s_rows[i + 1])  # the earlier and the later bar in time
         lo, hi = min(a, b), max(a, b)
-        if bisect.bisect_right(bad_rows, lo) < bisect.bisect_left(bad_rows, hi):
+        rejected = max(0, bisect.bisect_left(bad_rows, hi) - bisect.bisect_right(bad_rows, lo))
+        missing = int(s_ts[i + 1] - s_ts[i]) // step - 1 - rejected
+        if missing <= 0:
             continue
-        missing = int(s_ts[i + 1] - s_ts[i]) // step - 1
         plural = "s" if missing != 1 else ""
         earlier, later = format_ts(int(s_ts[i])), format_ts(int(s_ts[i + 1]))
         if a < b:
             earlier += f" (row {a})"
         else:
             later += f" (row {b})"
-        problems.append(DataProblem(hi, f"gap: {missing} missing {tf} bar{plural} between {earlier} and {later}"))
+        besides = f" besides the {rejected} rejected row{'s' if rejected != 1 else ''} there" if rejected else ""
+        problems.append(DataProblem(hi, f"gap: {missing} missing {tf} bar{plural} between {earlier} and {later}"
+                                        f"{besides}"))
     return problems
 
 
-def _fill_gaps(ts: np.ndarray, values: np.ndarray, step: int,
+def _fill_gaps(ts: np.ndarray, values: np.ndarray, step: int, tf: str,
                path: str | os.PathLike[str] | None = None) -> tuple[np.ndarray, np.ndarray, int]:
-    """Insert flat zero-volume bars at the previous close into every gap of sorted, on-grid data;
-    a DataError when that would be more than _MAX_FILLED bars (or ten per row): a typo'd date."""
+    """Insert flat zero-volume bars at the previous close into every gap of sorted, on-grid data.
+
+    A DataError when that would invent more bars than the file has rows (or more than
+    _MAX_FILLED): then most of the series would be made up, which is a typo'd date or a wrong
+    timeframe (hourly rows imported as 1m), not a few missing bars."""
     slots = (ts - ts[0]) // step
     total = int(slots[-1]) + 1
     filled = total - len(ts)
     if filled == 0:
         return ts, values, 0
-    if filled > max(_MAX_FILLED, 10 * len(ts)):
+    if filled > min(_MAX_FILLED, len(ts)):
+        spacing = _spacing_hint(ts, step, tf)
         raise DataError([DataProblem(0, f"filling the gaps would insert {filled:,} flat bars into {len(ts):,} "
-                                        f"rows; check the dates, or import the parts separately")], path)
+                                        f"rows, more than the file holds; "
+                                        f"{spacing or 'check the dates, or import the parts separately'}")], path)
     present = np.zeros(total, dtype=bool)
     present[slots] = True
     out = np.empty((total, 5))
@@ -344,8 +380,11 @@ def _layout(lines: list[str], path: str | os.PathLike[str]) -> tuple[int, dict[s
     for index, line in enumerate(lines):
         if _is_blank(line):
             continue
-        fields = next(csv.reader([line]))
         row = index + 1
+        try:
+            fields = next(csv.reader([line]))
+        except csv.Error as exc:
+            raise DataError([DataProblem(row, f"unreadable CSV: {exc}")], path) from None
         if _looks_like_data(fields):
             if len(fields) not in (6, 7):
                 message = ("headerless rows need 6 or 7 columns (timestamp,open,high,low,close,volume[,turnover]), "
@@ -380,6 +419,14 @@ def _parse_numeric(body: list[str], first_row: int,
     return ts.astype(np.int64), np.ascontiguousarray(table[:, 1:]), rows
 
 
+def _fields(line: str) -> list[list[str]]:
+    """The one record of `line` (none when it cannot be read: the row-by-row parser says why)."""
+    try:
+        return list(csv.reader([line]))
+    except csv.Error:
+        return []
+
+
 def _seconds_sized(text: str) -> bool:
     s = text.strip()
     return s.isdigit() and _MIN_EPOCH_S <= int(s) < _MIN_EPOCH_MS
@@ -394,7 +441,8 @@ def _epoch_unit_problem(body: list[str], first_row: int, column: int) -> DataPro
     """One whole-file problem when most timestamps are epoch seconds or microseconds (instead of
     one per row). Only the first data row is looked at unless it has such a size, so other files
     pay nothing."""
-    stamps = ((first_row + k, fields[column]) for k, fields in enumerate(csv.reader(body))
+    # One line at a time, so a stray quote cannot join lines (the row-by-row parser reports it).
+    stamps = ((first_row + k, fields[column]) for k, line in enumerate(body) for fields in _fields(line)
               if len(fields) > column and not _is_blank(fields[column]))
     head = next(stamps, None)
     if head is None:
@@ -420,11 +468,24 @@ def _parse_rows(body: list[str], first_row: int, columns: dict[str, int], width:
     ts_list: list[int] = []
     value_list: list[tuple[float, float, float, float, float]] = []
     row_list: list[int] = []
-    # csv.reader over the line list yields one row per line (OHLCV fields hold no newlines).
-    for offset, fields in enumerate(csv.reader(body)):
+    reader = csv.reader(body)
+    consumed = 0  # lines the reader has taken so far: a record starts on the line after them
+    while True:
+        row = first_row + consumed
+        try:
+            fields = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            problems.append(DataProblem(row, f"unreadable CSV: {exc}"))
+            break
+        took, consumed = reader.line_num - consumed, reader.line_num
+        if took > 1:
+            # A quoted field ran over the line's end: the reader joined lines an editor shows apart.
+            problems.append(DataProblem(row, f"a quoted field runs on to row {row + took - 1}; each bar is one line"))
+            continue
         if not fields or (len(fields) == 1 and _is_blank(fields[0])):
             continue
-        row = first_row + offset
         try:
             t = parse_timestamp(fields[ti])
             bar = (float(fields[oi]), float(fields[hi]), float(fields[li]), float(fields[ci]), float(fields[vi]))
@@ -470,8 +531,13 @@ def import_csv(path: str | os.PathLike[str], symbol: str, tf: str | None, gaps: 
         try:
             tf = infer_timeframe(ts, path)
         except DataError as exc:
-            # Too few good rows to tell: the rows' own problems are the real news.
-            raise DataError(problems + exc.problems, path) from None
+            if not problems:
+                raise
+            # The rows' own problems are the real news; with them left out the spacing says little.
+            raise DataError(problems + [DataProblem(0, "cannot tell the timeframe with the rejected rows left "
+                                                       "out; mend them or give it (--data-tf / --tf)")],
+                            path) from exc
+
     step = tf_ms(tf)
     direction = file_direction(ts)
     bad_rows = sorted({p.row for p in problems})
@@ -484,23 +550,26 @@ def import_csv(path: str | os.PathLike[str], symbol: str, tf: str | None, gaps: 
 
     filled = 0
     if gaps == "fill":
-        ts, values, filled = _fill_gaps(ts, values, step, path)
+        ts, values, filled = _fill_gaps(ts, values, step, tf, path)
     o, h, l, c, v = (np.ascontiguousarray(col) for col in values.T)
     bars = Bars(symbol=symbol, tf=tf, ts_open=ts, open=o, high=h, low=l, close=c, volume=v, synthetic=False)
     return ImportResult(bars=bars, filled_gaps=filled, reversed=was_reversed)
 
 
 def infer_timeframe(ts: np.ndarray, path: str | os.PathLike[str] | None = None) -> str:
-    """The timeframe whose length is the most common spacing of `ts` (epoch ms, any order)."""
+    """The timeframe whose length is the most common spacing of `ts` (epoch ms, any order); among
+    spacings equally common, a timeframe of the language wins (one off-grid row in a short file
+    must not make "0.5 minutes" the answer)."""
     steps = np.abs(np.diff(np.asarray(ts, dtype=np.int64)))
     steps = steps[steps > 0]
     if len(steps) == 0:
         raise DataError([DataProblem(0, "cannot tell the timeframe from fewer than two distinct timestamps; "
                                         "give it (--data-tf / --tf)")], path)
     values, counts = np.unique(steps, return_counts=True)
-    common = int(values[np.argmax(counts)])
-    for name in TIMEFRAMES:
-        if tf_ms(name) == common:
-            return name
-    raise DataError([DataProblem(0, f"bars are {common / 60000:g} minutes apart, which is no timeframe "
+    tied = values[counts == counts.max()].tolist()
+    by_length = {tf_ms(name): name for name in TIMEFRAMES}
+    for common in tied:  # ascending
+        if common in by_length:
+            return by_length[common]
+    raise DataError([DataProblem(0, f"bars are {tied[0] / 60000:g} minutes apart, which is no timeframe "
                                     f"({' '.join(TIMEFRAMES)}); give it (--data-tf / --tf)")], path)

@@ -282,7 +282,10 @@ def format_report(r: dict[str, Any]) -> str:
     m = r["metrics"]
     lines = [
         f"playdeck backtest: {r['play']}  ({r['symbol']} exec {r['exec']})",
-        f"data        {r['data']['label']}: {r['data']['bars']} exec bars {r['data']['from']} .. {r['data']['to']}",
+        f"data        {r['data']['label']}: {r['data']['bars']} exec bars {r['data']['from']} .. {r['data']['to']}"
+        + (f" ({r['data']['filled_gaps']} missing {r['data']['filled_tf']} "
+           f"bar{'s' if r['data']['filled_gaps'] != 1 else ''} of the file filled flat)"
+           if r["data"].get("filled_gaps") else ""),
         f"readiness   first tradable bar {r['ready_bar']}",
         f"net PnL     {m['net_pnl']:+.2f} USDT   return {m['return_pct']:+.2f}%",
         f"equity      {m['initial_equity']:.2f} -> {m['final_equity']:.2f} USDT",

@@ -45,6 +45,8 @@ def test_every_example_play_backtests_on_the_bundled_year(play: Path, cache: Pat
     with open(out / "orders.csv") as fh:
         orders = list(csv.DictReader(fh))
     assert len(fills) == m["fills"]
+    # a Play that never trades on the bundled year would pass everything else here
+    assert m["fills"] >= 1 and fills, f"{play.name} made no fill on the bundled year"
     assert sum(report["orders_by_status"].values()) == len(orders)
     # every fill belongs to an order that ended Filled (fills here are all-or-nothing)
     filled = {o["order_id"] for o in orders if o["final_status"] == "Filled"}
@@ -100,7 +102,11 @@ def test_report_and_files_of_the_default_play(cache: Path, tmp_path: Path):
     (["backtest", "plays/ema_cross.yml", "--from", "2031-01-01"], "no bars in the chosen range"),
     # EMA 21 on 15m is ready at bar 21; three hours are bars 0..11
     (["backtest", "plays/ema_cross.yml", "--to", "2025-01-01T03:00"],
-     "cannot trade in this run: its features are ready at bar 21 (warm-up), but the chosen range ends at bar 11"),
+     "cannot trade in this run: its features are ready at bar 21 (warm-up), so its first order could fill in "
+     "bar 22, but the chosen range ends at bar 11"),
+    # ready at bar 21 and the range ends at bar 21 (05:15-05:30): an order sent at its close could
+    # only fill in bar 22, outside the range, so no order of this run can fill
+    (["backtest", "plays/ema_cross.yml", "--to", "2025-01-01T05:30"], "but the chosen range ends at bar 21"),
 ])
 def test_bad_backtest_options_are_one_clear_error(args, needle, cache: Path):
     r = cli(*args, cache=cache)
@@ -232,7 +238,7 @@ def test_a_warm_up_longer_than_the_data_is_an_error_not_an_empty_report(cache: P
     play.write_text(Path("plays/ema_cross.yml").read_text().replace("ema(close, 21)", "ema(close, 100000)"))
     r = cli("backtest", str(play), "--out", str(tmp_path / "out"), cache=cache)
     assert r.returncode == 2 and "Traceback" not in r.stderr
-    assert "ready at bar 100000 (warm-up), but the data ends at bar 35039" in r.stderr
+    assert "ready at bar 100000 (warm-up), so its first order could fill in bar 100001, but the data ends at bar 35039" in r.stderr
     assert not (tmp_path / "out").exists()
 
 

@@ -6,6 +6,7 @@ the Play's exec bars or is damaged; and the progress bar, which must end at 100%
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -304,3 +305,50 @@ def test_a_from_date_outside_1970_2099_is_an_option_error(tmp_path: Path, data: 
     r = cli("backtest", str(EMA_CROSS), "--data", str(data), "--from", "9999-12-31T23:59:59-01:00",
             "--out", str(tmp_path / "out"), cache=tmp_path / "cache")
     assert one_error(r) == "error: '9999-12-31T23:59:59-01:00' is outside 1970-2099 (UTC)"
+
+
+def test_a_range_with_one_bar_after_the_warm_up_can_trade(tmp_path: Path):
+    # ready at bar 21, the range ends at bar 22: an order sent at the close of 21 fills in 22
+    r = cli("backtest", str(EMA_CROSS), "--to", "2025-01-01T05:45", "--out", str(tmp_path / "run"),
+            cache=tmp_path / "c")
+    assert r.returncode == 0, r.stderr
+    assert "22 exec bars" in r.stdout or "23 exec bars" in r.stdout
+
+
+def gappy_csv(path: Path, skip: range) -> Path:
+    lines = ["timestamp,open,high,low,close,volume"]
+    rng = np.random.default_rng(5)
+    price = 100.0
+    for k in range(600):
+        o = price
+        price = round(price * (1 + rng.normal(0, 0.002)), 1)
+        if k not in skip:
+            lines.append(f"{T0 + k * 60_000},{o},{max(o, price) + 0.1:.1f},{min(o, price) - 0.1:.1f},{price},1")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_the_report_says_when_gaps_were_filled(tmp_path: Path):
+    data = gappy_csv(tmp_path / "gappy.csv", range(100, 107))
+    r = cli("backtest", str(EMA_CROSS), "--data", str(data), "--gaps", "fill", "--out", str(tmp_path / "run"),
+            cache=tmp_path / "c")
+    assert r.returncode == 0, r.stderr
+    data_line = next(line for line in r.stdout.splitlines() if line.startswith("data"))
+    assert data_line.startswith("data        market data: 40 exec bars")
+    assert data_line.endswith("(7 missing 1m bars of the file filled flat)")
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["data"]["filled_gaps"] == 7 and report["data"]["filled_tf"] == "1m"
+    plain = cli("backtest", str(EMA_CROSS), "--data", str(gappy_csv(tmp_path / "whole.csv", range(0))),
+                "--out", str(tmp_path / "run2"), cache=tmp_path / "c")
+    assert "filled" not in plain.stdout and "filled_gaps" not in (tmp_path / "run2" / "report.json").read_text()
+
+
+def test_an_import_over_a_cached_series_says_it_replaced_it(tmp_path: Path):
+    first = gappy_csv(tmp_path / "a.csv", range(0))
+    second = gappy_csv(tmp_path / "b.csv", range(500, 600))  # the same minutes, without the last 100
+    one = cli("data", "import", str(first), "--symbol", "TESTUSDT", cache=tmp_path / "c")
+    assert one.returncode == 0 and "replaced" not in one.stdout
+    two = cli("data", "import", str(second), "--symbol", "TESTUSDT", cache=tmp_path / "c")
+    assert two.returncode == 0, two.stderr
+    assert "(replaced the cached 600 bars 2025-01-01T00:00:00Z .. 2025-01-01T09:59:00Z)" in two.stdout
+    assert two.stdout.startswith("imported 500 1m bars of TESTUSDT")

@@ -537,3 +537,82 @@ def test_filling_an_absurd_gap_is_an_error_not_an_allocation(tmp_path):
                  f"{T0},100,101,99,100,1\n{T0 + MIN},100,101,99,100,1\n2090-12-31T23:59:00,100,101,99,100,1\n")
     found = problems_of(path, gaps="fill")
     assert list(found) == [0] and "would insert 34,712,637 flat bars into 3 rows" in found[0]
+
+
+# --------------------------------------------------------------------------- import: awkward files
+
+HEADER = "timestamp,open,high,low,close,volume"
+
+
+def test_bare_carriage_returns_end_lines_as_an_editor_shows_them(tmp_path):
+    # Old Mac line endings: each '\r' is a line break, so rows keep their line numbers.
+    path = tmp_path / "mac.csv"
+    path.write_bytes(f"{HEADER}\r{T0},100,101,99,100,1\r{T0 + MIN},100,101,99,100,1\r{T0 + 2 * MIN},100,99,99,100,1\r"
+                     .encode())
+    assert problems_of(path) == {4: "high 99 < max(open, close) 100; "}
+    path.write_bytes(f"{HEADER}\r{T0},100,101,99,100,1\r{T0 + MIN},100,101,99,100,1\r".encode())
+    assert import_csv(path, "BTCUSDT", "1m").bars.ts_open.tolist() == [T0, T0 + MIN]
+
+
+def test_a_stray_carriage_return_inside_a_row_splits_it_and_says_where(tmp_path):
+    path = tmp_path / "stray.csv"
+    path.write_bytes(f"{HEADER}\n{T0},100,101,99,100,1\n{T0 + MIN},100\r,101,99,100,1\n".encode())
+    found = problems_of(path)
+    assert set(found) == {3, 4} and "missing columns" in found[3] and "missing columns" in found[4]
+
+
+def test_a_quoted_field_running_over_a_line_is_an_error_and_later_rows_keep_their_numbers(tmp_path):
+    path = write(tmp_path, f'{HEADER}\n{T0},"1\n00",101,99,100,1\n{T0 + MIN},100,101,99,100,1\n'
+                           f"{T0 + 2 * MIN},100,99,99,100,1\n")
+    found = problems_of(path)
+    assert found == {2: "a quoted field runs on to row 3; each bar is one line; ",
+                     5: "high 99 < max(open, close) 100; "}
+
+
+def test_a_rejected_row_excuses_one_missing_bar_not_a_gap_of_any_size(tmp_path):
+    path = write(tmp_path, f"{HEADER}\n{T0},100,101,99,100,1\n{T0 + MIN},100,101,99,100,1\n"
+                           f"{T0 + 2 * MIN},100,101,99,nan,1\n{T0 + 1000 * MIN},100,101,99,100,1\n")
+    found = problems_of(path)
+    assert set(found) == {4, 5}
+    # slots 2..999 are empty (998); the rejected row 4 may be meant for one of them
+    assert "gap: 997 missing 1m bars between 2025-01-01T00:01:00Z (row 3)" in found[5]
+    assert "besides the 1 rejected row there" in found[5]
+
+
+def test_an_off_grid_row_is_its_own_problem_not_also_a_gap(tmp_path):
+    path = write(tmp_path, f"{HEADER}\n{T0},100,101,99,100,1\n{T0 + MIN},100,101,99,100,1\n"
+                           f"{T0 + 2 * MIN + 30_000},100,101,99,100,1\n{T0 + 3 * MIN},100,101,99,100,1\n")
+    assert problems_of(path) == {4: "timestamp 2025-01-01T00:02:30Z is not on the 1m grid; "}
+    # without --tf the spacing 1m still wins over the 0.5 and 1.5 minutes the odd row makes
+    with pytest.raises(DataError) as info:
+        import_csv(path, "BTCUSDT", None)
+    assert [(p.row, p.message) for p in info.value.problems] == [
+        (4, "timestamp 2025-01-01T00:02:30Z is not on the 1m grid")]
+
+
+def test_gap_fill_refuses_to_make_up_more_bars_than_the_file_has(tmp_path):
+    # A typo'd year: 4 rows would become a year of flat bars.
+    path = write(tmp_path, f"{HEADER}\n2025-01-01T00:00,100,101,99,100,1\n2025-01-01T00:01,100,101,99,100,1\n"
+                           "2025-01-01T00:02,100,101,99,100,1\n2026-01-01T00:03,100,101,99,100,1\n")
+    found = problems_of(path, gaps="fill")
+    assert list(found) == [0] and "would insert 525,600 flat bars into 4 rows" in found[0]
+
+
+def test_hourly_rows_imported_as_1m_are_called_out(tmp_path):
+    path = write(tmp_path, HEADER + "\n" + "".join(f"{T0 + k * 60 * MIN},100,101,99,100,1\n" for k in range(50)))
+    hint = "most bars are 60 minutes apart, not 1m: is 1m the file's timeframe?"
+    filled = problems_of(path, gaps="fill")
+    assert list(filled) == [0] and "would insert 2,891 flat bars into 50 rows" in filled[0] and hint in filled[0]
+    found = problems_of(path)
+    assert found[0] == hint + "; " and len(found) == 50  # the hint, then each of the 49 gaps
+    assert import_csv(path, "BTCUSDT", "1h").bars.tf == "1h"  # with the right timeframe it is clean
+
+
+def test_a_file_too_broken_to_tell_its_timeframe_names_the_bad_rows_first(tmp_path):
+    path = write(tmp_path, f"{HEADER}\n{T0},100,101,99,100,1\n{T0 + 2 * MIN},100,101,99,nan,1\n"
+                           f"{T0 + 4 * MIN},100,101,99,100,1\n{T0 + 6 * MIN},100,101,99,100,1\n")
+    with pytest.raises(DataError) as info:
+        import_csv(path, "BTCUSDT", None)
+    assert [(p.row, p.message) for p in info.value.problems] == [
+        (0, "cannot tell the timeframe with the rejected rows left out; mend them or give it (--data-tf / --tf)"),
+        (3, "close nan is not a finite number")]

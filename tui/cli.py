@@ -119,15 +119,31 @@ def cmd_data_import(args: argparse.Namespace) -> int:
     if args.cache_dir is not None and not args.cache_dir.strip():
         raise UserError("--cache-dir is empty; give a folder, or omit it for $PLAYDECK_CACHE or ~/.cache/playdeck")
     result = import_csv(args.file, args.symbol, args.tf, gaps=args.gaps)
+    replaced = _cached_summary(args.symbol, result.bars.tf, args.cache_dir)
     path = cache.save(result.bars, args.cache_dir, source={"kind": "csv", "file": str(args.file)})
     notes = []
+    if replaced:
+        notes.append(f"replaced the cached {replaced}")  # one series per symbol and timeframe: say so
     if result.filled_gaps:
-        notes.append(f"{result.filled_gaps} missing bars filled flat")
+        notes.append(f"{result.filled_gaps} missing bar{'s' if result.filled_gaps != 1 else ''} filled flat")
     if result.reversed:
         notes.append("file was newest-first and was reversed")
     print(f"imported {len(result.bars)} {result.bars.tf} bars of {args.symbol} into {path}"
           + (f" ({'; '.join(notes)})" if notes else ""))
     return 0
+
+
+def _cached_summary(symbol: str, tf: str, cache_dir: str | None) -> str:
+    """What the cache holds for `symbol` `tf` before an import replaces it ('' for nothing)."""
+    from playdeck.runtime.csv_import import format_ts
+
+    if not cache.exists(symbol, tf, cache_dir):
+        return ""
+    try:
+        meta = cache.read_meta(symbol, tf, cache_dir)
+        return f"{meta['n_bars']} bars {format_ts(meta['first_ts'])} .. {format_ts(meta['last_ts'])}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "series"  # a damaged entry is replaced all the same
 
 
 class _Parser(argparse.ArgumentParser):
