@@ -2,19 +2,21 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from pathlib import Path
 
 import attrs
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from playdeck.compiler import compile_file, compile_text
 from playdeck.compiler.lower import lower
 from playdeck.runtime.backtest import prepare
 from playdeck.runtime.bars import Bars, tf_ms
-from playdeck.runtime.orders import Fill
+from playdeck.runtime.order_state import TRANSITIONS
+from playdeck.runtime.orders import Fill, OrderStatus
 from playdeck.runtime.synthetic import generate
 
 PLAYS = sorted(Path(__file__).parent.parent.joinpath("plays").glob("*.yml"))
@@ -51,24 +53,95 @@ def ready_bar(path: Path) -> int:
     return _READY[path]
 
 
-@pytest.mark.parametrize("path", PLAYS, ids=[p.stem for p in PLAYS])
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 10_000), extra=st.integers(200, 1200), cut=st.floats(0.0, 1.0))
-def test_no_lookahead_prefix_run_matches_full_run(path: Path, seed: int, extra: int, cut: float):
-    """Running on the first k bars and on all n gives the same orders and fills up to bar k-1.
+def refusals(bt, upto: int):
+    """The refused intents up to bar `upto`: (bar, kind, tag, reason)."""
+    return [(r.bar, r.kind, r.tag, r.reason) for r in bt.processor.rejections if r.bar <= upto]
 
-    k is drawn after the full run's first order event, so the compared traces are never empty."""
+
+def order_view(rec):
+    """What an order is: its contents as sent (or last amended) and its status path."""
+    o = rec.order
+    return (o.order_id, o.tag, o.side, o.type, o.role, o.tif, o.reduce_only, o.qty, o.price, o.trigger,
+            o.expire_bar, o.created_bar, rec.path.as_tuple())
+
+
+def identity(rec):
+    """The parts of an order no later amend or fill changes."""
+    o = rec.order
+    return (o.order_id, o.client_id, o.tag, o.side, o.type, o.role, o.created_bar)
+
+
+# Statuses nothing leads out of (from the shared table): an order there never changes again.
+TERMINAL = frozenset(s for s in OrderStatus if not any(src is s for src, _ in TRANSITIONS))
+
+
+def htf_ratio(plan) -> int:
+    """Exec bars per bar of the Play's highest timeframe (1 when every feature is on exec bars)."""
+    exec_ms = tf_ms(plan.play.market.exec_tf)
+    tfs = set(plan.timeframes) | set(dict(plan.play.market.timeframes).values()) | {plan.play.market.exec_tf}
+    return max(tf_ms(tf) // exec_ms for tf in tfs)
+
+
+def check_prefix_run(path: Path, seed: int, extra: int, data) -> None:
+    """Run on all n bars; cut at k = (the bar a chosen order of that run was created at) + 1, where a
+    lookahead would change a decision; run on the first k bars; compare everything up to bar k-1."""
     plan = lower(compile_file(path).ir)
     n = ready_bar(path) + extra
     bars = bars_at(plan.play.market.exec_tf, n, seed)
-    _, full = run(plan, bars)
-    first = min((e.bar for e in full.events), default=None)
-    assume(first is not None and first < n - 2)  # a run without orders has nothing to compare
-    k = first + 1 + int(cut * (n - first - 1))
-    _, prefix = run(plan, bars.take(0, k))
-    expected = trace(full, k - 1)
-    assert expected[1]  # at least the first order's events
-    assert trace(prefix, k - 1) == expected
+    bt_full, full = run(plan, bars)
+    recs = list(bt_full.exchange.orders.values())
+    ratio = htf_ratio(plan)
+    chosen = None
+    if recs:
+        pool = recs
+        if ratio > 1:
+            # Half the cuts fall inside a bar of the highest timeframe (the prefix then ends with a
+            # forming, unclosed higher-timeframe bar), half on its close, when the run has such orders.
+            inside = data.draw(st.booleans(), label="cut inside a higher-timeframe bar")
+            pool = [r for r in recs if ((r.order.created_bar + 1) % ratio != 0) == inside] or recs
+        chosen = pool[data.draw(st.integers(0, len(pool) - 1), label="order")]
+        k = chosen.order.created_bar + 1
+    else:
+        k = data.draw(st.integers(1, n), label="k (the full run has no orders)")
+        event("the full run has no orders")
+    event(f"cut inside a {ratio}-bar higher-timeframe bar: {k % ratio != 0}" if ratio > 1 else "exec only")
+    bt_prefix, prefix = run(plan, bars.take(0, k))
+    last = k - 1
+
+    expected = trace(full, last)
+    if chosen is not None:
+        assert chosen.order.order_id in {e[0] for e in expected[1]}  # the compared trace is not empty
+    assert trace(prefix, last) == expected
+    assert refusals(bt_prefix, last) == refusals(bt_full, last)
+
+    # The same orders were created up to bar k-1, and none of them differs in what it is.
+    full_upto = [r for r in recs if r.order.created_bar <= last]
+    assert [identity(r) for r in bt_prefix.exchange.orders.values()] == [identity(r) for r in full_upto]
+    # An order of the full run that was done by bar k-1 is, to the last field, the prefix run's order.
+    for r in full_upto:
+        if r.path.current in TERMINAL and max(e.bar for e in full.events if e.order_id == r.order.order_id) <= last:
+            assert order_view(bt_prefix.exchange.orders[r.order.order_id]) == order_view(r)
+    # Orders still working at bar k-1 (the chosen one among them) may be amended later in the full run:
+    # compare the book at bar k-1 with the full data's run stopped after bar k-1 (its loop is the full
+    # run's loop: same fills, events and refusals up to there).
+    bt_cut = prepare(plan, bars)
+    cut = asyncio.run(bt_cut.engine.run(0, k))
+    assert trace(cut, last) == expected
+    assert refusals(bt_cut, last) == refusals(bt_full, last)
+    assert [order_view(r) for r in bt_prefix.exchange.orders.values()] == \
+        [order_view(r) for r in bt_cut.exchange.orders.values()]
+
+
+@pytest.mark.parametrize("path", PLAYS, ids=[p.stem for p in PLAYS])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), extra=st.integers(1000, 4000), data=st.data())
+def test_no_lookahead_prefix_run_matches_full_run(path: Path, seed: int, extra: int, data):
+    """Running on the first k bars and on all n gives the same orders (contents and status paths),
+    fills, events and refused intents up to bar k-1, on exec and higher-timeframe features alike.
+
+    k is one past the bar where an order of the full run was created, so a decision at bar k-1 (where
+    any peek at bar k would show) is always compared; a random k only when the full run has no order."""
+    check_prefix_run(path, seed, extra, data)
 
 
 def test_higher_timeframe_value_appears_only_when_its_bar_closes():
@@ -97,6 +170,53 @@ blocks: |
             assert on_exec[i] == pytest.approx(bars.close[4 * j + 3], rel=1e-12)
     # ...and the readiness gate waits for it: the first tradable bar is the close of the first hour.
     assert bt.engine.ready_bar == 3
+
+
+def _ref_ema(x: list[float], n: int) -> list[float]:
+    out, y, a = [], math.nan, 2 / (n + 1)
+    for i, v in enumerate(x):
+        if i == n - 1:
+            y = sum(x[:n]) / n  # seeded with the SMA of the first n
+        elif i >= n:
+            y = a * v + (1 - a) * y
+        out.append(y)
+    return out
+
+
+def _ref_sma(x: list[float], n: int) -> list[float]:
+    return [math.nan if i < n - 1 else sum(x[i - n + 1 : i + 1]) / n for i in range(len(x))]
+
+
+def test_a_cross_of_two_higher_timeframe_series_fires_once_at_the_close_where_it_happens():
+    # Judged on exec bars (Pine's ta.crossover on forward-filled values): the cross is true at the
+    # exec close where the new 1h values appear, not on the three exec bars after it. Inside an
+    # `@ htf` feature it is judged on 1h bars and that bool is forward-filled like any 1h value.
+    text = """
+play: htf_cross
+market: {symbol: BTCUSDT, exec: 15m, timeframes: {htf: 1h}}
+features:
+  a: ema(close, 2) @ htf
+  b: sma(close, 4) @ htf
+  up: ema(close, 2) crosses_above sma(close, 4) @ htf
+blocks: |
+  block exec_cross:
+    when a crosses_above b:
+      market buy qty 0.0000001
+  block htf_cross:
+    when up:
+      market sell qty 0.0000001
+"""
+    plan = lower(compile_text(text).ir)
+    bars = bars_at("15m", 800, 11)
+    bt, _ = run(plan, bars)
+    hourly = [float(bars.close[4 * j + 3]) for j in range(len(bars) // 4)]  # a 1h close is its 4th 15m close
+    a, b = _ref_ema(hourly, 2), _ref_sma(hourly, 4)
+    crosses = [j for j in range(1, len(hourly)) if a[j] > b[j] and a[j - 1] <= b[j - 1]]
+    assert len(crosses) > 10
+    fired = {kind: [r.bar for r in bt.processor.rejections if r.kind == "market" and r.where.endswith(line)]
+             for kind, line in (("exec", ":11:7"), ("htf", ":14:7"))}
+    assert fired["exec"] == [4 * j + 3 for j in crosses]  # once, at the close of the crossing hour
+    assert fired["htf"] == [4 * j + 3 + k for j in crosses for k in range(4) if 4 * j + 3 + k < len(bars)]
 
 
 def test_readiness_gate_no_order_before_every_feature_is_warm():
