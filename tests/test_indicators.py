@@ -629,3 +629,33 @@ def test_pivot_low_warmup_is_reached_when_a_pivot_forms_at_once():
     # asymmetric: bar 2 (1) below bars 0..1, <= bars 3..5: confirmed at 2 + 3 = 5
     low2 = np.array([5, 4, 1, 4, 5, 6, 7.0])
     assert_close(ind.pivot_low(low2, 2, 3), [NAN, NAN, NAN, NAN, NAN, 1, 1])
+
+
+# --------------------------------------------------------------------------- flat stretches
+
+
+def test_a_flat_stretch_late_in_a_long_series_is_exactly_its_price():
+    # Filled gap bars late in a year of minutes: one running total over the series would leave the
+    # mean ~1e-6 off, making `close > sma(close, 20)` true on every flat bar.
+    rng = np.random.default_rng(1)
+    x = np.round(60_000 + np.cumsum(rng.normal(0, 20, 600_000)), 1)
+    x[500_000:500_100] = x[499_999]
+    flat = slice(500_018, 500_100)  # windows of 20 of one price (bar 499_999 is the price copied)
+    assert np.array_equal(ind.sma(x, 20)[flat], x[flat])
+    assert not (x[flat] > ind.sma(x, 20)[flat]).any()
+    assert np.array_equal(ind.stdev(x, 20)[flat], np.zeros(82))
+    bands = ind.bbands(x, 20, 2.0)
+    assert np.array_equal(bands["upper"][flat], x[flat]) and np.array_equal(bands["lower"][flat], x[flat])
+    hlc = ind.vwap(x, x, x, np.where(np.arange(len(x)) >= 500_000, 0.0, 1.0), 20)
+    assert np.array_equal(hlc[flat], x[flat])
+    # the window that still holds the last bar of another price is not flat
+    assert ind.stdev(x, 20)[500_017] > 0 and ind.sma(x, 20)[500_017] != x[500_017]
+
+
+def test_sma_stays_within_rounding_of_an_exact_sum_on_a_long_series():
+    rng = np.random.default_rng(2)
+    x = np.round(60_000 + np.cumsum(rng.normal(0, 20, 1_000_000)), 1)
+    got = ind.sma(x, 20)
+    for i in rng.integers(19, len(x), 300).tolist():
+        exact = math.fsum(x[i - 19 : i + 1].tolist()) / 20
+        assert abs(got[i] - exact) <= 1e-9, (i, got[i], exact)  # a running total is ~1e-6 off here
