@@ -352,3 +352,12 @@ def test_an_import_over_a_cached_series_says_it_replaced_it(tmp_path: Path):
     assert two.returncode == 0, two.stderr
     assert "(replaced the cached 600 bars 2025-01-01T00:00:00Z .. 2025-01-01T09:59:00Z)" in two.stdout
     assert two.stdout.startswith("imported 500 1m bars of TESTUSDT")
+
+
+def test_progress_goes_to_stderr_when_asked_and_never_into_the_report(tmp_path: Path):
+    shown = cli("backtest", str(EMA_CROSS), "--progress", "--out", str(tmp_path / "a"), cache=tmp_path / "c")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stderr.endswith("[" + "#" * 30 + "] 100.0%\n") and "%" not in shown.stdout.splitlines()[0]
+    quiet = cli("backtest", str(EMA_CROSS), "--out", str(tmp_path / "b"), cache=tmp_path / "c")
+    assert quiet.returncode == 0 and quiet.stderr == ""  # captured, not a terminal: no frames
+    assert quiet.stdout == shown.stdout.replace(str(tmp_path / "a"), str(tmp_path / "b"))

@@ -73,9 +73,11 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from playdeck.runtime.backtest import format_report, run_backtest  # noqa: I001
 
     check_timeframe("--data-tf", args.data_tf)
+    # By default the bar is drawn on a terminal only: redrawn with '\r', it would fill a log with frames.
+    shown = sys.stderr.isatty() if args.progress is None else args.progress
     report = run_backtest(args.play, data=args.data, data_tf=args.data_tf, gaps=args.gaps, start=args.start,
-                          end=args.end, out=args.out, progress=_progress_bar() if sys.stderr.isatty() else None)
-    if sys.stderr.isatty():
+                          end=args.end, out=args.out, progress=_progress_bar() if shown else None)
+    if shown:
         print(file=sys.stderr)
     print(format_report(report))
     return 0
@@ -182,6 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--from", dest="start", help="first bar to trade (UTC date or date-time)")
     b.add_argument("--to", dest="end", help="trade bars opening before this (UTC)")
     b.add_argument("--out", help="output folder (default runs/<play>-<time>/)")
+    b.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="draw the progress bar on stderr (default: when stderr is a terminal)")
     b.set_defaults(run=cmd_backtest)
 
     d = sub.add_parser("data", help="market data: import CSV into the local cache")
