@@ -290,33 +290,38 @@ def _sequence_problems(ts: np.ndarray, rows: np.ndarray, step: int, tf: str, gap
         problems.append(DataProblem(int(rows[i]), f"timestamp {format_ts(int(ts[i]))} is not on the {tf} grid"))
     for i in np.flatnonzero(forward < 0).tolist():
         problems.append(DataProblem(int(rows[i + 1]), _order_message(ts, rows, i, direction)))
+    gap_problems: list[DataProblem] = []
     if gaps == "error":
         # An off-grid row is that row's problem: the slot it was probably meant for is no gap.
         rejected = sorted(set(bad_rows) | set(rows[off_grid].tolist()))
         gap_problems = _gap_problems(ts[~off_grid], rows[~off_grid], step, tf, rejected)
+    if gap_problems or off_grid.any():
         spacing = _spacing_hint(ts, step, tf)
-        if gap_problems and spacing:
+        if spacing:
             problems.append(DataProblem(0, spacing))
-        problems += gap_problems
-    return problems
+    return problems + gap_problems
 
 
-def _common_step(ts: np.ndarray) -> int | None:
-    """The most common spacing of `ts` in ms (ties: the smallest), None with fewer than two times."""
+def _majority_step(ts: np.ndarray) -> int | None:
+    """The spacing (ms) of more than half of the steps between distinct times of `ts`, else None."""
     steps = np.abs(np.diff(np.asarray(ts, dtype=np.int64)))
     steps = steps[steps > 0]
     if len(steps) == 0:
         return None
     values, counts = np.unique(steps, return_counts=True)
-    return int(values[np.argmax(counts)])
+    k = int(np.argmax(counts))
+    return int(values[k]) if 2 * int(counts[k]) > len(steps) else None
 
 
 def _spacing_hint(ts: np.ndarray, step: int, tf: str) -> str:
-    """A word on a file whose bars are mostly further apart than `tf` (hourly rows imported as 1m)."""
-    common = _common_step(ts)
-    if common is None or common <= step:
+    """A word on a file whose bars are mostly another distance apart than `tf` (hourly rows
+    imported as 1m, or minutes as 1h): its gap or grid errors are then one mistake, not many."""
+    common = _majority_step(ts)
+    if common is None or common == step:
         return ""
-    return f"most bars are {common / 60000:g} minutes apart, not {tf}: is {tf} the file's timeframe?"
+    minutes = common / 60000
+    return (f"most bars are {minutes:g} minute{'s' if minutes != 1 else ''} apart, not {tf}: "
+            f"is {tf} the file's timeframe?")
 
 
 def _gap_problems(ts: np.ndarray, rows: np.ndarray, step: int, tf: str, bad_rows: list[int]) -> list[DataProblem]:
@@ -537,7 +542,6 @@ def import_csv(path: str | os.PathLike[str], symbol: str, tf: str | None, gaps: 
             raise DataError(problems + [DataProblem(0, "cannot tell the timeframe with the rejected rows left "
                                                        "out; mend them or give it (--data-tf / --tf)")],
                             path) from exc
-
     step = tf_ms(tf)
     direction = file_direction(ts)
     bad_rows = sorted({p.row for p in problems})

@@ -352,7 +352,7 @@ def vwap(high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarra
     with np.errstate(divide="ignore", invalid="ignore"):
         out = pv / vsum
     out = np.where(vsum == 0.0, _rolling_sum(tp, n) / n, out)
-    return np.where(_constant_windows(tp, n), tp, out)
+    return np.where(_constant_windows(tp, n) & ~np.isnan(out), tp, out)
 
 
 DAY_MS = 86_400_000

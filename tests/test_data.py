@@ -616,3 +616,10 @@ def test_a_file_too_broken_to_tell_its_timeframe_names_the_bad_rows_first(tmp_pa
     assert [(p.row, p.message) for p in info.value.problems] == [
         (0, "cannot tell the timeframe with the rejected rows left out; mend them or give it (--data-tf / --tf)"),
         (3, "close nan is not a finite number")]
+
+
+def test_minute_rows_imported_as_1h_are_called_out_once_before_the_grid_errors(tmp_path):
+    path = write(tmp_path, HEADER + "\n" + "".join(f"{T0 + k * MIN},100,101,99,100,1\n" for k in range(30)))
+    found = problems_of(path, tf="1h")
+    assert found[0] == "most bars are 1 minute apart, not 1h: is 1h the file's timeframe?; "
+    assert all("not on the 1h grid" in found[row] for row in range(3, 32))
