@@ -275,38 +275,45 @@ class Instrument:
     def qty_decimals(self) -> int:
         return self._qty_decimals
 
-    # Both roundings run for every order and every refused size, and `round(x, n)` on a float is a
-    # correctly rounded decimal conversion (slow). The results below are exactly those of the
-    # plain formulas in the docstrings: the first `round` is skipped only where it cannot change
-    # the floor (the fraction is at least 1e-6 away from the boundary, far more than the 5e-10
-    # it can move x, on plain floats below 1e9), and the last `round` is a pure function of an int.
+    # Both roundings run for every order and every refused size. `price / tick` carries float noise
+    # (0.3 / 0.1 = 2.9999999999999996, 73106.165 / 0.01 = 7310616.499999999): a quotient within
+    # _NOISE of a whole step, or of a half tick, is taken to be exactly there, so a size already on
+    # its step keeps it and a half tick goes up also at a million ticks or steps and more (an
+    # absolute 1e-9 would be finer than the float spacing there). The last `round` strips noise
+    # like 100.10000000000001 and is a pure function of an int, so it is remembered.
 
     def round_price(self, price: float) -> float:
-        """Nearest tick (halves go up): `floor(round(price / tick, 9) + 0.5)` ticks, then
-        `round(ticks * tick, price_decimals)`, which strips float noise like 100.10000000000001."""
+        """The nearest tick, an exact half tick up: `floor(price / tick + 0.5)` ticks, the quotient
+        read as exact within its float noise; then `round(ticks * tick, price_decimals)`."""
         y = price / self.tick
-        if type(y) is float and 0.0 <= y < 1e9:
-            ticks = int(y)  # floor, as y >= 0
-            frac = y - ticks  # exact
-            if frac >= 0.500001:
-                ticks += 1
-            elif frac > 0.499999:
-                ticks = math.floor(round(y, 9) + 0.5)
-        else:
-            ticks = math.floor(round(y, 9) + 0.5)
+        if not 0.0 <= y < _SNAP_BELOW:  # NaN, negative, absurd: no snapping
+            return round(math.floor(y + 0.5) * self.tick, self._price_decimals)
+        ticks = int(y)
+        frac = y - ticks  # exact
+        if frac >= 0.49 and frac >= 0.5 - max(1e-9, _NOISE * y):  # (the first test: most prices)
+            ticks += 1
         return _snap(self._price_memo, ticks, self.tick, self._price_decimals)
 
     def round_qty(self, qty: float) -> float:
-        """Down to qty_step: `floor(round(qty / step, 9))` steps (so 0.3/0.1 = 2.9999999999999996
-        counts as 3), then `round(steps * step, qty_decimals)`."""
+        """Down to qty_step: `floor(qty / step)` steps, the quotient read as exact within its float
+        noise (so 0.3 / 0.1 counts as 3, and 26522.671 stays 26522.671 at step 0.001); then
+        `round(steps * step, qty_decimals)`."""
         x = qty / self.qty_step
-        if type(x) is float and 0.0 <= x < 1e9:
-            steps = int(x)
-            if x - steps >= 0.999999:
-                steps = math.floor(round(x, 9))
-        else:
-            steps = math.floor(round(x, 9))
+        if not 0.0 <= x < _SNAP_BELOW:
+            return round(math.floor(x) * self.qty_step, self._qty_decimals)
+        steps = int(x)
+        frac = x - steps
+        if frac >= 0.99 and frac >= 1.0 - max(1e-9, _NOISE * x):
+            steps += 1
         return _snap(self._qty_memo, steps, self.qty_step, self._qty_decimals)
+
+
+# Relative float noise taken for exact by the roundings above: a quotient of two decimals is off by
+# a few 1e-16 of itself, an expression's result by a few more; 1e-12 leaves a wide margin and is a
+# ten-thousandth of a tick at 100 million ticks. Past _SNAP_BELOW ticks or steps (a hundredth of
+# one there) nothing is snapped: no real price or size is that many ticks.
+_NOISE = 1e-12
+_SNAP_BELOW = 1e10
 
 
 def _snap(memo: dict[int, float], n: int, unit: float, decimals: int) -> float:

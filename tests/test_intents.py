@@ -6,6 +6,7 @@ import math
 import re
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from playdeck.runtime.intents import Intent, IntentProcessor, TransientBackendError
@@ -195,3 +196,32 @@ def test_client_ids_fit_bybits_order_link_id_even_for_a_long_play_name():
                                                (100.04999, 100.0), (100.06, 100.1)])
 def test_prices_round_to_the_nearest_tick_a_half_tick_up(price: float, placed: float):
     assert INST.round_price(price) == placed
+
+
+@pytest.mark.parametrize(("tick", "step"), [(0.1, 0.001), (0.01, 0.0001), (0.5, 1.0), (0.0001, 0.1)])
+def test_rounding_keeps_values_on_their_step_and_halves_go_up_also_at_many_steps(tick: float, step: float):
+    # 26522.671 / 0.001 = 26522670.999999996: a floor of it lost a step; so did half ticks past
+    # a million ticks. Expected values in exact decimals, sampled from 1 to 10^9 steps or ticks.
+    from decimal import ROUND_HALF_UP, Decimal
+
+    inst = Instrument("X", tick, step, step)
+    rng = np.random.default_rng(4)
+    for n in (10 ** rng.uniform(0, 9, 4000)).astype(np.int64).tolist():
+        on_step = float(Decimal(n) * Decimal(repr(step)))
+        assert inst.round_qty(on_step) == on_step, (n, on_step)
+        assert inst.round_qty(float(Decimal(n) * Decimal(repr(step)) + Decimal(repr(step)) * Decimal("0.7"))) == on_step
+        half = Decimal(n) * Decimal(repr(tick)) + Decimal(repr(tick)) / 2
+        up = (half / Decimal(repr(tick))).to_integral_value(ROUND_HALF_UP) * Decimal(repr(tick))
+        assert inst.round_price(float(half)) == float(up), (n, half)
+
+
+def test_a_large_size_on_its_step_is_sent_as_written():
+    big = Instrument("BTCUSDT", 0.01, 0.001, 0.001)
+    ex = SimExchange(big, maker_fee=0.0002, taker_fee=0.00055, slippage_bps=0, equity=1e10, leverage=1)
+    backend = SimBackend(ex)
+    backend.at_close(0, 0, 80_000.0)
+    proc = IntentProcessor(backend, big, attempts=1)
+    send(proc, ex, Intent(0, "limit", side=Side.BUY, size_kind="qty", size_value=26522.671, price=73106.165),
+         close=80_000.0)
+    (order,) = ex.open_orders()
+    assert (order.qty, order.price) == (26522.671, 73106.17)  # a half cent up, not a step lost
