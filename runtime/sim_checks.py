@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from playdeck.runtime.orders import Order, OrderType, Side, TimeInForce
+from playdeck.runtime.orders import Order, OrderRole, OrderType, Side, TimeInForce
 from playdeck.runtime.sim_fills import SimOrder, marketable
 
 __all__ = ["amend_refusal", "margin_refusal", "order_refusal", "reference_price"]
@@ -53,7 +53,9 @@ def order_refusal(
         if order.side.sign * position_qty > 0.0:
             held = "long" if position_qty > 0.0 else "short"
             return f"reduce-only {order.side.value} would not reduce a {held} position"
-    if qty < min_qty:
+    if qty < min_qty and not (order.role is OrderRole.CLOSE and qty > 0.0):
+        # A close is of the whole position, whatever is left (Bybit's qty "0" with reduceOnly and
+        # closeOnTrigger): a sliver below min_qty, left by a partial close, can still be closed.
         return f"qty {order.qty} below min_qty {min_qty}"
     if (
         kind is OrderType.LIMIT
@@ -114,22 +116,34 @@ def margin_refusal(
     """Refuse `order` when the position it could lead to is larger than `buying_power`.
 
     Both sides of the comparison are notionals: `buying_power` is equity x leverage (5.7 and 6:
-    "total position notional <= equity x leverage"). "Could lead to" takes every pending non-reduce
-    order on the order's side as filled, this one included: for a buy, the signed position notional
-    plus pending buys (a long, possibly after covering a short); for a sell, pending sells minus it.
-    Opposite-side orders are not netted, since either side may fill alone. An order that reduces
-    the position is therefore never refused, even when the position is over its margin after a loss
-    (as on a venue). `exclude` is the order being amended: an amend is refused only when it raises
-    the figure its old values gave.
+    "total position notional <= equity x leverage"). "Could lead to" takes every pending order on
+    the order's side as filled, this one included: for a buy, the signed position notional plus
+    pending buys (a long, possibly after covering a short); for a sell, pending sells minus it.
+    Pending reduce-only buys (close, partial_close) count too, but only up to the short they can
+    close: a `close` resting beside a `market sell 12` on a long of 9 leaves room for a short of
+    12, not 3. The position's protection does not count (it is cleared with the position it
+    guards, and it would refuse an ordinary flip). Opposite-side orders are not netted, since
+    either side may fill alone. An order that reduces the position is therefore never refused,
+    even when the position is over its margin after a loss (as on a venue). `exclude` is the
+    order being amended: an amend is refused only when it raises the figure its old values gave.
     """
     buy = order.side is Side.BUY
     same_side = 0.0
+    closing = 0.0  # qty of pending reduce-only orders on the order's side
     for rec in book:
-        if rec.reduce_only or rec is exclude or (rec.order.side is Side.BUY) != buy:
+        if rec is exclude or (rec.order.side is Side.BUY) != buy:
+            continue
+        if rec.reduce_only:
+            if not rec.order.role.is_protection:
+                closing += rec.order.qty
             continue
         same_side += rec.order.qty * reference_price(rec.order, last_close)
-    # the signed position on the order's side, and the pending orders there
-    base = (position_qty if buy else -position_qty) * last_close + same_side
+    # the signed position on the order's side, what reduce-only orders can close of it, and the
+    # pending orders there
+    held = position_qty if buy else -position_qty  # < 0: a position the other way
+    if held < 0.0 and closing > 0.0:
+        held += min(closing, -held)
+    base = held * last_close + same_side
     needs = base + order.qty * reference_price(order, last_close)
     # A hair of tolerance so an order sized to exactly equity x leverage is not refused by float noise.
     if needs <= buying_power * (1.0 + 1e-12):

@@ -956,6 +956,33 @@ def test_an_order_that_grows_a_position_over_its_margin_is_refused(action: Actio
     assert r.results[-1].reject_reason == reason
 
 
+@pytest.mark.parametrize(
+    ("actions", "reason"),
+    [
+        # long 290, buying power 25519.46 at close 95 (as above). A close resting beside a sell of 290
+        # can flatten the long first, and then the sell opens a 290 short: 290 x 95 = 27550
+        pytest.param([market(SELL, 290, role=OrderRole.CLOSE), market(SELL, 290)],
+                     "insufficient margin: needs 27550.00, has 25519.46", id="a close beside a flip"),
+        # a partial close of 100 can take 100 of the 290 first; then the sell of 300 leaves a 110
+        # short: -190 x 95 + 300 x 95 = 10450, within the margin
+        pytest.param([market(SELL, 100, role=OrderRole.PARTIAL_CLOSE), market(SELL, 300)], None,
+                     id="a partial close counts only what it closes"),
+        # reduce-only orders count up to the long they can close, not beyond: with two closes of
+        # 290 the sell of 260 needs 260 x 95 = 24700 (uncapped, 580 - 290 + 260 would be refused)
+        pytest.param([market(SELL, 290, role=OrderRole.CLOSE), market(SELL, 290, role=OrderRole.CLOSE),
+                      market(SELL, 260)], None, id="closes count up to the position"),
+        # the position's own protection does not count: a flip past the long, 500 - 290 = 210 short
+        pytest.param([protect("stop_loss", 90), market(SELL, 500)], None, id="protection does not count"),
+    ],
+)
+def test_pending_reduce_only_orders_count_toward_the_margin_up_to_the_position(
+    actions: list[Action], reason: str | None
+) -> None:
+    r = run([B, B, (95, 95, 95, 95)], {0: [market(BUY, 290)], 2: actions})
+    assert r.results[-1].reject_reason == reason
+    assert all(res.accepted for res in r.results[:-1])
+
+
 def test_an_amend_that_shrinks_an_order_over_the_margin_is_accepted_and_one_that_grows_it_is_not() -> None:
     # long 100 at 100.1 and a buy of 220 resting at 90 (29800 of 30000 when sent); at close 95 the
     # buying power is 3 x (10000 - 5.005 - 510) = 28454.99 and the book needs 9500 + 19800 = 29300
