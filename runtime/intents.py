@@ -211,7 +211,7 @@ class IntentProcessor:
             if type(qty) is str:
                 return qty
         qty = inst.round_qty(qty)
-        if qty < inst.min_qty:
+        if qty < inst.min_qty and not (kind == "close" and qty > 0.0):  # a close takes what is left
             return f"qty {qty:g} below min_qty {inst.min_qty:g}"
         if kind == "stop":
             otype = OrderType.STOP_LIMIT if price is not None else OrderType.STOP

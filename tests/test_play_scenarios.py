@@ -327,3 +327,25 @@ def test_attached_protection_refused_at_the_fill_is_reported_with_the_refused_in
     # the stop line is line 14 of the Play (HEAD is 11 lines, the blocks text starts on line 12)
     assert bt.processor.rejections == [Rejection(1, "stop_loss", None, "non-positive price -100.0", ":14:9")]
     assert [str(rec.path) for rec in bt.exchange.orders.values()] == ["New>Filled", "Rejected"]
+
+
+def test_close_takes_a_position_left_below_min_qty_by_a_partial_close():
+    # min_qty 1, step 0.1: in 1.5 at 100; partial_close qty 1 leaves 0.5, less than min_qty; `close`
+    # still closes it (Bybit closes a whole position with qty "0", reduceOnly and closeOnTrigger),
+    # while an entry of 0.5 is refused
+    head = HEAD.replace("{tick: 0.1, qty_step: 0.001, min_qty: 0.001}", "{tick: 0.1, qty_step: 0.1, min_qty: 1}")
+    bt, _, fills = run("""
+        block a:
+          when close == 100:
+            market buy qty 1.5
+          when close == 101:
+            partial_close qty 1
+          when close == 102:
+            close
+            market buy qty 0.5
+        """, [(100, 100, 100, 100), (101, 101, 101, 101), (102, 102, 102, 102), (103, 103, 103, 103)],
+        head=head)
+    assert fills == [(1, "buy", 1.5, 101.0, 0.07575, "taker"), (2, "sell", 1.0, 102.0, 0.051, "taker"),
+                     (3, "sell", 0.5, 103.0, 0.02575, "taker")]
+    assert bt.exchange.position_qty == 0.0
+    assert [r.reason for r in bt.processor.rejections] == ["qty 0.5 below min_qty 1"]
