@@ -39,13 +39,15 @@ def one_error(r: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
-def write_bars(path: Path, n: int = 3000, step_ms: int = 60_000, newest_first: bool = False) -> Path:
-    """A valid generic CSV of `n` bars `step_ms` apart from 2025-01-01, as a random walk."""
+def write_bars(path: Path, n: int = 3000, step_ms: int = 60_000, newest_first: bool = False,
+               skip: range = range(0)) -> Path:
+    """A valid generic CSV of `n` bars `step_ms` apart from 2025-01-01, as a random walk; the bars
+    numbered in `skip` left out (a gap)."""
     rng = np.random.default_rng(11)
     close = np.round(100 * np.exp(np.cumsum(rng.normal(0, 0.002, n))), 1)
     open_ = np.concatenate([[100.0], close[:-1]])
     rows = [f"{T0 + k * step_ms},{o},{max(o, c) + 0.1:.1f},{min(o, c) - 0.1:.1f},{c},1.5"
-            for k, (o, c) in enumerate(zip(open_.tolist(), close.tolist()))]
+            for k, (o, c) in enumerate(zip(open_.tolist(), close.tolist())) if k not in skip]
     if newest_first:
         rows.reverse()
     path.write_text("timestamp,open,high,low,close,volume\n" + "\n".join(rows) + "\n")
@@ -315,21 +317,8 @@ def test_a_range_with_one_bar_after_the_warm_up_can_trade(tmp_path: Path):
     assert "22 exec bars" in r.stdout or "23 exec bars" in r.stdout
 
 
-def gappy_csv(path: Path, skip: range) -> Path:
-    lines = ["timestamp,open,high,low,close,volume"]
-    rng = np.random.default_rng(5)
-    price = 100.0
-    for k in range(600):
-        o = price
-        price = round(price * (1 + rng.normal(0, 0.002)), 1)
-        if k not in skip:
-            lines.append(f"{T0 + k * 60_000},{o},{max(o, price) + 0.1:.1f},{min(o, price) - 0.1:.1f},{price},1")
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
 def test_the_report_says_when_gaps_were_filled(tmp_path: Path):
-    data = gappy_csv(tmp_path / "gappy.csv", range(100, 107))
+    data = write_bars(tmp_path / "gappy.csv", n=600, skip=range(100, 107))
     r = cli("backtest", str(EMA_CROSS), "--data", str(data), "--gaps", "fill", "--out", str(tmp_path / "run"),
             cache=tmp_path / "c")
     assert r.returncode == 0, r.stderr
@@ -338,14 +327,14 @@ def test_the_report_says_when_gaps_were_filled(tmp_path: Path):
     assert data_line.endswith("(7 missing 1m bars of the file filled flat)")
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert report["data"]["filled_gaps"] == 7 and report["data"]["filled_tf"] == "1m"
-    plain = cli("backtest", str(EMA_CROSS), "--data", str(gappy_csv(tmp_path / "whole.csv", range(0))),
+    plain = cli("backtest", str(EMA_CROSS), "--data", str(write_bars(tmp_path / "whole.csv", n=600)),
                 "--out", str(tmp_path / "run2"), cache=tmp_path / "c")
     assert "filled" not in plain.stdout and "filled_gaps" not in (tmp_path / "run2" / "report.json").read_text()
 
 
 def test_an_import_over_a_cached_series_says_it_replaced_it(tmp_path: Path):
-    first = gappy_csv(tmp_path / "a.csv", range(0))
-    second = gappy_csv(tmp_path / "b.csv", range(500, 600))  # the same minutes, without the last 100
+    first = write_bars(tmp_path / "a.csv", n=600)
+    second = write_bars(tmp_path / "b.csv", n=600, skip=range(500, 600))  # the same minutes, without the last 100
     one = cli("data", "import", str(first), "--symbol", "TESTUSDT", cache=tmp_path / "c")
     assert one.returncode == 0 and "replaced" not in one.stdout
     two = cli("data", "import", str(second), "--symbol", "TESTUSDT", cache=tmp_path / "c")
