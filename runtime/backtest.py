@@ -220,14 +220,19 @@ def run_backtest(play_path: str, *, data: str | None = None, data_tf: str | None
         raise BacktestError("no bars in the chosen range")
     bt = prepare(plan, bars, where=play_path)
     ready = bt.engine.ready_bar
+    # Not an empty report: a run that cannot fill a single order is a mistake in the Play or the
+    # range. An order sent at the close of the last bar could only fill in the bar after it.
+    ends = f"{'chosen range ends' if last < len(bars) else 'data ends'} at bar {last - 1}"
     if ready >= last - 1:
-        # Not an empty report: a run that cannot fill a single order is a mistake in the Play or the
-        # range. An order sent at the close of the last bar could only fill in the bar after it.
         raise BacktestError(
             f"the Play cannot trade in this run: its features are ready at bar {ready} (warm-up), so its "
-            f"first order could fill in bar {ready + 1}, but the "
-            f"{'chosen range ends' if last < len(bars) else 'data ends'} at bar {last - 1} "
+            f"first order could fill in bar {ready + 1}, but the {ends} "
             f"({len(bars)} {plan.play.market.exec_tf} bars in the data)")
+    if first >= last - 1:
+        raise BacktestError(
+            f"the Play cannot trade in this run: the chosen range is the one bar {first}, and an order "
+            f"sent at its close would fill in bar {first + 1} at the earliest; give --from and --to "
+            f"at least two {plan.play.market.exec_tf} bars apart")
     out_dir = claim_out_dir(out, plan.play.name, datetime.now(timezone.utc)) if write else None
     span = last - first
     result = run_engine(bt, first, last, None if progress is None else (lambda i: progress(i - first, span)))

@@ -51,7 +51,8 @@ GAP_POLICIES: tuple[str, ...] = ("error", "fill")
 _MAX_REPORTED = 20
 _MIN_EPOCH_MS = 10**11  # 1973-03-03: anything smaller is almost surely seconds, not ms
 MAX_EPOCH_MS = 4_102_444_800_000  # 2100-01-01: anything later is a typo or microseconds (exclusive)
-_MAX_FILLED = 1_000_000  # --gaps fill inserts at most this many bars (and no more than the file's rows)
+_MAX_FILLED = 1_000_000  # --gaps fill inserts at most this many bars (and no more than the file's rows,
+_MIN_FILL_CAP = 1_000  # or than this many for a short file)
 _MIN_EPOCH_S = 10**8  # 1973-03-03 again, in seconds: smaller integers are not seconds either (row counters?)
 
 # Header names (lower-cased, spaces/underscores kept) for each field, generic and Bybit spellings.
@@ -279,7 +280,7 @@ def _sequence_problems(ts: np.ndarray, rows: np.ndarray, step: int, tf: str, gap
     """Order, duplicate, grid and (unless filling) gap problems, in file order.
 
     `direction` is the file's (see `file_direction`); a step against it is out of order.
-    `bad_rows` (sorted) are data rows already rejected: a hole they leave is not called a gap.
+    `bad_rows` (sorted) are data rows already rejected: each may be meant for one missing bar.
     """
     problems: list[DataProblem] = []
     forward = np.diff(ts) * direction  # > 0 for a step the file's way
@@ -302,15 +303,20 @@ def _sequence_problems(ts: np.ndarray, rows: np.ndarray, step: int, tf: str, gap
     return problems + gap_problems
 
 
+def _step_counts(ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct spacings (ms, ascending) between neighbouring distinct times of `ts`, and how
+    often each occurs."""
+    steps = np.abs(np.diff(np.asarray(ts, dtype=np.int64)))
+    return np.unique(steps[steps > 0], return_counts=True)
+
+
 def _majority_step(ts: np.ndarray) -> int | None:
     """The spacing (ms) of more than half of the steps between distinct times of `ts`, else None."""
-    steps = np.abs(np.diff(np.asarray(ts, dtype=np.int64)))
-    steps = steps[steps > 0]
-    if len(steps) == 0:
+    values, counts = _step_counts(ts)
+    if len(values) == 0:
         return None
-    values, counts = np.unique(steps, return_counts=True)
     k = int(np.argmax(counts))
-    return int(values[k]) if 2 * int(counts[k]) > len(steps) else None
+    return int(values[k]) if 2 * int(counts[k]) > counts.sum() else None
 
 
 def _spacing_hint(ts: np.ndarray, step: int, tf: str) -> str:
@@ -355,15 +361,15 @@ def _fill_gaps(ts: np.ndarray, values: np.ndarray, step: int, tf: str,
                path: str | os.PathLike[str] | None = None) -> tuple[np.ndarray, np.ndarray, int]:
     """Insert flat zero-volume bars at the previous close into every gap of sorted, on-grid data.
 
-    A DataError when that would invent more bars than the file has rows (or more than
-    _MAX_FILLED): then most of the series would be made up, which is a typo'd date or a wrong
-    timeframe (hourly rows imported as 1m), not a few missing bars."""
+    A DataError when that would invent more bars than the file has rows (or _MIN_FILL_CAP, for a
+    short file), or more than _MAX_FILLED: then most of the series would be made up, which is a
+    typo'd date or a wrong timeframe (hourly rows imported as 1m), not a few missing bars."""
     slots = (ts - ts[0]) // step
     total = int(slots[-1]) + 1
     filled = total - len(ts)
     if filled == 0:
         return ts, values, 0
-    if filled > min(_MAX_FILLED, len(ts)):
+    if filled > min(_MAX_FILLED, max(_MIN_FILL_CAP, len(ts))):
         spacing = _spacing_hint(ts, step, tf)
         raise DataError([DataProblem(0, f"filling the gaps would insert {filled:,} flat bars into {len(ts):,} "
                                         f"rows, more than the file holds; "
@@ -467,8 +473,9 @@ def _epoch_unit_problem(body: list[str], first_row: int, column: int) -> DataPro
 
 
 def _parse_rows(body: list[str], first_row: int, columns: dict[str, int], width: int,
-                problems: list[DataProblem]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Row-by-row parse (ISO timestamps, quoted fields, bad rows); appends parse problems."""
+                problems: list[DataProblem], swallowed: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row-by-row parse (ISO timestamps, quoted fields, bad rows); appends parse problems, and to
+    `swallowed` the rows after the first of a record that ran over lines (rejected with it)."""
     ti, oi, hi, li, ci, vi = (columns[f] for f in FIELDS)
     ts_list: list[int] = []
     value_list: list[tuple[float, float, float, float, float]] = []
@@ -488,6 +495,7 @@ def _parse_rows(body: list[str], first_row: int, columns: dict[str, int], width:
         if took > 1:
             # A quoted field ran over the line's end: the reader joined lines an editor shows apart.
             problems.append(DataProblem(row, f"a quoted field runs on to row {row + took - 1}; each bar is one line"))
+            swallowed.extend(range(row + 1, row + took))
             continue
         if not fields or (len(fields) == 1 and _is_blank(fields[0])):
             continue
@@ -522,12 +530,13 @@ def import_csv(path: str | os.PathLike[str], symbol: str, tf: str | None, gaps: 
     if not body:
         raise DataError([DataProblem(0, "no data rows")], path)
     problems: list[DataProblem] = []
+    swallowed: list[int] = []
     parsed = _parse_numeric(body, start + 1, columns)
     if parsed is None:
         unit = _epoch_unit_problem(body, start + 1, columns["timestamp"])
         if unit is not None:
             raise DataError([unit], path)
-        parsed = _parse_rows(body, start + 1, columns, width, problems)
+        parsed = _parse_rows(body, start + 1, columns, width, problems, swallowed)
     ts, values, rows = parsed
     value_problems, bad = _value_problems(values, rows)
     problems += value_problems
@@ -544,7 +553,7 @@ def import_csv(path: str | os.PathLike[str], symbol: str, tf: str | None, gaps: 
                             path) from exc
     step = tf_ms(tf)
     direction = file_direction(ts)
-    bad_rows = sorted({p.row for p in problems})
+    bad_rows = sorted({p.row for p in problems} | set(swallowed))
     problems += _sequence_problems(ts, rows, step, tf, gaps, bad_rows, direction)
     if problems:
         raise DataError(problems, path)
@@ -564,12 +573,10 @@ def infer_timeframe(ts: np.ndarray, path: str | os.PathLike[str] | None = None) 
     """The timeframe whose length is the most common spacing of `ts` (epoch ms, any order); among
     spacings equally common, a timeframe of the language wins (one off-grid row in a short file
     must not make "0.5 minutes" the answer)."""
-    steps = np.abs(np.diff(np.asarray(ts, dtype=np.int64)))
-    steps = steps[steps > 0]
-    if len(steps) == 0:
+    values, counts = _step_counts(ts)
+    if len(values) == 0:
         raise DataError([DataProblem(0, "cannot tell the timeframe from fewer than two distinct timestamps; "
                                         "give it (--data-tf / --tf)")], path)
-    values, counts = np.unique(steps, return_counts=True)
     tied = values[counts == counts.max()].tolist()
     by_length = {tf_ms(name): name for name in TIMEFRAMES}
     for common in tied:  # ascending

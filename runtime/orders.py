@@ -290,7 +290,7 @@ class Instrument:
             return round(math.floor(y + 0.5) * self.tick, self._price_decimals)
         ticks = int(y)
         frac = y - ticks  # exact
-        if frac >= 0.49 and frac >= 0.5 - max(1e-9, _NOISE * y):  # (the first test: most prices)
+        if frac >= 0.5 or (frac >= 0.49 and frac >= 0.5 - max(1e-9, _NOISE * y)):  # (cheap tests first)
             ticks += 1
         return _snap(self._price_memo, ticks, self.tick, self._price_decimals)
 

@@ -16,6 +16,8 @@ goes on. The checks run in this order, and the first that fails is the reason:
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Iterable
 
 from playdeck.runtime.orders import Order, OrderRole, OrderType, Side, TimeInForce
@@ -92,8 +94,8 @@ def amend_refusal(
         return f"non-positive price {new_price}"
     if new_trigger is not None and new_trigger <= 0:
         return f"non-positive trigger {new_trigger}"
-    if new_qty < min_qty:
-        return f"qty {qty} below min_qty {min_qty}"
+    if new_qty < min_qty and not (old.role is OrderRole.CLOSE and new_qty > 0.0):  # as for a new close
+        return f"qty {new_qty:g} below min_qty {min_qty:g}"
     if (
         resting_limit
         and new_price is not None
@@ -119,9 +121,10 @@ def margin_refusal(
     "total position notional <= equity x leverage"). "Could lead to" takes every pending order on
     the order's side as filled, this one included: for a buy, the signed position notional plus
     pending buys (a long, possibly after covering a short); for a sell, pending sells minus it.
-    Pending reduce-only buys (close, partial_close) count too, but only up to the short they can
-    close: a `close` resting beside a `market sell 12` on a long of 9 leaves room for a short of
-    12, not 3. The position's protection does not count (it is cleared with the position it
+    Pending reduce-only buys (close, partial_close: every reduce-only order but the position's
+    protection) count too, but only up to the short they can close, a `close` for all of it (it
+    fills the whole position, however it grew since it was sent): a `close` resting beside a
+    `market sell 12` on a long of 9 leaves room for a short of 12, not 3. The position's protection does not count (it is cleared with the position it
     guards, and it would refuse an ordinary flip). Opposite-side orders are not netted, since
     either side may fill alone. An order that reduces the position is therefore never refused,
     even when the position is over its margin after a loss (as on a venue). `exclude` is the
@@ -134,8 +137,11 @@ def margin_refusal(
         if rec is exclude or (rec.order.side is Side.BUY) != buy:
             continue
         if rec.reduce_only:
-            if not rec.order.role.is_protection:
-                closing += rec.order.qty
+            role = rec.order.role
+            if role is OrderRole.CLOSE:
+                closing = math.inf
+            elif not role.is_protection:
+                closing += rec.order.qty - rec.filled_qty
             continue
         same_side += rec.order.qty * reference_price(rec.order, last_close)
     # the signed position on the order's side, what reduce-only orders can close of it, and the

@@ -350,3 +350,13 @@ def test_progress_goes_to_stderr_when_asked_and_never_into_the_report(tmp_path: 
     quiet = cli("backtest", str(EMA_CROSS), "--out", str(tmp_path / "b"), cache=tmp_path / "c")
     assert quiet.returncode == 0 and quiet.stderr == ""  # captured, not a terminal: no frames
     assert quiet.stdout == shown.stdout.replace(str(tmp_path / "a"), str(tmp_path / "b"))
+
+
+def test_a_range_of_one_bar_after_the_warm_up_is_an_error(tmp_path: Path):
+    # warm-up long done, but the range is the single bar 2025-01-04T00:00 (bar 288): an order sent
+    # at its close could only fill in bar 289, outside the range
+    line = one_error(cli("backtest", str(EMA_CROSS), "--from", "2025-01-04T00:00", "--to", "2025-01-04T00:15",
+                         cache=tmp_path / "c"))
+    assert line == ("error: the Play cannot trade in this run: the chosen range is the one bar 288, and an "
+                    "order sent at its close would fill in bar 289 at the earliest; give --from and --to at "
+                    "least two 15m bars apart")

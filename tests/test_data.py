@@ -623,3 +623,20 @@ def test_minute_rows_imported_as_1h_are_called_out_once_before_the_grid_errors(t
     found = problems_of(path, tf="1h")
     assert found[0] == "most bars are 1 minute apart, not 1h: is 1h the file's timeframe?; "
     assert all("not on the 1h grid" in found[row] for row in range(3, 32))
+
+
+def test_rows_joined_into_a_quoted_field_are_rejected_with_it_not_called_a_gap(tmp_path):
+    # rows 3-5 are one record (a quote opened on row 3 closes on row 5): three bars are missing
+    # from the data, and the error is that record's; no gap is reported around it
+    rows = [f"{T0 + k * MIN},100,101,99,100,1" for k in range(6)]
+    rows[1] = f'{T0 + MIN},"100,101,99,100,1'
+    rows[3] = f'{T0 + 3 * MIN},100",101,99,100,1'
+    found = problems_of(write(tmp_path, HEADER + "\n" + "\n".join(rows) + "\n"))
+    assert found == {3: "a quoted field runs on to row 5; each bar is one line; "}
+
+
+def test_gap_fill_of_a_short_file_fills_a_real_outage(tmp_path):
+    # 6 rows with a 7-bar hole: more bars than rows, but a short file may fill up to 1,000
+    path = write(tmp_path, HEADER + "\n" + "".join(f"{T0 + k * MIN},100,101,99,100,1\n" for k in (0, 1, 2, 10, 11, 12)))
+    result = import_csv(path, "BTCUSDT", "1m", gaps="fill")
+    assert result.filled_gaps == 7 and len(result.bars) == 13

@@ -983,6 +983,40 @@ def test_pending_reduce_only_orders_count_toward_the_margin_up_to_the_position(
     assert all(res.accepted for res in r.results[:-1])
 
 
+def test_a_pending_close_counts_for_the_whole_position_it_will_close_also_after_a_scale() -> None:
+    # long 100 at 100.1 (fee 5.005); a close sent for 100 rests at 110; a scale of 190 fills at 95.095
+    # (fee 9.034025): long 290. At close 95: cash 9985.960975, upnl -510 - 18.05, x3 = 28373.73.
+    # The close will take all 290 first, so a sell of 300 may end a 300 short: needs 28500
+    r = run([B, B, (95, 95, 95, 95)], {
+        0: [market(BUY, 100)],
+        1: [limit(SELL, 100, 110, role=OrderRole.CLOSE), market(BUY, 190, role=OrderRole.SCALE)],
+        2: [market(SELL, 300)],
+    })
+    assert r.ex.position_qty == 290
+    assert r.results[-1].reject_reason == "insufficient margin: needs 28500.00, has 28373.73"
+
+
+def test_a_close_left_below_min_qty_can_be_amended() -> None:
+    # min_qty 0.01: long 1, a partial close of 0.995 leaves 0.005; a close of it can rest, and its
+    # price can be moved (a same-tag re-send amends it), as a new close of it could be sent
+    ex = SimExchange(Instrument("BTCUSDT", 0.1, 0.001, 0.01), maker_fee=0.0002, taker_fee=0.0005,
+                     slippage_bps=0, equity=10_000, leverage=3)
+    ex.process_bar(0, 0, *B)
+    ex.close_bar(0, *B[1:])
+    ex.submit(make_order(BUY, OrderType.MARKET, 1, 0), 0, 100.0)
+    ex.process_bar(1, MINUTE, *B)
+    ex.close_bar(1, *B[1:])
+    ex.submit(make_order(SELL, OrderType.MARKET, 0.995, 1, role=OrderRole.PARTIAL_CLOSE), 1, 100.0)
+    ex.process_bar(2, 2 * MINUTE, *B)
+    ex.close_bar(2, *B[1:])
+    assert ex.position_qty == 0.005  # below min_qty 0.01
+    resting = ex.submit(make_order(SELL, OrderType.LIMIT, 0.005, 2, price=110.0, role=OrderRole.CLOSE), 2, 100.0)
+    assert resting.accepted
+    moved = ex.amend(resting.order_id, 2, price=109.0)
+    assert moved.accepted, moved.reject_reason
+    assert ex.open_orders()[0].price == 109.0
+
+
 def test_an_amend_that_shrinks_an_order_over_the_margin_is_accepted_and_one_that_grows_it_is_not() -> None:
     # long 100 at 100.1 and a buy of 220 resting at 90 (29800 of 30000 when sent); at close 95 the
     # buying power is 3 x (10000 - 5.005 - 510) = 28454.99 and the book needs 9500 + 19800 = 29300
