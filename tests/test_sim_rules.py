@@ -619,6 +619,22 @@ def test_attached_protection(config: dict, bars: list, actions: dict, fills: lis
     assert_fills(run(bars, actions, **config).fills, fills)
 
 
+# ---------------------------------------------------------------------------------------- one price, several orders
+def test_at_one_price_market_orders_fill_before_stops_and_stops_before_limits() -> None:
+    # long 1 at 100.1; the next bar gaps down to 95, through a stop_loss at 97 and a limit buy at 98
+    gap = (95, 95.5, 94.5, 95)
+    # a market sell of 2 sent to flip fills first: 95 - 10 bps = 94.905, fee 2 x 94.905 x 0.0005;
+    # the flip leaves a short 1, and the long's stop_loss is Deactivated with it (not short 2)
+    r = run([B, B, gap], {0: [market(BUY, 1)], 1: [protect("stop_loss", 97), market(SELL, 2)]})
+    assert_fills(r.fills[1:], [(2, "sell", 2, 94.905, 0.094905, "taker")])
+    assert r.ex.position_qty == -1 and path_of(r.ex, "stop_loss").endswith("Deactivated")
+    # a gapped stop_loss fills before a gapped limit: out at 94.905 (taker, 0.0474525), then the limit
+    # buys at the open 95 (maker, 95 x 0.0002 = 0.019): long 1 again, not flat
+    r = run([B, B, gap], {0: [market(BUY, 1)], 1: [limit(BUY, 1, 98, tag="dip"), protect("stop_loss", 97)]})
+    assert_fills(r.fills[1:], [(2, "sell", 1, 94.905, 0.0474525, "taker"), (2, "buy", 1, 95, 0.019, "maker")])
+    assert r.ex.position_qty == 1
+
+
 # ---------------------------------------------------------------------------------------- worst_case flat
 @pytest.mark.parametrize(
     ("bars", "actions", "fills", "realized"),
