@@ -124,8 +124,9 @@ def margin_refusal(
     Pending reduce-only buys (close, partial_close: every reduce-only order but the position's
     protection) count too, but only up to the short they can close, a `close` for all of it (it
     fills the whole position, however it grew since it was sent): a `close` resting beside a
-    `market sell 12` on a long of 9 leaves room for a short of 12, not 3. The position's protection does not count (it is cleared with the position it
-    guards, and it would refuse an ordinary flip). Opposite-side orders are not netted, since
+    `market sell 12` on a long of 9 leaves room for a short of 12, not 3. The position's
+    protection does not count (it is cleared with the position it guards, and it would refuse an
+    ordinary flip). Opposite-side orders are not netted, since
     either side may fill alone. An order that reduces the position is therefore never refused,
     even when the position is over its margin after a loss (as on a venue). `exclude` is the
     order being amended: an amend is refused only when it raises the figure its old values gave.
