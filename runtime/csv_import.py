@@ -341,7 +341,7 @@ def _gap_problems(ts: np.ndarray, rows: np.ndarray, step: int, tf: str, bad_rows
     for i in np.flatnonzero(np.diff(s_ts) > step).tolist():
         a, b = int(s_rows[i]), int(s_rows[i + 1])  # the earlier and the later bar in time
         lo, hi = min(a, b), max(a, b)
-        rejected = max(0, bisect.bisect_left(bad_rows, hi) - bisect.bisect_right(bad_rows, lo))
+        rejected = bisect.bisect_left(bad_rows, hi) - bisect.bisect_right(bad_rows, lo)
         missing = int(s_ts[i + 1] - s_ts[i]) // step - 1 - rejected
         if missing <= 0:
             continue

@@ -199,8 +199,6 @@ def sma(x: np.ndarray, n: int) -> np.ndarray:
     """Simple moving average: mean of the last n values. First valid at n-1. Exactly the value
     on a flat stretch (filled gap bars), so `close > sma(close, n)` is false there."""
     x, n = _as_float(x), _check_length("sma length", n)
-    if n == 1:
-        return x.copy()
     return np.where(_constant_windows(x, n), x, _rolling_sum(x, n) / n)
 
 

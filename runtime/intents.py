@@ -18,7 +18,8 @@ from typing import Any, Awaitable, Callable, NamedTuple
 
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
-from .orders import AttachedProtection, Order, OrderResult, OrderRole, OrderStatus, OrderType, Side, TimeInForce
+from .orders import (AttachedProtection, Order, OrderResult, OrderRole, OrderStatus, OrderType, Side, TimeInForce,
+                     below_min_qty)
 from .rate_limit import TokenBucket
 
 
@@ -211,7 +212,7 @@ class IntentProcessor:
             if type(qty) is str:
                 return qty
         qty = inst.round_qty(qty)
-        if qty < inst.min_qty and not (kind == "close" and qty > 0.0):  # a close takes what is left
+        if below_min_qty(qty, inst.min_qty, whole_position=kind == "close"):
             return f"qty {qty:g} below min_qty {inst.min_qty:g}"
         if kind == "stop":
             otype = OrderType.STOP_LIMIT if price is not None else OrderType.STOP

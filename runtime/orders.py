@@ -308,6 +308,13 @@ class Instrument:
         return _snap(self._qty_memo, steps, self.qty_step, self._qty_decimals)
 
 
+def below_min_qty(qty: float, min_qty: float, whole_position: bool) -> bool:
+    """A size refused for being under min_qty. A close of the whole position is the exception: it
+    takes whatever is left (Bybit closes with qty "0", reduceOnly and closeOnTrigger), so a sliver
+    below min_qty left by a partial close can still be closed."""
+    return qty < min_qty and not (whole_position and qty > 0.0)
+
+
 # Relative float noise taken for exact by the roundings above: a quotient of two decimals is off by
 # a few 1e-16 of itself, an expression's result by a few more; 1e-12 leaves a wide margin and is a
 # ten-thousandth of a tick at 100 million ticks. Past _SNAP_BELOW ticks or steps (a hundredth of

@@ -17,10 +17,9 @@ goes on. The checks run in this order, and the first that fails is the reason:
 from __future__ import annotations
 
 import math
-
 from collections.abc import Iterable
 
-from playdeck.runtime.orders import Order, OrderRole, OrderType, Side, TimeInForce
+from playdeck.runtime.orders import Order, OrderRole, OrderType, Side, TimeInForce, below_min_qty
 from playdeck.runtime.sim_fills import SimOrder, marketable
 
 __all__ = ["amend_refusal", "margin_refusal", "order_refusal", "reference_price"]
@@ -55,9 +54,7 @@ def order_refusal(
         if order.side.sign * position_qty > 0.0:
             held = "long" if position_qty > 0.0 else "short"
             return f"reduce-only {order.side.value} would not reduce a {held} position"
-    if qty < min_qty and not (order.role is OrderRole.CLOSE and qty > 0.0):
-        # A close is of the whole position, whatever is left (Bybit's qty "0" with reduceOnly and
-        # closeOnTrigger): a sliver below min_qty, left by a partial close, can still be closed.
+    if below_min_qty(qty, min_qty, whole_position=order.role is OrderRole.CLOSE):
         return f"qty {order.qty} below min_qty {min_qty}"
     if (
         kind is OrderType.LIMIT
@@ -94,7 +91,7 @@ def amend_refusal(
         return f"non-positive price {new_price}"
     if new_trigger is not None and new_trigger <= 0:
         return f"non-positive trigger {new_trigger}"
-    if new_qty < min_qty and not (old.role is OrderRole.CLOSE and new_qty > 0.0):  # as for a new close
+    if below_min_qty(new_qty, min_qty, whole_position=old.role is OrderRole.CLOSE):
         return f"qty {new_qty:g} below min_qty {min_qty:g}"
     if (
         resting_limit
