@@ -42,7 +42,7 @@ def play_text(as_written: bool) -> str:
 def playdeck_run(bars, as_written: bool = False) -> tuple[float, dict, int]:
     from playdeck.compiler import compile_text
     from playdeck.compiler.lower import lower
-    from playdeck.runtime.backtest import build_report, exec_bars, prepare, run_engine
+    from playdeck.runtime.backtest.run import build_report, exec_bars, prepare, run_engine
 
     text = play_text(as_written)
     t0 = time.perf_counter()
@@ -58,7 +58,7 @@ def floor_run(bars) -> tuple[float, list[tuple[int, float, float, float, float]]
     """The Play's logic by hand, as one function: EMA fast/slow crosses, close and reverse at the next
     open with 50% of equity, qty rounded down to 0.001, 2 bps slippage and the taker fee. It keeps
     only a list of fill tuples and a list of refusals. A lower bound for pure Python, not a product."""
-    from playdeck.runtime.indicators import ema
+    from playdeck.runtime.data.indicators import ema
 
     was = gc.isenabled()
     gc.disable()
@@ -175,7 +175,7 @@ def main() -> int:
     global PLAY
     PLAY = Path(args.play) if args.play else PLAY
     sys.path.insert(0, str(ROOT))
-    from playdeck.runtime.synthetic import generate
+    from playdeck.runtime.data.synthetic import generate
 
     bars = generate(args.bars, seed=7)  # data load: excluded from the timing
     playdeck_run(generate(5_000, seed=1))  # warm imports and the grammar
@@ -195,7 +195,7 @@ def main() -> int:
         # the loop skips bars where nothing can happen, so the cost follows the orders, not the bars
         print(f"per fill      {seconds / fills * 1e6:,.0f} us end to end (intents, sizing, the book, events)")
     if args.exec_as_written:
-        from playdeck.runtime.backtest import exec_bars
+        from playdeck.runtime.backtest.run import exec_bars
 
         bars = exec_bars(bars, report["exec"])  # what playdeck ran on: the reference gets the same bars
         print(f"as written    exec {report['exec']}: {len(bars):,} exec bars from the {args.bars:,} 1m bars")

@@ -16,11 +16,11 @@ from playdeck.compiler.lower import lower, plan_text
 from playdeck.compiler.printer import ir_json, ir_text
 from playdeck.dsl.diagnostics import PlayError
 from playdeck.dsl.fmt import format_play
-from playdeck.runtime import cache
-from playdeck.runtime.backtest import BacktestError
-from playdeck.runtime.bars import TIMEFRAMES
-from playdeck.runtime.cache import CacheError
-from playdeck.runtime.csv_import import DataError
+from playdeck.runtime.data import cache
+from playdeck.runtime.backtest.run import BacktestError
+from playdeck.runtime.data.bars import TIMEFRAMES
+from playdeck.runtime.data.cache import CacheError
+from playdeck.runtime.data.csv_import import DataError
 
 EXIT_USER = 2
 
@@ -70,7 +70,7 @@ def cmd_fmt(args: argparse.Namespace) -> int:
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
-    from playdeck.runtime.backtest import format_report, run_backtest  # noqa: I001
+    from playdeck.runtime.backtest.run import format_report, run_backtest  # noqa: I001
 
     check_timeframe("--data-tf", args.data_tf)
     # By default the bar is drawn on a terminal only: redrawn with '\r', it would fill a log with frames.
@@ -114,7 +114,7 @@ def check_timeframe(option: str, tf: str | None) -> None:
 
 
 def cmd_data_import(args: argparse.Namespace) -> int:
-    from playdeck.runtime.csv_import import import_csv
+    from playdeck.runtime.data.csv_import import import_csv
 
     check_symbol(args.symbol)
     check_timeframe("--tf", args.tf)
@@ -137,7 +137,7 @@ def cmd_data_import(args: argparse.Namespace) -> int:
 
 def _cached_summary(symbol: str, tf: str, cache_dir: str | None) -> str:
     """What the cache holds for `symbol` `tf` before an import replaces it ('' for nothing)."""
-    from playdeck.runtime.csv_import import format_ts
+    from playdeck.runtime.data.csv_import import format_ts
 
     if not cache.exists(symbol, tf, cache_dir):
         return ""

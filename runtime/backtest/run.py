@@ -1,0 +1,286 @@
+"""`playdeck backtest`: data -> feeds -> plan -> engine over the simulator -> report and files."""
+from __future__ import annotations
+
+import asyncio
+import gc
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import attrs
+import numpy as np
+
+from playdeck.compiler import compile_file
+from playdeck.compiler.lower import ExecutionPlan, lower
+
+from playdeck.runtime.data import cache
+from playdeck.runtime.data.bars import TIMEFRAMES, Bars, resample, tf_minutes
+from playdeck.runtime.data.csv_import import MAX_EPOCH_MS, format_ts, import_csv
+from playdeck.runtime.strategy.engine import Engine, RunResult
+from playdeck.runtime.data.feeds import FeedStore
+from playdeck.runtime.strategy.intents import IntentProcessor
+from playdeck.runtime.execution.orders import Instrument
+from playdeck.runtime.backtest.report import (equity_curve, format_report, iso, metrics, open_position, round_trips, status_counts,
+                     write_artifacts)
+from playdeck.runtime.sim.backend import SimBackend
+from playdeck.runtime.sim.exchange import SimExchange
+
+
+class BacktestError(Exception):
+    """Bad options or data for a backtest (not a Play error): said in one line, exit 2."""
+
+
+@attrs.define
+class Backtest:
+    plan: ExecutionPlan
+    feeds: FeedStore
+    exchange: SimExchange
+    engine: Engine
+    processor: IntentProcessor
+
+
+def parse_when(text: str | None) -> int | None:
+    """A date or date-time (UTC when no zone is given) -> epoch ms."""
+    if text is None:
+        return None
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise BacktestError(f"cannot read {text!r} as a date; write e.g. 2025-03-01 or 2025-03-01T12:00") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    ms = int(dt.timestamp() * 1000)
+    if not 0 <= ms < MAX_EPOCH_MS:  # the range data may have (see csv_import)
+        raise BacktestError(f"{text!r} is outside 1970-2099 (UTC)")
+    return ms
+
+
+def load_bars(symbol: str, data: str | None, data_tf: str | None, cache_dir: str | None = None,
+              exec_tf: str = "1m", gaps: str | None = None) -> Bars:
+    """The bars to run on: a CSV file (`--data`); else market data imported into the cache for the
+    symbol (the finest timeframe that builds the exec bars); else the bundled synthetic BTCUSDT set.
+
+    Imported bars that cannot build the exec bars are an error, not a quiet fall-back to the
+    synthetic set: the user imported them to be used.
+    """
+    return _load(symbol, data, data_tf, cache_dir, exec_tf, gaps)[0]
+
+
+def _load(symbol: str, data: str | None, data_tf: str | None, cache_dir: str | None,
+          exec_tf: str, gaps: str | None) -> tuple[Bars, int]:
+    """`load_bars`, with how many flat bars `--gaps fill` made up (the report says so)."""
+    if data is None:
+        for option, given in (("--data-tf", data_tf), ("--gaps", gaps)):
+            if given is not None:
+                raise BacktestError(f"{option} is about a --data file; give it with --data")
+        return _cached_bars(symbol, cache_dir, exec_tf), 0
+    # without --data-tf, the file's spacing says
+    result = import_csv(Path(data), symbol, data_tf, gaps or "error")
+    return result.bars, result.filled_gaps
+
+
+def _builders(exec_tf: str) -> list[str]:
+    """The timeframes whose bars can be resampled into `exec_tf` bars, finest first."""
+    return [tf for tf in TIMEFRAMES if tf_minutes(exec_tf) % tf_minutes(tf) == 0]
+
+
+def _cached_bars(symbol: str, cache_dir: str | None, exec_tf: str) -> Bars:
+    cached = [tf for tf in TIMEFRAMES if cache.exists(symbol, tf, cache_dir)]
+    usable = [tf for tf in cached if tf in _builders(exec_tf)]
+    if usable:
+        return cache.load(symbol, usable[0], cache_dir)
+    if cached:
+        wanted = _builders(exec_tf)
+        wanted_text = wanted[0] if len(wanted) == 1 else f"{', '.join(wanted[:-1])} or {wanted[-1]}"
+        raise BacktestError(f"{symbol} is cached at {', '.join(cached)}, which cannot build the Play's exec "
+                            f"timeframe {exec_tf}; import {wanted_text} bars or give --data")
+    if symbol != "BTCUSDT":
+        raise BacktestError(f"no data for {symbol}: the bundled data is BTCUSDT; give --data FILE "
+                            "or run playdeck data import")
+    return cache.default_bars(cache_dir)
+
+
+def bar_range(bars: Bars, from_ms: int | None, to_ms: int | None) -> tuple[int, int]:
+    """Bars whose open time is in [from, to); BacktestError when --from is not before --to."""
+    if from_ms is not None and to_ms is not None:
+        if from_ms > to_ms:
+            raise BacktestError(f"--from ({format_ts(from_ms)}) is after --to ({format_ts(to_ms)})")
+        if from_ms == to_ms:
+            raise BacktestError(f"--from and --to are both {format_ts(from_ms)}: an empty range (--to is exclusive)")
+    ts = np.asarray(bars.ts_open)
+    first = 0 if from_ms is None else int(np.searchsorted(ts, from_ms, side="left"))
+    last = len(ts) if to_ms is None else int(np.searchsorted(ts, to_ms, side="left"))
+    return first, last
+
+
+def exec_bars(bars: Bars, exec_tf: str) -> Bars:
+    if bars.tf == exec_tf:
+        return bars
+    if tf_minutes(exec_tf) % tf_minutes(bars.tf) != 0:
+        raise BacktestError(f"the data is {bars.tf} bars, which cannot make the Play's exec timeframe {exec_tf}")
+    out = resample(bars, exec_tf)
+    n = out.n_complete
+    return out.take(0, n) if n < len(out) else out
+
+
+def default_out_dir(play: str, now: datetime) -> Path:
+    """`runs/<play>-<UTC time to the second>`, before any `-2`, `-3` suffix."""
+    return Path("runs") / f"{play}-{now.strftime('%Y%m%d-%H%M%S')}"
+
+
+def claim_out_dir(out: str | None, play: str, now: datetime) -> Path:
+    """Create the folder a run writes to, before the run, so a bad --out costs no run time.
+
+    `--out` may name an existing folder (its files are replaced). The default folder is new for
+    every run: when a run in the same second already took the name, `-2`, `-3`, ... is added, and
+    mkdir without exist_ok makes the claim atomic between concurrent runs.
+    """
+    if out is not None:
+        if not out.strip():
+            raise BacktestError("--out is empty; give a folder, or omit --out for runs/<play>-<time>/")
+        path = Path(out)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _out_dir_error(path, exc) from None
+        return path
+    base = default_out_dir(play, now)
+    try:
+        base.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _out_dir_error(base.parent, exc) from None
+    path, k = base, 1
+    while True:
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            if not path.is_dir():  # a file (or a dangling link) took the name: no suffix will help
+                raise _out_dir_error(path, FileExistsError(17, "a file is in the way", str(path))) from None
+            k += 1
+            path = base.with_name(f"{base.name}-{k}")
+        except OSError as exc:
+            raise _out_dir_error(path, exc) from None
+
+
+def _out_dir_error(path: Path, exc: OSError) -> BacktestError:
+    return BacktestError(f"cannot use {path} as the output folder: {cache.folder_problem(path, exc)}")
+
+
+def prepare(plan: ExecutionPlan, bars: Bars, where: str = "") -> Backtest:
+    play = plan.play
+    feeds = FeedStore.build(bars, dict(play.market.timeframes) | {tf: tf for tf in plan.timeframes})
+    acc = play.account
+    instrument = Instrument(play.market.symbol, acc.tick, acc.qty_step, acc.min_qty)
+    ex = SimExchange(instrument, maker_fee=acc.maker_fee, taker_fee=acc.taker_fee, slippage_bps=acc.slippage_bps,
+                     intrabar=acc.intrabar, equity=acc.equity, leverage=acc.leverage)
+    backend = SimBackend(ex)
+    processor = IntentProcessor(backend, instrument, attempts=1, id_prefix=play.name)
+    engine = Engine(plan, feeds, backend, processor, where=where)
+    return Backtest(plan, feeds, ex, engine, processor)
+
+
+@contextmanager
+def gc_paused():
+    """Pause the cyclic collector for a backtest. A run only grows its lists of fills, events and
+    trades (no cycles to free), and with the collector on, each new generation rescans them again
+    and again: up to a third of a busy run. Live mode runs the same engine with the collector on."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def run_engine(bt: Backtest, first: int = 0, last: int | None = None,
+               progress: Callable[[int], None] | None = None) -> RunResult:
+    """Run the bar loop of a backtest (with the collector paused, see `gc_paused`)."""
+    with gc_paused():
+        return asyncio.run(bt.engine.run(first, last, progress=progress))
+
+
+def run_backtest(play_path: str, *, data: str | None = None, data_tf: str | None = None,
+                 gaps: str | None = None, start: str | None = None, end: str | None = None, out: str | None = None,
+                 write: bool = True, progress: Callable[[int, int], None] | None = None,
+                 cache_dir: str | None = None) -> dict[str, Any]:
+    compiled = compile_file(play_path)
+    plan = lower(compiled.ir)
+    base, filled = _load(plan.play.market.symbol, data, data_tf, cache_dir, plan.play.market.exec_tf, gaps)
+    bars = exec_bars(base, plan.play.market.exec_tf)
+    # --from/--to choose the bars that trade; features still see the bars before (they are causal),
+    # and `bar` in every file keeps counting from the first bar of the data.
+    first, last = bar_range(bars, parse_when(start), parse_when(end))
+    if first >= last:
+        if start is None and end is None:
+            raise BacktestError(f"the data holds no complete {plan.play.market.exec_tf} bar "
+                                f"({len(base)} {base.tf} bars)")
+        raise BacktestError("no bars in the chosen range")
+    bt = prepare(plan, bars, where=play_path)
+    ready = bt.engine.ready_bar
+    # Not an empty report: a run that cannot fill a single order is a mistake in the Play or the
+    # range. An order sent at the close of the last bar could only fill in the bar after it.
+    ends = f"{'chosen range ends' if last < len(bars) else 'data ends'} at bar {last - 1}"
+    if ready >= last - 1:
+        raise BacktestError(
+            f"the Play cannot trade in this run: its features are ready at bar {ready} (warm-up), so its "
+            f"first order could fill in bar {ready + 1}, but the {ends} "
+            f"({len(bars)} {plan.play.market.exec_tf} bars in the data)")
+    if first >= last - 1:
+        raise BacktestError(
+            f"the Play cannot trade in this run: the chosen range is the one bar {first}, and an order "
+            f"sent at its close would fill in bar {first + 1} at the earliest; give --from and --to "
+            f"at least two {plan.play.market.exec_tf} bars apart")
+    out_dir = claim_out_dir(out, plan.play.name, datetime.now(timezone.utc)) if write else None
+    span = last - first
+    result = run_engine(bt, first, last, None if progress is None else (lambda i: progress(i - first, span)))
+    if progress is not None:
+        progress(span, span)  # the engine reports every 65536 bars, so its last report falls short of the end
+    with gc_paused():
+        eq, qty = equity_curve(bars, result.snapshots, plan.play.account.equity, result.start, result.end)
+        trades = round_trips(result.fills)
+        report = build_report(bt, bars, result, eq, qty, trades)
+    if filled:
+        # flat bars --gaps fill made up (in the file's timeframe): said with the data
+        report["data"].update(filled_gaps=filled, filled_tf=base.tf)
+    if out_dir is not None:
+        report["out"] = str(out_dir)
+        write_artifacts(out_dir, bars, result.start, result.fills, bt.exchange.orders, trades, eq, report,
+                        rejections=bt.processor.rejections)
+    return report
+
+
+def build_report(bt: Backtest, bars: Bars, result: RunResult, eq: np.ndarray | None = None,
+                 qty: np.ndarray | None = None, trades: list | None = None) -> dict[str, Any]:
+    """The report of a run; the equity curve and trades are derived here unless the caller has them.
+    It holds no wall-clock time, so the same run writes the same report.json."""
+    play = bt.plan.play
+    initial = play.account.equity
+    with gc_paused():
+        if eq is None or qty is None:
+            eq, qty = equity_curve(bars, result.snapshots, initial, result.start, result.end)
+        if trades is None:
+            trades = round_trips(result.fills)
+    ts = np.asarray(bars.ts_open)
+    rejected = dict(bt.processor.rejections_by_reason())
+    return {
+        "play": play.name,
+        "symbol": play.market.symbol,
+        "exec": play.market.exec_tf,
+        "data": {"label": "synthetic" if bars.synthetic else "market data", "bars": result.end - result.start,
+                 "from": iso(int(ts[result.start])), "to": iso(int(ts[result.end - 1]))},
+        "ready_bar": result.ready_bar,
+        "metrics": metrics(eq, qty, initial, result.fills, trades, play.market.exec_tf),
+        # Only a run that ends in a position has one to describe (and the fills are walked again).
+        "open_position": (open_position(result.fills, float(bars.close[result.end - 1]))
+                          if bt.exchange.position_qty != 0.0 else None),
+        "orders_by_status": status_counts(bt.exchange.orders),
+        "rejected_by_reason": rejected,
+        "evaluated_bars": result.evaluated_bars,
+        "not_modelled": ["funding", "liquidation"],
+    }
+
+
+__all__ = ["BacktestError", "run_backtest", "prepare", "format_report", "load_bars", "exec_bars"]
