@@ -4,13 +4,14 @@ from __future__ import annotations
 import difflib
 
 from playdeck.dsl import syntax as s
+from playdeck.dsl.vocabulary import PROTECTION_KINDS, TIME_IN_FORCE
 
 from . import ir
 from .builtins import KEYWORDS, RESERVED
 from .check import Checker, _Ctx, _Stop, constant_value
 
 ENTRIES = ("market", "limit", "stop", "scale")
-PROTECTIONS = ("stop_loss", "take_profit", "trail")
+PROTECTIONS = PROTECTION_KINDS
 # Which options each action takes; `at` is required for limit and stop.
 OPTIONS = {
     "market": {"tag"},
@@ -20,7 +21,7 @@ OPTIONS = {
     "partial_close": {"at"},
     "close": {"at"},
 }
-_TIF = {"post_only": "PostOnly", "ioc": "IOC", "fok": "FOK"}
+_TIF = TIME_IN_FORCE
 _OPTION_WORDS = {"at": "at PRICE", "limit": "limit PRICE", "expire": "expire N bars",
                  "tif": "post_only/ioc/fok", "tag": "as TAG"}
 

@@ -19,7 +19,7 @@ from . import ir
 from .builtins import (FUNCTIONS, INDICATORS, KEYWORDS, NO_ARGUMENT_FORMS, POSITION_FIELDS, RESERVED, SERIES,
                        STATE_WORDS, TAG_FIELDS)
 from .readiness import warmup_of
-from .settings import TIMEFRAMES
+from playdeck.dsl.vocabulary import TIMEFRAME_MINUTES as TIMEFRAMES
 from .types import Type, combine
 
 

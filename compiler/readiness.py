@@ -13,7 +13,7 @@ import attrs
 
 from . import ir
 from .builtins import INDICATORS
-from .settings import TIMEFRAMES
+from playdeck.dsl.vocabulary import TIMEFRAME_MINUTES as TIMEFRAMES
 
 
 def readiness(play_features: dict[str, ir.Feature], exprs: list[ir.Expr], exec_tf: str) -> int:

@@ -13,13 +13,11 @@ import attrs
 
 from playdeck.dsl.diagnostics import Diagnostic
 from playdeck.dsl.source import PlaySource, YEntry, YValue
+from playdeck.dsl.vocabulary import INTRABAR_MODELS, TIMEFRAME_MINUTES as TIMEFRAMES, is_symbol
 
 from .ir import Account, Market
 
-TIMEFRAMES = {"1m": 1, "3m": 3, "5m": 5, "15m": 15, "30m": 30, "1h": 60, "2h": 120, "4h": 240,
-              "6h": 360, "12h": 720, "1d": 1440}
 IDENT = re.compile(r"^[a-z][a-z0-9_]*$")
-SYMBOL = re.compile(r"^[A-Z0-9]{2,20}USDT$")
 
 ROOT_KEYS = {"play": True, "description": False, "market": True, "account": False, "features": False,
              "blocks": True}
@@ -165,7 +163,7 @@ def check_settings(src: PlaySource) -> tuple[dict[str, Any], list[Diagnostic]]:
     if "market" in root and (m := c.mapping(root["market"], "market")) is not None:
         market_entries = c.keys("market.", m, MARKET_KEYS, root["market"])
     symbol = c.string(market_entries, "symbol", "market.symbol")
-    if symbol is not None and not SYMBOL.fullmatch(symbol):
+    if symbol is not None and not is_symbol(symbol):
         c.error("value", f"'market.symbol' is {symbol!r}, not a Bybit USDT perpetual", market_entries["symbol"].value.span,
                 "write the symbol in capitals ending in USDT, e.g. BTCUSDT")
     exec_tf = c.timeframe(market_entries["exec"], "market.exec") if "exec" in market_entries else None
@@ -198,7 +196,7 @@ def check_settings(src: PlaySource) -> tuple[dict[str, Any], list[Diagnostic]]:
     if "instrument" in acc and (i := c.mapping(acc["instrument"], "account.instrument", empty_ok=True)) is not None:
         inst = c.keys("account.instrument.", i, INSTRUMENT_KEYS, acc["instrument"])
     intrabar = c.string(acc, "intrabar", "account.intrabar") or DEFAULTS["intrabar"]
-    if intrabar not in ("worst_case", "ohlc_path"):
+    if intrabar not in INTRABAR_MODELS:
         c.error("value", f"'account.intrabar' is {intrabar!r}, not worst_case or ohlc_path",
                 acc["intrabar"].value.span, "choose worst_case (stop-loss before take-profit) or ohlc_path")
     out["account"] = Account(

@@ -18,7 +18,7 @@ from playdeck.dsl.diagnostics import PlayError
 from playdeck.dsl.fmt import format_play
 from playdeck.runtime.data import cache
 from playdeck.runtime.backtest.run import BacktestError
-from playdeck.runtime.data.bars import TIMEFRAMES
+from playdeck.dsl.vocabulary import TIMEFRAMES, symbol_problem
 from playdeck.runtime.data.cache import CacheError
 from playdeck.runtime.data.csv_import import DataError
 
@@ -99,12 +99,9 @@ def _progress_bar():
 def check_symbol(symbol: str) -> None:
     """UserError unless `symbol` is a Bybit symbol; a lower-case one is refused with its capitals as
     the hint, since a Play's `market.symbol` is capitals and would never find it."""
-    if cache.is_symbol(symbol):
-        return
-    if cache.is_symbol(symbol.upper()):
-        raise UserError(f"--symbol {symbol!r} must be in capitals: write --symbol {symbol.upper()}")
-    raise UserError(f"--symbol {symbol!r} is not a Bybit symbol: 2 to 30 capital letters and digits, "
-                    "e.g. BTCUSDT or 1000PEPEUSDT")
+    problem = symbol_problem(symbol)
+    if problem is not None:
+        raise UserError(f"--symbol {problem}")
 
 
 def check_timeframe(option: str, tf: str | None) -> None:

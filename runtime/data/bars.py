@@ -11,33 +11,11 @@ from __future__ import annotations
 import attrs
 import numpy as np
 
-TIMEFRAMES: tuple[str, ...] = ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "12h", "1d")
+from playdeck.dsl.vocabulary import TIMEFRAMES, is_multiple, tf_minutes, tf_ms
 
-_TF_MINUTES: dict[str, int] = {
-    "1m": 1, "3m": 3, "5m": 5, "15m": 15, "30m": 30,
-    "1h": 60, "2h": 120, "4h": 240, "6h": 360, "12h": 720, "1d": 1440,
-}
 
 PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close")
 COLUMNS: tuple[str, ...] = ("ts_open", "open", "high", "low", "close", "volume")
-
-
-def tf_minutes(tf: str) -> int:
-    """Minutes in one bar of `tf`; ValueError naming the known timeframes for anything else."""
-    try:
-        return _TF_MINUTES[tf]
-    except KeyError:
-        raise ValueError(f"unknown timeframe {tf!r}; expected one of {', '.join(TIMEFRAMES)}") from None
-
-
-def tf_ms(tf: str) -> int:
-    """Milliseconds in one bar of `tf`."""
-    return tf_minutes(tf) * 60_000
-
-
-def is_multiple(tf: str, base: str) -> bool:
-    """True when one `tf` bar is a whole number of `base` bars (a timeframe is a multiple of itself)."""
-    return tf_minutes(tf) % tf_minutes(base) == 0
 
 
 def _float_column(values: object) -> np.ndarray:

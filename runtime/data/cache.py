@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -24,22 +23,16 @@ from typing import Any
 
 import numpy as np
 
+from playdeck.dsl.vocabulary import is_symbol
 from playdeck.runtime.data import synthetic
 from playdeck.runtime.data.bars import COLUMNS, TIMEFRAMES, Bars
 
 META_FILE = "meta.json"
 CACHE_FORMAT = 1
-# Bybit symbols (BTCUSDT, 1000PEPEUSDT): capitals and digits only, so a symbol is always a safe path part.
-SYMBOL = re.compile(r"[A-Z0-9]{2,30}")
 
 
 class CacheError(Exception):
     """The cache folder cannot be used, or a cached entry is damaged: said in one line, exit 2."""
-
-
-def is_symbol(symbol: str) -> bool:
-    """True for a symbol the cache accepts: 2 to 30 capital letters and digits."""
-    return SYMBOL.fullmatch(symbol) is not None
 
 
 def folder_problem(path: Path, exc: OSError) -> str:
@@ -65,7 +58,7 @@ def bars_dir(symbol: str, tf: str, cache_dir: str | os.PathLike[str] | None = No
     # Callers validate user input with a friendly message; this guard keeps `../x` or "" from ever
     # naming a folder outside (or at the top of) the cache.
     if not is_symbol(symbol):
-        raise ValueError(f"symbol {symbol!r} is not 2 to 30 capital letters and digits")
+        raise ValueError(f"symbol {symbol!r} is not a Bybit USDT perpetual")
     if tf not in TIMEFRAMES:
         raise ValueError(f"unknown timeframe {tf!r}")
     return _root(cache_dir) / ("synthetic" if synthetic else "market") / symbol / tf

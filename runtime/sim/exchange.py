@@ -118,6 +118,7 @@ import math
 
 import attrs
 
+from playdeck.dsl.vocabulary import INTRABAR_MODELS, PROTECTION_KINDS
 from playdeck.runtime.execution.order_state import StatusPath
 from playdeck.runtime.execution.orders import (
     KEEP,
@@ -155,8 +156,6 @@ from playdeck.runtime.sim.matching import (
 
 __all__ = ["INTRABAR_MODELS", "PROTECTION_KINDS", "SimExchange"]
 
-INTRABAR_MODELS = ("worst_case", "ohlc_path")
-PROTECTION_KINDS: tuple[ProtectionKind, ...] = ("stop_loss", "take_profit", "trail")
 _NAN = math.nan
 # Enum members as module constants: a global lookup is cheaper than an attribute of the enum class.
 _MARKET, _LIMIT, _STOP, _STOP_LIMIT = OrderType.MARKET, OrderType.LIMIT, OrderType.STOP, OrderType.STOP_LIMIT
