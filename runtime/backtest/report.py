@@ -13,14 +13,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-import attrs
 import numpy as np
 
 from playdeck.runtime.data.bars import Bars, tf_minutes
-from playdeck.runtime.execution.orders import Fill
+from playdeck.runtime.execution.orders import Fill, Instrument
+from playdeck.runtime.execution.trading_state import Trade, TradingState
 
 if TYPE_CHECKING:
-    from playdeck.runtime.strategy.intents import Rejection
+    from playdeck.runtime.execution.trading_state import RefusedIntent as Rejection
 
 
 def iso(ts_ms: int) -> str:
@@ -46,112 +46,39 @@ def equity_curve(bars: Bars, snapshots, initial: float, start: int, end: int) ->
     return cash + qty * (close - avg), qty
 
 
-@attrs.frozen
-class Trade:
-    side: str
-    entry_bar: int
-    exit_bar: int
-    qty: float
-    entry_price: float
-    exit_price: float
-    pnl: float  # realized, net of fees
-    fees: float
-
-
-@attrs.frozen
-class _Open:
-    """What the fills leave open at the end: the remainder of the trade `round_trips` could not close."""
-
-    side: str
-    entry_bar: int
-    qty: float  # the size now, after any partial reductions (a Trade's qty is all it entered)
-    entry_price: float  # the exchange's avg_entry: each add re-weights it at the size then, a reduction keeps it
-    realized_pnl: float  # gross PnL of the partial reductions so far
-    fees: float  # entry fees, reduction fees and the opening share of a flip's fee
-    peak: float = 0.0  # the largest size the trade had: the scale of the float noise in `qty`
-
-
-def round_trips(fills: list[Fill]) -> list[Trade]:
-    """Group fills into trades: flat -> position -> flat (a flip closes one trade and opens the next)."""
-    return _walk(fills)[0]
-
-
-def _walk(fills: list[Fill]) -> tuple[list[Trade], _Open | None]:
-    """The closed trades and the open remainder, in one pass (shared so both agree on flips and fee splits)."""
-    trades: list[Trade] = []
-    pos = 0.0
-    # The open trade's running sums, as locals (one pass over every fill of a long run).
-    is_open = False
-    side = ""
-    entry_bar = 0
-    in_qty = in_val = out_qty = out_val = pnl = fees = peak = 0.0
-    avg = 0.0  # the position's average entry as the exchange keeps it (a reduction keeps it)
+def replay(fills: list[Fill], qty_step: float = 1e-9) -> TradingState:
+    """A TradingState that has seen only `fills` (a run's state has them all already): for trades
+    and the open position of a list of fills, made the one way trades are made."""
+    state = TradingState(Instrument("", 1.0, qty_step, qty_step), 0.0)
     for f in fills:
-        fqty = f.qty
-        price = f.price
-        remaining = fqty * f.side.sign
-        # Sums of float quantities leave dust (58999.2 - 0.3 - 58998.9 is 3.6e-12, not 0): what is
-        # that small next to the quantities in play is zero, or dust would open a trade of its own.
-        dust = 1e-12 * max(1.0, fqty, peak)
-        while abs(remaining) > dust:
-            if not is_open:
-                is_open = True
-                side = "long" if remaining > 0 else "short"
-                entry_bar = f.bar
-                in_qty = in_val = out_qty = out_val = pnl = fees = peak = 0.0
-            same_dir = (pos >= 0 and remaining > 0) or (pos <= 0 and remaining < 0)
-            if same_dir:
-                part = remaining
-            else:
-                part = -pos if abs(remaining) > abs(pos) else remaining
-            share = abs(part) / fqty if fqty else 1.0
-            fee = f.fee * share
-            if same_dir:
-                in_qty += abs(part)
-                in_val += abs(part) * price
-                avg = (avg * abs(pos) + price * abs(part)) / (abs(pos) + abs(part))
-            else:
-                out_qty += abs(part)
-                out_val += abs(part) * price
-                pnl += f.realized_pnl  # a fill has one closing part, which realizes all of it
-            fees += fee
-            pos += part
-            peak = max(peak, abs(pos))
-            remaining -= part
-            if abs(pos) <= dust:
-                pos = 0.0
-                # qty is all that was entered (= all that was exited), so that with the two average
-                # prices it gives the trade's gross PnL: (exit - entry) x qty for a long
-                trades.append(Trade(side, entry_bar, f.bar, float(f"{in_qty:.12g}"),  # without the float dust
-                                    in_val / in_qty, out_val / max(out_qty, 1e-18), pnl - fees, fees))
-                is_open = False
-    rest = _Open(side, entry_bar, abs(pos), avg, pnl, fees, peak) if is_open else None
-    return trades, rest
+        state.apply_fill(f)
+    return state
 
 
-def open_position(fills: list[Fill], last_close: float) -> dict[str, Any] | None:
-    """The position the fills leave open, valued at `last_close`; None when they end flat.
+def round_trips(fills: list[Fill], qty_step: float = 1e-9) -> list[Trade]:
+    """The round trips of a list of fills (flat -> position -> flat; a flip ends one and starts the next)."""
+    return replay(fills, qty_step).trades
+
+
+def open_position(state: TradingState, last_close: float) -> dict[str, Any] | None:
+    """The position the run ends with, valued at `last_close`; None when it ends flat.
 
     It is in the equity curve and net PnL but in no trade, so the report states it on its own:
     net PnL = sum of trade PnLs + realized_pnl - fees + unrealized_pnl.
     """
-    rest = _walk(fills)[1]
-    if rest is None:
+    trade = state.open_trade
+    qty, avg, _ = state.position
+    if qty == 0.0 or trade is None:
         return None
-    sign = 1.0 if rest.side == "long" else -1.0
-    # What is left after adding and removing large quantities carries their float noise (0.05 out
-    # of 1e6-size parts is 0.05000000726): snap it to a grid just above that noise.
-    grid = 10.0 ** math.ceil(math.log10(max(rest.peak, 1.0) * 1e-12))
-    qty = round(rest.qty / grid) * grid
     return {
-        "side": rest.side,
-        "qty": _sig(qty),
-        "entry_bar": rest.entry_bar,
-        "entry_price": _sig(rest.entry_price),
+        "side": trade.side,
+        "qty": _sig(abs(qty)),
+        "entry_bar": trade.entry_bar,
+        "entry_price": _sig(avg),
         "last_close": last_close,
-        "unrealized_pnl": round(sign * qty * (last_close - rest.entry_price), 6),
-        "realized_pnl": round(rest.realized_pnl, 6),
-        "fees": round(rest.fees, 6),
+        "unrealized_pnl": round(qty * (last_close - avg), 6),
+        "realized_pnl": round(trade.pnl, 6),
+        "fees": round(trade.fees, 6),
     }
 
 
@@ -191,13 +118,13 @@ def metrics(equity: np.ndarray, qty: np.ndarray, initial: float, fills: list[Fil
 
 
 def order_rows(orders) -> list[dict[str, Any]]:
+    """orders.csv's rows from the TradingState's mirror (live qty / price / trigger, Bybit's statuses)."""
     rows = []
     for rec in orders.values():
-        o = rec.order
-        rows.append({"order_id": o.order_id, "tag": o.tag or "", "role": o.role.value, "type": o.type.value,
-                     "side": o.side.value, "qty": _num(o.qty), "price": _num(o.price), "trigger": _num(o.trigger),
-                     "created_bar": o.created_bar, "final_status": rec.path.current.value,
-                     "status_path": rec.path.venue(), "reason": rec.reason})
+        rows.append({"order_id": rec.order_id, "tag": rec.tag or "", "role": rec.role.value, "type": rec.type.value,
+                     "side": rec.side.value, "qty": _num(rec.qty), "price": _num(rec.price),
+                     "trigger": _num(rec.trigger), "created_bar": rec.request.created_bar,
+                     "final_status": rec.path[-1].value, "status_path": rec.venue_path(), "reason": rec.reason})
     return rows
 
 
@@ -315,4 +242,4 @@ def open_line(p: dict[str, Any]) -> str:
 
 def status_counts(orders) -> dict[str, int]:
     # `_value_` is what `.value` returns, without the enum property's call per order.
-    return dict(Counter(rec.path.statuses[-1]._value_ for rec in orders.values()))
+    return dict(Counter(rec.path[-1]._value_ for rec in orders.values()))

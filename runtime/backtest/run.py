@@ -18,10 +18,12 @@ from playdeck.runtime.data import cache
 from playdeck.runtime.data.bars import TIMEFRAMES, Bars, resample, tf_minutes
 from playdeck.runtime.data.csv_import import MAX_EPOCH_MS, format_ts, import_csv
 from playdeck.runtime.strategy.engine import Engine, RunResult
+from playdeck.runtime.execution.executor import Executor
+from playdeck.runtime.execution.trading_state import TradingState
 from playdeck.runtime.data.feeds import FeedStore
-from playdeck.runtime.strategy.intents import IntentProcessor
+from playdeck.runtime.strategy.processor import IntentProcessor, refusal_counts
 from playdeck.runtime.execution.orders import Instrument
-from playdeck.runtime.backtest.report import (equity_curve, format_report, iso, metrics, open_position, round_trips, status_counts,
+from playdeck.runtime.backtest.report import (equity_curve, format_report, iso, metrics, open_position, status_counts,
                      write_artifacts)
 from playdeck.runtime.sim.backend import SimBackend
 from playdeck.runtime.sim.exchange import SimExchange
@@ -38,6 +40,7 @@ class Backtest:
     exchange: SimExchange
     engine: Engine
     processor: IntentProcessor
+    state: TradingState
 
 
 def parse_when(text: str | None) -> int | None:
@@ -168,7 +171,7 @@ def _out_dir_error(path: Path, exc: OSError) -> BacktestError:
     return BacktestError(f"cannot use {path} as the output folder: {cache.folder_problem(path, exc)}")
 
 
-def prepare(plan: ExecutionPlan, bars: Bars, where: str = "") -> Backtest:
+def prepare(plan: ExecutionPlan, bars: Bars, where: str = "", *, keep_events: bool = False) -> Backtest:
     play = plan.play
     feeds = FeedStore.build(bars, dict(play.market.timeframes) | {tf: tf for tf in plan.timeframes})
     acc = play.account
@@ -176,9 +179,10 @@ def prepare(plan: ExecutionPlan, bars: Bars, where: str = "") -> Backtest:
     ex = SimExchange(instrument, maker_fee=acc.maker_fee, taker_fee=acc.taker_fee, slippage_bps=acc.slippage_bps,
                      intrabar=acc.intrabar, equity=acc.equity, leverage=acc.leverage)
     backend = SimBackend(ex)
-    processor = IntentProcessor(backend, instrument, attempts=1, id_prefix=play.name)
-    engine = Engine(plan, feeds, backend, processor, where=where)
-    return Backtest(plan, feeds, ex, engine, processor)
+    state = TradingState(instrument, acc.equity, keep_events=keep_events)
+    processor = IntentProcessor(Executor(backend, state), instrument, id_prefix=play.name)
+    engine = Engine(plan, feeds, processor, where=where)
+    return Backtest(plan, feeds, ex, engine, processor, state)
 
 
 @contextmanager
@@ -240,31 +244,29 @@ def run_backtest(play_path: str, *, data: str | None = None, data_tf: str | None
         progress(span, span)  # the engine reports every 65536 bars, so its last report falls short of the end
     with gc_paused():
         eq, qty = equity_curve(bars, result.snapshots, plan.play.account.equity, result.start, result.end)
-        trades = round_trips(result.fills)
-        report = build_report(bt, bars, result, eq, qty, trades)
+        report = build_report(bt, bars, result, eq, qty)
     if filled:
         # flat bars --gaps fill made up (in the file's timeframe): said with the data
         report["data"].update(filled_gaps=filled, filled_tf=base.tf)
     if out_dir is not None:
         report["out"] = str(out_dir)
-        write_artifacts(out_dir, bars, result.start, result.fills, bt.exchange.orders, trades, eq, report,
-                        rejections=bt.processor.rejections)
+        state = bt.state
+        write_artifacts(out_dir, bars, result.start, state.fills, state.orders, state.trades, eq, report,
+                        rejections=state.refusals)
     return report
 
 
 def build_report(bt: Backtest, bars: Bars, result: RunResult, eq: np.ndarray | None = None,
-                 qty: np.ndarray | None = None, trades: list | None = None) -> dict[str, Any]:
-    """The report of a run; the equity curve and trades are derived here unless the caller has them.
-    It holds no wall-clock time, so the same run writes the same report.json."""
+                 qty: np.ndarray | None = None) -> dict[str, Any]:
+    """The report of a run, read from its TradingState; the equity curve is derived here unless the
+    caller has it. It holds no wall-clock time, so the same run writes the same report.json."""
     play = bt.plan.play
+    state = bt.state
     initial = play.account.equity
     with gc_paused():
         if eq is None or qty is None:
-            eq, qty = equity_curve(bars, result.snapshots, initial, result.start, result.end)
-        if trades is None:
-            trades = round_trips(result.fills)
+            eq, qty = equity_curve(bars, state.snapshots, initial, result.start, result.end)
     ts = np.asarray(bars.ts_open)
-    rejected = dict(bt.processor.rejections_by_reason())
     return {
         "play": play.name,
         "symbol": play.market.symbol,
@@ -272,12 +274,10 @@ def build_report(bt: Backtest, bars: Bars, result: RunResult, eq: np.ndarray | N
         "data": {"label": "synthetic" if bars.synthetic else "market data", "bars": result.end - result.start,
                  "from": iso(int(ts[result.start])), "to": iso(int(ts[result.end - 1]))},
         "ready_bar": result.ready_bar,
-        "metrics": metrics(eq, qty, initial, result.fills, trades, play.market.exec_tf),
-        # Only a run that ends in a position has one to describe (and the fills are walked again).
-        "open_position": (open_position(result.fills, float(bars.close[result.end - 1]))
-                          if bt.exchange.position_qty != 0.0 else None),
-        "orders_by_status": status_counts(bt.exchange.orders),
-        "rejected_by_reason": rejected,
+        "metrics": metrics(eq, qty, initial, state.fills, state.trades, play.market.exec_tf),
+        "open_position": open_position(state, float(bars.close[result.end - 1])),
+        "orders_by_status": status_counts(state.orders),
+        "rejected_by_reason": dict(refusal_counts(state.refusals)),
         "evaluated_bars": result.evaluated_bars,
         "not_modelled": ["funding", "liquidation"],
     }

@@ -13,6 +13,10 @@ import numpy as np
 
 from playdeck.dsl.vocabulary import TIMEFRAMES, is_multiple, tf_minutes, tf_ms
 
+# The timeframe words are dsl.vocabulary's; they are re-exported here for the data room's modules.
+__all__ = ["COLUMNS", "PRICE_COLUMNS", "TIMEFRAMES", "Bars", "exec_close_index", "is_multiple", "resample",
+           "slice_time", "tf_minutes", "tf_ms"]
+
 
 PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close")
 COLUMNS: tuple[str, ...] = ("ts_open", "open", "high", "low", "close", "volume")

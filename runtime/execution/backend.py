@@ -1,20 +1,28 @@
-"""The one interface the engine and the IntentProcessor trade through, whatever the venue.
+"""The interfaces the engine trades through, whatever the venue.
 
-`SimBackend` (runtime/sim_backend.py) and the Bybit backend (demo and live) implement it. It is
-async because live is; a simulated backend answers without suspending. Backends take commands and
-emit events: every fill and every order status change comes out of `events()`, in order.
+- `ExecutionBackend`: commands (submit, amend, cancel, protection) and reads, async because live
+  is; a simulated backend answers without suspending. Orders are named by their client id (Bybit's
+  orderLinkId), which the strategy chose, so a command never waits for a venue's id.
+- `VenueClock`: how time and events reach the engine. At each closed exec bar the engine calls
+  `bar_closed` (the simulator matches its book over the bar; a live venue has seen the bar happen
+  and only notes it) or `at_close` on a bar it skips because nothing works and nothing can fire;
+  then it takes `drain_events()`, every `Fill`, `OrderEvent` and `Refused` since the last drain in
+  the order they happened, and applies them to its `TradingState`. It drains again after each
+  command, so the blocks of one bar see the answers to the commands sent before.
+
+Both are implemented by `SimBackend` (runtime/sim/backend.py) and, next, the Bybit backend.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
-from playdeck.runtime.execution.orders import KEEP, AttachedProtection, Fill, Order, OrderEvent, OrderResult, ProtectionKind
+from playdeck.runtime.execution.orders import KEEP, OrderRequest, OrderResult, OrderSnapshot, ProtectionSpec
 
-__all__ = ["ExecutionBackend", "PositionSnapshot"]
+__all__ = ["ExecutionBackend", "PositionSnapshot", "VenueClock"]
 
 
 @attrs.frozen
@@ -34,36 +42,36 @@ class PositionSnapshot:
 
 @runtime_checkable
 class ExecutionBackend(Protocol):
-    async def submit_order(self, order: Order) -> OrderResult: ...
+    async def submit_order(self, order: OrderRequest) -> OrderResult: ...
 
     async def amend_order(
         self,
-        order_id: str,
+        client_id: str,
         *,
         qty: float | None = None,
         price: float | None = None,
         trigger: float | None = None,
         expire_bar: int | None | object = KEEP,
-        attached: tuple[AttachedProtection, ...] | object = KEEP,
+        attached: tuple[ProtectionSpec, ...] | object = KEEP,
     ) -> OrderResult:
         """Change qty / limit price / trigger (None: unchanged). `expire_bar` and `attached` are
         playdeck's own attributes of the order (a same-tag replacement brings new ones); changing
         only those asks nothing of the venue."""
         ...
 
-    async def cancel_order(self, order_id: str) -> bool: ...
+    async def cancel_order(self, client_id: str) -> bool: ...
 
     async def cancel_all(self) -> int:
         """Cancel every open order of the symbol, protection included; returns how many."""
         ...
 
-    async def set_protection(self, kind: ProtectionKind, value: float) -> OrderResult:
+    async def set_protection(self, kind: str, value: float) -> OrderResult:
         """Set or move the position's stop_loss / take_profit (value = price) or trail (distance)."""
         ...
 
     async def get_position(self) -> PositionSnapshot: ...
 
-    async def get_open_orders(self) -> list[Order]: ...
+    async def get_open_orders(self) -> list[OrderSnapshot]: ...
 
     async def get_equity(self) -> float: ...
 
@@ -71,6 +79,23 @@ class ExecutionBackend(Protocol):
         """Bring local state in line with the venue's (reconcile); a no-op where nothing can drift."""
         ...
 
-    def events(self) -> AsyncIterator[Fill | OrderEvent]:
-        """Fills and status changes as they happen, oldest first."""
+    def events(self) -> AsyncIterator[Any]:
+        """Fills, status changes and late refusals as they happen, oldest first (for a consumer
+        task such as the console or a journal; the engine itself uses `VenueClock.drain_events`)."""
+        ...
+
+
+@runtime_checkable
+class VenueClock(Protocol):
+    def bar_closed(self, bar: int, ts: int, o: float, h: float, l: float, c: float) -> None:
+        """Exec bar `bar` (opened at `ts`, epoch ms) has closed with these prices; what happened
+        inside it is now in `drain_events()`. Commands after this are sent at its close."""
+        ...
+
+    def at_close(self, bar: int, ts: int, close: float) -> None:
+        """The engine is at the close of `bar` without `bar_closed` (nothing was working)."""
+        ...
+
+    def drain_events(self) -> list[Any]:
+        """Every event since the last drain, oldest first."""
         ...

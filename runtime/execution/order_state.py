@@ -35,9 +35,8 @@ and `PendingCancel` do not remember where they came from; this keeps `apply` a p
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable
-
-import attrs
 
 from playdeck.runtime.execution.orders import OrderStatus
 
@@ -45,10 +44,36 @@ __all__ = [
     "EVENTS",
     "INITIAL",
     "TRANSITIONS",
+    "Ev",
     "IllegalTransition",
     "OrderStateMachine",
-    "StatusPath",
+    "amend_ack_event",
+    "end_event",
 ]
+
+
+class Ev(enum.Enum):
+    ACCEPT = "accept"
+    ACCEPT_CONDITIONAL = "accept_conditional"
+    REJECT = "reject"
+    TRIGGER = "trigger"
+    FILL_PARTIAL = "fill_partial"
+    FILL = "fill"
+    CANCEL = "cancel"
+    CANCEL_PARTIAL = "cancel_partial"
+    DEACTIVATE = "deactivate"
+    EXPIRE = "expire"
+    AMEND = "amend"
+    AMEND_ACK = "amend_ack"
+    AMEND_ACK_PARTIAL = "amend_ack_partial"
+    AMEND_ACK_CONDITIONAL = "amend_ack_conditional"
+    CANCEL_REQUEST = "cancel_request"
+    CANCEL_REJECT = "cancel_reject"
+    CANCEL_REJECT_PARTIAL = "cancel_reject_partial"
+    CANCEL_REJECT_CONDITIONAL = "cancel_reject_conditional"
+
+    __hash__ = object.__hash__  # see OrderStatus: looked up with every status change
+
 
 _SUB = OrderStatus.SUBMITTED
 _NEW = OrderStatus.NEW
@@ -63,105 +88,122 @@ _DEACT = OrderStatus.DEACTIVATED
 _EXP = OrderStatus.EXPIRED
 _PAMEND = OrderStatus.PENDING_AMEND
 _PCXL = OrderStatus.PENDING_CANCEL
-_IN_FLIGHT = frozenset({_SUB, _PAMEND, _PCXL})  # local states of a request, not Bybit statuses
 
 # Every order starts here: it exists locally and has been sent.
 INITIAL = _SUB
 
-TRANSITIONS: dict[tuple[OrderStatus, str], OrderStatus] = {
+E = Ev
+TRANSITIONS: dict[tuple[OrderStatus, Ev], OrderStatus] = {
     # --- Submitted: sent, no answer yet ----------------------------------------------------------
-    (_SUB, "accept"): _NEW,
-    (_SUB, "accept_conditional"): _UNTRIG,
-    (_SUB, "reject"): _REJ,
+    (_SUB, E.ACCEPT): _NEW,
+    (_SUB, E.ACCEPT_CONDITIONAL): _UNTRIG,
+    (_SUB, E.REJECT): _REJ,
     # The create reply can be lost or overtaken; the first news may already be an execution.
-    (_SUB, "fill_partial"): _PF,
-    (_SUB, "fill"): _FILLED,
+    (_SUB, E.FILL_PARTIAL): _PF,
+    (_SUB, E.FILL): _FILLED,
     # An IOC that found nothing can be reported cancelled before any ack reaches us.
-    (_SUB, "cancel"): _CXL,
+    (_SUB, E.CANCEL): _CXL,
     # The kill switch may cancel an order whose create is still in flight.
-    (_SUB, "cancel_request"): _PCXL,
+    (_SUB, E.CANCEL_REQUEST): _PCXL,
     # --- Untriggered: a conditional waiting for its trigger --------------------------------------
-    (_UNTRIG, "trigger"): _TRIG,
-    (_UNTRIG, "deactivate"): _DEACT,  # cancelled before it ever triggered (Bybit's word)
-    (_UNTRIG, "expire"): _EXP,
-    (_UNTRIG, "amend"): _PAMEND,
-    (_UNTRIG, "cancel_request"): _PCXL,
+    (_UNTRIG, E.TRIGGER): _TRIG,
+    (_UNTRIG, E.DEACTIVATE): _DEACT,  # cancelled before it ever triggered (Bybit's word)
+    (_UNTRIG, E.EXPIRE): _EXP,
+    (_UNTRIG, E.AMEND): _PAMEND,
+    (_UNTRIG, E.CANCEL_REQUEST): _PCXL,
     # --- Triggered: transient, between the trigger and the resulting order -----------------------
-    (_TRIG, "accept"): _NEW,  # a stop-limit that now rests as a limit
-    (_TRIG, "fill"): _FILLED,  # a stop-market, or a stop-limit marketable at the trigger
-    (_TRIG, "fill_partial"): _PF,
-    (_TRIG, "reject"): _REJ,  # the venue refused the triggered order (e.g. margin at trigger time)
-    (_TRIG, "cancel"): _CXL,  # e.g. a reduce-only order that found no position left to reduce
+    (_TRIG, E.ACCEPT): _NEW,  # a stop-limit that now rests as a limit
+    (_TRIG, E.FILL): _FILLED,  # a stop-market, or a stop-limit marketable at the trigger
+    (_TRIG, E.FILL_PARTIAL): _PF,
+    (_TRIG, E.REJECT): _REJ,  # the venue refused the triggered order (e.g. margin at trigger time)
+    (_TRIG, E.CANCEL): _CXL,  # e.g. a reduce-only order that found no position left to reduce
     # --- New: resting, nothing filled -------------------------------------------------------------
-    (_NEW, "fill_partial"): _PF,
-    (_NEW, "fill"): _FILLED,
-    (_NEW, "cancel"): _CXL,
-    (_NEW, "expire"): _EXP,
-    (_NEW, "amend"): _PAMEND,
-    (_NEW, "cancel_request"): _PCXL,
+    (_NEW, E.FILL_PARTIAL): _PF,
+    (_NEW, E.FILL): _FILLED,
+    (_NEW, E.CANCEL): _CXL,
+    (_NEW, E.EXPIRE): _EXP,
+    (_NEW, E.AMEND): _PAMEND,
+    (_NEW, E.CANCEL_REQUEST): _PCXL,
     # --- PartiallyFilled: resting with some quantity executed -------------------------------------
-    (_PF, "fill_partial"): _PF,
-    (_PF, "fill"): _FILLED,
+    (_PF, E.FILL_PARTIAL): _PF,
+    (_PF, E.FILL): _FILLED,
     # Cancelling a partly filled order can only end PartiallyFilledCanceled, whatever it is called.
-    (_PF, "cancel"): _PFC,
-    (_PF, "cancel_partial"): _PFC,
-    (_PF, "expire"): _EXP,
-    (_PF, "amend"): _PAMEND,
-    (_PF, "cancel_request"): _PCXL,
+    (_PF, E.CANCEL): _PFC,
+    (_PF, E.CANCEL_PARTIAL): _PFC,
+    (_PF, E.EXPIRE): _EXP,
+    (_PF, E.AMEND): _PAMEND,
+    (_PF, E.CANCEL_REQUEST): _PCXL,
     # --- PendingAmend: an amend is out ------------------------------------------------------------
-    (_PAMEND, "amend_ack"): _NEW,
-    (_PAMEND, "amend_ack_partial"): _PF,
-    (_PAMEND, "amend_ack_conditional"): _UNTRIG,
+    (_PAMEND, E.AMEND_ACK): _NEW,
+    (_PAMEND, E.AMEND_ACK_PARTIAL): _PF,
+    (_PAMEND, E.AMEND_ACK_CONDITIONAL): _UNTRIG,
     # The market does not wait for our amend: fills, triggers and venue-side cancels can overtake it.
-    (_PAMEND, "fill_partial"): _PF,
-    (_PAMEND, "fill"): _FILLED,
-    (_PAMEND, "trigger"): _TRIG,
-    (_PAMEND, "cancel"): _CXL,
-    (_PAMEND, "cancel_partial"): _PFC,
-    (_PAMEND, "deactivate"): _DEACT,
-    (_PAMEND, "cancel_request"): _PCXL,
+    (_PAMEND, E.FILL_PARTIAL): _PF,
+    (_PAMEND, E.FILL): _FILLED,
+    (_PAMEND, E.TRIGGER): _TRIG,
+    (_PAMEND, E.CANCEL): _CXL,
+    (_PAMEND, E.CANCEL_PARTIAL): _PFC,
+    (_PAMEND, E.DEACTIVATE): _DEACT,
+    (_PAMEND, E.CANCEL_REQUEST): _PCXL,
     # --- PendingCancel: a cancel (or a bar expiry, sent as a cancel) is out -----------------------
-    (_PCXL, "cancel"): _CXL,
-    (_PCXL, "cancel_partial"): _PFC,
-    (_PCXL, "deactivate"): _DEACT,
-    (_PCXL, "expire"): _EXP,
+    (_PCXL, E.CANCEL): _CXL,
+    (_PCXL, E.CANCEL_PARTIAL): _PFC,
+    (_PCXL, E.DEACTIVATE): _DEACT,
+    (_PCXL, E.EXPIRE): _EXP,
     # A cancel can race a fill and lose: Bybit reports Filled after the cancel was sent.
-    (_PCXL, "fill"): _FILLED,
-    (_PCXL, "fill_partial"): _PF,
-    (_PCXL, "trigger"): _TRIG,
+    (_PCXL, E.FILL): _FILLED,
+    (_PCXL, E.FILL_PARTIAL): _PF,
+    (_PCXL, E.TRIGGER): _TRIG,
     # The create that was still in flight (Submitted -> PendingCancel) was refused after all.
-    (_PCXL, "reject"): _REJ,
-    (_PCXL, "cancel_reject"): _NEW,
-    (_PCXL, "cancel_reject_partial"): _PF,
-    (_PCXL, "cancel_reject_conditional"): _UNTRIG,
+    (_PCXL, E.REJECT): _REJ,
+    (_PCXL, E.CANCEL_REJECT): _NEW,
+    (_PCXL, E.CANCEL_REJECT_PARTIAL): _PF,
+    (_PCXL, E.CANCEL_REJECT_CONDITIONAL): _UNTRIG,
 }
+del E
 
-EVENTS: frozenset[str] = frozenset(event for _, event in TRANSITIONS)
-
-# TRANSITIONS keyed by the status's wire value: the same table, looked up without hashing an enum
-# member (a Python-level __hash__) on every status change of every order.
-_BY_VALUE: dict[tuple[str, str], OrderStatus] = {(s.value, e): new for (s, e), new in TRANSITIONS.items()}
+EVENTS: frozenset[Ev] = frozenset(event for _, event in TRANSITIONS)
 
 # For error messages: where an event normally leads, whatever the status.
-_EVENT_TARGETS: dict[str, frozenset[OrderStatus]] = {
-    event: frozenset(new for (_, e), new in TRANSITIONS.items() if e == event) for event in EVENTS
+_EVENT_TARGETS: dict[Ev, frozenset[OrderStatus]] = {
+    event: frozenset(new for (_, e), new in TRANSITIONS.items() if e is event) for event in EVENTS
 }
+
+
+def end_event(current: OrderStatus, filled_qty: float) -> Ev:
+    """The event that ends an order that is in `current` (possibly PendingCancel) without filling
+    the rest: a conditional that never triggered is Deactivated, one with a partial fill ends
+    PartiallyFilledCanceled, anything else Cancelled."""
+    if current is _UNTRIG:
+        return Ev.DEACTIVATE  # a conditional cancelled before it triggered
+    return Ev.CANCEL_PARTIAL if filled_qty > 0 else Ev.CANCEL
+
+
+# The answer to an amend names the status the order is back in, because PendingAmend does not
+# remember where it came from.
+_AMEND_ACK = {_NEW: Ev.AMEND_ACK, _PF: Ev.AMEND_ACK_PARTIAL, _UNTRIG: Ev.AMEND_ACK_CONDITIONAL}
+
+
+def amend_ack_event(before: OrderStatus) -> Ev:
+    """The answer to an amend sent while the order was in `before` (New, PartiallyFilled, Untriggered)."""
+    return _AMEND_ACK[before]
 
 
 class IllegalTransition(Exception):
     """A status change that is not in `TRANSITIONS`."""
 
-    def __init__(self, current: OrderStatus, event: str, order_id: str | None = None) -> None:
+    def __init__(self, current: OrderStatus, event: Ev | str, order_id: str | None = None) -> None:
         self.current = current
         self.event = event
         self.order_id = order_id
-        targets = _EVENT_TARGETS.get(event)
+        targets = _EVENT_TARGETS.get(event) if isinstance(event, Ev) else None
+        name = event.value if isinstance(event, Ev) else event
         if targets is None:
-            target = f"? (unknown event {event!r})"
+            target = f"? (unknown event {name!r})"
         else:
             target = "|".join(sorted(t.value for t in targets))
         who = f"order {order_id}: " if order_id is not None else ""
-        super().__init__(f"{who}illegal transition {current.value} -> {target} on {event!r}")
+        super().__init__(f"{who}illegal transition {current.value} -> {target} on {name!r}")
 
 
 class OrderStateMachine:
@@ -170,66 +212,31 @@ class OrderStateMachine:
     table = TRANSITIONS
 
     @staticmethod
-    def apply(current: OrderStatus, event: str, order_id: str | None = None) -> OrderStatus:
+    def apply(current: OrderStatus, event: Ev, order_id: str | None = None) -> OrderStatus:
         new = TRANSITIONS.get((current, event))
         if new is None:
             raise IllegalTransition(current, event, order_id)
         return new
 
     @staticmethod
-    def can(current: OrderStatus, event: str) -> bool:
+    def can(current: OrderStatus, event: Ev) -> bool:
         return (current, event) in TRANSITIONS
 
     @staticmethod
-    def events_from(current: OrderStatus) -> tuple[str, ...]:
-        return tuple(sorted(e for (s, e) in TRANSITIONS if s is current))
+    def events_from(current: OrderStatus) -> tuple[Ev, ...]:
+        return tuple(sorted((e for (s, e) in TRANSITIONS if s is current), key=lambda e: e.value))
 
     @staticmethod
-    def edges() -> Iterable[tuple[OrderStatus, str, OrderStatus]]:
+    def edges() -> Iterable[tuple[OrderStatus, Ev, OrderStatus]]:
         """(from, event, to) triples in table order, for drawing."""
         return ((s, e, n) for (s, e), n in TRANSITIONS.items())
 
 
-@attrs.define
-class StatusPath:
-    """The statuses one order went through, oldest first, starting at Submitted.
-
-    `str()` gives the console's form, e.g. `New>PartiallyFilled>Filled`: the leading Submitted is
-    left out of the text because every order has it, unless it is all there is.
-    """
-
-    order_id: str
-    statuses: list[OrderStatus] = attrs.field(factory=lambda: [INITIAL])
-
-    @property
-    def current(self) -> OrderStatus:
-        return self.statuses[-1]
-
-    def apply(self, event: str) -> tuple[OrderStatus, OrderStatus]:
-        """Move by `event`; returns (old, new). Raises IllegalTransition and then changes nothing."""
-        statuses = self.statuses
-        old = statuses[-1]
-        # OrderStateMachine.apply, inlined: this runs for every status change of every order.
-        new = _BY_VALUE.get((old._value_, event))
-        if new is None:
-            raise IllegalTransition(old, event, self.order_id)
-        statuses.append(new)
-        return old, new
-
-    def as_tuple(self) -> tuple[OrderStatus, ...]:
-        return tuple(self.statuses)
-
-    def __str__(self) -> str:
-        shown = self.statuses[1:] if len(self.statuses) > 1 else self.statuses
-        return ">".join(s.value for s in shown)
-
-    def venue(self) -> str:
-        """Bybit's statuses only (and Expired), as orders.csv shows them: `New>Filled` for an order
-        amended on the way (`New>PendingAmend>New>Filled` here). The local in-flight states are
-        requests, not statuses the exchange reports; the event stream and `str()` keep them."""
-        shown: list[str] = []
-        for s in self.statuses:
-            if s in _IN_FLIGHT or (shown and shown[-1] == s.value):
-                continue
-            shown.append(s.value)
-        return ">".join(shown) or str(self)
+def advance(path: list[OrderStatus], event: Ev, order_id: str | None = None) -> OrderStatus:
+    """Move the status path `path` (a record's, oldest first) by `event`; returns the new status.
+    Raises IllegalTransition and then changes nothing."""
+    new = TRANSITIONS.get((path[-1], event))
+    if new is None:
+        raise IllegalTransition(path[-1], event, order_id)
+    path.append(new)
+    return new

@@ -1,8 +1,17 @@
-"""Order value types shared by the IntentProcessor, every backend, the journal and the console.
+"""Orders as every venue, the journal and the console see them.
 
-Everything here is an immutable value (`@attrs.frozen`): a backend never edits an `Order` in place,
-it replaces it (`attrs.evolve`) when an amend lands, so an `Order` seen by the console is a snapshot.
-Enum values are the spellings the wire uses (Bybit's `orderStatus`, `timeInForce`), so the live
+- `OrderRequest`: what the strategy asks a venue for, frozen and serialisable (plain numbers and
+  strings; attached protection as a small expression of the fill price, `FillExpr`, resolved into a
+  price when the entry fills), so it can go to a journal or to Bybit as it is.
+- `OrderRecord`: one order's life inside a book (the simulator's, or `TradingState`'s mirror):
+  mutable and slotted, its live qty / price / trigger, status path and fills. Records are owned by
+  their book; readers outside the runtime get `snapshot()`s.
+- `Fill` and `OrderEvent`: what a backend emits, made once per change (NamedTuples: immutable and
+  built several times faster than a frozen class, which counts at tens of thousands per run).
+- `Refusal`: why a venue (or the sizing before it) said no: a `RefusalCode` (Bybit's code where it
+  has one) and the text with the numbers.
+
+Enum values are the spellings the wire uses (Bybit's `orderStatus`, `timeInForce`), so a live
 backend converts with `OrderStatus(raw)` and nothing else.
 """
 
@@ -10,27 +19,36 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Callable
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal, NamedTuple, Union
 
 import attrs
 
 __all__ = [
-    "AttachedProtection",
+    "FILL",
     "Fill",
-    "KEEP",
+    "FillExpr",
     "Instrument",
+    "KEEP",
     "Liquidity",
-    "Order",
     "OrderEvent",
+    "OrderRecord",
+    "OrderRequest",
     "OrderResult",
     "OrderRole",
+    "OrderSnapshot",
     "OrderStatus",
     "OrderType",
     "ProtectionKind",
+    "ProtectionSpec",
+    "Refusal",
+    "RefusalCode",
+    "Refused",
     "Side",
     "TimeInForce",
+    "below_min_qty",
+    "rekey_refused",
+    "resolve_fill_expr",
 ]
 
 ProtectionKind = Literal["stop_loss", "take_profit", "trail"]
@@ -58,6 +76,11 @@ class OrderType(enum.Enum):
     STOP = "stop"  # stop-market: a conditional that sends a market order when triggered
     STOP_LIMIT = "stop_limit"  # a conditional that becomes a limit at `price` when triggered
 
+    is_conditional: bool
+
+    def __init__(self, value: str) -> None:
+        self.is_conditional = value in ("stop", "stop_limit")
+
 
 class TimeInForce(enum.Enum):
     GTC = "GTC"
@@ -84,13 +107,10 @@ class OrderRole(enum.Enum):
         self.is_protection = value in ("stop_loss", "take_profit", "trail")
 
 
-_PROTECTION_ROLES = frozenset({OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT, OrderRole.TRAIL})
-
-
 class OrderStatus(enum.Enum):
     """Bybit's `orderStatus` values, playdeck's `Expired`, and three local in-flight states.
 
-    The legal moves between them live in `runtime.order_state.TRANSITIONS`.
+    The legal moves between them live in `runtime.execution.order_state.TRANSITIONS`.
     """
 
     # Bybit
@@ -110,60 +130,89 @@ class OrderStatus(enum.Enum):
     PENDING_AMEND = "PendingAmend"
     PENDING_CANCEL = "PendingCancel"
 
-    @property
-    def is_final(self) -> bool:
-        """No transition leaves this status; the order is done."""
-        return self in _FINAL
+    # Members are singletons: identity hashing in C, not Enum's hash of the name in Python (every
+    # status change looks a (status, event) pair up in the transition table).
+    __hash__ = object.__hash__
+
+    is_final: bool  # no transition leaves this status; the order is done
+    is_in_flight: bool  # a local state: we asked for something and the venue has not answered yet
+
+    def __init__(self, value: str) -> None:
+        self.is_final = value in ("Filled", "Cancelled", "PartiallyFilledCanceled", "Rejected", "Deactivated",
+                                  "Expired")
+        self.is_in_flight = value in ("Submitted", "PendingAmend", "PendingCancel")
 
     @property
     def is_open(self) -> bool:
         """Working or possibly working: resting, waiting for a trigger, or with a request in flight."""
-        return self not in _FINAL
-
-    @property
-    def is_in_flight(self) -> bool:
-        """A local state: we asked for something and the venue has not answered yet."""
-        return self in _IN_FLIGHT
+        return not self.is_final
 
 
-_FINAL = frozenset(
-    {
-        OrderStatus.FILLED,
-        OrderStatus.CANCELLED,
-        OrderStatus.PARTIALLY_FILLED_CANCELED,
-        OrderStatus.REJECTED,
-        OrderStatus.DEACTIVATED,
-        OrderStatus.EXPIRED,
-    }
-)
-_IN_FLIGHT = frozenset({OrderStatus.SUBMITTED, OrderStatus.PENDING_AMEND, OrderStatus.PENDING_CANCEL})
+# ------------------------------------------------------------------------------ attached protection
+# A price written under an entry (`stop_loss fill - 2 * atr`) with everything but `fill` already
+# bound to numbers at the bar the entry was sent: a float, the leaf FILL, or (op, operand, ...)
+# with op one of + - * / neg min max abs. Plain tuples, so a request stays a value that JSON (as
+# lists) and a journal can hold, and resolving it costs a few operations per fill.
+FILL = "fill"
+FillExpr = Union[float, str, tuple]
 
 
-@attrs.frozen
-class AttachedProtection:
-    """A stop_loss / take_profit / trail written under an entry.
+def resolve_fill_expr(expr: Any, fill: float) -> float:
+    """The value of `expr` for an entry filled at `fill` (division by zero and NaN give NaN)."""
+    if expr.__class__ is float:
+        return expr
+    if expr == FILL:
+        return fill
+    op = expr[0]
+    a = resolve_fill_expr(expr[1], fill)
+    if op == "neg":
+        return -a
+    if op == "abs":
+        return abs(a)
+    b = resolve_fill_expr(expr[2], fill)
+    if op == "+":
+        return a + b
+    if op == "-":
+        return a - b
+    if op == "*":
+        return a * b
+    if op == "/":
+        return math.nan if b == 0 else a / b
+    if a != a or b != b:  # min / max of an unknown value is unknown
+        return math.nan
+    if op == "min":
+        return a if a <= b else b
+    if op == "max":
+        return a if a >= b else b
+    raise ValueError(f"unknown operator {op!r} in an attached price")
 
-    `value(fill)` gives the stop or take-profit price (or the trail distance) from the entry's fill
-    price; everything else in the expression was bound when the intent was made, so the backend only
-    has to call it when the entry fills.
-    """
+
+@attrs.frozen(slots=True)
+class ProtectionSpec:
+    """A stop_loss / take_profit / trail written under an entry: set when that entry fills, at
+    `resolve_fill_expr(value, fill price)` (a price, or the trail's distance)."""
 
     kind: ProtectionKind
-    value: Callable[[float], float] = attrs.field(eq=False)
+    value: Any  # FillExpr
     where: str = attrs.field(default="", eq=False)  # file:line:col of the attached action
 
+    def resolve(self, fill: float) -> float:
+        return resolve_fill_expr(self.value, fill)
 
-@attrs.frozen
-class Order:
-    """One order as sent. `price` is the limit price, `trigger` the stop trigger.
 
-    For `close` orders `qty` is the position size when sent; a close fills the whole live position
-    when it fills, and a backend caps any other reduce-only fill at the live position, so a
-    reduce-only order never flips it. `expire_bar` and `attached` are playdeck's, not the venue's:
-    a same-tag replacement (an amend) takes them from the new intent.
+# ------------------------------------------------------------------------------ requests and records
+@attrs.frozen(slots=True)
+class OrderRequest:
+    """One order as the strategy sends it. `price` is the limit price, `trigger` the stop trigger.
+
+    `client_id` is Bybit's orderLinkId: the venue-neutral key of the order everywhere. For `close`
+    orders `qty` is the position size when sent; a close fills the whole live position when it
+    fills, and a venue caps any other reduce-only fill at the live position, so a reduce-only
+    order never flips it. `expire_bar` and `attached` are playdeck's, not the venue's: a same-tag
+    replacement (an amend) takes them from the new intent. `origin` is the file:line:col of the
+    Play action behind the order ('' when none), for refusals found later (at a fill).
     """
 
-    order_id: str
     client_id: str
     side: Side
     type: OrderType
@@ -176,26 +225,129 @@ class Order:
     tag: str | None
     created_bar: int
     expire_bar: int | None  # the order expires at the close of this bar
-    attached: tuple[AttachedProtection, ...] = ()
+    attached: tuple[ProtectionSpec, ...] = ()
+    origin: str = ""
 
     @property
     def is_conditional(self) -> bool:
-        return self.type is OrderType.STOP or self.type is OrderType.STOP_LIMIT
+        return self.type.is_conditional
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON values (enums by their wire spelling), for the journal."""
+        return {
+            "client_id": self.client_id, "side": self.side.value, "type": self.type.value, "qty": self.qty,
+            "price": self.price, "trigger": self.trigger, "tif": self.tif.value, "reduce_only": self.reduce_only,
+            "role": self.role.value, "tag": self.tag, "created_bar": self.created_bar,
+            "expire_bar": self.expire_bar, "origin": self.origin,
+            "attached": [{"kind": p.kind, "value": _expr_json(p.value), "where": p.where} for p in self.attached],
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> OrderRequest:
+        return cls(
+            d["client_id"], Side(d["side"]), OrderType(d["type"]), float(d["qty"]),
+            None if d["price"] is None else float(d["price"]),
+            None if d["trigger"] is None else float(d["trigger"]),
+            TimeInForce(d["tif"]), bool(d["reduce_only"]), OrderRole(d["role"]), d["tag"], int(d["created_bar"]),
+            None if d["expire_bar"] is None else int(d["expire_bar"]),
+            tuple(ProtectionSpec(p["kind"], _expr_value(p["value"]), p.get("where", "")) for p in d["attached"]),
+            d.get("origin", ""),
+        )
 
 
-def order_with(o: Order, order_id: str, qty: float, price: float | None, trigger: float | None,
-               reduce_only: bool) -> Order:
-    """`attrs.evolve(o, order_id=..., qty=..., price=..., trigger=..., reduce_only=...)` for the
-    simulator's hot paths: a direct constructor call, without evolve's per-call field walk.
-    `_ORDER_FIELDS` below fails the import if a field is added to `Order` and not here."""
-    return Order(order_id, o.client_id, o.side, o.type, qty, price, trigger, o.tif, reduce_only, o.role, o.tag,
-                 o.created_bar, o.expire_bar, o.attached)
+def _expr_json(expr: Any) -> Any:
+    return list(map(_expr_json, expr)) if isinstance(expr, tuple) else expr
 
 
-_ORDER_FIELDS = ("order_id", "client_id", "side", "type", "qty", "price", "trigger", "tif", "reduce_only", "role",
-                 "tag", "created_bar", "expire_bar", "attached")
-if tuple(f.name for f in attrs.fields(Order)) != _ORDER_FIELDS:
-    raise ImportError("Order's fields changed: update order_with() in runtime/orders.py")
+def _expr_value(expr: Any) -> Any:
+    if isinstance(expr, list):
+        return (expr[0], *map(_expr_value, expr[1:]))
+    return expr if expr == FILL or isinstance(expr, str) else float(expr)
+
+
+@attrs.frozen(slots=True)
+class OrderSnapshot:
+    """A record's values at one moment, for readers outside the runtime (console, journal)."""
+
+    client_id: str
+    order_id: str
+    request: OrderRequest
+    qty: float
+    price: float | None
+    trigger: float | None
+    status: OrderStatus
+    path: tuple[OrderStatus, ...]
+    filled_qty: float
+    avg_price: float | None
+    reason: str
+
+
+class OrderRecord:
+    """An order's life in one book: the request as sent, its live values and its status path.
+
+    Mutable and owned by its book (a venue's, or the TradingState mirror); nobody else writes it.
+    `qty` / `price` / `trigger` are the live values (an amend, a protection following the position
+    or a trail's ratchet change them in place); `request` stays what was sent, but for playdeck's
+    own `expire_bar` and `attached`, which a same-tag replacement renews.
+    """
+
+    __slots__ = ("request", "client_id", "order_id", "side", "type", "role", "tag", "reduce_only", "qty", "price",
+                 "trigger", "expire_bar", "attached", "path", "filled_qty", "avg_price", "reason")
+
+    def __init__(self, request: OrderRequest, order_id: str, reduce_only: bool | None = None) -> None:
+        self.request = request
+        self.client_id = request.client_id
+        self.order_id = order_id
+        self.side = request.side
+        self.type = request.type
+        self.role = request.role
+        self.tag = request.tag
+        self.reduce_only = request.reduce_only if reduce_only is None else reduce_only
+        self.qty = request.qty
+        self.price = request.price
+        self.trigger = request.trigger
+        self.expire_bar = request.expire_bar
+        self.attached = request.attached
+        self.path = [OrderStatus.SUBMITTED]
+        self.filled_qty = 0.0
+        self.avg_price: float | None = None
+        self.reason = ""  # the reason given with the latest status change (a reject reason, ...)
+
+    @property
+    def status(self) -> OrderStatus:
+        return self.path[-1]
+
+    @property
+    def is_conditional(self) -> bool:
+        return self.type.is_conditional
+
+    def snapshot(self) -> OrderSnapshot:
+        return OrderSnapshot(self.client_id, self.order_id, self.request, self.qty, self.price, self.trigger,
+                             self.path[-1], tuple(self.path), self.filled_qty, self.avg_price, self.reason)
+
+    def venue_path(self) -> str:
+        """Bybit's statuses only (and Expired), as orders.csv shows them: `New>Filled` for an order
+        amended on the way (`New>PendingAmend>New>Filled` in the events). The local in-flight
+        states are requests, not statuses the exchange reports; the event stream keeps them."""
+        shown: list[str] = []
+        for s in self.path:
+            if s.is_in_flight or (shown and shown[-1] == s._value_):
+                continue
+            shown.append(s._value_)
+        return ">".join(shown) or self.path[-1]._value_
+
+    def __repr__(self) -> str:
+        return (f"OrderRecord({self.client_id} {self.order_id} {self.side.value} {self.type.value} {self.qty} "
+                f"price={self.price} trigger={self.trigger} {'>'.join(s.value for s in self.path)})")
+
+
+def rekey_refused(orders: dict[str, Any], rec: OrderRecord) -> None:
+    """A client id whose create was refused is free again (the venue never made that order): move its
+    record to `<client id>~<order id>` in `orders` (a book keyed by client id), keeping the order of
+    the book's insertion only for the rest; every book applies this same rule, so they stay alike."""
+    del orders[rec.client_id]
+    rec.client_id = f"{rec.client_id}~{rec.order_id}"
+    orders[rec.client_id] = rec
 
 
 class _Keep:
@@ -208,18 +360,59 @@ class _Keep:
 KEEP = _Keep()
 
 
-@attrs.frozen
-class OrderResult:
+# ------------------------------------------------------------------------------ refusals
+class RefusalCode(enum.Enum):
+    """Why an intent or an order was refused: the group the report counts it in, with Bybit's
+    retCode where Bybit has one for it (the emulator answers with that code; 0: none)."""
+
+    INSUFFICIENT_MARGIN = ("insufficient margin", 110007)
+    REDUCE_ONLY_NOTHING = ("reduce-only order with no position", 110017)
+    REDUCE_ONLY_WRONG_SIDE = ("reduce-only order would not reduce", 110017)
+    DUPLICATE_CLIENT_ID = ("duplicate client id", 110072)
+    DUPLICATE_ORDER_ID = ("duplicate order id", 0)
+    TOO_MANY_ORDERS = ("more than active orders", 110020)
+    TOO_MANY_CONDITIONALS = ("more than active conditional orders", 10001)
+    TRIGGER_MUST_RISE = ("trigger on the wrong side", 110092)  # Bybit: triggerDirection 1
+    TRIGGER_MUST_FALL = ("trigger on the wrong side", 110093)  # Bybit: triggerDirection 2
+    BELOW_MIN_NOTIONAL = ("order value below the minimum", 110094)
+    BELOW_MIN_QTY = ("qty below min_qty", 10001)
+    BAD_PRICE = ("bad price", 10001)
+    BAD_SIZE = ("bad size", 10001)
+    POST_ONLY_WOULD_TAKE = ("post_only limit would take liquidity", 0)  # Bybit: Cancelled, EC_PostOnlyWillTakeLiquidity
+    NO_POSITION = ("needs an open position", 10001)
+    NOT_OPEN = ("order is not open", 110001)
+    BAD_AMEND = ("amend not possible", 10001)
+    BAD_REQUEST = ("bad request", 10001)
+
+    label: str
+    bybit: int
+
+    def __init__(self, label: str, bybit: int) -> None:
+        self.label = label
+        self.bybit = bybit
+
+
+class Refusal(NamedTuple):
+    code: RefusalCode
+    text: str  # the full reason, with its numbers
+
+
+class OrderResult(NamedTuple):
+    """A venue's answer to a command: accepted or refused (with why)."""
+
     accepted: bool
-    order_id: str | None
+    client_id: str | None
     status: OrderStatus
-    filled_qty: float = 0.0
-    avg_price: float | None = None
-    reject_reason: str | None = None
+    order_id: str | None = None
+    refusal: Refusal | None = None
+
+    @property
+    def reject_reason(self) -> str | None:
+        return None if self.refusal is None else self.refusal.text
 
 
-@attrs.frozen
-class Fill:
+# ------------------------------------------------------------------------------ events
+class Fill(NamedTuple):
     bar: int  # 0-based index of the exec bar the fill happened in
     ts: int  # epoch ms of that bar's open
     order_id: str
@@ -228,22 +421,43 @@ class Fill:
     qty: float
     price: float
     fee: float  # USDT, always >= 0 here (no maker rebates in v1)
-    liquidity: Liquidity
+    liquidity: str  # maker | taker
     role: OrderRole
     realized_pnl: float  # gross PnL of the part of the fill that reduced the position; fees not included
+    client_id: str = ""
 
 
-@attrs.frozen
-class OrderEvent:
-    """One status change. `old` is None for the order's first status (Submitted)."""
+class OrderEvent(NamedTuple):
+    """One status change of one order (`old` None for its first status, Submitted).
+
+    `ev` is the state-machine event that made the change (None for Submitted). `values` carries the
+    order's values when they are new or changed (Submitted, an amend's answer, a protection moved):
+    an `OrderRequest` with the live qty / price / trigger, so a mirror can follow from events alone.
+    """
 
     order_id: str
     old: OrderStatus | None
     new: OrderStatus
     bar: int
     reason: str = ""
+    client_id: str = ""
+    ev: Any = None  # order_state.Ev
+    values: OrderRequest | None = None
+    code: RefusalCode | None = None
 
 
+class Refused(NamedTuple):
+    """Part of an earlier command refused later: attached protection the venue would not place when
+    its entry filled (the position stays open without it). An event like `Fill` and `OrderEvent`."""
+
+    bar: int
+    kind: str  # stop_loss | take_profit | trail
+    reason: str
+    where: str  # file:line:col of the attached action
+    code: RefusalCode | None = None
+
+
+# ------------------------------------------------------------------------------ instrument
 def _decimals(step: float) -> int:
     # Digits after the point of the step as written (0.001 -> 3, 0.5 -> 1, 5 -> 0).
     exponent = Decimal(repr(step)).normalize().as_tuple().exponent
@@ -280,14 +494,16 @@ class Instrument:
     # _NOISE of a whole step, or of a half tick, is taken to be exactly there, so a size already on
     # its step keeps it and a half tick goes up also at a million ticks or steps and more (an
     # absolute 1e-9 would be finer than the float spacing there). The last `round` strips noise
-    # like 100.10000000000001 and is a pure function of an int, so it is remembered.
+    # like 100.10000000000001 and is a pure function of an int, so it is remembered. Values past
+    # _SNAP_BELOW ticks or steps are out of any market: callers refuse them (`in_range`) before
+    # rounding, since the arithmetic would overflow to inf there.
 
     def round_price(self, price: float) -> float:
         """The nearest tick, an exact half tick up: `floor(price / tick + 0.5)` ticks, the quotient
         read as exact within its float noise; then `round(ticks * tick, price_decimals)`."""
         y = price / self.tick
         if not 0.0 <= y < _SNAP_BELOW:  # NaN, negative, absurd: no snapping
-            return round(math.floor(y + 0.5) * self.tick, self._price_decimals)
+            return _round_far(y, self.tick, self._price_decimals, 0.5)
         ticks = int(y)
         frac = y - ticks  # exact
         if frac >= 0.5 or (frac >= 0.49 and frac >= 0.5 - max(1e-9, _NOISE * y)):  # (cheap tests first)
@@ -300,12 +516,28 @@ class Instrument:
         `round(steps * step, qty_decimals)`."""
         x = qty / self.qty_step
         if not 0.0 <= x < _SNAP_BELOW:
-            return round(math.floor(x) * self.qty_step, self._qty_decimals)
+            return _round_far(x, self.qty_step, self._qty_decimals, 0.0)
         steps = int(x)
         frac = x - steps
         if frac >= 0.99 and frac >= 1.0 - max(1e-9, _NOISE * x):
             steps += 1
         return _snap(self._qty_memo, steps, self.qty_step, self._qty_decimals)
+
+    def price_in_range(self, price: float) -> bool:
+        """A price a market can have: positive, finite and under 10^10 ticks (1e9 USDT at a 0.1 tick)."""
+        return 0.0 < price and price / self.tick < _SNAP_BELOW
+
+    def qty_in_range(self, qty: float) -> bool:
+        """A size an order can have: positive, finite and under 10^10 steps."""
+        return 0.0 < qty and qty / self.qty_step < _SNAP_BELOW
+
+
+def _round_far(x: float, unit: float, decimals: int, half: float) -> float:
+    # NaN, negative or absurdly large quotients: no snapping, and never an OverflowError (a price of
+    # 1e308 at a 0.1 tick is inf ticks): what cannot be a whole number of units stays as it is.
+    if not math.isfinite(x):
+        return x * unit
+    return round(math.floor(x + half) * unit, decimals)
 
 
 def below_min_qty(qty: float, min_qty: float, whole_position: bool) -> bool:

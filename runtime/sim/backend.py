@@ -1,15 +1,15 @@
-"""SimBackend: the ExecutionBackend protocol over a SimExchange.
+"""SimBackend: the ExecutionBackend and VenueClock protocols over a SimExchange.
 
-Async only at the boundary: every method runs the exchange synchronously and returns without
+Async only at the boundary: every command runs the exchange synchronously and returns without
 suspending, so a backtest's bar loop never yields to the event loop when nothing happens. The
-engine moves time with the synchronous `advance(bar, ts, o, h, l, c)` (fills inside the bar, then
-the bar-close work), or `at_close(bar, ts, close)` on bars where nothing is pending; commands sent
-afterwards are sent "at the close of" that bar.
+engine moves time with `bar_closed(bar, ts, o, h, l, c)` (fills inside the bar, then the bar-close
+work), or `at_close(bar, ts, close)` on bars where nothing is pending; commands sent afterwards are
+sent "at the close of" that bar.
 
 Events can be taken two ways, and a run should use one of them:
-- `drain_events()` (sync): what the engine's bar loop does after `advance` and after its commands;
-- `events()` (async iterator): for a consumer task (console, journal); it waits for the next
-  `advance` or command and ends after `close()`.
+- `drain_events()` (sync): what the engine's bar loop does after each bar and each command;
+- `events()` (async iterator): for a consumer task (console, journal); it waits for the next bar
+  or command and ends after `close()`.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import AsyncIterator
+from typing import Any
 
 from playdeck.runtime.execution.backend import PositionSnapshot
-from playdeck.runtime.execution.orders import KEEP, AttachedProtection, Fill, Order, OrderEvent, OrderResult, ProtectionKind
+from playdeck.runtime.execution.orders import KEEP, OrderRequest, OrderResult, OrderSnapshot, ProtectionSpec
 from playdeck.runtime.sim.exchange import SimExchange
 
 __all__ = ["SimBackend"]
@@ -34,8 +35,8 @@ class SimBackend:
         self._wakeup: asyncio.Event | None = None  # made inside the consumer's loop, on demand
         self._closed = False
 
-    # ------------------------------------------------------------------ driven by the engine (sync)
-    def advance(self, bar: int, ts: int, o: float, h: float, l: float, c: float) -> None:
+    # ------------------------------------------------------------------ VenueClock (sync)
+    def bar_closed(self, bar: int, ts: int, o: float, h: float, l: float, c: float) -> None:
         """Bar `bar` happened: match it, then do its close (expiry, IOC, trailing stops)."""
         self.exchange.process_bar(bar, ts, o, h, l, c)
         self.exchange.close_bar(bar, h, l, c)
@@ -45,17 +46,17 @@ class SimBackend:
         self._wake()
 
     def at_close(self, bar: int, ts: int, close: float) -> None:
-        """The engine is at the close of `bar` (also on bars it did not need to `advance`).
+        """The engine is at the close of `bar` (also on bars it did not need to `bar_closed`).
 
-        Skipping `advance` is only safe when nothing is pending (then process_bar/close_bar would
-        do nothing but mark to market), so this marks the position to market too.
+        Skipping `bar_closed` is only safe when nothing is pending (then matching would do nothing
+        but mark to market), so this marks the position to market too.
         """
         self.bar = bar
         self.ts = ts
         self.last_close = close
         self.exchange.last_close = close
 
-    def drain_events(self) -> list[Fill | OrderEvent]:
+    def drain_events(self) -> list[Any]:
         return self.exchange.drain_events()
 
     def close(self) -> None:
@@ -64,28 +65,28 @@ class SimBackend:
         self._wake()
 
     # ------------------------------------------------------------------ ExecutionBackend
-    async def submit_order(self, order: Order) -> OrderResult:
+    async def submit_order(self, order: OrderRequest) -> OrderResult:
         result = self.exchange.submit(order, self.bar, self.last_close)
         self._wake()
         return result
 
     async def amend_order(
         self,
-        order_id: str,
+        client_id: str,
         *,
         qty: float | None = None,
         price: float | None = None,
         trigger: float | None = None,
         expire_bar: int | None | object = KEEP,
-        attached: tuple[AttachedProtection, ...] | object = KEEP,
+        attached: tuple[ProtectionSpec, ...] | object = KEEP,
     ) -> OrderResult:
-        result = self.exchange.amend(order_id, self.bar, qty=qty, price=price, trigger=trigger,
+        result = self.exchange.amend(client_id, self.bar, qty=qty, price=price, trigger=trigger,
                                      expire_bar=expire_bar, attached=attached)
         self._wake()
         return result
 
-    async def cancel_order(self, order_id: str) -> bool:
-        done = self.exchange.cancel(order_id, self.bar)
+    async def cancel_order(self, client_id: str) -> bool:
+        done = self.exchange.cancel(client_id, self.bar)
         self._wake()
         return done
 
@@ -94,22 +95,18 @@ class SimBackend:
         self._wake()
         return n
 
-    async def set_protection(self, kind: ProtectionKind, value: float) -> OrderResult:
+    async def set_protection(self, kind: str, value: float) -> OrderResult:
         result = self.exchange.set_protection(kind, value, self.bar, self.last_close)
         self._wake()
         return result
 
     async def get_position(self) -> PositionSnapshot:
         ex = self.exchange
-        return PositionSnapshot(
-            qty=ex.position_qty,
-            avg_entry=ex.avg_entry,
-            layers=ex.layers,
-            realized_pnl=ex.realized_pnl,
-            upnl=ex.upnl(),
-        )
+        pos = ex.position
+        return PositionSnapshot(qty=pos.qty, avg_entry=pos.avg_entry, layers=pos.layers,
+                                realized_pnl=ex.realized_pnl, upnl=ex.upnl())
 
-    async def get_open_orders(self) -> list[Order]:
+    async def get_open_orders(self) -> list[OrderSnapshot]:
         return self.exchange.open_orders()
 
     async def get_equity(self) -> float:
@@ -119,7 +116,7 @@ class SimBackend:
         # The simulator is its own venue: there is nothing to reconcile.
         return None
 
-    async def events(self) -> AsyncIterator[Fill | OrderEvent]:
+    async def events(self) -> AsyncIterator[Any]:
         if self._wakeup is None:
             self._wakeup = asyncio.Event()
         wakeup = self._wakeup

@@ -1,7 +1,7 @@
-"""Pieces of the simulator that do not need the exchange: the working-order record, the intrabar
-price path, the price arithmetic of a fill, and the shape and ratchet of protection orders.
+"""Pieces of the simulator that do not need the exchange: the intrabar price path, which working
+order the path reaches next, and the price arithmetic of a fill.
 
-`SimExchange` (runtime/sim_exchange.py) walks `intrabar_path(...)` segment by segment and asks
+`SimExchange` (runtime/sim/exchange.py) walks `intrabar_path(...)` segment by segment and asks
 `next_reached` which working order the path meets next.
 
 Intrabar order
@@ -28,91 +28,31 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-import attrs
-
-from playdeck.runtime.execution.order_state import StatusPath
-from playdeck.runtime.execution.orders import (
-    Instrument,
-    Order,
-    OrderRole,
-    OrderStatus,
-    OrderType,
-    ProtectionKind,
-    Side,
-    TimeInForce,
-)
+from playdeck.runtime.execution.orders import OrderType, Side
+from playdeck.runtime.sim.book import KIND_LIMIT, KIND_MARKET, KIND_STOP, SimOrder
 
 __all__ = [
-    "KIND_LIMIT",
-    "KIND_MARKET",
-    "KIND_STOP",
-    "SimOrder",
     "adverse_is_low",
-    "cancel_event",
-    "describe_amend",
     "intrabar_path",
     "marketable",
     "matching_shape",
     "next_reached",
-    "protection_order",
-    "ratchet_trail",
     "slipped",
 ]
 
-# How a working order is matched right now. The numbers are also the tie-break at one price:
-# market orders first, then stops, then limits (see "Intrabar order" above). A stop-limit is KIND_STOP until it triggers and KIND_LIMIT after.
-KIND_MARKET = 0
-KIND_STOP = 1
-KIND_LIMIT = 2
 
-
-@attrs.define(eq=False)
-class SimOrder:
-    """The simulator's book entry for one order: the current `Order` value plus matching state.
-
-    Mutable and owned by the exchange; callers read it (`SimExchange.orders`) but never write it.
-    `order` is replaced (not edited) when an amend or a protection move lands.
-    """
-
-    order: Order
-    path: StatusPath
-    seq: int  # submission order: the last tie-break between orders reached at the same price
-    active_from: int  # first bar in which it may fill (bar + 1 when sent at the close of bar)
-    kind: int
-    up: bool  # reached when the price rises to `level` (buy stop, sell limit); else when it falls
-    level: float  # trigger while a stop, limit price while a limit, nan for a market order
-    reduce_only: bool
-    # A limit marketable when sent: it fills as a taker at the first open it meets, wherever that is.
-    taker_first: bool = False
-    ioc_bar: int | None = None  # IOC/FOK: cancelled at the close of this bar if still open
-    filled_qty: float = 0.0
-    avg_price: float | None = None
-    reason: str = ""  # the reason given with the latest status change (a reject reason, ...)
-    # trail protection only: distance, best price seen since set, bar it was set in
-    trail_distance: float = math.nan
-    trail_extreme: float = math.nan
-    trail_bar: int = -1
-
-    @property
-    def status(self) -> OrderStatus:
-        return self.path.current
-
-    @property
-    def order_id(self) -> str:
-        return self.order.order_id
-
-
-def matching_shape(order: Order) -> tuple[int, bool, float]:
+def matching_shape(type_: OrderType, side: Side, price: float | None, trigger: float | None
+                   ) -> tuple[int, bool, float]:
     """(kind, up, level) of a freshly accepted order."""
-    if order.type is OrderType.MARKET:
-        return KIND_MARKET, order.side is Side.BUY, math.nan
-    if order.type is OrderType.LIMIT:
-        assert order.price is not None
+    if type_ is OrderType.MARKET:
+        return KIND_MARKET, side is Side.BUY, math.nan
+    if type_ is OrderType.LIMIT:
+        assert price is not None
         # A buy limit waits for the price to fall to it; a sell limit for it to rise.
-        return KIND_LIMIT, order.side is Side.SELL, order.price
-    assert order.trigger is not None
+        return KIND_LIMIT, side is Side.SELL, price
+    assert trigger is not None
     # A buy stop waits for the price to rise to its trigger; a sell stop for it to fall.
-    return KIND_STOP, order.side is Side.BUY, order.trigger
+    return KIND_STOP, side is Side.BUY, trigger
 
 
 def intrabar_path(
@@ -151,7 +91,7 @@ def adverse_is_low(position_qty: float, book: Iterable[SimOrder], bar: int) -> b
     buys = sells = False
     for rec in book:
         if rec.active_from <= bar and not rec.reduce_only:
-            if rec.order.side is Side.BUY:
+            if rec.side is Side.BUY:
                 buys = True
             else:
                 sells = True
@@ -211,66 +151,3 @@ def next_reached(
         return None
     return best, best_hit
 
-
-def cancel_event(before: OrderStatus, filled_qty: float) -> str:
-    """The event that ends an order that was in `before` (possibly via PendingCancel) unfilled."""
-    if before is OrderStatus.UNTRIGGERED:
-        return "deactivate"  # a conditional cancelled before it triggered
-    return "cancel_partial" if filled_qty > 0 else "cancel"
-
-
-def describe_amend(old: Order, new: Order) -> str:
-    """The reason text of an amend's events, e.g. `amend price 98.0->97.5`."""
-    parts = []
-    for name in ("qty", "price", "trigger"):
-        a, b = getattr(old, name), getattr(new, name)
-        if a != b:
-            parts.append(f"{name} {a}->{b}")
-    return "amend " + ", ".join(parts) if parts else "amend (no change)"
-
-
-_PROTECTION_ROLE = {
-    "stop_loss": OrderRole.STOP_LOSS,
-    "take_profit": OrderRole.TAKE_PROFIT,
-    "trail": OrderRole.TRAIL,
-}
-
-
-def protection_order(
-    kind: ProtectionKind, side: Side, level: float, qty: float, order_id: str, bar: int
-) -> Order:
-    """The reduce-only order behind a protection: a limit for take_profit, else a stop-market."""
-    tp = kind == "take_profit"
-    return Order(
-        order_id=order_id,
-        client_id=f"{kind}-{order_id}",
-        side=side,
-        type=OrderType.LIMIT if tp else OrderType.STOP,
-        qty=qty,
-        price=level if tp else None,
-        trigger=None if tp else level,
-        tif=TimeInForce.GTC,
-        reduce_only=True,
-        role=_PROTECTION_ROLE[kind],
-        tag=None,
-        created_bar=bar,
-        expire_bar=None,
-    )
-
-
-def ratchet_trail(
-    rec: SimOrder, bar: int, h: float, l: float, c: float, instrument: Instrument
-) -> float | None:
-    """Update a trail's best price at the close of `bar`; the tighter trigger, or None if not tighter.
-
-    Highs (lows, for a short) count from the bar after the trail was set; in the bar it was set in
-    (an attached trail, set mid-bar) the exchange has kept `trail_extreme` up to date with the
-    path's prices after the set point, and the close is the last of them.
-    """
-    if rec.order.side is Side.SELL:  # protects a long
-        rec.trail_extreme = max(rec.trail_extreme, h if bar > rec.trail_bar else c)
-        level = instrument.round_price(rec.trail_extreme - rec.trail_distance)
-        return level if level > rec.level else None
-    rec.trail_extreme = min(rec.trail_extreme, l if bar > rec.trail_bar else c)
-    level = instrument.round_price(rec.trail_extreme + rec.trail_distance)
-    return level if level < rec.level else None

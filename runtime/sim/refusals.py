@@ -19,14 +19,26 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from playdeck.runtime.execution.orders import Order, OrderRole, OrderType, Side, TimeInForce, below_min_qty
-from playdeck.runtime.sim.matching import SimOrder, marketable
+from playdeck.runtime.execution.orders import (
+    OrderRequest,
+    OrderRole,
+    OrderType,
+    Refusal,
+    RefusalCode,
+    Side,
+    TimeInForce,
+    below_min_qty,
+)
+from playdeck.runtime.sim.book import SimOrder
+from playdeck.runtime.sim.matching import marketable
+
+R = RefusalCode
 
 __all__ = ["amend_refusal", "margin_refusal", "order_refusal", "reference_price"]
 
 
 def order_refusal(
-    order: Order,
+    order: OrderRequest,
     qty: float,
     price: float | None,
     trigger: float | None,
@@ -35,39 +47,39 @@ def order_refusal(
     position_qty: float,
     min_qty: float,
     last_close: float,
-) -> str | None:
+) -> Refusal | None:
     """Why `order` (with qty/price/trigger already rounded) is refused, margin aside; or None."""
     kind = order.type
     if order.role.is_protection:
-        return "protection orders are placed with set_protection"
+        return Refusal(R.BAD_REQUEST, "protection orders are placed with set_protection")
     if kind in (OrderType.LIMIT, OrderType.STOP_LIMIT) and price is None:
-        return f"a {kind.value} order needs a price"
+        return Refusal(R.BAD_PRICE, f"a {kind.value} order needs a price")
     if kind in (OrderType.STOP, OrderType.STOP_LIMIT) and trigger is None:
-        return f"a {kind.value} order needs a trigger"
+        return Refusal(R.BAD_PRICE, f"a {kind.value} order needs a trigger")
     if price is not None and price <= 0:
-        return f"non-positive price {price}"
+        return Refusal(R.BAD_PRICE, f"non-positive price {price}")
     if trigger is not None and trigger <= 0:
-        return f"non-positive trigger {trigger}"
+        return Refusal(R.BAD_PRICE, f"non-positive trigger {trigger}")
     if reduce_only:
         if position_qty == 0.0:
-            return "reduce-only order with no position"
+            return Refusal(R.REDUCE_ONLY_NOTHING, "reduce-only order with no position")
         if order.side.sign * position_qty > 0.0:
             held = "long" if position_qty > 0.0 else "short"
-            return f"reduce-only {order.side.value} would not reduce a {held} position"
+            return Refusal(R.REDUCE_ONLY_WRONG_SIDE, f"reduce-only {order.side.value} would not reduce a {held} position")
     if below_min_qty(qty, min_qty, whole_position=order.role is OrderRole.CLOSE):
-        return f"qty {order.qty} below min_qty {min_qty}"
+        return Refusal(R.BELOW_MIN_QTY, f"qty {order.qty} below min_qty {min_qty}")
     if (
         kind is OrderType.LIMIT
         and order.tif is TimeInForce.POST_ONLY
         and price is not None
         and marketable(order.side, price, last_close)
     ):
-        return "post_only limit would take liquidity (EC_PostOnlyWillTakeLiquidity)"
+        return Refusal(R.POST_ONLY_WOULD_TAKE, "post_only limit would take liquidity (EC_PostOnlyWillTakeLiquidity)")
     return None
 
 
 def amend_refusal(
-    old: Order,
+    old: SimOrder,
     qty: float | None,
     price: float | None,
     trigger: float | None,
@@ -77,41 +89,41 @@ def amend_refusal(
     resting_limit: bool,
     min_qty: float,
     last_close: float,
-) -> str | None:
+) -> Refusal | None:
     """Why an amend of `old` (asked: qty/price/trigger; `rounded`: the new values) is refused, margin
     aside; or None. A refused amend leaves the order as it was."""
     new_qty, new_price, new_trigger = rounded
     if qty is not None and old.role.is_protection:
-        return "protection qty follows the position"
+        return Refusal(R.BAD_AMEND, "protection qty follows the position")
     if price is not None and old.type not in (OrderType.LIMIT, OrderType.STOP_LIMIT):
-        return f"a {old.type.value} order has no limit price"
+        return Refusal(R.BAD_AMEND, f"a {old.type.value} order has no limit price")
     if trigger is not None and triggered:
-        return "only an untriggered stop has a trigger to amend"
+        return Refusal(R.BAD_AMEND, "only an untriggered stop has a trigger to amend")
     if new_price is not None and new_price <= 0:
-        return f"non-positive price {new_price}"
+        return Refusal(R.BAD_PRICE, f"non-positive price {new_price}")
     if new_trigger is not None and new_trigger <= 0:
-        return f"non-positive trigger {new_trigger}"
+        return Refusal(R.BAD_PRICE, f"non-positive trigger {new_trigger}")
     if below_min_qty(new_qty, min_qty, whole_position=old.role is OrderRole.CLOSE):
-        return f"qty {new_qty:g} below min_qty {min_qty:g}"
+        return Refusal(R.BELOW_MIN_QTY, f"qty {new_qty:g} below min_qty {min_qty:g}")
     if (
         resting_limit
         and new_price is not None
-        and old.tif is TimeInForce.POST_ONLY
+        and old.request.tif is TimeInForce.POST_ONLY
         and marketable(old.side, new_price, last_close)
     ):
-        return "post_only limit would take liquidity (EC_PostOnlyWillTakeLiquidity)"
+        return Refusal(R.POST_ONLY_WOULD_TAKE, "post_only limit would take liquidity (EC_PostOnlyWillTakeLiquidity)")
     return None
 
 
 def margin_refusal(
-    order: Order,
+    order: OrderRequest,
     book: Iterable[SimOrder],
     *,
     exclude: SimOrder | None,
     position_qty: float,
     last_close: float,
     buying_power: float,
-) -> str | None:
+) -> Refusal | None:
     """Refuse `order` when the position it could lead to is larger than `buying_power`.
 
     Both sides of the comparison are notionals: `buying_power` is equity x leverage (5.7 and 6:
@@ -132,16 +144,16 @@ def margin_refusal(
     same_side = 0.0
     closing = 0.0  # qty of pending reduce-only orders on the order's side
     for rec in book:
-        if rec is exclude or (rec.order.side is Side.BUY) != buy:
+        if rec is exclude or (rec.side is Side.BUY) != buy:
             continue
         if rec.reduce_only:
-            role = rec.order.role
+            role = rec.role
             if role is OrderRole.CLOSE:
                 closing = math.inf
             elif not role.is_protection:
-                closing += rec.order.qty - rec.filled_qty
+                closing += rec.qty - rec.filled_qty
             continue
-        same_side += rec.order.qty * reference_price(rec.order, last_close)
+        same_side += rec.qty * reference_price(rec, last_close)
     # the signed position on the order's side, what reduce-only orders can close of it, and the
     # pending orders there
     held = position_qty if buy else -position_qty  # < 0: a position the other way
@@ -152,12 +164,12 @@ def margin_refusal(
     # A hair of tolerance so an order sized to exactly equity x leverage is not refused by float noise.
     if needs <= buying_power * (1.0 + 1e-12):
         return None
-    if exclude is not None and needs <= base + exclude.order.qty * reference_price(exclude.order, last_close):
+    if exclude is not None and needs <= base + exclude.qty * reference_price(exclude, last_close):
         return None
-    return f"insufficient margin: needs {needs:.2f}, has {buying_power:.2f}"
+    return Refusal(R.INSUFFICIENT_MARGIN, f"insufficient margin: needs {needs:.2f}, has {buying_power:.2f}")
 
 
-def reference_price(order: Order, last_close: float) -> float:
+def reference_price(order: OrderRequest | SimOrder, last_close: float) -> float:
     """The price an order is valued at for margin: limit price, else trigger, else the last close."""
     if order.type is OrderType.MARKET:
         return last_close

@@ -14,10 +14,10 @@ from playdeck.compiler import compile_file
 from playdeck.compiler.lower import lower
 from playdeck.runtime.backtest.run import BacktestError, exec_bars, prepare, run_backtest, run_engine
 from playdeck.runtime.data.bars import Bars
-from playdeck.runtime.strategy.intents import Rejection
+from playdeck.runtime.execution.trading_state import RefusedIntent as Rejection
 from playdeck.runtime.execution.orders import Fill, Side
-from playdeck.runtime.backtest.report import (equity_curve, format_report, metrics, open_position, round_trips,
-                                     write_artifacts)
+from playdeck.runtime.backtest.report import (equity_curve, format_report, metrics, open_position, replay,
+                                              round_trips, write_artifacts)
 from playdeck.runtime.data.synthetic import generate
 
 ROOT = ROOT_DIR
@@ -62,14 +62,14 @@ def test_rejections_csv_is_written_with_only_its_header_when_nothing_was_refused
 def test_open_position_is_none_when_the_fills_end_flat():
     fills = [fill(1, "buy", 2, 100, fee=0.2), fill(3, "sell", 1, 110, fee=0.1, pnl=10),
              fill(5, "sell", 3, 120, fee=0.6, pnl=20), fill(7, "buy", 2, 115, fee=0.4, pnl=10)]
-    assert open_position(fills, 130.0) is None
-    assert open_position([], 130.0) is None
+    assert open_position(replay(fills), 130.0) is None
+    assert open_position(replay([]), 130.0) is None
 
 
 def test_open_long_averages_its_adds():
     fills = [fill(1, "buy", 2, 100, fee=0.2), fill(3, "buy", 2, 110, fee=0.2)]
     assert round_trips(fills) == []
-    p = open_position(fills, 120.0)
+    p = open_position(replay(fills), 120.0)
     assert p == {"side": "long", "qty": 4, "entry_bar": 1, "entry_price": 105, "last_close": 120.0,
                  "unrealized_pnl": pytest.approx(4 * 15), "realized_pnl": 0, "fees": pytest.approx(0.4)}
 
@@ -78,7 +78,7 @@ def test_a_flip_closes_the_long_and_leaves_the_short_open():
     fills = [fill(1, "buy", 2, 100, fee=0.2), fill(5, "sell", 3, 120, fee=0.6, pnl=40)]
     (long,) = round_trips(fills)
     assert (long.side, long.exit_bar, long.fees) == ("long", 5, pytest.approx(0.2 + 0.4))
-    p = open_position(fills, 110.0)
+    p = open_position(replay(fills), 110.0)
     # the short got 1 of the flip's 3: a third of its fee, none of its realized PnL
     assert (p["side"], p["qty"], p["entry_bar"], p["entry_price"]) == ("short", 1, 5, 120)
     assert p["unrealized_pnl"] == pytest.approx(10) and p["fees"] == pytest.approx(0.2)
@@ -87,7 +87,7 @@ def test_a_flip_closes_the_long_and_leaves_the_short_open():
 
 def test_a_partial_reduction_keeps_the_entry_price_and_counts_as_realized():
     fills = [fill(1, "buy", 3, 100, fee=0.3), fill(4, "sell", 1, 110, fee=0.1, pnl=10)]
-    p = open_position(fills, 90.0)
+    p = open_position(replay(fills), 90.0)
     assert (p["side"], p["qty"], p["entry_bar"], p["entry_price"]) == ("long", 2, 1, 100)
     assert p["unrealized_pnl"] == pytest.approx(-20) and p["realized_pnl"] == pytest.approx(10)
     assert p["fees"] == pytest.approx(0.4)
@@ -97,7 +97,7 @@ def test_an_add_after_a_reduction_reweights_the_entry_at_the_size_then():
     # 2 @ 100, half closed at 110, then 1 @ 130: the exchange's average is (100*1 + 130*1) / 2 = 115,
     # not the mean of every add (100*2 + 130) / 3 = 110
     fills = [fill(1, "buy", 2, 100), fill(4, "sell", 1, 110, pnl=10), fill(6, "buy", 1, 130)]
-    p = open_position(fills, 120.0)
+    p = open_position(replay(fills), 120.0)
     assert (p["qty"], p["entry_price"]) == (2, 115)
     assert p["unrealized_pnl"] == pytest.approx(10) and p["realized_pnl"] == pytest.approx(10)
 
@@ -111,12 +111,13 @@ def test_trades_plus_the_open_position_add_up_to_net_pnl(play: str, ends: list[i
     initial = plan.play.account.equity
     seen = set()
     for end in ends:
-        result = run_engine(prepare(plan, data), 0, end)
+        bt = prepare(plan, data)
+        result = run_engine(bt, 0, end)
         eq, qty = equity_curve(data, result.snapshots, initial, result.start, result.end)
-        p = open_position(result.fills, float(data.close[result.end - 1]))
+        p = open_position(bt.state, float(data.close[result.end - 1]))
         assert (p is None) == (qty[-1] == 0)
         rest = 0.0 if p is None else p["realized_pnl"] - p["fees"] + p["unrealized_pnl"]
-        assert sum(t.pnl for t in round_trips(result.fills)) + rest == pytest.approx(eq[-1] - initial, abs=1e-4)
+        assert sum(t.pnl for t in bt.state.trades) + rest == pytest.approx(eq[-1] - initial, abs=1e-4)
         if p is not None:
             assert p["qty"] == pytest.approx(abs(qty[-1]))
             seen.add("reduced" if p["realized_pnl"] else "open")
@@ -137,7 +138,7 @@ def report(**extra) -> dict:
 
 def test_format_report_states_the_open_position_only_when_there_is_one():
     fills = [fill(34000, "buy", 0.25, 101234.5, fee=0.05)]
-    text = format_report(report(open_position=open_position(fills, 101283.86)))
+    text = format_report(report(open_position=open_position(replay(fills), 101283.86)))
     assert "open        long 0.25 @ 101234.50 since bar 34000, unrealized +12.34 USDT (not in trades)" in text
     lines = text.splitlines()
     assert lines.index(next(x for x in lines if x.startswith("open "))) == \
@@ -175,7 +176,7 @@ def test_float_dust_of_large_quantities_neither_opens_a_trade_nor_keeps_one_open
              Fill(2, 0, "c", None, Side.SELL, 58999.2, 101.0, 0.0, "taker", None, 58999.2)]
     trades = round_trips(fills)
     assert [(t.side, t.qty, t.pnl) for t in trades] == [("long", 58999.2, 58999.2)]
-    assert open_position(fills, 101.0) is None
+    assert open_position(replay(fills), 101.0) is None
 
 
 def test_an_open_remainder_left_by_large_adds_and_reductions_is_reported_without_float_noise():
@@ -184,7 +185,7 @@ def test_an_open_remainder_left_by_large_adds_and_reductions_is_reported_without
     for k in range(50):
         fills.append(Fill(2 + k, 0, "b", None, Side.SELL, 1234567.85 + k * 0.1, 0.04, 0.0, "taker", None, 0.0))
         fills.append(Fill(2 + k, 0, "c", None, Side.BUY, 1234567.85 + k * 0.1, 0.041, 0.0, "taker", None, -1.0))
-    assert open_position(fills, 0.05)["qty"] == 0.05
+    assert open_position(replay(fills), 0.05)["qty"] == 0.05
 
 
 def test_orders_csv_paths_are_in_bybit_statuses(tmp_path):

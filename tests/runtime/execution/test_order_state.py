@@ -8,14 +8,17 @@ from playdeck.runtime.execution.order_state import (
     EVENTS,
     INITIAL,
     TRANSITIONS,
+    Ev,
     IllegalTransition,
     OrderStateMachine,
-    StatusPath,
+    advance,
+    end_event,
 )
+from playdeck.runtime.execution.orders import OrderRecord, OrderRequest, OrderRole, OrderType, Side, TimeInForce
 from playdeck.runtime.execution.orders import OrderStatus as S
 
 # The edges DESIGN.md and the simulator rely on, written out independently of the table.
-REQUIRED_EDGES = [
+REQUIRED_EDGES = [(old, Ev(event), new) for old, event, new in [
     (S.SUBMITTED, "accept", S.NEW),
     (S.SUBMITTED, "accept_conditional", S.UNTRIGGERED),
     (S.SUBMITTED, "reject", S.REJECTED),
@@ -43,33 +46,33 @@ REQUIRED_EDGES = [
     (S.UNTRIGGERED, "cancel_request", S.PENDING_CANCEL),
     (S.PENDING_CANCEL, "deactivate", S.DEACTIVATED),
     (S.PENDING_CANCEL, "expire", S.EXPIRED),
-]
+]]
 
 FINAL = {S.FILLED, S.CANCELLED, S.PARTIALLY_FILLED_CANCELED, S.REJECTED, S.DEACTIVATED, S.EXPIRED}
 TABLE_STATES = {s for s, _ in TRANSITIONS} | set(TRANSITIONS.values())
 
 
 @pytest.mark.parametrize(("current", "event", "new"), [(s, e, n) for (s, e), n in TRANSITIONS.items()])
-def test_every_edge_in_the_table_applies(current: S, event: str, new: S) -> None:
+def test_every_edge_in_the_table_applies(current: S, event: Ev, new: S) -> None:
     assert OrderStateMachine.apply(current, event) is new
     assert OrderStateMachine.can(current, event)
 
 
 @pytest.mark.parametrize(("current", "event", "new"), REQUIRED_EDGES)
-def test_the_designed_edges_exist(current: S, event: str, new: S) -> None:
+def test_the_designed_edges_exist(current: S, event: Ev, new: S) -> None:
     assert TRANSITIONS[(current, event)] is new
 
 
 @pytest.mark.parametrize("current", list(S))
 def test_every_move_not_in_the_table_raises_naming_both_states(current: S) -> None:
-    for event in sorted(EVENTS):
+    for event in sorted(EVENTS, key=lambda e: e.value):
         if (current, event) in TRANSITIONS:
             continue
         with pytest.raises(IllegalTransition) as info:
             OrderStateMachine.apply(current, event, "o-1")
         text = str(info.value)
         assert current.value in text
-        assert repr(event) in text
+        assert repr(event.value) in text
         assert "o-1" in text
         # ... and where the event would normally lead
         targets = {n for (_, e), n in TRANSITIONS.items() if e == event}
@@ -108,14 +111,24 @@ def test_in_flight_statuses() -> None:
     assert {s for s in S if s.is_in_flight} == {S.SUBMITTED, S.PENDING_AMEND, S.PENDING_CANCEL}
 
 
-def test_status_path_renders_without_the_leading_submitted() -> None:
-    path = StatusPath("o-1")
-    assert str(path) == "Submitted"
-    for event in ("accept", "fill_partial", "fill"):
-        path.apply(event)
-    assert str(path) == "New>PartiallyFilled>Filled"
-    assert path.as_tuple() == (S.SUBMITTED, S.NEW, S.PARTIALLY_FILLED, S.FILLED)
-    assert path.current is S.FILLED
+def walk(events: tuple[str, ...]) -> list[S]:
+    path = [INITIAL]
+    for event in events:
+        advance(path, Ev(event), "o-1")
+    return path
+
+
+def record(path: list[S]) -> OrderRecord:
+    request = OrderRequest("o-1", Side.BUY, OrderType.LIMIT, 1.0, 100.0, None, TimeInForce.GTC, False,
+                           OrderRole.ENTRY, None, 0, None)
+    rec = OrderRecord(request, "sim-1")
+    rec.path = path
+    return rec
+
+
+def test_advance_appends_the_new_status() -> None:
+    path = walk(("accept", "fill_partial", "fill"))
+    assert path == [S.SUBMITTED, S.NEW, S.PARTIALLY_FILLED, S.FILLED]
 
 
 @pytest.mark.parametrize(
@@ -132,42 +145,55 @@ def test_status_path_renders_without_the_leading_submitted() -> None:
 )
 def test_the_venue_path_shows_bybit_statuses_only(events: tuple[str, ...], venue: str) -> None:
     # orders.csv's path: the in-flight requests (Submitted, PendingAmend, PendingCancel) are left out
-    path = StatusPath("o-1")
-    for event in events:
-        path.apply(event)
-    assert path.venue() == venue
+    assert record(walk(events)).venue_path() == venue
 
 
-def test_status_path_is_unchanged_by_an_illegal_move() -> None:
-    path = StatusPath("o-1")
-    path.apply("accept_conditional")
+def test_a_path_is_unchanged_by_an_illegal_move() -> None:
+    path = walk(("accept_conditional",))
     with pytest.raises(IllegalTransition):
-        path.apply("fill_partial")  # an untriggered stop cannot fill before it triggers
-    assert path.as_tuple() == (S.SUBMITTED, S.UNTRIGGERED)
+        advance(path, Ev.FILL_PARTIAL)  # an untriggered stop cannot fill before it triggers
+    assert path == [S.SUBMITTED, S.UNTRIGGERED]
+
+
+@pytest.mark.parametrize(("current", "filled", "event", "ends"), [
+    (S.UNTRIGGERED, 0.0, Ev.DEACTIVATE, S.DEACTIVATED),
+    (S.NEW, 0.0, Ev.CANCEL, S.CANCELLED),
+    (S.PARTIALLY_FILLED, 0.5, Ev.CANCEL_PARTIAL, S.PARTIALLY_FILLED_CANCELED),
+    (S.TRIGGERED, 0.0, Ev.CANCEL, S.CANCELLED),
+])
+def test_end_event_decides_how_an_unfilled_order_ends(current: S, filled: float, event: Ev, ends: S) -> None:
+    assert end_event(current, filled) is event
+    assert TRANSITIONS[(current, event)] is ends
+
+
+def test_events_are_an_enum_and_moves_need_one() -> None:
+    assert {e.value for e in Ev} >= {"accept", "fill", "cancel", "deactivate", "expire", "amend"}
+    with pytest.raises(IllegalTransition):
+        OrderStateMachine.apply(S.NEW, "fill")  # a string is not an event
 
 
 def test_edges_lists_the_table_for_drawing() -> None:
     edges = list(OrderStateMachine.edges())
     assert len(edges) == len(TRANSITIONS)
-    assert (S.PENDING_CANCEL, "fill", S.FILLED) in edges
+    assert (S.PENDING_CANCEL, Ev.FILL, S.FILLED) in edges
 
 
 @settings(deadline=None)
-@given(st.lists(st.sampled_from(sorted(EVENTS) + ["nonsense"]), max_size=40))
-def test_random_event_sequences_stay_inside_the_table(events: list[str]) -> None:
-    path = StatusPath("o-1")
+@given(st.lists(st.sampled_from(sorted(EVENTS, key=lambda e: e.value)), max_size=40))
+def test_random_event_sequences_stay_inside_the_table(events: list[Ev]) -> None:
+    path = [INITIAL]
     for event in events:
-        before = path.as_tuple()
-        if OrderStateMachine.can(path.current, event):
-            old, new = path.apply(event)
+        before = list(path)
+        if OrderStateMachine.can(path[-1], event):
+            old = path[-1]
+            new = advance(path, event)
             assert TRANSITIONS[(old, event)] is new
         else:
             with pytest.raises(IllegalTransition):
-                path.apply(event)
-            assert path.as_tuple() == before
-        assert path.current in TABLE_STATES
+                advance(path, event)
+            assert path == before
+        assert path[-1] in TABLE_STATES
     # Once final, always final: nothing after a final status was accepted.
-    statuses = path.as_tuple()
-    for i, status in enumerate(statuses):
+    for i, status in enumerate(path):
         if status.is_final:
-            assert i == len(statuses) - 1
+            assert i == len(path) - 1

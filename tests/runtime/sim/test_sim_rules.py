@@ -1,5 +1,8 @@
 """PLAY-LANGUAGE.md sections 5 and 6 as tables: one parametrized test per rule family.
 
+Every row drives a venue through the backend protocols and reads the TradingState its events build
+(tests/venue.py), so the same tables can run on any venue that speaks them.
+
 Every row is a tiny hand-made bar series, the commands sent at bar closes, and the expected fills
 worked out by hand: (bar, side, qty, price, fee, liquidity). Unless a row says otherwise the
 account is: maker 0.02%, taker 0.05%, slippage 10 bps (so a market buy at 100 fills at 100.1),
@@ -20,27 +23,26 @@ from hypothesis import strategies as st
 
 from playdeck.runtime.execution.order_state import TRANSITIONS
 from playdeck.runtime.execution.orders import (
-    AttachedProtection,
     Fill,
     Instrument,
-    Order,
     OrderEvent,
+    OrderRequest,
     OrderRole,
     OrderStatus,
     OrderType,
+    ProtectionSpec,
     Side,
     TimeInForce,
 )
-from playdeck.runtime.sim.exchange import SimExchange
 from playdeck.runtime.sim.matching import intrabar_path
+from venue import F, MINUTE, Venue, path_text, protection
 
 INST = Instrument("BTCUSDT", tick=0.1, qty_step=0.001, min_qty=0.001)
 BUY, SELL = Side.BUY, Side.SELL
 S = OrderStatus
 B = (100.0, 100.5, 99.5, 100.0)  # a quiet bar that reaches nothing
-MINUTE = 60_000
 
-Action = Callable[[SimExchange, int, float], Any]
+Action = Callable[[Venue, int, float], Any]
 _CLIENT_SEQ = itertools.count(1)
 
 
@@ -50,8 +52,8 @@ def exchange(
     slippage_bps: float = 10.0,
     equity: float = 10_000.0,
     leverage: float = 3.0,
-) -> SimExchange:
-    return SimExchange(
+) -> Venue:
+    return Venue(
         INST,
         maker_fee=0.0002,
         taker_fee=0.0005,
@@ -75,10 +77,9 @@ def make_order(
     tag: str | None = None,
     reduce_only: bool = False,
     expire: int | None = None,
-    attached: tuple[AttachedProtection, ...] = (),
-) -> Order:
-    return Order(
-        order_id="",
+    attached: tuple[ProtectionSpec, ...] = (),
+) -> OrderRequest:
+    return OrderRequest(
         client_id=f"t-{bar}-{tag}-{next(_CLIENT_SEQ)}",  # unique, as the processor makes them
         side=side,
         type=type_,
@@ -117,7 +118,7 @@ def protect(kind: str, value: float) -> Action:
 
 
 def cancel(tag: str) -> Action:
-    return lambda ex, bar, close: ex.cancel(_pending(ex, tag).order_id, bar)
+    return lambda ex, bar, close: ex.cancel(_pending(ex, tag).client_id, bar)
 
 
 def cancel_all() -> Action:
@@ -125,18 +126,18 @@ def cancel_all() -> Action:
 
 
 def amend(tag: str, **kw: float) -> Action:
-    return lambda ex, bar, close: ex.amend(_pending(ex, tag).order_id, bar, **kw)
+    return lambda ex, bar, close: ex.amend(_pending(ex, tag).client_id, bar, **kw)
 
 
-def sl(f: Callable[[float], float]) -> AttachedProtection:
-    return AttachedProtection("stop_loss", f)
+def sl(value: Any) -> ProtectionSpec:
+    return protection("stop_loss", value)
 
 
-def tp(f: Callable[[float], float]) -> AttachedProtection:
-    return AttachedProtection("take_profit", f)
+def tp(value: Any) -> ProtectionSpec:
+    return protection("take_profit", value)
 
 
-def _pending(ex: SimExchange, tag: str) -> Order:
+def _pending(ex: Venue, tag: str):
     order = ex.order_by_tag(tag)
     assert order is not None, f"no pending order tagged {tag}"
     return order
@@ -144,7 +145,7 @@ def _pending(ex: SimExchange, tag: str) -> Order:
 
 @attrs.define
 class Run:
-    ex: SimExchange
+    ex: Venue
     fills: list[Fill]
     events: list[OrderEvent]
     results: list[Any]
@@ -154,15 +155,14 @@ class Run:
 def run(
     bars: Sequence[tuple[float, float, float, float]],
     actions: dict[int, list[Action]],
-    watch: Callable[[SimExchange], Any] | None = None,
+    watch: Callable[[Venue], Any] | None = None,
     **config: Any,
 ) -> Run:
     """The engine's loop in miniature: fills in bar i, bar-close work, then the commands of bar i."""
     ex = exchange(**config)
     out = Run(ex, [], [], [], [])
     for i, (o, h, l, c) in enumerate(bars):
-        ex.process_bar(i, i * MINUTE, o, h, l, c)
-        ex.close_bar(i, h, l, c)
+        ex.bar_closed(i, o, h, l, c)
         for act in actions.get(i, ()):
             out.results.append(act(ex, i, c))
         if watch is not None:
@@ -183,11 +183,11 @@ def assert_fills(fills: list[Fill], expected: list[tuple]) -> None:
         assert g[4] == pytest.approx(g[2] * g[3] * rate, rel=1e-12)
 
 
-def path_of(ex: SimExchange, who: str) -> str:
+def path_of(ex: Venue, who: str) -> str:
     """The status path text of the last order tagged `who`, or of the protection of role `who`."""
-    recs = [r for r in ex.orders.values() if r.order.tag == who or r.order.role.value == who]
+    recs = [r for r in ex.orders.values() if r.tag == who or r.role.value == who]
     assert recs, f"no order {who}"
-    return str(recs[-1].path)
+    return path_text(recs[-1])
 
 
 # ---------------------------------------------------------------------------------------- 5.2 market
@@ -289,7 +289,7 @@ def test_market_orders(config: dict, bars: list, actions: dict, fills: list) -> 
 def test_limit_orders(bars: list, actions: dict, fills: list, status: OrderStatus) -> None:
     r = run(bars, actions)
     assert_fills(r.fills, fills)
-    assert r.ex.orders[r.results[0].order_id].status is status
+    assert r.ex.orders[r.results[0].client_id].status is status
 
 
 # ---------------------------------------------------------------------------------------- 5.3 ioc/fok
@@ -535,13 +535,13 @@ def test_stop_loss_and_take_profit_in_one_bar(
     [
         pytest.param(
             {}, [B, (100, 101, 95, 99)],
-            {0: [limit(BUY, 1, 98, attached=(sl(lambda f: f - 2), tp(lambda f: f + 5)))]},
+            {0: [limit(BUY, 1, 98, attached=(sl(F - 2), tp(F + 5)))]},
             [(1, "buy", 1, 98, 0.0196, "maker"), (1, "sell", 1, 95.904, 0.047952, "taker")],
             id="limit entry and its attached stop (fill - 2 = 96) both fill in the entry's bar",
         ),
         pytest.param(
             {"intrabar": "ohlc_path"}, [B, (100, 101, 95, 99)],
-            {0: [limit(BUY, 1, 98, attached=(sl(lambda f: f - 2), tp(lambda f: f + 5)))]},
+            {0: [limit(BUY, 1, 98, attached=(sl(F - 2), tp(F + 5)))]},
             # ohlc_path: up 1 < down 5, so the high first: 100 -> 101 -> 95 -> 99. The entry fills on
             # the way down at min(100, 98) = 98 (maker, 0.0196); its stop 96 is met further down on the
             # same leg: 96 - 10 bps = 95.904 (taker, 0.047952); the take-profit 103 is never reached
@@ -550,32 +550,32 @@ def test_stop_loss_and_take_profit_in_one_bar(
         ),
         pytest.param(
             {}, [B, (101, 103, 99, 102)],
-            {0: [stop(BUY, 1, 102, attached=(sl(lambda f: f - 2),))]},
+            {0: [stop(BUY, 1, 102, attached=(sl(F - 2),))]},
             # entry 102 + 10 bps = 102.102; stop 100.102 -> tick 100.1; 100.1 - 10 bps = 99.9999
             [(1, "buy", 1, 102.102, 0.051051, "taker"), (1, "sell", 1, 99.9999, 0.04999995, "taker")],
             id="worst_case: entry filled on the way up is stopped out on the way back",
         ),
         pytest.param(
             {"intrabar": "ohlc_path"}, [B, (101, 103, 99, 102)],
-            {0: [stop(BUY, 1, 102, attached=(sl(lambda f: f - 2),))]},
+            {0: [stop(BUY, 1, 102, attached=(sl(F - 2),))]},
             [(1, "buy", 1, 102.102, 0.051051, "taker")],
             id="ohlc_path: the path after the entry never comes back to the stop",
         ),
         pytest.param(
             {"intrabar": "ohlc_path"}, [B, (99, 101, 97, 100)],
-            {0: [limit(BUY, 1, 98, attached=(tp(lambda f: f + 2),))]},
+            {0: [limit(BUY, 1, 98, attached=(tp(F + 2),))]},
             [(1, "buy", 1, 98, 0.0196, "maker"), (1, "sell", 1, 100, 0.02, "maker")],
             id="attached take-profit filled in the entry's bar",
         ),
         pytest.param(
             {}, [B, (100, 105, 99.5, 101)],
-            {0: [limit(SELL, 1, 102, attached=(sl(lambda f: f + 2),))]},
+            {0: [limit(SELL, 1, 102, attached=(sl(F + 2),))]},
             [(1, "sell", 1, 102, 0.0204, "maker"), (1, "buy", 1, 104.104, 0.052052, "taker")],
             id="short entry and its attached stop mirror",
         ),
         pytest.param(
             {}, [B, (100, 106, 97, 100), (100, 104, 99, 103), (103, 103.5, 100, 100.5)],
-            {0: [limit(BUY, 1, 98, attached=(AttachedProtection("trail", lambda f: 3),))]},
+            {0: [limit(BUY, 1, 98, attached=(protection("trail", 3),))]},
             # trail starts at 98 - 3 = 95; worst_case walks 100 -> 98 (fill) and, for the new long,
             # 97 -> 106 -> 97 -> 100: at bar 1's close the high since the fill is 106, so 103;
             # bar 2 opens at 100, through it: a stop fill at the open less slippage
@@ -584,14 +584,14 @@ def test_stop_loss_and_take_profit_in_one_bar(
         ),
         pytest.param(
             {}, [B, (101, 102, 100.5, 101.5), (101, 101.2, 98.8, 100)],
-            {0: [market(BUY, 1, attached=(AttachedProtection("trail", lambda f: 3),))]},
+            {0: [market(BUY, 1, attached=(protection("trail", 3),))]},
             # filled at the open (101.101): all of bar 1 came after it, so its high counts: 102 - 3 = 99
             [(1, "buy", 1, 101.101, 0.0505505, "taker"), (2, "sell", 1, 98.901, 0.0494505, "taker")],
             id="attached trail of a market entry counts the entry bar's high",
         ),
         pytest.param(
             {"intrabar": "ohlc_path"}, [B, (100, 103, 95.5, 99.5), (99.5, 99.5, 96.4, 97)],
-            {0: [limit(BUY, 1, 98, attached=(AttachedProtection("trail", lambda f: 3),))]},
+            {0: [limit(BUY, 1, 98, attached=(protection("trail", 3),))]},
             # ohlc_path: 100 -> 103 -> 95.5 -> 99.5, the fill at 98 on the way down: the high came
             # before it, so the trail ratchets to 99.5 - 3 = 96.5 (not 100); bar 2 reaches it
             [(1, "buy", 1, 98, 0.0196, "maker"), (2, "sell", 1, 96.4035, 0.04820175, "taker")],
@@ -599,7 +599,7 @@ def test_stop_loss_and_take_profit_in_one_bar(
         ),
         pytest.param(
             {}, [B, (100, 104.5, 97, 100)],
-            {0: [stop(BUY, 1, 103, attached=(sl(lambda f: f - 5), tp(lambda f: f + 1)))]},
+            {0: [stop(BUY, 1, 103, attached=(sl(F - 5), tp(F + 1)))]},
             # the stop entry fills on the way up at 103.103; worst_case plans the rest of the bar for
             # the new long: down to 97 first, so its stop (98.1) fills before its take-profit (104.1)
             [(1, "buy", 1, 103.103, 0.0515515, "taker"), (1, "sell", 1, 98.0019, 0.04900095, "taker")],
@@ -607,7 +607,7 @@ def test_stop_loss_and_take_profit_in_one_bar(
         ),
         pytest.param(
             {"intrabar": "ohlc_path"}, [B, (100, 104.5, 97, 100)],
-            {0: [stop(BUY, 1, 103, attached=(sl(lambda f: f - 5), tp(lambda f: f + 1)))]},
+            {0: [stop(BUY, 1, 103, attached=(sl(F - 5), tp(F + 1)))]},
             # ohlc_path keeps its one path, low first (3 down is nearer than 4.5 up): 100 -> 97 ->
             # 104.5 -> 100, so the entry at 103.103 and then its take-profit at 104.1
             [(1, "buy", 1, 103.103, 0.0515515, "taker"), (1, "sell", 1, 104.1, 0.02082, "maker")],
@@ -758,12 +758,12 @@ def test_positions(bars: list, actions: dict, fills: list, position: tuple, real
     assert (math.isnan(ex.avg_entry) and math.isnan(avg)) or ex.avg_entry == pytest.approx(avg)
     assert (ex.layers, ex.reduced) == (layers, reduced)
     assert ex.realized_pnl == pytest.approx(realized)
-    if "pc" in {o.order.tag for o in ex.orders.values()}:
+    if "pc" in {o.tag for o in ex.orders.values()}:
         assert path_of(ex, "pc") == "New>Cancelled"
 
 
 # ---------------------------------------------------------------------------------------- 6 trail
-def _trail_level(ex: SimExchange) -> float | None:
+def _trail_level(ex: Venue) -> float | None:
     order = ex.protection("trail")
     return None if order is None else order.trigger
 
@@ -803,7 +803,7 @@ def test_trailing_stop(bars: list, actions: dict, levels: list, fills: list) -> 
 
 
 # ---------------------------------------------------------------------------------------- 6 protection
-def _protection_qty(ex: SimExchange) -> tuple[float | None, float | None]:
+def _protection_qty(ex: Venue) -> tuple[float | None, float | None]:
     sl_order, tp_order = ex.protection("stop_loss"), ex.protection("take_profit")
     return (
         None if sl_order is None else sl_order.qty,
@@ -943,9 +943,10 @@ def test_rejections(bars: list, setup: dict, action: Action, reason: str) -> Non
     assert not result.accepted
     assert result.status is S.REJECTED
     assert result.reject_reason == reason
-    record = r.ex.orders[result.order_id]
+    record = r.ex.orders[result.client_id]
     assert record.status is S.REJECTED and record.reason == reason
-    assert OrderEvent(result.order_id, S.SUBMITTED, S.REJECTED, last, reason) in r.events
+    assert (result.client_id, S.SUBMITTED, S.REJECTED, last, reason) in \
+        [(e.client_id, e.old, e.new, e.bar, e.reason) for e in r.events]
     assert r.fills[-1].tag == "after"
 
 
@@ -1015,20 +1016,17 @@ def test_a_pending_close_counts_for_the_whole_position_it_will_close_also_after_
 def test_a_close_left_below_min_qty_can_be_amended() -> None:
     # min_qty 0.01: long 1, a partial close of 0.995 leaves 0.005; a close of it can rest, and its
     # price can be moved (a same-tag re-send amends it), as a new close of it could be sent
-    ex = SimExchange(Instrument("BTCUSDT", 0.1, 0.001, 0.01), maker_fee=0.0002, taker_fee=0.0005,
+    ex = Venue(Instrument("BTCUSDT", 0.1, 0.001, 0.01), maker_fee=0.0002, taker_fee=0.0005,
                      slippage_bps=0, equity=10_000, leverage=3)
-    ex.process_bar(0, 0, *B)
-    ex.close_bar(0, *B[1:])
+    ex.bar_closed(0, *B)
     ex.submit(make_order(BUY, OrderType.MARKET, 1, 0), 0, 100.0)
-    ex.process_bar(1, MINUTE, *B)
-    ex.close_bar(1, *B[1:])
+    ex.bar_closed(1, *B)
     ex.submit(make_order(SELL, OrderType.MARKET, 0.995, 1, role=OrderRole.PARTIAL_CLOSE), 1, 100.0)
-    ex.process_bar(2, 2 * MINUTE, *B)
-    ex.close_bar(2, *B[1:])
+    ex.bar_closed(2, *B)
     assert ex.position_qty == 0.005  # below min_qty 0.01
     resting = ex.submit(make_order(SELL, OrderType.LIMIT, 0.005, 2, price=110.0, role=OrderRole.CLOSE), 2, 100.0)
     assert resting.accepted
-    moved = ex.amend(resting.order_id, 2, price=109.0)
+    moved = ex.amend(resting.client_id, 2, price=109.0)
     assert moved.accepted, moved.reject_reason
     assert ex.open_orders()[0].price == 109.0
 
@@ -1037,15 +1035,13 @@ def test_an_amend_that_shrinks_an_order_over_the_margin_is_accepted_and_one_that
     # long 100 at 100.1 and a buy of 220 resting at 90 (29800 of 30000 when sent); at close 95 the
     # buying power is 3 x (10000 - 5.005 - 510) = 28454.99 and the book needs 9500 + 19800 = 29300
     ex = exchange()
-    ex.process_bar(0, 0, *B)
-    ex.close_bar(0, *B[1:])
+    ex.bar_closed(0, *B)
     ex.submit(make_order(BUY, OrderType.MARKET, 100, 0), 0, 100.0)
     resting = ex.submit(make_order(BUY, OrderType.LIMIT, 220, 0, price=90.0), 0, 100.0)
     for i, bar in enumerate([B, (95, 95, 95, 95)], start=1):
-        ex.process_bar(i, i * MINUTE, *bar)
-        ex.close_bar(i, *bar[1:])
-    assert ex.amend(resting.order_id, 2, qty=215).accepted  # 28850: still over, but less than before
-    grown = ex.amend(resting.order_id, 2, qty=221)
+        ex.bar_closed(i, *bar)
+    assert ex.amend(resting.client_id, 2, qty=215).accepted  # 28850: still over, but less than before
+    grown = ex.amend(resting.client_id, 2, qty=221)
     assert grown.reject_reason == "insufficient margin: needs 29390.00, has 28454.99"
 
 
@@ -1055,12 +1051,16 @@ def test_a_client_id_taken_by_an_accepted_order_is_refused_and_nothing_is_record
     again = ex.submit(attrs.evolve(make_order(BUY, OrderType.LIMIT, 2, 0, price=91.0), client_id="pd-1"), 0, 100.0)
     assert first.accepted and not again.accepted
     assert again.reject_reason == "duplicate client id pd-1 (110072)"
-    assert [rec.order.client_id for rec in ex.orders.values()] == ["pd-1"]
+    assert [rec.client_id for rec in ex.orders.values()] == ["pd-1"]
     # a refused create does not take the id: it can be sent again
     ex2 = exchange()
     refused = ex2.submit(attrs.evolve(make_order(BUY, OrderType.MARKET, 0.0001, 0), client_id="pd-2"), 0, 100.0)
     retried = ex2.submit(attrs.evolve(make_order(BUY, OrderType.MARKET, 1, 0), client_id="pd-2"), 0, 100.0)
     assert not refused.accepted and retried.accepted
+    # ... and the refused one is still on record (orders.csv), under a name of its own, in the
+    # venue's book and in the state its events built alike
+    for book in (ex2.orders, ex2.exchange.orders):
+        assert {cid: rec.path[-1] for cid, rec in book.items()} == {"pd-2~sim-1": S.REJECTED, "pd-2": S.NEW}
 
 
 def test_bybit_caps_500_working_orders_and_10_untriggered_stops_per_symbol() -> None:
@@ -1084,12 +1084,11 @@ def test_bybit_caps_500_working_orders_and_10_untriggered_stops_per_symbol() -> 
 def test_protection_counts_toward_the_stop_cap_but_is_never_refused_by_it() -> None:
     ex = exchange(equity=1e9)
     ex.submit(make_order(BUY, OrderType.MARKET, 1, 0), 0, 100.0)
-    ex.process_bar(1, MINUTE, *B)
-    ex.close_bar(1, *B[1:])
+    ex.bar_closed(1, *B)
     for k in range(10):
         assert ex.submit(make_order(BUY, OrderType.STOP, 1, 1, trigger=200.0 + k), 1, 100.0).accepted
     assert ex.set_protection("stop_loss", 90.0, 1, 100.0).accepted
-    ex.cancel(next(r.order_id for r in ex.working.values() if r.order.role is OrderRole.ENTRY), 1)
+    ex.cancel(next(r.client_id for r in ex.working.values() if r.role is OrderRole.ENTRY), 1)
     # ten working stops again, one of them the stop_loss: the cap is reached
     assert ex.submit(make_order(BUY, OrderType.STOP, 1, 1, trigger=300.0), 1, 100.0).reject_reason == \
         "more than 10 active conditional orders"
@@ -1207,10 +1206,10 @@ def test_tags_and_pending_reads() -> None:
     assert ex.order_by_tag("deep") is not None and ex.order_by_tag("deep").price == 90  # type: ignore[union-attr]
     assert ex.has_pending and [o.tag for o in ex.open_orders()] == ["deep"]
     assert ex.position_opened_bar == 1 and ex.layers == 1
-    assert ex.status_path(r.results[0].order_id) == (S.SUBMITTED, S.NEW, S.FILLED)
+    assert ex.status_path(r.results[0].client_id) == (S.SUBMITTED, S.NEW, S.FILLED)
     # closing the position ends T.filled
     ex.submit(make_order(SELL, OrderType.MARKET, 1, 2, role=OrderRole.CLOSE), 2, 100)
-    ex.process_bar(3, 3 * MINUTE, 100, 100.5, 99.5, 100)
+    ex.bar_closed(3, 100, 100.5, 99.5, 100)
     assert ex.position_qty == 0.0 and not ex.tag_filled("e")
     assert math.isnan(ex.avg_entry) and ex.position_opened_bar is None
 
@@ -1218,16 +1217,15 @@ def test_tags_and_pending_reads() -> None:
 def test_nothing_pending_costs_nothing() -> None:
     ex = exchange()
     for i in range(3):
-        ex.process_bar(i, i * MINUTE, *B)
-        ex.close_bar(i, *B[1:])
+        ex.bar_closed(i, *B)
     assert ex.drain_events() == [] and not ex.has_pending and ex.equity() == 10_000.0
 
 
 def test_events_record_every_status_change_in_order() -> None:
     r = run([B, (100, 103, 99.5, 102.5)], {0: [stop(BUY, 1, 102, tag="e")]})
     ex = r.ex
-    oid = r.results[0].order_id
-    seen = [(e.old, e.new, e.bar) for e in r.events if e.order_id == oid]
+    oid = r.results[0].client_id
+    seen = [(e.old, e.new, e.bar) for e in r.events if e.client_id == oid]
     assert seen == [
         (None, S.SUBMITTED, 0),
         (S.SUBMITTED, S.UNTRIGGERED, 0),
@@ -1260,8 +1258,7 @@ def test_invariants_under_random_commands(steps: list, intrabar: str) -> None:
     ex = exchange(intrabar=intrabar, equity=1_000_000.0)
     position = 0.0
     for i, ((o, h, l, c), commands) in enumerate(steps):
-        ex.process_bar(i, i * MINUTE, o, h, l, c)
-        ex.close_bar(i, h, l, c)
+        ex.bar_closed(i, o, h, l, c)
         for kind, a, b in commands:
             if kind == "market":
                 ex.submit(make_order(a, OrderType.MARKET, b, i), i, c)
@@ -1269,7 +1266,7 @@ def test_invariants_under_random_commands(steps: list, intrabar: str) -> None:
                 ex.submit(make_order(a, OrderType.LIMIT, 1.0, i, price=b, expire=2), i, c)
             elif kind == "stop":
                 ex.submit(make_order(a, OrderType.STOP, 1.0, i, trigger=b,
-                                     attached=(sl(lambda f: f * 0.97),)), i, c)
+                                     attached=(sl(F * 0.97),)), i, c)
             elif kind == "close":
                 ex.submit(make_order(a, OrderType.MARKET, b, i, role=OrderRole.CLOSE), i, c)
             elif kind == "protect":

@@ -32,7 +32,7 @@ def bars_at(tf: str, n: int, seed: int) -> Bars:
 
 
 def run(plan, bars: Bars):
-    bt = prepare(plan, bars)
+    bt = prepare(plan, bars, keep_events=True)
     result = asyncio.run(bt.engine.run())
     return bt, result
 
@@ -62,15 +62,14 @@ def refusals(bt, upto: int):
 
 def order_view(rec):
     """What an order is: its contents as sent (or last amended) and its status path."""
-    o = rec.order
-    return (o.order_id, o.tag, o.side, o.type, o.role, o.tif, o.reduce_only, o.qty, o.price, o.trigger,
-            o.expire_bar, o.created_bar, rec.path.as_tuple())
+    o = rec.request
+    return (rec.order_id, rec.tag, rec.side, rec.type, rec.role, o.tif, rec.reduce_only, rec.qty, rec.price,
+            rec.trigger, rec.expire_bar, o.created_bar, tuple(rec.path))
 
 
 def identity(rec):
     """The parts of an order no later amend or fill changes."""
-    o = rec.order
-    return (o.order_id, o.client_id, o.tag, o.side, o.type, o.role, o.created_bar)
+    return (rec.order_id, rec.client_id, rec.tag, rec.side, rec.type, rec.role, rec.request.created_bar)
 
 
 # Statuses nothing leads out of (from the shared table): an order there never changes again.
@@ -91,7 +90,7 @@ def check_prefix_run(path: Path, seed: int, extra: int, data) -> None:
     n = ready_bar(path) + extra
     bars = bars_at(plan.play.market.exec_tf, n, seed)
     bt_full, full = run(plan, bars)
-    recs = list(bt_full.exchange.orders.values())
+    recs = list(bt_full.state.orders.values())
     ratio = htf_ratio(plan)
     chosen = None
     if recs:
@@ -100,9 +99,9 @@ def check_prefix_run(path: Path, seed: int, extra: int, data) -> None:
             # Half the cuts fall inside a bar of the highest timeframe (the prefix then ends with a
             # forming, unclosed higher-timeframe bar), half on its close, when the run has such orders.
             inside = data.draw(st.booleans(), label="cut inside a higher-timeframe bar")
-            pool = [r for r in recs if ((r.order.created_bar + 1) % ratio != 0) == inside] or recs
+            pool = [r for r in recs if ((r.request.created_bar + 1) % ratio != 0) == inside] or recs
         chosen = pool[data.draw(st.integers(0, len(pool) - 1), label="order")]
-        k = chosen.order.created_bar + 1
+        k = chosen.request.created_bar + 1
     else:
         k = data.draw(st.integers(1, n), label="k (the full run has no orders)")
         event("the full run has no orders")
@@ -112,26 +111,26 @@ def check_prefix_run(path: Path, seed: int, extra: int, data) -> None:
 
     expected = trace(full, last)
     if chosen is not None:
-        assert chosen.order.order_id in {e[0] for e in expected[1]}  # the compared trace is not empty
+        assert chosen.order_id in {e[0] for e in expected[1]}  # the compared trace is not empty
     assert trace(prefix, last) == expected
     assert refusals(bt_prefix, last) == refusals(bt_full, last)
 
     # The same orders were created up to bar k-1, and none of them differs in what it is.
-    full_upto = [r for r in recs if r.order.created_bar <= last]
-    assert [identity(r) for r in bt_prefix.exchange.orders.values()] == [identity(r) for r in full_upto]
+    full_upto = [r for r in recs if r.request.created_bar <= last]
+    assert [identity(r) for r in bt_prefix.state.orders.values()] == [identity(r) for r in full_upto]
     # An order of the full run that was done by bar k-1 is, to the last field, the prefix run's order.
     for r in full_upto:
-        if r.path.current in TERMINAL and max(e.bar for e in full.events if e.order_id == r.order.order_id) <= last:
-            assert order_view(bt_prefix.exchange.orders[r.order.order_id]) == order_view(r)
+        if r.path[-1] in TERMINAL and max(e.bar for e in full.events if e.client_id == r.client_id) <= last:
+            assert order_view(bt_prefix.state.orders[r.client_id]) == order_view(r)
     # Orders still working at bar k-1 (the chosen one among them) may be amended later in the full run:
     # compare the book at bar k-1 with the full data's run stopped after bar k-1 (its loop is the full
     # run's loop: same fills, events and refusals up to there).
-    bt_cut = prepare(plan, bars)
+    bt_cut = prepare(plan, bars, keep_events=True)
     cut = asyncio.run(bt_cut.engine.run(0, k))
     assert trace(cut, last) == expected
     assert refusals(bt_cut, last) == refusals(bt_full, last)
-    assert [order_view(r) for r in bt_prefix.exchange.orders.values()] == \
-        [order_view(r) for r in bt_cut.exchange.orders.values()]
+    assert [order_view(r) for r in bt_prefix.state.orders.values()] == \
+        [order_view(r) for r in bt_cut.state.orders.values()]
 
 
 @pytest.mark.parametrize("path", PLAYS, ids=[p.stem for p in PLAYS])
@@ -257,16 +256,16 @@ blocks: |
 """
     plan = lower(compile_text(text).ir)
     bt, result = run(plan, bars_at("1m", 3, 7))
-    tags = [rec.order.tag for rec in bt.exchange.orders.values()]
+    tags = [rec.tag for rec in bt.state.orders.values()]
     # bar 0: block one sends first and second (first match only); block two sees the state before them.
     # bar 1: first is pending, so the same tags re-send (amend) and block two adds third.
     assert tags[:2] == ["first", "second"]
     assert "never" not in tags
     assert tags[2] == "third"
-    first, third = bt.exchange.order_by_tag("first"), bt.exchange.order_by_tag("third")
+    first, third = bt.state.pending_by_tag.get("first"), bt.state.pending_by_tag.get("third")
     assert [o.qty for o in (first, third)] == [0.001, 0.004]
     # block two did not see block one's orders of the same bar: `third` comes one bar later
-    assert (first.created_bar, third.created_bar) == (0 + bt.engine.ready_bar, 1 + bt.engine.ready_bar)
+    assert (first.request.created_bar, third.request.created_bar) == (0 + bt.engine.ready_bar, 1 + bt.engine.ready_bar)
 
 
 def test_same_tag_still_pending_is_amended_not_duplicated():
@@ -281,10 +280,10 @@ blocks: |
     plan = lower(compile_text(text).ir)
     bars = bars_at("1m", 5, 9)
     bt, result = run(plan, bars)
-    dips = [rec for rec in bt.exchange.orders.values() if rec.order.tag == "dip"]
+    dips = [rec for rec in bt.state.orders.values() if rec.tag == "dip"]
     assert len(dips) == 1
-    assert abs(dips[0].order.price - bars.close[4] * 0.5) <= 0.05 + 1e-9  # re-priced at the last bar, to the tick
-    assert "PendingAmend" in str(dips[0].path)
+    assert abs(dips[0].price - bars.close[4] * 0.5) <= 0.05 + 1e-9  # re-priced at the last bar, to the tick
+    assert OrderStatus.PENDING_AMEND in dips[0].path
 
 
 def test_rejections_are_recorded_with_reasons_and_the_run_goes_on():

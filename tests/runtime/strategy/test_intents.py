@@ -1,4 +1,5 @@
-"""IntentProcessor: sizing, rounding, validation and the same-tag rule, over the real SimBackend."""
+"""IntentProcessor: sizing, rounding, validation and the same-tag rule, over the real SimBackend, read
+through the TradingState its events build."""
 from __future__ import annotations
 
 import asyncio
@@ -9,24 +10,32 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from playdeck.runtime.strategy.intents import Intent, IntentProcessor, TransientBackendError
-from playdeck.runtime.execution.orders import AttachedProtection, Instrument, OrderStatus, OrderType, Side
+from playdeck.runtime.execution.executor import Executor
+from playdeck.runtime.execution.orders import FILL, Instrument, OrderStatus, OrderType, ProtectionSpec, RefusalCode, Side
+from playdeck.runtime.execution.trading_state import TradingState
 from playdeck.runtime.sim.backend import SimBackend
 from playdeck.runtime.sim.exchange import SimExchange
+from playdeck.runtime.strategy.intents import Intent
+from playdeck.runtime.strategy.processor import IntentProcessor
 from playdeck.runtime.strategy.state_view import StateView
 
 INST = Instrument("BTCUSDT", 0.1, 0.001, 0.001)
 
 
-def setup(equity: float = 10_000.0, leverage: float = 5.0):
-    ex = SimExchange(INST, maker_fee=0.0002, taker_fee=0.00055, slippage_bps=0, equity=equity, leverage=leverage)
+def setup(equity: float = 10_000.0, leverage: float = 5.0, inst: Instrument = INST, close: float = 100.0):
+    ex = SimExchange(inst, maker_fee=0.0002, taker_fee=0.00055, slippage_bps=0, equity=equity, leverage=leverage)
     backend = SimBackend(ex)
-    backend.at_close(0, 0, 100.0)
-    return ex, backend, IntentProcessor(backend, INST, attempts=1)
+    backend.at_close(0, 0, close)
+    state = TradingState(inst, equity)
+    return state, backend, IntentProcessor(Executor(backend, state), inst)
 
 
-def send(proc: IntentProcessor, ex: SimExchange, intent: Intent, close: float = 100.0):
-    return asyncio.run(proc.process(intent, StateView(ex, intent.bar, close, {})))
+def send(proc: IntentProcessor, intent: Intent, close: float = 100.0):
+    return asyncio.run(proc.process(intent, StateView(proc.state, intent.bar, close)))
+
+
+def working(state: TradingState):
+    return list(state.open.values())
 
 
 @pytest.mark.parametrize("size_kind,value,price,expected_qty", [
@@ -37,156 +46,110 @@ def send(proc: IntentProcessor, ex: SimExchange, intent: Intent, close: float = 
     ("equity", 0.1, 125.0, 8.0),
 ])
 def test_entry_sizes(size_kind, value, price, expected_qty):
-    ex, _, proc = setup()
+    state, _, proc = setup()
     kind = "limit" if price is not None else "market"
-    result = send(proc, ex, Intent(0, kind, side=Side.BUY, size_kind=size_kind, size_value=value, price=price))
+    result = send(proc, Intent(0, kind, side=Side.BUY, size_kind=size_kind, size_value=value, price=price))
     assert result.accepted
-    assert ex.open_orders()[0].qty == pytest.approx(expected_qty)
+    assert working(state)[0].qty == pytest.approx(expected_qty)
 
 
 def test_risk_sizing_uses_the_attached_stop_distance():
-    ex, _, proc = setup()
-    stop = AttachedProtection("stop_loss", lambda fill: fill - 4.0)
-    send(proc, ex, Intent(0, "limit", side=Side.BUY, size_kind="risk", size_value=0.01, price=90.0,
+    state, _, proc = setup()
+    stop = ProtectionSpec("stop_loss", ("-", FILL, 4.0))
+    send(proc, Intent(0, "limit", side=Side.BUY, size_kind="risk", size_value=0.01, price=90.0,
                           attached=(stop,)))
     # 1% of 10000 = 100 USDT at risk over a 4.0 distance -> 25 contracts
-    assert ex.open_orders()[0].qty == pytest.approx(25.0)
+    assert working(state)[0].qty == pytest.approx(25.0)
 
 
 def test_risk_sizing_with_a_zero_distance_is_rejected_with_a_reason():
-    ex, _, proc = setup()
-    stop = AttachedProtection("stop_loss", lambda fill: fill)
-    assert send(proc, ex, Intent(0, "market", side=Side.BUY, size_kind="risk", size_value=0.01,
+    state, _, proc = setup()
+    stop = ProtectionSpec("stop_loss", FILL)
+    assert send(proc, Intent(0, "market", side=Side.BUY, size_kind="risk", size_value=0.01,
                                  attached=(stop,))) is None
     assert "no distance" in proc.rejections[0].reason
 
 
 def test_prices_round_to_tick_and_quantities_below_min_qty_are_rejected():
-    ex, _, proc = setup()
-    send(proc, ex, Intent(0, "limit", side=Side.BUY, size_kind="qty", size_value=1.0, price=95.04))
-    assert ex.open_orders()[0].price == 95.0
-    send(proc, ex, Intent(0, "market", side=Side.BUY, size_kind="qty", size_value=0.0009))
+    state, _, proc = setup()
+    send(proc, Intent(0, "limit", side=Side.BUY, size_kind="qty", size_value=1.0, price=95.04))
+    assert working(state)[0].price == 95.0
+    send(proc, Intent(0, "market", side=Side.BUY, size_kind="qty", size_value=0.0009))
     assert proc.rejections[-1].reason == "qty 0 below min_qty 0.001"
     assert dict(proc.rejections_by_reason()) == {"qty below min_qty": 1}
+    assert proc.rejections[-1].code is RefusalCode.BELOW_MIN_QTY
 
 
 def test_margin_rejection_comes_back_as_a_recorded_rejection():
-    ex, _, proc = setup(equity=1000, leverage=1)
-    result = send(proc, ex, Intent(0, "market", side=Side.BUY, size_kind="qty", size_value=11.0))
+    state, _, proc = setup(equity=1000, leverage=1)
+    result = send(proc, Intent(0, "market", side=Side.BUY, size_kind="qty", size_value=11.0))
     assert result is not None and not result.accepted
     assert "margin" in proc.rejections[-1].reason
+    assert proc.rejections[-1].code is RefusalCode.INSUFFICIENT_MARGIN and RefusalCode.INSUFFICIENT_MARGIN.bybit == 110007
+    # the venue's Rejected order is in the mirror too
+    assert [r.path[-1] for r in state.orders.values()] == [OrderStatus.REJECTED]
 
 
 def test_reduce_only_actions_need_a_position_and_scale_needs_the_same_side():
-    ex, _, proc = setup()
-    send(proc, ex, Intent(0, "close"))
-    send(proc, ex, Intent(0, "partial_close", size_kind="position", size_value=0.5))
-    send(proc, ex, Intent(0, "scale", side=Side.BUY, size_kind="position", size_value=0.5))
-    send(proc, ex, Intent(0, "stop_loss", value=90.0))
+    state, _, proc = setup()
+    send(proc, Intent(0, "close"))
+    send(proc, Intent(0, "partial_close", size_kind="position", size_value=0.5))
+    send(proc, Intent(0, "scale", side=Side.BUY, size_kind="position", size_value=0.5))
+    send(proc, Intent(0, "stop_loss", value=90.0))
     reasons = [r.reason for r in proc.rejections]
     assert reasons == ["close with no open position", "partial_close with no open position",
                        "scale needs an open position in the same direction", "stop_loss needs an open position"]
 
 
 def test_close_and_partial_close_size_from_the_position():
-    ex, backend, proc = setup()
-    send(proc, ex, Intent(0, "market", side=Side.BUY, size_kind="qty", size_value=0.75))
-    backend.advance(1, 60_000, 100.0, 101.0, 99.0, 100.0)
-    assert ex.position_qty == pytest.approx(0.75)
-    send(proc, ex, Intent(1, "partial_close", size_kind="position", size_value=0.5))
-    order = ex.open_orders()[0]
+    state, backend, proc = setup()
+    send(proc, Intent(0, "market", side=Side.BUY, size_kind="qty", size_value=0.75))
+    backend.bar_closed(1, 60_000, 100.0, 101.0, 99.0, 100.0)
+    proc.executor.sync()
+    assert state.position.qty == pytest.approx(0.75)
+    send(proc, Intent(1, "partial_close", size_kind="position", size_value=0.5))
+    order = working(state)[0]
     assert (order.side, order.qty, order.reduce_only) == (Side.SELL, 0.375, True)
-    send(proc, ex, Intent(1, "scale", side=Side.BUY, size_kind="position", size_value=0.5))
-    assert ex.open_orders()[-1].qty == 0.375
+    send(proc, Intent(1, "scale", side=Side.BUY, size_kind="position", size_value=0.5))
+    assert working(state)[-1].qty == 0.375
 
 
 def test_same_tag_pending_is_amended_and_a_type_change_cancels_and_resends():
-    ex, backend, proc = setup()
-    send(proc, ex, Intent(0, "limit", side=Side.BUY, size_kind="qty", size_value=1, price=90.0, tag="e"))
-    first = ex.order_by_tag("e").order_id
-    send(proc, ex, Intent(0, "limit", side=Side.BUY, size_kind="qty", size_value=2, price=91.0, tag="e"))
-    amended = ex.order_by_tag("e")
-    assert (amended.order_id, amended.qty, amended.price) == (first, 2.0, 91.0)
-    send(proc, ex, Intent(0, "stop", side=Side.BUY, size_kind="qty", size_value=1, trigger=120.0, tag="e"))
-    replaced = ex.order_by_tag("e")
-    assert replaced.order_id != first and replaced.type is OrderType.STOP
-    assert ex.status(first) is OrderStatus.CANCELLED
+    state, backend, proc = setup()
+    send(proc, Intent(0, "limit", side=Side.BUY, size_kind="qty", size_value=1, price=90.0, tag="e"))
+    first = state.pending_by_tag["e"].client_id
+    send(proc, Intent(0, "limit", side=Side.BUY, size_kind="qty", size_value=2, price=91.0, tag="e"))
+    amended = state.pending_by_tag["e"]
+    assert (amended.client_id, amended.qty, amended.price) == (first, 2.0, 91.0)
+    assert state.tag_prices["e"] == 91.0
+    send(proc, Intent(0, "stop", side=Side.BUY, size_kind="qty", size_value=1, trigger=120.0, tag="e"))
+    replaced = state.pending_by_tag["e"]
+    assert replaced.client_id != first and replaced.type is OrderType.STOP
+    assert state.status(first) is OrderStatus.CANCELLED
+    assert state.tag_prices["e"] == 120.0
 
 
 def test_cancel_by_tag_and_cancel_all():
-    ex, _, proc = setup()
-    send(proc, ex, Intent(0, "limit", side=Side.BUY, size_kind="qty", size_value=1, price=90.0, tag="a"))
-    send(proc, ex, Intent(0, "limit", side=Side.BUY, size_kind="qty", size_value=1, price=80.0, tag="b"))
-    send(proc, ex, Intent(0, "cancel", tag="a"))
-    assert [o.tag for o in ex.open_orders()] == ["b"]
-    send(proc, ex, Intent(0, "cancel"))
-    assert ex.open_orders() == []
-
-
-class FlakyBackend:
-    """A backend whose first calls fail the way a rate limit does; the processor retries those only."""
-
-    def __init__(self, inner, failures: int):
-        self.inner, self.failures, self.calls = inner, failures, 0
-
-    async def submit_order(self, order):
-        self.calls += 1
-        if self.calls <= self.failures:
-            raise TransientBackendError("10006 too many visits")
-        return await self.inner.submit_order(order)
-
-
-def test_transient_failures_are_retried_and_then_succeed():
-    ex, backend, _ = setup()
-    flaky = FlakyBackend(backend, failures=2)
-    proc = IntentProcessor(flaky, INST, attempts=4)
-    result = send(proc, ex, Intent(0, "market", side=Side.BUY, size_kind="qty", size_value=1))
-    assert result.accepted and flaky.calls == 3
-
-
-class BrokenBackend:
-    """A backend failing with an error that is not transient (a bug, a refused request)."""
-
-    def __init__(self):
-        self.calls = 0
-
-    async def submit_order(self, order):
-        self.calls += 1
-        raise ValueError("not a transient failure")
-
-
-def test_only_transient_failures_are_retried():
-    ex, _, _ = setup()
-    broken = BrokenBackend()
-    proc = IntentProcessor(broken, INST, attempts=4)
-    with pytest.raises(ValueError, match="not a transient failure"):
-        send(proc, ex, Intent(0, "market", side=Side.BUY, size_kind="qty", size_value=1))
-    assert broken.calls == 1
-
-
-def test_transient_failures_give_up_after_the_attempts(monkeypatch):
-    async def no_wait(seconds: float) -> None:
-        return None
-
-    monkeypatch.setattr(asyncio, "sleep", no_wait)  # tenacity's waits; the count is what matters
-    ex, backend, _ = setup()
-    flaky = FlakyBackend(backend, failures=10)
-    proc = IntentProcessor(flaky, INST, attempts=3)
-    with pytest.raises(TransientBackendError):
-        send(proc, ex, Intent(0, "market", side=Side.BUY, size_kind="qty", size_value=1))
-    assert flaky.calls == 3 and ex.open_orders() == []
+    state, _, proc = setup()
+    send(proc, Intent(0, "limit", side=Side.BUY, size_kind="qty", size_value=1, price=90.0, tag="a"))
+    send(proc, Intent(0, "limit", side=Side.BUY, size_kind="qty", size_value=1, price=80.0, tag="b"))
+    send(proc, Intent(0, "cancel", tag="a"))
+    assert [o.tag for o in working(state)] == ["b"]
+    send(proc, Intent(0, "cancel"))
+    assert working(state) == []
 
 
 def test_non_finite_prices_are_rejected_not_sent():
-    ex, _, proc = setup()
-    send(proc, ex, Intent(0, "limit", side=Side.BUY, size_kind="qty", size_value=1, price=math.nan))
-    assert ex.open_orders() == [] and "price is nan" in proc.rejections[0].reason
+    state, _, proc = setup()
+    send(proc, Intent(0, "limit", side=Side.BUY, size_kind="qty", size_value=1, price=math.nan))
+    assert working(state) == [] and "price is nan" in proc.rejections[0].reason
 
 
 def test_client_ids_fit_bybits_order_link_id_even_for_a_long_play_name():
     # orderLinkId: at most 36 characters of [A-Za-z0-9_-]
-    processor = IntentProcessor(None, Instrument("BTCUSDT", 0.1, 0.001, 0.001), attempts=1,
-                                id_prefix="momentum_confluence_breakout_v2")
+    processor = IntentProcessor(Executor(SimBackend(SimExchange(INST, maker_fee=0, taker_fee=0, slippage_bps=0,
+                                                                equity=1e4, leverage=1)), TradingState(INST, 1e4)),
+                                INST, id_prefix="momentum_confluence_breakout_v2")
     state = SimpleNamespace(flat=True, long=False, close=100.0, equity=10_000.0, pos_size=0.0)
     order = processor.order_for(Intent(9_999_999_999, "market", Side.BUY, "qty", 1.0), state)
     assert re.fullmatch(r"[A-Za-z0-9_-]{1,36}", order.client_id), order.client_id
@@ -217,11 +180,54 @@ def test_rounding_keeps_values_on_their_step_and_halves_go_up_also_at_many_steps
 
 def test_a_large_size_on_its_step_is_sent_as_written():
     big = Instrument("BTCUSDT", 0.01, 0.001, 0.001)
-    ex = SimExchange(big, maker_fee=0.0002, taker_fee=0.00055, slippage_bps=0, equity=1e10, leverage=1)
-    backend = SimBackend(ex)
-    backend.at_close(0, 0, 80_000.0)
-    proc = IntentProcessor(backend, big, attempts=1)
-    send(proc, ex, Intent(0, "limit", side=Side.BUY, size_kind="qty", size_value=26522.671, price=73106.165),
+    state, _, proc = setup(equity=1e10, leverage=1, inst=big, close=80_000.0)
+    send(proc, Intent(0, "limit", side=Side.BUY, size_kind="qty", size_value=26522.671, price=73106.165),
          close=80_000.0)
-    (order,) = ex.open_orders()
+    (order,) = working(state)
     assert (order.qty, order.price) == (26522.671, 73106.17)  # a half cent up, not a step lost
+
+
+@pytest.mark.parametrize("intent, text", [
+    (Intent(0, "limit", side=Side.BUY, size_kind="qty", size_value=0.001, price=1e308), "beyond any market"),
+    (Intent(0, "limit", side=Side.BUY, size_kind="qty", size_value=0.001, price=math.inf), "price is inf"),
+    (Intent(0, "stop", side=Side.BUY, size_kind="qty", size_value=0.001, trigger=1e300), "beyond any market"),
+    (Intent(0, "market", side=Side.BUY, size_kind="qty", size_value=1e306), "beyond any market"),
+    (Intent(0, "market", side=Side.BUY, size_kind="usdt", size_value=1e308), "beyond any market"),
+    (Intent(0, "market", side=Side.BUY, size_kind="risk", size_value=0.01,
+            attached=(ProtectionSpec("stop_loss", ("*", FILL, 1e306)),)), "qty 0 below min_qty"),
+])
+def test_huge_but_finite_prices_and_sizes_are_refused_with_a_reason_not_an_overflow(intent: Intent, text: str):
+    # found by fuzzing: these overflowed in round_price / round_qty (an internal error)
+    state, _, proc = setup()
+    assert send(proc, intent) is None
+    (refused,) = proc.rejections
+    assert text in refused.reason
+    assert refused.code in (RefusalCode.BAD_PRICE, RefusalCode.BAD_SIZE, RefusalCode.BELOW_MIN_QTY)
+    assert state.orders == {}
+
+
+@pytest.mark.parametrize("value, text", [(("*", FILL, 1e304), "out of any price range"),
+                                         (("/", FILL, 0.0), "non-positive price nan"),
+                                         (("-", FILL, 1e308), "non-positive price")])
+def test_attached_protection_that_cannot_be_a_price_is_refused_at_the_fill(value, text: str):
+    # `take_profit fill * 1e304`, `stop_loss fill / 0`: refused when the entry fills, the position stays
+    state, backend, proc = setup()
+    spec = ProtectionSpec("take_profit", value, where="plays/x.yml:9:9")
+    send(proc, Intent(0, "market", side=Side.BUY, size_kind="qty", size_value=1, attached=(spec,), where="x:1:1"))
+    backend.bar_closed(1, 60_000, 100.0, 101.0, 99.0, 100.0)
+    proc.executor.sync()
+    assert state.position.qty == 1.0 and state.protection == {}
+    (refused,) = proc.rejections
+    assert (refused.bar, refused.kind, refused.where) == (1, "take_profit", "plays/x.yml:9:9")
+    assert text in refused.reason and refused.code is RefusalCode.BAD_PRICE
+
+
+def test_a_protection_command_with_a_huge_value_is_refused():
+    state, backend, proc = setup()
+    send(proc, Intent(0, "market", side=Side.BUY, size_kind="qty", size_value=1))
+    backend.bar_closed(1, 60_000, 100.0, 101.0, 99.0, 100.0)
+    proc.executor.sync()
+    send(proc, Intent(1, "take_profit", value=1e305))
+    send(proc, Intent(1, "trail", value=1e305))
+    assert [r.code for r in proc.rejections] == [RefusalCode.BAD_PRICE, RefusalCode.BAD_PRICE]
+    assert state.protection == {}

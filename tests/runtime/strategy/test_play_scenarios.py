@@ -15,7 +15,7 @@ from playdeck.compiler import compile_text
 from playdeck.compiler.lower import lower
 from playdeck.runtime.backtest.run import prepare
 from playdeck.runtime.data.bars import Bars
-from playdeck.runtime.strategy.intents import Rejection
+from playdeck.runtime.execution.trading_state import RefusedIntent as Rejection
 
 HEAD = """\
 play: scenario
@@ -31,13 +31,18 @@ blocks: |
 """
 
 
+def path_text(rec) -> str:
+    """An order's status path as the console shows it: without the leading Submitted."""
+    return ">".join(s.value for s in rec.path[1:]) or rec.path[0].value
+
+
 def run(blocks: str, ohlc: list[tuple[float, float, float, float]], intrabar: str = "worst_case",
         head: str = HEAD):
     text = head % intrabar + textwrap.indent(textwrap.dedent(blocks).strip("\n") + "\n", "  ")
     plan = lower(compile_text(text).ir)
     a = np.array(ohlc, dtype=float)
     bars = Bars("BTCUSDT", "1m", np.arange(len(a)) * 60_000, a[:, 0], a[:, 1], a[:, 2], a[:, 3], np.ones(len(a)))
-    bt = prepare(plan, bars)
+    bt = prepare(plan, bars, keep_events=True)
     result = asyncio.run(bt.engine.run())
     fills = [(f.bar, f.side.value, f.qty, round(f.price, 6), round(f.fee, 6), f.liquidity) for f in result.fills]
     return bt, result, fills
@@ -54,8 +59,8 @@ def test_limit_entry_with_attached_stop_and_target_from_the_fill_price():
               take_profit fill + 4
         """, [(100, 100.5, 99.5, 100), (99.8, 100, 97.5, 99), (99, 102.5, 98.5, 102), (102, 103, 101, 102)])
     assert fills == [(1, "buy", 1.0, 98.0, 0.0196, "maker"), (2, "sell", 1.0, 102.0, 0.0204, "maker")]
-    stop = [rec for rec in bt.exchange.orders.values() if rec.order.role.value == "stop_loss"][0]
-    assert stop.order.trigger == 95.0 and stop.path.current.value == "Deactivated"
+    stop = [rec for rec in bt.state.orders.values() if rec.role.value == "stop_loss"][0]
+    assert stop.trigger == 95.0 and stop.path[-1].value == "Deactivated"
 
 
 def test_expire_n_bars_cancels_at_the_close_of_bar_i_plus_n():
@@ -65,8 +70,8 @@ def test_expire_n_bars_cancels_at_the_close_of_bar_i_plus_n():
             limit buy qty 1 at 90 expire 2 bars as dip
         """, [(100, 101, 99, 100), (100, 101, 99, 100.5), (100, 101, 95, 100.2), (100, 101, 89, 100.1)])
     assert fills == []  # bar 3 would have reached 90, but the order expired at the close of bar 2
-    (rec,) = bt.exchange.orders.values()
-    assert str(rec.path) == "New>Expired"
+    (rec,) = bt.state.orders.values()
+    assert path_text(rec) == "New>Expired"
     expired = [e for e in result.events if e.new.value == "Expired"]
     assert [e.bar for e in expired] == [2]
 
@@ -106,7 +111,7 @@ def test_same_tag_still_pending_is_replaced_and_the_old_price_never_fills():
         """, [(100, 100, 100, 100), (100, 100, 99, 99), (99, 99, 93.5, 94), (94, 94, 88, 90)])
     # bar 0 sends dip at 95; bar 1 re-prices it to 94; bar 2's low 93.5 reaches 94 -> fills there
     assert fills == [(2, "buy", 1.0, 94.0, 0.0188, "maker")]
-    assert len(bt.exchange.orders) == 1
+    assert len(bt.state.orders) == 1
 
 
 def test_scale_layers_partial_close_and_position_state_words():
@@ -129,7 +134,7 @@ def test_scale_layers_partial_close_and_position_state_words():
         (3, "sell", 2.0, 104.0),  # partial_close 50% of 4
         (5, "sell", 2.0, 106.0),  # bars is 4 at bar 4's close: close at close, a limit at 104; bar 5 opens 106
     ]
-    assert bt.exchange.position_qty == 0.0
+    assert bt.state.qty == 0.0
 
 
 def test_a_resting_close_closes_the_whole_position_including_a_later_layer():
@@ -148,9 +153,9 @@ def test_a_resting_close_closes_the_whole_position_including_a_later_layer():
               (105, 106, 104, 105)])
     assert fills == [(1, "buy", 1.0, 100.0, 0.05, "taker"), (2, "buy", 1.0, 95.0, 0.019, "maker"),
                      (3, "sell", 2.0, 110.0, 0.044, "maker")]
-    assert bt.exchange.position_qty == 0.0
-    close = [rec for rec in bt.exchange.orders.values() if rec.order.role.value == "close"][0]
-    assert close.order.qty == 1.0 and str(close.path) == "New>Filled"  # the order as sent, filled whole
+    assert bt.state.qty == 0.0
+    close = [rec for rec in bt.state.orders.values() if rec.role.value == "close"][0]
+    assert close.qty == 1.0 and path_text(close) == "New>Filled"  # the order as sent, filled whole
 
 
 def test_a_same_tag_replacement_brings_its_own_expiry():
@@ -163,7 +168,7 @@ def test_a_same_tag_replacement_brings_its_own_expiry():
         """, [(100, 100.5, 99.5, 100), (100, 100.5, 99.5, 100.5), (100, 100.5, 99.5, 100.2),
               (100, 100.5, 99.5, 100.1), (100, 100.5, 94, 96), (96, 97, 95.5, 96)])
     assert fills == [(4, "buy", 1.0, 95.0, 0.019, "maker")]
-    assert [str(rec.path) for rec in bt.exchange.orders.values()] == ["New>Filled"]
+    assert [path_text(rec) for rec in bt.state.orders.values()] == ["New>Filled"]
     assert not [e for e in result.events if e.new.value == "Expired"]
 
 
@@ -177,7 +182,7 @@ def test_a_same_tag_replacement_brings_its_own_attached_stop():
               stop_loss fill - (high - low)
         """, [(100, 101, 99, 100), (100, 102.5, 97.5, 100), (99, 99.5, 94.5, 96), (96, 96.5, 95.5, 96)])
     assert fills == [(2, "buy", 20.0, 95.0, 0.38, "maker")]
-    assert bt.exchange.protection("stop_loss").trigger == 90.0
+    assert bt.state.protection["stop_loss"].trigger == 90.0
 
 
 def test_a_triggered_stop_limit_given_a_new_trigger_is_cancelled_and_sent_again():
@@ -191,10 +196,10 @@ def test_a_triggered_stop_limit_given_a_new_trigger_is_cancelled_and_sent_again(
         """, [(100, 101, 99, 100), (104, 105, 103.5, 104), (104, 104.5, 103.5, 104), (104, 104.2, 103.8, 104)])
     assert fills == []
     assert bt.processor.rejections == []
-    paths = [str(rec.path) for rec in bt.exchange.orders.values()]
+    paths = [path_text(rec) for rec in bt.state.orders.values()]
     assert paths == ["Untriggered>Triggered>New>PendingCancel>Cancelled",
                      "Untriggered>PendingAmend>Untriggered>PendingAmend>Untriggered"]
-    brk = bt.exchange.order_by_tag("brk")
+    brk = bt.state.pending_by_tag.get("brk")
     assert (brk.trigger, brk.price) == (105.2, 105.7)
 
 
@@ -217,7 +222,7 @@ def test_position_r_divides_by_the_initial_risk(level: float, closed: bool):
               (110, 110.5, 109.5, 110), (110, 110.5, 109.5, 110)])
     want = [(1, "buy", 2.0), (2, "sell", 1.0)] + ([(3, "sell", 1.0)] if closed else [])
     assert [(bar, side, qty) for bar, side, qty, *_ in fills] == want
-    assert bt.exchange.position_qty == (0.0 if closed else 1.0)
+    assert bt.state.qty == (0.0 if closed else 1.0)
 
 
 def test_position_r_keeps_the_initial_risk_after_a_scale():
@@ -251,10 +256,10 @@ def test_close_then_cancel_all_closes_the_position_and_cancels_only_what_was_pen
             cancel all
         """, [(100, 100, 100, 100), (100, 105, 100, 105), (105, 106, 104, 106), (106, 106, 106, 106)])
     assert fills == [(1, "buy", 1.0, 100.0, 0.05, "taker"), (2, "sell", 1.0, 105.0, 0.0525, "taker")]
-    paths = {rec.order.role.value: str(rec.path) for rec in bt.exchange.orders.values()}
+    paths = {rec.role.value: path_text(rec) for rec in bt.state.orders.values()}
     assert paths == {"entry": "New>Filled", "stop_loss": "Untriggered>PendingCancel>Deactivated",
                      "close": "New>Filled"}
-    assert bt.exchange.position_qty == 0.0
+    assert bt.state.qty == 0.0
 
 
 def test_cancel_tag_and_a_new_order_with_that_tag_in_one_bar_send_it_fresh_whatever_the_block_order():
@@ -264,7 +269,7 @@ def test_cancel_tag_and_a_new_order_with_that_tag_in_one_bar_send_it_fresh_whate
         # bar 0 sends dip at 94; at bar 1 the old one is cancelled and one at 95 sent, which fills
         bt, _, fills = run(blocks, [(100, 100, 100, 100), (101, 101, 101, 101), (101, 101, 94, 96)])
         assert fills == [(2, "buy", 1.0, 95.0, 0.019, "maker")], blocks
-        assert [str(rec.path) for rec in bt.exchange.orders.values()] == ["New>PendingCancel>Cancelled", "New>Filled"]
+        assert [path_text(rec) for rec in bt.state.orders.values()] == ["New>PendingCancel>Cancelled", "New>Filled"]
 
 
 # a coarse instrument, where rounding to the tick moves prices by whole points
@@ -303,7 +308,7 @@ def test_an_entry_that_only_reduces_the_other_side_brings_no_protection_and_is_n
     # the sell at bar 2 reduces the long to 1; its stop (for a short) is not put on the long, and
     # x.filled stays false, so the case sends it again at bar 2's close and it closes the long at bar 3
     assert [(f[0], f[1], f[2]) for f in fills] == [(1, "buy", 2.0), (2, "sell", 1.0), (3, "sell", 1.0)]
-    assert not any(rec.order.role.value == "stop_loss" for rec in bt.exchange.orders.values())
+    assert not any(rec.role.value == "stop_loss" for rec in bt.state.orders.values())
 
 
 def test_a_price_that_rounds_to_zero_on_the_tick_is_refused_not_divided_by():
@@ -325,8 +330,9 @@ def test_attached_protection_refused_at_the_fill_is_reported_with_the_refused_in
         """, [(100, 100, 100, 100), (100, 101, 99, 100), (100, 101, 99, 100)])
     assert [f[:3] for f in fills] == [(1, "buy", 1.0)]
     # the stop line is line 14 of the Play (HEAD is 11 lines, the blocks text starts on line 12)
-    assert bt.processor.rejections == [Rejection(1, "stop_loss", None, "non-positive price -100.0", ":14:9")]
-    assert [str(rec.path) for rec in bt.exchange.orders.values()] == ["New>Filled", "Rejected"]
+    assert [r[:5] for r in bt.processor.rejections] == [
+        Rejection(1, "stop_loss", None, "non-positive price -100.0", ":14:9")[:5]]
+    assert [path_text(rec) for rec in bt.state.orders.values()] == ["New>Filled", "Rejected"]
 
 
 def test_close_takes_a_position_left_below_min_qty_by_a_partial_close():
@@ -347,5 +353,5 @@ def test_close_takes_a_position_left_below_min_qty_by_a_partial_close():
         head=head)
     assert fills == [(1, "buy", 1.5, 101.0, 0.07575, "taker"), (2, "sell", 1.0, 102.0, 0.051, "taker"),
                      (3, "sell", 0.5, 103.0, 0.02575, "taker")]
-    assert bt.exchange.position_qty == 0.0
+    assert bt.state.qty == 0.0
     assert [r.reason for r in bt.processor.rejections] == ["qty 0.5 below min_qty 1"]
