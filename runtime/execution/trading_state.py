@@ -42,6 +42,7 @@ from playdeck.runtime.execution.orders import (
 __all__ = ["OpenTrade", "RefusedIntent", "Trade", "TradingState"]
 
 _NAN = math.nan
+_TRANSITIONS_GET = TRANSITIONS.get
 _SUBMITTED = OrderStatus.SUBMITTED
 _ACCEPTS = frozenset({Ev.ACCEPT, Ev.ACCEPT_CONDITIONAL})
 _SCALE, _PARTIAL_CLOSE, _STOP_LOSS = OrderRole.SCALE, OrderRole.PARTIAL_CLOSE, OrderRole.STOP_LOSS
@@ -188,9 +189,10 @@ class TradingState:
         rec = self.orders[e.client_id]
         path = rec.path
         old = path[-1]
-        new = _move(path, e.ev, rec.client_id)
-        if new is not e.new:
+        new = _TRANSITIONS_GET((old, e.ev))  # the one state machine, inlined: every event comes here
+        if new is None or new is not e.new:
             raise IllegalTransition(old, e.ev, rec.client_id)
+        path.append(new)
         rec.reason = e.reason
         values = e.values
         if values is not None:
@@ -301,11 +303,3 @@ class TradingState:
                code: RefusalCode | None = None) -> None:
         """Record an intent refused before it reached a venue, or by the venue's answer."""
         self.refusals.append(RefusedIntent(bar, kind, tag, reason, where, code))
-
-
-def _move(path: list[OrderStatus], ev: Ev, client_id: str) -> OrderStatus:
-    new = TRANSITIONS.get((path[-1], ev))
-    if new is None:
-        raise IllegalTransition(path[-1], ev, client_id)
-    path.append(new)
-    return new

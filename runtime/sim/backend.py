@@ -34,16 +34,20 @@ class SimBackend:
         self.last_close = math.nan
         self._wakeup: asyncio.Event | None = None  # made inside the consumer's loop, on demand
         self._closed = False
+        # The engine drains after every bar and command: the exchange's own method, no wrapper call.
+        self.drain_events = exchange.drain_events
 
     # ------------------------------------------------------------------ VenueClock (sync)
     def bar_closed(self, bar: int, ts: int, o: float, h: float, l: float, c: float) -> None:
         """Bar `bar` happened: match it, then do its close (expiry, IOC, trailing stops)."""
-        self.exchange.process_bar(bar, ts, o, h, l, c)
-        self.exchange.close_bar(bar, h, l, c)
+        ex = self.exchange
+        ex.process_bar(bar, ts, o, h, l, c)
+        ex.close_bar(bar, h, l, c)
         self.bar = bar
         self.ts = ts
         self.last_close = c
-        self._wake()
+        if self._wakeup is not None:
+            self._wakeup.set()
 
     def at_close(self, bar: int, ts: int, close: float) -> None:
         """The engine is at the close of `bar` (also on bars it did not need to `bar_closed`).
@@ -56,9 +60,6 @@ class SimBackend:
         self.last_close = close
         self.exchange.last_close = close
 
-    def drain_events(self) -> list[Any]:
-        return self.exchange.drain_events()
-
     def close(self) -> None:
         """End `events()` once it has handed out what is queued."""
         self._closed = True
@@ -67,7 +68,8 @@ class SimBackend:
     # ------------------------------------------------------------------ ExecutionBackend
     async def submit_order(self, order: OrderRequest) -> OrderResult:
         result = self.exchange.submit(order, self.bar, self.last_close)
-        self._wake()
+        if self._wakeup is not None:
+            self._wakeup.set()
         return result
 
     async def amend_order(

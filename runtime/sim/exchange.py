@@ -136,7 +136,7 @@ from playdeck.runtime.execution.orders import (
     TimeInForce,
     rekey_refused,
 )
-from playdeck.runtime.sim.book import KIND_LIMIT, KIND_MARKET, KIND_STOP, Book, SimOrder
+from playdeck.runtime.sim.book import KIND_LIMIT, KIND_MARKET, KIND_STOP, MAX_CONDITIONAL_ORDERS, Book, SimOrder
 from playdeck.runtime.sim.matching import (
     adverse_is_low,
     intrabar_path,
@@ -297,7 +297,7 @@ class SimExchange(ProtectionDesk):
             accepted = OrderRequest(client_id, order.side, otype, qty, price, trigger, order.tif, reduce_only,
                                     role, order.tag, order.created_bar, order.expire_bar, order.attached,
                                     order.origin)
-        if refusal is None:
+        if refusal is None and len(self._live) >= MAX_CONDITIONAL_ORDERS:  # (cheap test first)
             refusal = self.book.cap_refusal(otype is _STOP or otype is _STOP_LIMIT)
         if refusal is None and not reduce_only:
             refusal = self._margin_refusal(accepted, exclude=None)
