@@ -77,8 +77,8 @@ Positions
   opened, first entry and stop, reduced, filled tags) is kept by `TradingState` from the events.
 
 Protection (position-level, one of each)
-- stop_loss: reduce-only stop-market (taker, slippage); take_profit: reduce-only limit (maker;
-  taker at the next open if it was marketable when set); trail D: reduce-only stop-market whose
+- stop_loss: reduce-only stop-market (taker, slippage); take_profit: reduce-only limit (maker);
+  trail D: reduce-only stop-market whose
   trigger starts at close[i] - D (long; + D short) when set at the close of bar i, and at each later
   bar close moves to max(trigger, highest high since set - D), never loosening. A trail attached to
   an entry starts at fill - D and ratchets with that bar's close, then with the highs of later bars.
@@ -87,8 +87,10 @@ Protection (position-level, one of each)
   loosens. The bar-close ratchet is an amend of the trail's trigger too (PendingAmend and back).
 - Each fills for the whole current position; its qty follows every fill that changes the size.
   Setting one when flat is refused ("can not set stop_loss for zero position", Bybit's wording).
-  Levels on the wrong side of the price are not refused: they fill at the next open (or at once,
-  for an attached one), like a Pine exit.
+  A level on the wrong side of the last price (the path point at an entry's fill, the close when a
+  block sets it) is refused as Bybit refuses it (7.2): a stop_loss or trail of a long not below
+  it, or a take_profit of a short not below it, with 110093; the mirror cases with 110092. The
+  position keeps what it had (a refused move leaves the old level working).
 - Attached protection: when an ENTRY/SCALE with `attached` fills at price f and opens or adds to
   the position (a flip's new side counts; a fill that only reduces the other side does not), each
   item sets or moves the position's protection to its price at f (rounded to tick), live from that

@@ -23,12 +23,11 @@ from playdeck.runtime.execution.orders import (
     Side,
     TimeInForce,
 )
-from playdeck.runtime.sim.matching import marketable
 
 if TYPE_CHECKING:
     from playdeck.runtime.sim.book import SimOrder
 
-__all__ = ["ProtectionDesk", "protection_request", "ratchet_trail"]
+__all__ = ["ProtectionDesk", "protection_request", "ratchet_trail", "wrong_side"]
 
 _ROLE = {"stop_loss": OrderRole.STOP_LOSS, "take_profit": OrderRole.TAKE_PROFIT, "trail": OrderRole.TRAIL}
 
@@ -39,6 +38,21 @@ def protection_request(kind: str, side: Side, level: float, qty: float, client_i
     tp = kind == "take_profit"
     return OrderRequest(client_id, side, OrderType.LIMIT if tp else OrderType.STOP, qty, level if tp else None,
                         None if tp else level, TimeInForce.GTC, True, _ROLE[kind], None, bar, None, (), origin)
+
+
+def wrong_side(kind: str, long: bool, level: float, now: float) -> Refusal | None:
+    """PLAY-LANGUAGE.md 7.2: a stop (stop_loss, trail) on the losing side of the last price `now`, a
+    take_profit on the winning side, as Bybit refuses a trigger on the wrong side of the market: a
+    level that must fall to be reached and does not lie below is 110093, one that must rise 110092."""
+    stop = kind != "take_profit"
+    must_fall = stop == long  # a long's stop and a short's take-profit are reached on the way down
+    if must_fall and not level < now:
+        return Refusal(RefusalCode.TRIGGER_MUST_FALL,
+                       f"{kind} {level:g} is not below the last price {now:g} (110093)")
+    if not must_fall and not level > now:
+        return Refusal(RefusalCode.TRIGGER_MUST_RISE,
+                       f"{kind} {level:g} is not above the last price {now:g} (110092)")
+    return None
 
 
 def ratchet_trail(rec: SimOrder, bar: int, h: float, l: float, c: float, instrument: Instrument) -> float | None:
@@ -99,6 +113,8 @@ class ProtectionDesk:
                 refusal = Refusal(R.BAD_PRICE, f"non-positive price {level}")
         if refusal is None and not inst.price_in_range(level):
             refusal = Refusal(R.BAD_PRICE, f"{kind} at {level:g} is out of any price range")
+        if refusal is None and pos != 0.0:
+            refusal = wrong_side(kind, long, level, now)
         if pos == 0.0:
             refusal = Refusal(R.NO_POSITION, f"can not set {kind} for zero position")
         existing = self._protection.get(kind)
@@ -134,9 +150,6 @@ class ProtectionDesk:
             rec.trail_distance = distance
             rec.trail_extreme = reference
             rec.trail_bar = self._bar
-        if kind == "take_profit" and marketable(side, level, now):
-            rec.taker_first = True
-            self._taker_first += 1
         self._change(rec, Ev.ACCEPT if kind == "take_profit" else Ev.ACCEPT_CONDITIONAL)
         self.book.go_live(rec)
         self._protection[kind] = rec

@@ -894,6 +894,63 @@ def test_stop_loss_moved_keeps_the_first_stop_for_position_r() -> None:
     assert (r.ex.first_entry_price, r.ex.first_stop_price) == (100.0, 90.0)
 
 
+# ---------------------------------------------------------------------------------------- 7.2 wrong side
+LONG = {0: [market(BUY, 1)]}  # long 1 from the open of bar 1 (100.1); bar 1 closes at 100
+SHORT = {0: [market(SELL, 1)]}
+
+
+@pytest.mark.parametrize(
+    ("setup", "action", "code", "reason"),
+    [
+        pytest.param(LONG, protect("stop_loss", 100.5), 110093,
+                     "stop_loss 100.5 is not below the last price 100 (110093)", id="long stop_loss above the price"),
+        pytest.param(LONG, protect("stop_loss", 100), 110093,
+                     "stop_loss 100 is not below the last price 100 (110093)", id="long stop_loss at the price"),
+        pytest.param(LONG, protect("take_profit", 99.5), 110092,
+                     "take_profit 99.5 is not above the last price 100 (110092)", id="long take_profit below"),
+        pytest.param(SHORT, protect("stop_loss", 99.5), 110092,
+                     "stop_loss 99.5 is not above the last price 100 (110092)", id="short stop_loss below"),
+        pytest.param(SHORT, protect("take_profit", 100.5), 110093,
+                     "take_profit 100.5 is not below the last price 100 (110093)", id="short take_profit above"),
+    ],
+)
+def test_wrong_side_protection_is_refused_with_bybits_code(setup: dict, action: Action, code: int,
+                                                           reason: str) -> None:
+    r = run([B, B, (100, 101, 90, 100)], {**setup, 1: [action]})
+    result = r.results[-1]
+    assert not result.accepted and result.reject_reason == reason and result.refusal.code.bybit == code
+    assert path_of(r.ex, r.ex.orders[result.client_id].role.value) == "Rejected"
+    assert r.ex.position_qty != 0.0 and r.ex.protection("stop_loss") is None  # it stays open, bare
+    assert [f.bar for f in r.fills] == [1]  # the refused level never filled in bar 2
+
+
+def test_a_move_to_the_wrong_side_is_refused_and_the_old_level_keeps_working() -> None:
+    r = run([B, B, B, (100, 100.5, 94, 95)],
+            {**LONG, 1: [protect("stop_loss", 95)], 2: [protect("stop_loss", 100.2)]})
+    assert r.results[-1].reject_reason == "stop_loss 100.2 is not below the last price 100 (110093)"
+    assert [(f.bar, f.price) for f in r.fills] == [(1, 100.1), (3, pytest.approx(95 * 0.999))]
+
+
+@pytest.mark.parametrize(
+    ("entry", "attached", "reason"),
+    [
+        pytest.param(market(BUY, 1, attached=(sl(F + 1),)), "stop_loss",
+                     "stop_loss 101.1 is not below the last price 100 (110093)",
+                     id="attached stop_loss above a long's fill"),
+        pytest.param(market(SELL, 1, attached=(tp(F + 1),)), "take_profit",
+                     "take_profit 100.9 is not below the last price 100 (110093)",
+                     id="attached take_profit above a short's fill"),
+    ],
+)
+def test_wrong_side_attached_protection_is_refused_at_the_fill(entry: Action, attached: str, reason: str) -> None:
+    # the last price at the fill is the path's point (the open, 100), before slippage
+    r = run([B, B, (100, 101, 90, 100)], {0: [entry]})
+    refused = [e for e in r.events if isinstance(e, OrderEvent) and e.new is S.REJECTED]
+    assert [e.reason for e in refused] == [reason]
+    assert [(x.bar, x.kind, x.reason) for x in r.ex.state.refusals] == [(1, attached, reason)]
+    assert r.ex.position_qty != 0.0
+
+
 # ---------------------------------------------------------------------------------------- 5.7 rejections
 @pytest.mark.parametrize(
     ("bars", "setup", "action", "reason"),
@@ -1281,7 +1338,7 @@ def test_invariants_under_random_commands(steps: list, intrabar: str) -> None:
                     # reduce-only never flips and never grows the position
                     assert before != 0.0 and abs(position) < abs(before) + 1e-12
                     assert position == 0.0 or (position > 0) == (before > 0)
-            elif event.old is not None:
+            elif isinstance(event, OrderEvent) and event.old is not None:
                 assert _is_edge(event), f"no edge {event.old} -> {event.new}"
         assert ex.position_qty == pytest.approx(position, abs=1e-9)
         assert ex.cash == pytest.approx(1_000_000.0 + ex.realized_pnl - ex.fees_paid)
