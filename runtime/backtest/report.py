@@ -49,7 +49,7 @@ def equity_curve(bars: Bars, snapshots, initial: float, start: int, end: int) ->
 def replay(fills: list[Fill], qty_step: float = 1e-9) -> TradingState:
     """A TradingState that has seen only `fills` (a run's state has them all already): for trades
     and the open position of a list of fills, made the one way trades are made."""
-    state = TradingState(Instrument("", 1.0, qty_step, qty_step), 0.0)
+    state = TradingState(Instrument("", 1.0, qty_step, qty_step), 0.0, solvent=False)
     for f in fills:
         state.apply_fill(f)
     return state

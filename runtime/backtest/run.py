@@ -178,7 +178,7 @@ def prepare(plan: ExecutionPlan, bars: Bars, where: str = "", *, keep_events: bo
     instrument = Instrument(play.market.symbol, acc.tick, acc.qty_step, acc.min_qty)
     ex = SimExchange(instrument, maker_fee=acc.maker_fee, taker_fee=acc.taker_fee, slippage_bps=acc.slippage_bps,
                      intrabar=acc.intrabar, equity=acc.equity, leverage=acc.leverage)
-    backend = SimBackend(ex)
+    backend = SimBackend(ex, history=(np.asarray(bars.ts_open), bars.high, bars.low))
     state = TradingState(instrument, acc.equity, keep_events=keep_events)
     processor = IntentProcessor(Executor(backend, state), instrument, id_prefix=play.name)
     engine = Engine(plan, feeds, processor, where=where)
@@ -279,7 +279,9 @@ def build_report(bt: Backtest, bars: Bars, result: RunResult, eq: np.ndarray | N
         "orders_by_status": status_counts(state.orders),
         "rejected_by_reason": dict(refusal_counts(state.refusals)),
         "evaluated_bars": result.evaluated_bars,
-        "not_modelled": ["funding", "liquidation"],
+        "funding": {"paid": round(state.funding_paid, 6), "received": round(state.funding_received, 6),
+                    "payments": len(state.funding)},
+        "not_modelled": ["liquidation"],
     }
 
 

@@ -99,3 +99,9 @@ class VenueClock(Protocol):
     def drain_events(self) -> list[Any]:
         """Every event since the last drain, oldest first."""
         ...
+
+    def next_bar_due(self, i: int, limit: int) -> int:
+        """While a position is open and no order works, the first bar in [i, limit) that the venue
+        must see (`bar_closed`) even though no block can fire before `limit`: funding is due, or
+        the bar could reach the liquidation price. A live venue sees every bar: it returns i."""
+        ...

@@ -26,6 +26,7 @@ import attrs
 
 __all__ = [
     "FILL",
+    "CashFlow",
     "Fill",
     "FillExpr",
     "Instrument",
@@ -99,6 +100,7 @@ class OrderRole(enum.Enum):
     STOP_LOSS = "stop_loss"
     TAKE_PROFIT = "take_profit"
     TRAIL = "trail"
+    LIQUIDATION = "liquidation"  # made by the venue to close a position at its liquidation price
 
     is_protection: bool  # a position-level stop_loss / take_profit / trail order
 
@@ -446,6 +448,19 @@ class OrderEvent(NamedTuple):
     code: RefusalCode | None = None
 
 
+class CashFlow(NamedTuple):
+    """Cash that moves without a fill: funding paid (amount < 0) or received at a funding instant,
+    or the insurance fund covering a liquidation's loss past the wallet (amount > 0)."""
+
+    bar: int  # the exec bar at whose open it happened
+    ts: int  # epoch ms: the funding instant (funding), that bar's open (insurance)
+    kind: str  # funding | insurance
+    amount: float  # USDT added to the wallet (negative when paid)
+    rate: float = 0.0  # the funding rate (funding only)
+    qty: float = 0.0  # the signed position it was paid on (funding only)
+    price: float = 0.0  # the price it was valued at: the bar's open (funding only)
+
+
 class Refused(NamedTuple):
     """Part of an earlier command refused later: attached protection the venue would not place when
     its entry filled (the position stays open without it). An event like `Fill` and `OrderEvent`."""
@@ -522,6 +537,16 @@ class Instrument:
         if frac >= 0.99 and frac >= 1.0 - max(1e-9, _NOISE * x):
             steps += 1
         return _snap(self._qty_memo, steps, self.qty_step, self._qty_decimals)
+
+    def ceil_price(self, price: float) -> float:
+        """Up to the tick (a price on its tick stays; float noise within 1e-9 of a tick counts as on it)."""
+        ticks = math.ceil(price / self.tick - 1e-9)
+        return _snap(self._price_memo, ticks, self.tick, self._price_decimals)
+
+    def floor_price(self, price: float) -> float:
+        """Down to the tick (a price on its tick stays)."""
+        ticks = math.floor(price / self.tick + 1e-9)
+        return _snap(self._price_memo, ticks, self.tick, self._price_decimals)
 
     def price_in_range(self, price: float) -> bool:
         """A price a market can have: positive, finite and under 10^10 ticks (1e9 USDT at a 0.1 tick)."""

@@ -19,6 +19,8 @@ import math
 from collections.abc import AsyncIterator
 from typing import Any
 
+import numpy as np
+
 from playdeck.runtime.execution.backend import PositionSnapshot
 from playdeck.runtime.execution.orders import KEEP, OrderRequest, OrderResult, OrderSnapshot, ProtectionSpec
 from playdeck.runtime.sim.exchange import SimExchange
@@ -27,8 +29,12 @@ __all__ = ["SimBackend"]
 
 
 class SimBackend:
-    def __init__(self, exchange: SimExchange) -> None:
+    def __init__(self, exchange: SimExchange, history: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+                 ) -> None:
+        """`history`: the exec bars' (open times, highs, lows), when the engine may skip bars
+        (`next_bar_due` then says which ones the venue needs to see)."""
         self.exchange = exchange
+        self._history = history
         self.bar = -1  # the bar whose close we are at; commands are sent at this close
         self.ts = 0
         self.last_close = math.nan
@@ -59,6 +65,25 @@ class SimBackend:
         self.ts = ts
         self.last_close = close
         self.exchange.last_close = close
+
+    def next_bar_due(self, i: int, limit: int) -> int:
+        """The first bar in [i, limit) the venue must see while a position is open and no order
+        works: the first bar at or after the next funding instant, or one whose range reaches the
+        liquidation price; `limit` when none. Without `history`, every bar (i)."""
+        ex = self.exchange
+        if self._history is None or ex.position.qty == 0.0:
+            return i if self._history is None else limit
+        ts, high, low = self._history
+        due = limit
+        if ex.next_funding is not None:
+            due = min(due, max(i, int(np.searchsorted(ts, ex.next_funding, side="left"))))
+        liq = ex.liquidation_price()
+        if liq is not None and i < due:
+            reach = low[i:due] <= liq if ex.position.qty > 0.0 else high[i:due] >= liq
+            k = int(np.argmax(reach))
+            if reach[k]:
+                due = i + k
+        return due
 
     def close(self) -> None:
         """End `events()` once it has handed out what is queued."""

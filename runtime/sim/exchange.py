@@ -116,11 +116,14 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+import numpy as np
+
 from playdeck.dsl.vocabulary import INTRABAR_MODELS
 from playdeck.runtime.execution.ledger import FLAT, Position, apply_fill
 from playdeck.runtime.execution.order_state import TRANSITIONS, Ev, IllegalTransition, amend_ack_event, end_event
 from playdeck.runtime.execution.orders import (
     KEEP,
+    CashFlow,
     Fill,
     Instrument,
     OrderEvent,
@@ -160,6 +163,7 @@ _CLOSE, _PARTIAL_CLOSE = OrderRole.CLOSE, OrderRole.PARTIAL_CLOSE
 _IOC, _FOK = TimeInForce.IOC, TimeInForce.FOK
 _REJECTED, _SUBMITTED, _UNTRIGGERED = OrderStatus.REJECTED, OrderStatus.SUBMITTED, OrderStatus.UNTRIGGERED
 _FILL = Ev.FILL
+FUNDING_MS = 8 * 3_600_000  # funding instants: 00:00, 08:00 and 16:00 UTC
 
 
 class _Values(NamedTuple):
@@ -185,7 +189,12 @@ class SimExchange(ProtectionDesk):
         intrabar: str = "worst_case",
         equity: float,
         leverage: float,
+        mmr: float = 0.005,
+        funding: float = 0.0001,
+        funding_rates: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
+        """`mmr` is the maintenance margin rate, `funding` the rate per 8 h used when the data has no
+        `funding_rates` (epoch-ms times of bars and each bar's rate, NaN where unknown)."""
         if intrabar not in INTRABAR_MODELS:
             raise ValueError(f"intrabar must be one of {INTRABAR_MODELS}, was {intrabar!r}")
         self.instrument = instrument
@@ -195,6 +204,10 @@ class SimExchange(ProtectionDesk):
         self.intrabar = intrabar
         self.initial_equity = equity
         self.leverage = leverage
+        self.mmr = mmr
+        self.funding = funding
+        self._funding_rates = funding_rates
+        self.next_funding: int | None = None  # epoch ms of the next funding instant to settle
         self._slip = slippage_bps / 10_000.0
         self._worst = intrabar == "worst_case"
         self._qty_dp = instrument.qty_decimals
@@ -399,17 +412,29 @@ class SimExchange(ProtectionDesk):
 
     # ------------------------------------------------------------------ the bar
     def process_bar(self, bar: int, ts: int, o: float, h: float, l: float, c: float) -> None:
-        """Match every pending order against bar `bar` (call before close_bar for the same bar)."""
+        """Bar `bar`: funding due at its open, then every pending order and the liquidation level
+        matched against it (call before close_bar for the same bar)."""
+        if self.next_funding is None:
+            self.next_funding = -(-ts // FUNDING_MS) * FUNDING_MS  # the first instant at or after the data
+        if ts >= self.next_funding:
+            self._settle_funding(bar, ts, o)
         live = self._live
-        if not live:
+        qty = self.position.qty
+        if not live and qty == 0.0:
             return
         # Cheap pre-scan: most bars reach no order, and then no path or object is built.
-        for rec in live.values():
-            if rec.active_from > bar:
-                continue
-            if rec.kind == KIND_MARKET or rec.taker_first or (rec.level <= h if rec.up else rec.level >= l):
-                break
-        else:
+        reached = False
+        if qty != 0.0:
+            liq = self.liquidation_price()
+            reached = liq is not None and (l <= liq if qty > 0.0 else h >= liq)
+        if not reached:
+            for rec in live.values():
+                if rec.active_from > bar:
+                    continue
+                if rec.kind == KIND_MARKET or rec.taker_first or (rec.level <= h if rec.up else rec.level >= l):
+                    reached = True
+                    break
+        if not reached:
             if self._taker_first:
                 self._end_taker_first(bar)
             return
@@ -421,7 +446,7 @@ class SimExchange(ProtectionDesk):
         prev = o
         path = self._path(o, h, l, c)
         k = 0
-        while k < len(path) and live:  # empty: the rest of the path is moot
+        while k < len(path) and (live or self.position.qty != 0.0):  # nothing left: the rest is moot
             point = path[k]
             if point == prev:
                 k += 1
@@ -471,13 +496,25 @@ class SimExchange(ProtectionDesk):
         """Walk the path from `cur` to `end` (cur == end: the open point), filling as reached.
 
         The book is searched again after each fill, because a fill may place orders (attached
-        protection) or remove them (position closed). With `replan`, the walk stops at the first
-        fill that changes the position and returns that price (else None: `end` was reached).
+        protection) or remove them (position closed), and it moves the liquidation level. With
+        `replan`, the walk stops at the first fill that changes the position and returns that price
+        (else None: `end` was reached).
         """
         bar = self._bar
         live = self._live
-        while live:
-            found = next_reached(live.values(), bar, cur, end)
+        while True:
+            found = next_reached(live.values(), bar, cur, end) if live else None
+            if self.position.qty != 0.0:
+                liq = self._liquidation_hit(cur, end)
+                # The level is a stop the venue holds: a market order or a stop the path meets at
+                # the same price goes first (a stop_loss before it saves the position), a limit after.
+                if liq is not None and (found is None or abs(liq - cur) < abs(found[1] - cur)
+                                        or (liq == found[1] and found[0].kind == KIND_LIMIT)):
+                    self._liquidate(liq)
+                    if replan:
+                        return liq
+                    cur = liq
+                    continue
             if found is None:
                 return None
             rec, cur = found
@@ -485,7 +522,6 @@ class SimExchange(ProtectionDesk):
             self._reach(rec, cur)
             if replan and self.position.qty != before:
                 return cur
-        return None
 
     def _reach(self, rec: SimOrder, at: float) -> None:
         """The path reached `rec` at price `at`: trigger it and/or fill it."""
@@ -579,6 +615,79 @@ class SimExchange(ProtectionDesk):
             if rec.reduce_only or rec.role is _SCALE:
                 self._finish(rec, end_event(rec.path[-1], rec.filled_qty), "position closed")
         self._protection.clear()
+
+    # ------------------------------------------------------------------ liquidation and funding (7.3, 7.4)
+    def liquidation_price(self) -> float | None:
+        """Where the wallet plus the position's PnL falls to its maintenance margin, on the tick
+        (up for a long, down for a short); None when flat or when no price liquidates (a long
+        whose wallet covers it at any price)."""
+        q, entry, _ = self.position
+        if q == 0.0:
+            return None
+        # cash + q (P - entry) = |q| P mmr  =>  P = (q entry - cash) / (q - |q| mmr)
+        p = (q * entry - self.cash) / (q - abs(q) * self.mmr)
+        if q > 0.0:
+            return self.instrument.ceil_price(p) if p > 0.0 else None
+        return self.instrument.floor_price(p) if p > 0.0 else None
+
+    def _liquidation_hit(self, cur: float, end: float) -> float | None:
+        """The price at which the path from `cur` to `end` meets the liquidation level, or None."""
+        liq = self.liquidation_price()
+        if liq is None:
+            return None
+        if self.position.qty > 0.0:  # a long is liquidated on the way down
+            if cur <= liq:
+                return cur  # already through: at the open of a gap
+            return liq if end <= liq else None
+        if cur >= liq:
+            return cur
+        return liq if end >= liq else None
+
+    def _liquidate(self, at: float) -> None:
+        """Close the whole position at `at` as Bybit's liquidation engine does: every other working
+        order of the symbol is cancelled first (CancelAllBeforeLiq), then a venue-made reduce-only
+        order takes the position at that price, taker fee, no slippage; a loss past the wallet is
+        the insurance fund's, so the wallet ends at 0, never below."""
+        for rec in list(self._live.values()):
+            self._finish(rec, end_event(rec.path[-1], rec.filled_qty), "CancelAllBeforeLiq")
+        q = self.position.qty
+        order_id = self.book.next_order_id()
+        side = Side.SELL if q > 0.0 else Side.BUY
+        request = OrderRequest(f"liquidation-{order_id}", side, _MARKET, abs(q), None, None, _IOC, True,
+                               OrderRole.LIQUIDATION, None, self._bar, None)
+        rec = self._record(request, order_id, self._bar, True)
+        self._change(rec, Ev.ACCEPT, f"liquidated at {at:g}")
+        self._fill(rec, at, "taker", at)
+        if self.cash < 0.0:
+            cover = -self.cash
+            self.cash = 0.0
+            self._events.append(CashFlow(self._bar, self._ts, "insurance", cover))
+
+    def _settle_funding(self, bar: int, ts: int, o: float) -> None:
+        """Every funding instant up to the open `ts` of this bar: the position held now (before the
+        bar's fills) pays (long, rate > 0) or receives |qty| x open x rate, one payment per instant."""
+        instant = self.next_funding
+        assert instant is not None
+        q = self.position.qty
+        while instant <= ts:
+            if q != 0.0:
+                rate = self._funding_rate_at(instant)
+                amount = -q * o * rate
+                self.cash += amount
+                self._events.append(CashFlow(bar, instant, "funding", amount, rate, q, o))
+            instant += FUNDING_MS
+        self.next_funding = instant
+
+    def _funding_rate_at(self, instant: int) -> float:
+        """The data's funding rate on the bar that starts at `instant`, else on the last bar before it;
+        the account's rate when the data has none there."""
+        series = self._funding_rates
+        if series is not None:
+            times, rates = series
+            k = int(np.searchsorted(times, instant, side="right")) - 1
+            if k >= 0 and rates[k] == rates[k]:
+                return float(rates[k])
+        return self.funding
 
     def _margin_refusal(self, order: OrderRequest | _Values, exclude: SimOrder | None) -> Refusal | None:
         return margin_refusal(

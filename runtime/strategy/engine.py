@@ -7,7 +7,9 @@ can first fill in bar i+1. The engine talks to the venue only through the `Execu
 `VenueClock` protocols (runtime/execution/backend.py) and reads only the TradingState.
 
 The loop is O(1) per bar and skips bars where nothing can happen: with no order working, only bars
-where some case's market-data part is true (a precomputed bool array) can produce an intent.
+where some case's market-data part is true (a precomputed bool array) can produce an intent, and
+an open position needs the venue only at funding instants and where its liquidation price is in
+reach (`VenueClock.next_bar_due`).
 """
 from __future__ import annotations
 
@@ -106,8 +108,9 @@ class Engine:
         n_cands = len(cands)
         nxt = cands[k] if k < n_cands else end
         next_report = i + 65536
+        next_due = venue.next_bar_due
         while i < end:
-            if working:
+            if working or state.position.qty != 0.0:
                 bar_closed(i, int(ts[i]), float(o[i]), float(h[i]), float(l[i]), float(c[i]))
                 sync()
             if dense or i == nxt:
@@ -126,6 +129,9 @@ class Engine:
                 next_report = i + 65536
             if dense or working:
                 i += 1
+            elif state.position.qty != 0.0:
+                # A position with nothing working: only funding and liquidation need the venue.
+                i = next_due(i + 1, nxt)
             else:
                 i = nxt  # nothing works and no case can fire before the next candidate bar
         return RunResult(self.ready_bar, start, end, state, evaluated)

@@ -59,9 +59,10 @@ def test_every_example_play_backtests_on_the_bundled_year(play: Path, cache: Pat
         refused = list(csv.DictReader(fh))
     assert len(refused) == sum(report["rejected_by_reason"].values())
     assert all(r["where"].startswith(f"{play}:") and r["reason"] for r in refused)
-    # net PnL = closed trades + what the position still open at the end holds
+    # net PnL = closed trades + what the position still open at the end holds + funding
     with open(out / "trades.csv") as fh:
         closed = sum(float(t["pnl"]) for t in csv.DictReader(fh))
+    closed += report["funding"]["received"] - report["funding"]["paid"]
     held = report["open_position"]
     if held is None:
         assert closed == pytest.approx(m["net_pnl"], abs=1e-4)

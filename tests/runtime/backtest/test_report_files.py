@@ -105,7 +105,8 @@ def test_an_add_after_a_reduction_reweights_the_entry_at_the_size_then():
 @pytest.mark.parametrize("play, ends", [("scale_out", [127, 128, 141, 142, 614, None]),
                                         ("ema_cross", [None])])
 def test_trades_plus_the_open_position_add_up_to_net_pnl(play: str, ends: list[int | None]):
-    """Against the simulator's equity: nothing of net PnL may be lost between trades and the open part."""
+    """Against the simulator's equity: nothing of net PnL may be lost between trades, the open part and
+    funding."""
     plan = lower(compile_file(ROOT / "plays" / f"{play}.yml").ir)
     data = exec_bars(generate(60_000, seed=4), plan.play.market.exec_tf)
     initial = plan.play.account.equity
@@ -117,7 +118,8 @@ def test_trades_plus_the_open_position_add_up_to_net_pnl(play: str, ends: list[i
         p = open_position(bt.state, float(data.close[result.end - 1]))
         assert (p is None) == (qty[-1] == 0)
         rest = 0.0 if p is None else p["realized_pnl"] - p["fees"] + p["unrealized_pnl"]
-        assert sum(t.pnl for t in bt.state.trades) + rest == pytest.approx(eq[-1] - initial, abs=1e-4)
+        funding = bt.state.funding_received - bt.state.funding_paid  # in net PnL, in no trade
+        assert sum(t.pnl for t in bt.state.trades) + rest + funding == pytest.approx(eq[-1] - initial, abs=1e-4)
         if p is not None:
             assert p["qty"] == pytest.approx(abs(qty[-1]))
             seen.add("reduced" if p["realized_pnl"] else "open")
