@@ -79,7 +79,9 @@ def path_text(rec: OrderRecord) -> str:
 class Venue:
     """One symbol on a venue, driven bar by bar; reads are the TradingState's."""
 
-    def __init__(self, instrument: Instrument, **config: Any) -> None:
+    def __init__(self, instrument: Instrument, step_ms: int = MINUTE, **config: Any) -> None:
+        """`step_ms`: the length of a bar (bar k opens at k x step_ms, epoch 0 a funding instant)."""
+        self.step_ms = step_ms
         self.exchange = SimExchange(instrument, **config)
         self.backend = SimBackend(self.exchange)
         self.state = TradingState(instrument, config["equity"], keep_events=True)
@@ -90,13 +92,13 @@ class Venue:
 
     # ------------------------------------------------------------------ time (VenueClock)
     def bar_closed(self, bar: int, o: float, h: float, l: float, c: float) -> None:
-        self.backend.bar_closed(bar, bar * MINUTE, o, h, l, c)
+        self.backend.bar_closed(bar, bar * self.step_ms, o, h, l, c)
         self.last_close = c
         self.executor.sync()
 
     def _at(self, bar: int, close: float) -> None:
         # Commands are sent at the close of `bar` (the table says which); nothing is matched here.
-        self.backend.at_close(bar, bar * MINUTE, close)
+        self.backend.at_close(bar, bar * self.step_ms, close)
         self.last_close = close
 
     # ------------------------------------------------------------------ commands (ExecutionBackend)
