@@ -427,6 +427,7 @@ class Fill(NamedTuple):
     role: OrderRole
     realized_pnl: float  # gross PnL of the part of the fill that reduced the position; fees not included
     client_id: str = ""
+    detail_ts: int | None = None  # bar magnifier: epoch ms of the open of the detail bar it filled in
 
 
 class OrderEvent(NamedTuple):

@@ -25,16 +25,36 @@ from playdeck.runtime.execution.backend import PositionSnapshot
 from playdeck.runtime.execution.orders import KEEP, OrderRequest, OrderResult, OrderSnapshot, ProtectionSpec
 from playdeck.runtime.sim.exchange import SimExchange
 
-__all__ = ["SimBackend"]
+__all__ = ["DetailBars", "SimBackend"]
+
+
+class DetailBars:
+    """The bar magnifier's bars (numpy columns) and, for each exec bar i, the detail bars
+    [starts[i], ends[i]) inside it."""
+
+    def __init__(self, ts: np.ndarray, o: np.ndarray, h: np.ndarray, l: np.ndarray, c: np.ndarray,
+                 exec_ts: np.ndarray, exec_ms: int) -> None:
+        self.ts, self.open, self.high, self.low, self.close = ts, o, h, l, c
+        self.starts = np.searchsorted(ts, exec_ts, side="left").tolist()
+        self.ends = np.searchsorted(ts, exec_ts + exec_ms, side="left").tolist()
+
+    def rows(self, bar: int) -> zip:
+        """(open time, open, high, low, close) of each detail bar of exec bar `bar`, as Python numbers."""
+        a, b = self.starts[bar], self.ends[bar]
+        return zip(self.ts[a:b].tolist(), self.open[a:b].tolist(), self.high[a:b].tolist(),
+                   self.low[a:b].tolist(), self.close[a:b].tolist())
 
 
 class SimBackend:
-    def __init__(self, exchange: SimExchange, history: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-                 ) -> None:
+    def __init__(self, exchange: SimExchange, history: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+                 detail: DetailBars | None = None) -> None:
         """`history`: the exec bars' (open times, highs, lows), when the engine may skip bars
-        (`next_bar_due` then says which ones the venue needs to see)."""
+        (`next_bar_due` then says which ones the venue needs to see). `detail`: the bar
+        magnifier's finer bars (7.5): fills inside an exec bar are found by walking its detail bars
+        in order, each by the ohlc_path rule."""
         self.exchange = exchange
         self._history = history
+        self._detail = detail
         self.bar = -1  # the bar whose close we are at; commands are sent at this close
         self.ts = 0
         self.last_close = math.nan
@@ -47,7 +67,15 @@ class SimBackend:
     def bar_closed(self, bar: int, ts: int, o: float, h: float, l: float, c: float) -> None:
         """Bar `bar` happened: match it, then do its close (expiry, IOC, trailing stops)."""
         ex = self.exchange
-        ex.process_bar(bar, ts, o, h, l, c)
+        detail = self._detail
+        if detail is None:
+            ex.process_bar(bar, ts, o, h, l, c)
+        else:
+            ex.open_bar(bar, ts, o)
+            # Detail bars are walked only when the exec bar's range could reach something at all.
+            if ex.reachable(bar, h, l):
+                for dt, do, dh, dl, dc in detail.rows(bar):
+                    ex.match_bar(bar, ts, do, dh, dl, dc, dt)
         ex.close_bar(bar, h, l, c)
         self.bar = bar
         self.ts = ts

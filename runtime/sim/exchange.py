@@ -227,6 +227,7 @@ class SimExchange(ProtectionDesk):
         self._events: list[Fill | OrderEvent | Refused] = []
         self._bar = -1
         self._ts = 0
+        self._detail_ts: int | None = None  # the open of the detail bar being walked (bar magnifier)
         self._taker_first = 0  # how many working limits still hold taker_first
 
     # ------------------------------------------------------------------ reads
@@ -414,30 +415,43 @@ class SimExchange(ProtectionDesk):
     def process_bar(self, bar: int, ts: int, o: float, h: float, l: float, c: float) -> None:
         """Bar `bar`: funding due at its open, then every pending order and the liquidation level
         matched against it (call before close_bar for the same bar)."""
+        self.open_bar(bar, ts, o)
+        self.match_bar(bar, ts, o, h, l, c)
+
+    def open_bar(self, bar: int, ts: int, o: float) -> None:
+        """The open of exec bar `bar`: funding instants up to it are settled (7.3)."""
         if self.next_funding is None:
             self.next_funding = -(-ts // FUNDING_MS) * FUNDING_MS  # the first instant at or after the data
         if ts >= self.next_funding:
             self._settle_funding(bar, ts, o)
-        live = self._live
+
+    def reachable(self, bar: int, h: float, l: float) -> bool:
+        """Could a price range [l, h] in bar `bar` reach a working order or the liquidation level?"""
         qty = self.position.qty
-        if not live and qty == 0.0:
-            return
-        # Cheap pre-scan: most bars reach no order, and then no path or object is built.
-        reached = False
         if qty != 0.0:
             liq = self.liquidation_price()
-            reached = liq is not None and (l <= liq if qty > 0.0 else h >= liq)
-        if not reached:
-            for rec in live.values():
-                if rec.active_from > bar:
-                    continue
-                if rec.kind == KIND_MARKET or rec.taker_first or (rec.level <= h if rec.up else rec.level >= l):
-                    reached = True
-                    break
-        if not reached:
+            if liq is not None and (l <= liq if qty > 0.0 else h >= liq):
+                return True
+        for rec in self._live.values():
+            if rec.active_from > bar:
+                continue
+            if rec.kind == KIND_MARKET or rec.taker_first or (rec.level <= h if rec.up else rec.level >= l):
+                return True
+        return False
+
+    def match_bar(self, bar: int, ts: int, o: float, h: float, l: float, c: float,
+                  detail_ts: int | None = None) -> None:
+        """Walk one price bar of exec bar `bar` (opened at `ts`): the exec bar itself, or one of its
+        detail bars (opened at `detail_ts`) under the bar magnifier, in order."""
+        live = self._live
+        if not live and self.position.qty == 0.0:
+            return
+        # Cheap pre-scan: most bars reach nothing, and then no path or object is built.
+        if not self.reachable(bar, h, l):
             if self._taker_first:
                 self._end_taker_first(bar)
             return
+        self._detail_ts = detail_ts
         self._bar = bar
         self._ts = ts
         self._sweep(o, o, replan=False)  # the open point: everything through it fills first
@@ -583,7 +597,7 @@ class SimExchange(ProtectionDesk):
 
         bar = self._bar
         self._events.append(Fill(bar, self._ts, rec.order_id, rec.tag, side, qty, price, fee, liquidity, role,
-                                 realized, rec.client_id))
+                                 realized, rec.client_id, self._detail_ts))
         rec.filled_qty = round(rec.filled_qty + qty, dp)
         rec.avg_price = price
         self._finish(rec, _FILL, "")
