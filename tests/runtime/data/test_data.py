@@ -642,3 +642,40 @@ def test_gap_fill_of_a_short_file_fills_a_real_outage(tmp_path):
     path = write(tmp_path, HEADER + "\n" + "".join(f"{T0 + k * MIN},100,101,99,100,1\n" for k in (0, 1, 2, 10, 11, 12)))
     result = import_csv(path, "BTCUSDT", "1m", gaps="fill")
     assert result.filled_gaps == 7 and len(result.bars) == 13
+
+
+# --------------------------------------------------------------------------- import: no comments, ASCII digits
+
+
+def test_a_hash_starts_no_comment_and_cuts_no_value(tmp_path):
+    # numpy's loadtxt once took '#' for a comment: the line starting with one crashed the import
+    # (the rows no longer matched their numbers) and 7#00 was read as 7
+    path = write(tmp_path, f"{HEADER}\n{T0},100,101,99,100,1\n# exported by hand\n{T0 + MIN},100,101,99,100,1\n"
+                           f"{T0 + 2 * MIN},100,101,99,100,7#00\n#{T0 + 3 * MIN},100,101,99,100,1\n"
+                           f"{T0 + 4 * MIN},100,99,99,100,1\n")
+    comment = "a line starting with '#' is not a comment in a data file; each line is one bar; "
+    assert problems_of(path) == {3: comment, 5: "volume '7#00' is not a number; ", 6: comment,
+                                 7: "high 99 < max(open, close) 100; "}
+    only_cut = write(tmp_path, f"{HEADER}\n{T0},100,101,99,100,1\n{T0 + MIN},100,101,99,100,7#00\n", "cut.csv")
+    assert problems_of(only_cut) == {3: "volume '7#00' is not a number; "}
+    first = write(tmp_path, f"# bars\n{HEADER}\n{T0},100,101,99,100,1\n", "first.csv")
+    assert problems_of(first) == {1: "a line starting with '#' is not a comment in a data file; the first line is "
+                                     "the header or the first bar; "}
+
+
+@pytest.mark.parametrize("row, message", [
+    (f"{T0 + 2 * MIN},１００,101,99,100,1", "open '１００' is not a number (only the ASCII digits 0-9 are read as digits)"),
+    (f"{T0 + 2 * MIN},100,101,99,100,٣", "volume '٣' is not a number (only the ASCII digits 0-9 are read as digits)"),
+    (f"{T0 + 2 * MIN},100,101,99,100,1_000", "volume '1_000' is not a number"),
+    ("１７３５６８９７２００００", "timestamp '１７３５６８９７２００００' is neither epoch milliseconds nor ISO 8601 "
+                              "(only the ASCII digits 0-9 are read as digits)"),
+])
+def test_only_ascii_digits_are_numbers(tmp_path, row, message):
+    if "," not in row:
+        row += ",100,101,99,100,1"
+    rows = [f"{T0},100,101,99,100,1", f"{T0 + MIN},100,101,99,100,1", row, f"{T0 + 3 * MIN},100,101,99,100,1"]
+    path = write(tmp_path, HEADER + "\n" + "\n".join(rows) + "\n")
+    assert problems_of(path) == {4: message + "; "}
+    for text in ("１７３５６８９６０００００", "٣", "1735689600000\u0660"):
+        with pytest.raises(ValueError):
+            parse_timestamp(text)
