@@ -19,7 +19,7 @@ every other row look out of order. A newest-first file is reversed (`ImportResul
 
 Plain numeric files (epoch ms, every field written with the characters `0-9 . + - e E`, no quotes,
 no blank lines, no bare carriage returns) are parsed by pyarrow in C++ (a million rows in about a
-tenth of a second); what it declines goes to numpy's `loadtxt`, and anything that cannot read
+quarter of a second); what it declines goes to numpy's `loadtxt`, and anything that cannot read
 (ISO times, quotes, a non-number, a short row) goes row by row. The first two give the same numbers
 for every file they both take, and the value and order checks are the same vectorized code on
 whichever parsed the file, so the path a file takes never changes its bars or its errors.
@@ -491,7 +491,7 @@ _PLAIN_BYTES = b"0123456789.,+-eE\n"
 
 
 def _parse_arrow(data: bytes, path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """Fast path for the common file, parsed by pyarrow (in C++, on every core): a first line that
+    """Fast path for the common file, parsed by pyarrow (in C++): a first line that
     is a header or a data row, then rows of plain numbers, all as wide as that first line, epoch-ms
     timestamps, no blank line inside. (ts, values, rows) as `_parse_numeric` gives them, or None to
     send the file to the line-based parsers.
@@ -531,7 +531,10 @@ def _parse_arrow(data: bytes, path: str | os.PathLike[str]) -> tuple[np.ndarray,
     try:
         table = pa_csv.read_csv(
             pa.py_buffer(body),
-            read_options=pa_csv.ReadOptions(column_names=names, block_size=1 << 22),
+            # One thread: with arrow's thread pool, a process that exited soon after the read (an
+            # import refused by the cache) aborted now and then with "terminate called without an
+            # active exception" (apache/arrow#34314), 2 runs in 60 here; serial, none in 400.
+            read_options=pa_csv.ReadOptions(column_names=names, block_size=1 << 22, use_threads=False),
             # No quoting, no empty lines skipped: every line is one row, so row k is line first + k.
             parse_options=pa_csv.ParseOptions(delimiter=",", quote_char=False, escape_char=False,
                                               newlines_in_values=False, ignore_empty_lines=False),
