@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -679,3 +681,56 @@ def test_only_ascii_digits_are_numbers(tmp_path, row, message):
     for text in ("１７３５６８９６０００００", "٣", "1735689600000\u0660"):
         with pytest.raises(ValueError):
             parse_timestamp(text)
+
+
+# --------------------------------------------------------------------------- cache: versions, removal, its folder
+
+
+def test_an_entry_is_a_link_to_a_whole_version_replaced_in_one_step(tmp_path):
+    first = cache.save(make_bars(list(range(50))), tmp_path)
+    old_version = first.parent / os.readlink(first)
+    assert first.is_symlink() and (old_version / "meta.json").is_file()
+    mapped = cache.load("BTCUSDT", "1m", tmp_path)
+    cache.save(make_bars(list(range(10))), tmp_path)
+    new_version = first.parent / os.readlink(first)
+    assert new_version != old_version and not old_version.exists()  # the replaced version is deleted
+    assert len(cache.load("BTCUSDT", "1m", tmp_path)) == 10 and len(mapped) == 50 and mapped.close[-1] != 0
+
+
+def test_an_entry_an_older_playdeck_wrote_is_read_then_replaced(tmp_path):
+    # before versions, an entry was a plain folder of columns
+    legacy = cache.bars_dir("BTCUSDT", "1m", tmp_path)
+    legacy.mkdir(parents=True)
+    cache._write_series(legacy, make_bars(list(range(30))), {"kind": "csv"})
+    assert cache.exists("BTCUSDT", "1m", tmp_path) and len(cache.load("BTCUSDT", "1m", tmp_path)) == 30
+    cache.save(make_bars(list(range(20))), tmp_path)
+    assert legacy.is_symlink() and len(cache.load("BTCUSDT", "1m", tmp_path)) == 20
+    assert sorted(p.name for p in legacy.parent.iterdir()) == sorted([".lock", "1m", os.readlink(legacy)])
+    assert cache.delete_entry(legacy) and not cache.exists("BTCUSDT", "1m", tmp_path)
+    assert sorted(p.name for p in legacy.parent.iterdir()) == [".lock"] and not cache.delete_entry(legacy)
+
+
+def test_a_link_to_a_missing_version_is_damaged_not_absent(tmp_path):
+    # absent would let a BTCUSDT backtest fall back to the synthetic set without a word
+    entry = cache.save(make_bars(list(range(20))), tmp_path)
+    shutil.rmtree(entry.parent / os.readlink(entry))
+    assert cache.exists("BTCUSDT", "1m", tmp_path)
+    with pytest.raises(cache.CacheError, match=r"1m is damaged \(No such file or directory: meta.json\)"):
+        cache.load("BTCUSDT", "1m", tmp_path)
+
+
+def test_reading_creates_nothing_where_nothing_is_cached(tmp_path):
+    assert not cache.exists("ETHUSDT", "1m", tmp_path) and cache.read_entry(tmp_path / "market" / "ETHUSDT" / "1m") is None
+    assert cache.entries(tmp_path) == [] and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("value", [" ", "\t", "  \n"])
+def test_a_blank_playdeck_cache_is_an_error_naming_it(monkeypatch, value):
+    monkeypatch.setenv("PLAYDECK_CACHE", value)
+    with pytest.raises(cache.CacheError, match=r"^PLAYDECK_CACHE is .*, only blanks; set it to a folder"):
+        cache.default_cache_dir()
+
+
+def test_an_empty_playdeck_cache_means_the_default(monkeypatch):
+    monkeypatch.setenv("PLAYDECK_CACHE", "")
+    assert cache.default_cache_dir() == Path.home() / ".cache" / "playdeck"
