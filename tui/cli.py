@@ -21,6 +21,7 @@ from playdeck.runtime.backtest.run import BacktestError
 from playdeck.dsl.vocabulary import TIMEFRAMES, symbol_problem
 from playdeck.runtime.data.cache import CacheError
 from playdeck.runtime.data.csv_import import DataError
+from playdeck.runtime.data.sources import SourceError
 
 EXIT_USER = 2
 
@@ -73,6 +74,10 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from playdeck.runtime.backtest.run import format_report, run_backtest  # noqa: I001
 
     check_timeframe("--data-tf", args.data_tf)
+    if args.out is not None and not args.out.strip():
+        # Said before the data is read (and a --data file remembered in the cache): a wrong option
+        # costs no time and writes nothing. run_backtest says the same to other callers.
+        raise UserError("--out is empty; give a folder, or omit --out for runs/<play>-<time>/")
     # By default the bar is drawn on a terminal only: redrawn with '\r', it would fill a log with frames.
     shown = sys.stderr.isatty() if args.progress is None else args.progress
     report = run_backtest(args.play, data=args.data, data_tf=args.data_tf, gaps=args.gaps, start=args.start,
@@ -174,7 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("backtest", help="backtest a Play on the bundled data or a CSV")
     b.add_argument("play")
-    b.add_argument("--data", help="OHLCV CSV (timestamp,open,high,low,close,volume) or Bybit kline export")
+    b.add_argument("--data", help="OHLCV CSV (timestamp,open,high,low,close,volume) or Bybit kline export; "
+                                   "'synthetic' for the bundled set")
     b.add_argument("--data-tf", default=None, help="timeframe of the --data bars (default: read from the timestamps)")
     b.add_argument("--gaps", choices=("error", "fill"), default=None,
                    help="missing bars in the --data file: an error (default) or filled with flat bars")
@@ -206,7 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PlayError as e:
         print(e.render(), file=sys.stderr)
         return EXIT_USER
-    except (UserError, DataError, BacktestError, CacheError) as e:  # bad options or data, said plainly
+    except (UserError, DataError, BacktestError, CacheError, SourceError) as e:  # bad options or data, said plainly
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USER
     except KeyboardInterrupt:

@@ -34,7 +34,7 @@ READER = '''
 import json, sys, time
 from pathlib import Path
 import numpy as np
-from playdeck.runtime.backtest.run import load_bars
+from playdeck.runtime.data.sources import load_bars
 
 cache, done, ready = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
 expected = {400: 100.0, 300: 5000.0}  # rows -> first close, as the test wrote the files
@@ -42,7 +42,7 @@ seen = {"a": 0, "b": 0, "synthetic": 0, "mixed": 0, "errors": []}
 while True:
     finished = done.exists()  # looked at before the read: the last read comes after the last swap
     try:
-        bars = load_bars("BTCUSDT", None, None, cache, "15m")
+        bars = load_bars("BTCUSDT", None, None, cache, "15m").bars
     except Exception as exc:
         seen["errors"].append(f"{type(exc).__name__}: {exc}")
     else:
