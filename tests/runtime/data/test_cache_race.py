@@ -17,8 +17,6 @@ from pathlib import Path
 
 import numpy as np
 
-from paths import ROOT_DIR
-
 T0 = 1_735_689_600_000  # 2025-01-01T00:00:00Z
 MIN = 60_000
 SWAPS = 40  # imports by the writer, alternating the two files
@@ -81,19 +79,18 @@ def test_readers_see_one_whole_import_while_a_writer_replaces_it(tmp_path: Path)
     a, b = tmp_path / "a.csv", tmp_path / "b.csv"
     write_csv(a, 400, 100.0)
     write_csv(b, 300, 5000.0)
-    env = dict(os.environ, PYTHONPATH=str(ROOT_DIR.parent))
     run = [sys.executable, "-c"]
-    assert subprocess.run([*run, WRITER, str(cache), str(a), str(a), "1", str(tmp_path / "first")], env=env,
+    assert subprocess.run([*run, WRITER, str(cache), str(a), str(a), "1", str(tmp_path / "first")],
                           timeout=120).returncode == 0  # A is cached before anyone reads
     ready = [tmp_path / f"ready-{i}" for i in range(2)]
-    readers = [subprocess.Popen([*run, READER, str(cache), str(done), str(r)], env=env, stdout=subprocess.PIPE,
+    readers = [subprocess.Popen([*run, READER, str(cache), str(done), str(r)], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True) for r in ready]
     try:
         deadline = time.monotonic() + 120
         while not all(r.exists() for r in ready):  # both are reading before the writer starts
             assert time.monotonic() < deadline and all(p.poll() is None for p in readers), "a reader did not start"
             time.sleep(0.02)
-        writer = subprocess.run([*run, WRITER, str(cache), str(a), str(b), str(SWAPS), str(done)], env=env,
+        writer = subprocess.run([*run, WRITER, str(cache), str(a), str(b), str(SWAPS), str(done)],
                                 capture_output=True, text=True, timeout=120)
         assert writer.returncode == 0, writer.stderr
         results = [p.communicate(timeout=120) for p in readers]
