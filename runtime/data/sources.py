@@ -126,16 +126,16 @@ def fingerprint(path: Path, data_tf: str | None, gaps: str) -> Fingerprint | Non
 
 
 def _from_file(path: Path, symbol: str, data_tf: str | None, gaps: str, cache_dir: str | None) -> LoadedBars:
-    print_ = fingerprint(path, data_tf, gaps)
-    entry = None if print_ is None else cache.file_entry(print_.key, cache_dir)
+    fp = fingerprint(path, data_tf, gaps)
+    entry = None if fp is None else cache.file_entry(fp.key, cache_dir)
     if entry is not None:
         remembered = _remembered(entry, symbol)
         if remembered is not None:
             return remembered
     result = import_csv(path, symbol, data_tf, gaps)
-    if entry is not None and print_ is not None:
+    if entry is not None and fp is not None:
         cache.write_entry(entry, result.bars, {
-            "kind": "data", "file": str(path.absolute()), "size": print_.size, "mtime_ns": print_.mtime_ns,
+            "kind": "data", "file": str(path.absolute()), "size": fp.size, "mtime_ns": fp.mtime_ns,
             "data_tf": data_tf, "gaps": gaps, "import_version": IMPORT_VERSION,
             "filled_gaps": result.filled_gaps, "reversed": result.reversed,
         }, cache_dir)
