@@ -24,3 +24,18 @@ def text_snapshot(snapshot):
 @pytest.fixture
 def json_snapshot(snapshot):
     return snapshot.use_extension(JsonSnapshot)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def private_cache(tmp_path_factory):
+    """One cache folder for the whole run, never the user's: a backtest remembers its --data file
+    there, and a test must neither leave files in ~/.cache nor find ones a past run left."""
+    import os
+
+    before = os.environ.get("PLAYDECK_CACHE")
+    os.environ["PLAYDECK_CACHE"] = str(tmp_path_factory.mktemp("playdeck-cache"))
+    yield
+    if before is None:
+        os.environ.pop("PLAYDECK_CACHE", None)
+    else:
+        os.environ["PLAYDECK_CACHE"] = before

@@ -21,6 +21,7 @@ from playdeck.runtime.backtest.run import BacktestError
 from playdeck.dsl.vocabulary import TIMEFRAMES, symbol_problem
 from playdeck.runtime.data.cache import CacheError
 from playdeck.runtime.data.csv_import import DataError
+from playdeck.runtime.data.sources import SourceError
 
 EXIT_USER = 2
 
@@ -73,6 +74,10 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from playdeck.runtime.backtest.run import format_report, run_backtest  # noqa: I001
 
     check_timeframe("--data-tf", args.data_tf)
+    if args.out is not None and not args.out.strip():
+        # Said before the data is read (and a --data file remembered in the cache): a wrong option
+        # costs no time and writes nothing. run_backtest says the same to other callers.
+        raise UserError("--out is empty; give a folder, or omit --out for runs/<play>-<time>/")
     # By default the bar is drawn on a terminal only: redrawn with '\r', it would fill a log with frames.
     shown = sys.stderr.isatty() if args.progress is None else args.progress
     report = run_backtest(args.play, data=args.data, data_tf=args.data_tf, gaps=args.gaps, start=args.start,
@@ -96,12 +101,18 @@ def _progress_bar():
     return show
 
 
-def check_symbol(symbol: str) -> None:
+def check_symbol(symbol: str, what: str = "--symbol") -> None:
     """UserError unless `symbol` is a Bybit symbol; a lower-case one is refused with its capitals as
     the hint, since a Play's `market.symbol` is capitals and would never find it."""
     problem = symbol_problem(symbol)
     if problem is not None:
-        raise UserError(f"--symbol {problem}")
+        raise UserError(f"{what} {problem}")
+
+
+def check_cache_dir(cache_dir: str | None) -> None:
+    """UserError for a --cache-dir that is empty or only blanks (a folder named ' ' is never meant)."""
+    if cache_dir is not None and not cache_dir.strip():
+        raise UserError("--cache-dir is empty; give a folder, or omit it for $PLAYDECK_CACHE or ~/.cache/playdeck")
 
 
 def check_timeframe(option: str, tf: str | None) -> None:
@@ -115,11 +126,10 @@ def cmd_data_import(args: argparse.Namespace) -> int:
 
     check_symbol(args.symbol)
     check_timeframe("--tf", args.tf)
-    if args.cache_dir is not None and not args.cache_dir.strip():
-        raise UserError("--cache-dir is empty; give a folder, or omit it for $PLAYDECK_CACHE or ~/.cache/playdeck")
+    check_cache_dir(args.cache_dir)
     result = import_csv(args.file, args.symbol, args.tf, gaps=args.gaps)
     replaced = _cached_summary(args.symbol, result.bars.tf, args.cache_dir)
-    path = cache.save(result.bars, args.cache_dir, source={"kind": "csv", "file": str(args.file)})
+    path = cache.save(result.bars, args.cache_dir, source={"kind": "csv", "file": str(Path(args.file).absolute())})
     notes = []
     if replaced:
         notes.append(f"replaced the cached {replaced}")  # one series per symbol and timeframe: say so
@@ -134,15 +144,81 @@ def cmd_data_import(args: argparse.Namespace) -> int:
 
 def _cached_summary(symbol: str, tf: str, cache_dir: str | None) -> str:
     """What the cache holds for `symbol` `tf` before an import replaces it ('' for nothing)."""
-    from playdeck.runtime.data.csv_import import format_ts
-
     if not cache.exists(symbol, tf, cache_dir):
         return ""
     try:
-        meta = cache.read_meta(symbol, tf, cache_dir)
-        return f"{meta['n_bars']} bars {format_ts(meta['first_ts'])} .. {format_ts(meta['last_ts'])}"
+        return _span(cache.read_meta(symbol, tf, cache_dir))
     except (OSError, ValueError, KeyError, TypeError):
         return "series"  # a damaged entry is replaced all the same
+
+
+def _span(meta: dict) -> str:
+    """`N bars FIRST .. LAST` of a cached series' metadata (KeyError or TypeError when it lacks them)."""
+    from playdeck.runtime.data.csv_import import format_ts
+
+    return f"{int(meta['n_bars'])} bars {format_ts(int(meta['first_ts']))} .. {format_ts(int(meta['last_ts']))}"
+
+
+def cmd_data_list(args: argparse.Namespace) -> int:
+    from playdeck.runtime.data.csv_import import format_ts
+
+    check_cache_dir(args.cache_dir)
+    listed = cache.entries(args.cache_dir)
+    if not listed:
+        where = args.cache_dir if args.cache_dir is not None else cache.default_cache_dir()
+        print(f"nothing cached in {where}")
+        return 0
+    lines = []
+    for e in listed:
+        symbol = e.name if e.kind != "file" else "-"  # a --data file serves a Play of any symbol
+        try:
+            meta = e.meta or {}
+            span = (f"{format_ts(int(meta['first_ts']))} .. {format_ts(int(meta['last_ts']))}  "
+                    f"{int(meta['n_bars'])} rows")
+        except (KeyError, TypeError, ValueError):
+            lines.append((symbol, e.tf, e.problem or f"the cache entry {e.entry} is damaged ({cache.META_FILE} "
+                                                     "lacks the bars' span)"))
+            continue
+        lines.append((symbol, e.tf, f"{span}  {_source_text(e)}"))
+    width = max(len(symbol) for symbol, _, _ in lines)
+    for symbol, tf, rest in lines:
+        print(f"{symbol:<{width}}  {tf:<3}  {rest}")
+    return 0
+
+
+def _source_text(e: cache.Listed) -> str:
+    """Where a listed series came from: the file it was imported from, the generator, a --data file."""
+    source = (e.meta or {}).get("source") or {}
+    if e.kind == "synthetic":
+        return "synthetic (bundled)"
+    if e.kind == "file":
+        return f"--data {source.get('file', '?')} (remembered)"
+    if source.get("kind") == "csv":
+        return f"imported from {source.get('file', '?')}"
+    return "imported"
+
+
+def cmd_data_remove(args: argparse.Namespace) -> int:
+    check_symbol(args.symbol, "symbol")
+    check_timeframe("--tf", args.tf)
+    check_cache_dir(args.cache_dir)
+    removed = []
+    for tf in [args.tf] if args.tf is not None else TIMEFRAMES:
+        if not cache.exists(args.symbol, tf, args.cache_dir):
+            continue
+        try:
+            what = _span(cache.read_meta(args.symbol, tf, args.cache_dir))
+        except (OSError, ValueError, KeyError, TypeError):
+            what = "damaged"  # removing it is the repair
+        if cache.delete_entry(cache.bars_dir(args.symbol, tf, args.cache_dir)):
+            removed.append(f"removed {args.symbol} {tf} ({what})")
+    if not removed:
+        at = f" at {args.tf}" if args.tf is not None else ""
+        cached = [tf for tf in TIMEFRAMES if cache.exists(args.symbol, tf, args.cache_dir)]
+        has = f" (it is imported at {', '.join(cached)})" if cached else ""
+        raise UserError(f"nothing imported for {args.symbol}{at}{has}; `playdeck data list` shows what is cached")
+    print("\n".join(removed))
+    return 0
 
 
 class _Parser(argparse.ArgumentParser):
@@ -174,7 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("backtest", help="backtest a Play on the bundled data or a CSV")
     b.add_argument("play")
-    b.add_argument("--data", help="OHLCV CSV (timestamp,open,high,low,close,volume) or Bybit kline export")
+    b.add_argument("--data", help="OHLCV CSV (timestamp,open,high,low,close,volume) or Bybit kline export; "
+                                   "'synthetic' for the bundled set")
     b.add_argument("--data-tf", default=None, help="timeframe of the --data bars (default: read from the timestamps)")
     b.add_argument("--gaps", choices=("error", "fill"), default=None,
                    help="missing bars in the --data file: an error (default) or filled with flat bars")
@@ -185,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="draw the progress bar on stderr (default: when stderr is a terminal)")
     b.set_defaults(run=cmd_backtest)
 
-    d = sub.add_parser("data", help="market data: import CSV into the local cache")
+    d = sub.add_parser("data", help="market data: import CSV into the local cache, list it, remove it")
     dsub = d.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     di = dsub.add_parser("import", help="import an OHLCV or Bybit kline CSV into the cache")
     di.add_argument("file")
@@ -195,6 +272,14 @@ def build_parser() -> argparse.ArgumentParser:
                     help="missing bars: report them (default) or fill them flat")
     di.add_argument("--cache-dir", default=None)
     di.set_defaults(run=cmd_data_import)
+    dl = dsub.add_parser("list", help="one line per cached series")
+    dl.add_argument("--cache-dir", default=None)
+    dl.set_defaults(run=cmd_data_list)
+    dr = dsub.add_parser("remove", help="remove imported series of a symbol")
+    dr.add_argument("symbol")
+    dr.add_argument("--tf", default=None, help="only this timeframe (default: every timeframe of the symbol)")
+    dr.add_argument("--cache-dir", default=None)
+    dr.set_defaults(run=cmd_data_remove)
     return p
 
 
@@ -206,7 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PlayError as e:
         print(e.render(), file=sys.stderr)
         return EXIT_USER
-    except (UserError, DataError, BacktestError, CacheError) as e:  # bad options or data, said plainly
+    except (UserError, DataError, BacktestError, CacheError, SourceError) as e:  # bad options or data, said plainly
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USER
     except KeyboardInterrupt:

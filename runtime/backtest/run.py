@@ -15,8 +15,9 @@ from playdeck.compiler import compile_file
 from playdeck.compiler.lower import ExecutionPlan, lower
 
 from playdeck.runtime.data import cache
-from playdeck.runtime.data.bars import TIMEFRAMES, Bars, resample, tf_minutes
-from playdeck.runtime.data.csv_import import MAX_EPOCH_MS, format_ts, import_csv
+from playdeck.runtime.data.bars import Bars, resample, tf_minutes
+from playdeck.runtime.data.csv_import import MAX_EPOCH_MS, format_ts
+from playdeck.runtime.data.sources import load_bars
 from playdeck.runtime.strategy.engine import Engine, RunResult
 from playdeck.runtime.execution.executor import Executor
 from playdeck.runtime.execution.trading_state import TradingState
@@ -57,51 +58,6 @@ def parse_when(text: str | None) -> int | None:
     if not 0 <= ms < MAX_EPOCH_MS:  # the range data may have (see csv_import)
         raise BacktestError(f"{text!r} is outside 1970-2099 (UTC)")
     return ms
-
-
-def load_bars(symbol: str, data: str | None, data_tf: str | None, cache_dir: str | None = None,
-              exec_tf: str = "1m", gaps: str | None = None) -> Bars:
-    """The bars to run on: a CSV file (`--data`); else market data imported into the cache for the
-    symbol (the finest timeframe that builds the exec bars); else the bundled synthetic BTCUSDT set.
-
-    Imported bars that cannot build the exec bars are an error, not a quiet fall-back to the
-    synthetic set: the user imported them to be used.
-    """
-    return _load(symbol, data, data_tf, cache_dir, exec_tf, gaps)[0]
-
-
-def _load(symbol: str, data: str | None, data_tf: str | None, cache_dir: str | None,
-          exec_tf: str, gaps: str | None) -> tuple[Bars, int]:
-    """`load_bars`, with how many flat bars `--gaps fill` made up (the report says so)."""
-    if data is None:
-        for option, given in (("--data-tf", data_tf), ("--gaps", gaps)):
-            if given is not None:
-                raise BacktestError(f"{option} is about a --data file; give it with --data")
-        return _cached_bars(symbol, cache_dir, exec_tf), 0
-    # without --data-tf, the file's spacing says
-    result = import_csv(Path(data), symbol, data_tf, gaps or "error")
-    return result.bars, result.filled_gaps
-
-
-def _builders(exec_tf: str) -> list[str]:
-    """The timeframes whose bars can be resampled into `exec_tf` bars, finest first."""
-    return [tf for tf in TIMEFRAMES if tf_minutes(exec_tf) % tf_minutes(tf) == 0]
-
-
-def _cached_bars(symbol: str, cache_dir: str | None, exec_tf: str) -> Bars:
-    cached = [tf for tf in TIMEFRAMES if cache.exists(symbol, tf, cache_dir)]
-    usable = [tf for tf in cached if tf in _builders(exec_tf)]
-    if usable:
-        return cache.load(symbol, usable[0], cache_dir)
-    if cached:
-        wanted = _builders(exec_tf)
-        wanted_text = wanted[0] if len(wanted) == 1 else f"{', '.join(wanted[:-1])} or {wanted[-1]}"
-        raise BacktestError(f"{symbol} is cached at {', '.join(cached)}, which cannot build the Play's exec "
-                            f"timeframe {exec_tf}; import {wanted_text} bars or give --data")
-    if symbol != "BTCUSDT":
-        raise BacktestError(f"no data for {symbol}: the bundled data is BTCUSDT; give --data FILE "
-                            "or run playdeck data import")
-    return cache.default_bars(cache_dir)
 
 
 def bar_range(bars: Bars, from_ms: int | None, to_ms: int | None) -> tuple[int, int]:
@@ -212,7 +168,8 @@ def run_backtest(play_path: str, *, data: str | None = None, data_tf: str | None
                  cache_dir: str | None = None) -> dict[str, Any]:
     compiled = compile_file(play_path)
     plan = lower(compiled.ir)
-    base, filled = _load(plan.play.market.symbol, data, data_tf, cache_dir, plan.play.market.exec_tf, gaps)
+    loaded = load_bars(plan.play.market.symbol, data, data_tf, cache_dir, plan.play.market.exec_tf, gaps)
+    base, filled = loaded.bars, loaded.filled_gaps
     bars = exec_bars(base, plan.play.market.exec_tf)
     # --from/--to choose the bars that trade; features still see the bars before (they are causal),
     # and `bar` in every file keeps counting from the first bar of the data.
@@ -248,6 +205,8 @@ def run_backtest(play_path: str, *, data: str | None = None, data_tf: str | None
     if filled:
         # flat bars --gaps fill made up (in the file's timeframe): said with the data
         report["data"].update(filled_gaps=filled, filled_tf=base.tf)
+    if loaded.cached is not None:  # a --data file: parsed now, or its bars mapped from the cache
+        report["data"].update(label=loaded.label, cached=loaded.cached)
     if out_dir is not None:
         report["out"] = str(out_dir)
         state = bt.state

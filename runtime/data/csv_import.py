@@ -17,9 +17,16 @@ Order: a file runs oldest-first or newest-first (Bybit exports klines newest-fir
 is the one most of its steps take, so a single misplaced row is reported alone instead of making
 every other row look out of order. A newest-first file is reversed (`ImportResult.reversed`).
 
-Plain numeric files (epoch ms, no quotes, no blank lines) are parsed by numpy in C (a year of
-minutes in about a second); anything numpy cannot read (ISO times, quotes, a non-number, a short
-row) goes row by row. The value and order checks are vectorized either way.
+Plain numeric files (epoch ms, every field written with the characters `0-9 . + - e E`, no quotes,
+no blank lines, no bare carriage returns) are parsed by pyarrow in C++ (a million rows in about a
+quarter of a second); what it declines goes to numpy's `loadtxt`, and anything that cannot read
+(ISO times, quotes, a non-number, a short row) goes row by row. The first two give the same numbers
+for every file they both take, and the value and order checks are the same vectorized code on
+whichever parsed the file, so the path a file takes never changes its bars or its errors.
+
+A number is written with ASCII digits: Python's `float` also takes `１２３`, `٣` and `1_000`, none of
+which a CSV writer means as a number, so they are bad values on their row. There are no comments:
+a `#` is a character like any other, so a line starting with one is a bad row, and `7#00` is not 7.
 
 Every row is checked and all problems are reported together in one `DataError`: missing columns,
 non-numeric or non-finite values, non-positive prices, high < low, high below the body, low above
@@ -54,6 +61,9 @@ MAX_EPOCH_MS = 4_102_444_800_000  # 2100-01-01: anything later is a typo or micr
 _MAX_FILLED = 1_000_000  # --gaps fill inserts at most this many bars (and no more than the file's rows,
 _MIN_FILL_CAP = 1_000  # or than this many for a short file)
 _MIN_EPOCH_S = 10**8  # 1973-03-03 again, in seconds: smaller integers are not seconds either (row counters?)
+# Bump whenever a file may import differently (other bars, other errors): a --data file's bars are
+# remembered in the cache under a key holding this number (see runtime/data/sources.py).
+IMPORT_VERSION = 2
 
 # Header names (lower-cased, spaces/underscores kept) for each field, generic and Bybit spellings.
 _ALIASES: dict[str, tuple[str, ...]] = {
@@ -104,18 +114,38 @@ class ImportResult:
     reversed: bool = False
 
 
+def _digits(text: str) -> bool:
+    """True for a non-empty run of ASCII digits (str.isdigit alone also takes '１２３', '٣' and '²')."""
+    return text.isascii() and text.isdigit()
+
+
+def _ascii_hint(text: str) -> str:
+    """A word on digits that are not ASCII, which look like numbers but are not read as ones."""
+    return " (only the ASCII digits 0-9 are read as digits)" if any(
+        ch.isdigit() and not ch.isascii() for ch in text) else ""
+
+
+def _number(text: str) -> float:
+    """The float a CSV field writes; ValueError for anything but ASCII. Python's float() also reads
+    '１２３' and '٣' (other scripts' digits) and '1_000' (a Python literal), which a CSV never means."""
+    if not text.isascii() or "_" in text:
+        raise ValueError(text)
+    return float(text)
+
+
 def parse_timestamp(text: str) -> int:
     """Epoch ms from an integer epoch-ms string or an ISO 8601 time (naive = UTC). ValueError otherwise."""
     s = text.strip()
-    if s and (s.isdigit() or (s[0] in "+-" and s[1:].isdigit())):
+    if s and (_digits(s) or (s[0] in "+-" and _digits(s[1:]))):
         value = int(s)
-    elif s.replace(".", "", 1).isdigit() and float(s).is_integer():
+    elif _digits(s.replace(".", "", 1)) and float(s).is_integer():
         value = int(float(s))  # "1735689600000.0", as spreadsheets like to write it
     else:
         try:
             dt = datetime.fromisoformat(s)
         except ValueError:
-            raise ValueError(f"timestamp {text!r} is neither epoch milliseconds nor ISO 8601") from None
+            raise ValueError(f"timestamp {text!r} is neither epoch milliseconds nor ISO 8601"
+                             f"{_ascii_hint(s)}") from None
         if dt.tzinfo is None:
             dt = dt.replace(tzinfo=timezone.utc)
         delta = dt - datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -140,11 +170,10 @@ def _file_problem(message: str, path: str | os.PathLike[str] | None = None) -> D
     return DataError([DataProblem(0, message)], path)
 
 
-def _read_lines(path: str | os.PathLike[str]) -> list[str]:
-    """The file's physical lines (index + 1 = line number). A bare carriage return ends a line too
-    (old Mac files; editors show a line break there), so no line holds a '\r' or '\n'.
+def _read_bytes(path: str | os.PathLike[str]) -> bytes:
+    """The file's bytes without a leading UTF-8 byte order mark (spreadsheets prepend one).
 
-    DataError (one line) when the file is missing, a folder, unreadable or not UTF-8 text.
+    DataError (one line) when the file is missing, a folder or unreadable.
     """
     name = os.fspath(path)
     try:
@@ -156,7 +185,15 @@ def _read_lines(path: str | os.PathLike[str]) -> list[str]:
         raise _file_problem(f"{name} is a folder, not a data file") from None
     except OSError as exc:
         raise _file_problem(f"cannot read the data file {name}: {exc.strerror or exc}") from None
-    data = data.removeprefix(codecs.BOM_UTF8)  # spreadsheets prepend one
+    return data.removeprefix(codecs.BOM_UTF8)
+
+
+def _read_lines(data: bytes, path: str | os.PathLike[str]) -> list[str]:
+    """The file's physical lines (index + 1 = line number). A bare carriage return ends a line too
+    (old Mac files; editors show a line break there), so no line holds a '\r' or '\n'.
+
+    DataError (one line) when the bytes are not UTF-8 text or hold a NUL.
+    """
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -204,6 +241,9 @@ _VALUE_NAMES = ("open", "high", "low", "close", "volume")
 
 def _parse_problems(fields: list[str], columns: dict[str, int], width: int, row: int) -> list[DataProblem]:
     """Why a row failed to parse: missing columns, a bad timestamp, non-numbers (the slow path)."""
+    if fields and fields[0].lstrip().startswith("#"):
+        # What a reader (and numpy's loadtxt, by default) would take for a comment line.
+        return [DataProblem(row, "a line starting with '#' is not a comment in a data file; each line is one bar")]
     if len(fields) < width:
         return [DataProblem(row, f"missing columns: expected {width}, found {len(fields)}")]
     problems = []
@@ -214,9 +254,9 @@ def _parse_problems(fields: list[str], columns: dict[str, int], width: int, row:
     for name in _VALUE_NAMES:
         text = fields[columns[name]].strip()
         try:
-            float(text)
+            _number(text)
         except ValueError:
-            problems.append(DataProblem(row, f"{name} {text!r} is not a number"))
+            problems.append(DataProblem(row, f"{name} {text!r} is not a number{_ascii_hint(text)}"))
     return problems
 
 
@@ -403,6 +443,9 @@ def _layout(lines: list[str], path: str | os.PathLike[str]) -> tuple[int, dict[s
                 raise DataError([DataProblem(row, message)], path)
             return index, {name: i for i, name in enumerate(FIELDS)}, 6
         columns, missing = _column_map(fields)
+        if columns is None and line.lstrip().startswith("#"):
+            raise DataError([DataProblem(row, "a line starting with '#' is not a comment in a data file; the first "
+                                              "line is the header or the first bar")], path)
         if columns is None:
             raise DataError([DataProblem(row, f"header lacks {', '.join(missing)}; expected "
                                          f"{','.join(FIELDS)} or Bybit's startTime,openPrice,...")], path)
@@ -419,15 +462,99 @@ def _parse_numeric(body: list[str], first_row: int,
     if "" in body or any(map(str.isspace, body)):  # C-speed blank-line scan
         return None  # numpy would skip blank lines and shift every row number after them
     try:
-        table = np.loadtxt(body, delimiter=",", usecols=[columns[f] for f in FIELDS], dtype=np.float64, ndmin=2)
+        # comments=None: numpy's default '#' would drop a line starting with one (shifting every
+        # row number after it) and cut '7#00' to 7; here a '#' is a bad value on its row.
+        table = np.loadtxt(body, delimiter=",", usecols=[columns[f] for f in FIELDS], dtype=np.float64, ndmin=2,
+                           comments=None)
     except ValueError:
         return None
-    ts = table[:, 0]
-    # Epoch ms is exact in float64 below 2**53; fractional or seconds-sized values go the slow way.
-    if not (np.all(ts == np.floor(ts)) and np.all(ts >= _MIN_EPOCH_MS) and np.all(ts < MAX_EPOCH_MS)):
+    ts = _epoch_ms(table[:, 0])
+    if ts is None:
         return None
     rows = np.arange(first_row, first_row + len(body), dtype=np.int64)
-    return ts.astype(np.int64), np.ascontiguousarray(table[:, 1:]), rows
+    return ts, np.ascontiguousarray(table[:, 1:]), rows
+
+
+def _epoch_ms(ts: np.ndarray) -> np.ndarray | None:
+    """Parsed timestamps as int64 epoch ms, or None when one is fractional or out of range (the
+    line-based parser then says which and why). Epoch ms is exact in float64 below 2**53."""
+    if not (np.all(ts == np.floor(ts)) and np.all(ts >= _MIN_EPOCH_MS) and np.all(ts < MAX_EPOCH_MS)):
+        return None
+    return ts.astype(np.int64)
+
+
+# Every byte a plain numeric file may hold below its first line. Within these, pyarrow reads a
+# field as a number only when Python's float() and numpy's loadtxt read the same number (checked
+# by tests/runtime/data/test_csv_fast_path.py); anything else (spaces, quotes, letters, '#', other
+# scripts' digits) sends the file to the slower parsers, which say what is wrong where.
+_PLAIN_BYTES = b"0123456789.,+-eE\n"
+
+
+def _parse_arrow(data: bytes, path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Fast path for the common file, parsed by pyarrow (in C++): a first line that
+    is a header or a data row, then rows of plain numbers, all as wide as that first line, epoch-ms
+    timestamps, no blank line inside. (ts, values, rows) as `_parse_numeric` gives them, or None to
+    send the file to the line-based parsers.
+
+    pyarrow is imported here, not at the top: `playdeck compile` never pays for it.
+    """
+    if b"\r" in data:
+        data = data.replace(b"\r\n", b"\n")
+        if b"\r" in data:
+            return None  # a bare carriage return ends a line for us (see _read_lines), not for arrow
+    end = data.find(b"\n")
+    try:
+        first = (data if end < 0 else data[:end]).decode("ascii")
+        fields = next(csv.reader([first]))
+        start, columns, _ = _layout([first], path)
+    except (UnicodeDecodeError, csv.Error, StopIteration, DataError):
+        return None  # no first line to read, or a header the line-based parser must report
+    if _is_blank(first) or "\x00" in first:
+        return None
+    # The body as offsets into `data`, not a copy of it (a copy of 50 MB costs as much as a check).
+    lo = (end + 1 if end >= 0 else len(data)) if start == 1 else 0
+    hi = len(data)
+    while hi > lo and data[hi - 1] == 0x0A:
+        hi -= 1  # the slow path drops trailing blank lines too
+    if hi == lo or data[lo] == 0x0A or data.find(b"\n\n", lo, hi) >= 0:
+        return None  # no rows, or a blank line that arrow would count as a row the slow path skips
+    # Deleting the plain bytes leaves only the first line's others (a header's letters) when the
+    # body holds none: one pass over the whole file, no copy of the body.
+    if len(data.translate(None, _PLAIN_BYTES)) != len(data[:lo].translate(None, _PLAIN_BYTES)):
+        return None
+    body = memoryview(data)[lo:hi]
+    import pyarrow as pa
+    from pyarrow import csv as pa_csv
+
+    names = [f"c{i}" for i in range(len(fields))]
+    wanted = [names[columns[f]] for f in FIELDS]
+    try:
+        table = pa_csv.read_csv(
+            pa.py_buffer(body),
+            # One thread: with arrow's thread pool, a process that exited soon after the read (an
+            # import refused by the cache) aborted now and then with "terminate called without an
+            # active exception" (apache/arrow#34314), 2 runs in 60 here; serial, none in 400.
+            read_options=pa_csv.ReadOptions(column_names=names, block_size=1 << 22, use_threads=False),
+            # No quoting, no empty lines skipped: every line is one row, so row k is line first + k.
+            parse_options=pa_csv.ParseOptions(delimiter=",", quote_char=False, escape_char=False,
+                                              newlines_in_values=False, ignore_empty_lines=False),
+            # No null spellings: an empty field is a failure here, a problem on its row later.
+            convert_options=pa_csv.ConvertOptions(column_types={n: pa.float64() for n in wanted},
+                                                  include_columns=wanted, null_values=[],
+                                                  strings_can_be_null=False, quoted_strings_can_be_null=False,
+                                                  check_utf8=False))
+    except pa.ArrowException:
+        return None  # a row of another width, a field that is no number
+    if any(table.column(n).null_count for n in wanted):
+        return None
+    ts = _epoch_ms(table.column(wanted[0]).to_numpy())
+    if ts is None:
+        return None
+    values = np.empty((table.num_rows, len(_VALUE_NAMES)), dtype=np.float64)
+    for k, name in enumerate(wanted[1:]):
+        values[:, k] = table.column(name).to_numpy()
+    first_row = start + 1
+    return ts, values, np.arange(first_row, first_row + table.num_rows, dtype=np.int64)
 
 
 def _fields(line: str) -> list[list[str]]:
@@ -440,12 +567,12 @@ def _fields(line: str) -> list[list[str]]:
 
 def _seconds_sized(text: str) -> bool:
     s = text.strip()
-    return s.isdigit() and _MIN_EPOCH_S <= int(s) < _MIN_EPOCH_MS
+    return _digits(s) and _MIN_EPOCH_S <= int(s) < _MIN_EPOCH_MS
 
 
 def _micros_sized(text: str) -> bool:
     s = text.strip()
-    return s.isdigit() and _MIN_EPOCH_MS * 1000 <= int(s) < MAX_EPOCH_MS * 1000
+    return _digits(s) and _MIN_EPOCH_MS * 1000 <= int(s) < MAX_EPOCH_MS * 1000
 
 
 def _epoch_unit_problem(body: list[str], first_row: int, column: int) -> DataProblem | None:
@@ -501,7 +628,8 @@ def _parse_rows(body: list[str], first_row: int, columns: dict[str, int], width:
             continue
         try:
             t = parse_timestamp(fields[ti])
-            bar = (float(fields[oi]), float(fields[hi]), float(fields[li]), float(fields[ci]), float(fields[vi]))
+            bar = (_number(fields[oi].strip()), _number(fields[hi].strip()), _number(fields[li].strip()),
+                   _number(fields[ci].strip()), _number(fields[vi].strip()))
         except (ValueError, IndexError):
             problems += _parse_problems(fields, columns, width, row)
             continue
@@ -522,25 +650,29 @@ def import_csv(path: str | os.PathLike[str], symbol: str, tf: str | None, gaps: 
         raise ValueError(f"gaps must be one of {', '.join(GAP_POLICIES)}, was {gaps!r}")
     if tf is not None:
         tf_ms(tf)  # an unknown timeframe fails before a large file is read (callers name their option)
-    lines = _read_lines(path)
-    start, columns, width = _layout(lines, path)
-    body = lines[start:]
-    while body and _is_blank(body[-1]):
-        body.pop()  # trailing newline(s)
-    if not body:
-        raise DataError([DataProblem(0, "no data rows")], path)
+    data = _read_bytes(path)
     problems: list[DataProblem] = []
     swallowed: list[int] = []
-    parsed = _parse_numeric(body, start + 1, columns)
+    parsed = _parse_arrow(data, path)
     if parsed is None:
-        unit = _epoch_unit_problem(body, start + 1, columns["timestamp"])
-        if unit is not None:
-            raise DataError([unit], path)
-        parsed = _parse_rows(body, start + 1, columns, width, problems, swallowed)
+        lines = _read_lines(data, path)
+        start, columns, width = _layout(lines, path)
+        body = lines[start:]
+        while body and _is_blank(body[-1]):
+            body.pop()  # trailing newline(s)
+        if not body:
+            raise DataError([DataProblem(0, "no data rows")], path)
+        parsed = _parse_numeric(body, start + 1, columns)
+        if parsed is None:
+            unit = _epoch_unit_problem(body, start + 1, columns["timestamp"])
+            if unit is not None:
+                raise DataError([unit], path)
+            parsed = _parse_rows(body, start + 1, columns, width, problems, swallowed)
     ts, values, rows = parsed
     value_problems, bad = _value_problems(values, rows)
     problems += value_problems
-    values, ts, rows = values[~bad], ts[~bad], rows[~bad]
+    if bad.any():  # the usual file has no bad row: skip three copies
+        values, ts, rows = values[~bad], ts[~bad], rows[~bad]
     if tf is None:
         try:
             tf = infer_timeframe(ts, path)

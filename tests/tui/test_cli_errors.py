@@ -184,11 +184,14 @@ def test_cached_bars_that_cannot_build_the_exec_bars_are_an_error_not_a_fallback
     hourly = write_bars(tmp_path / "h1.csv", n=300, step_ms=3_600_000)
     eth_play = tmp_path / "eth.yml"
     eth_play.write_text(EMA_CROSS.read_text().replace("BTCUSDT", "ETHUSDT"))
+    # the bundled set is BTCUSDT: only there is --data synthetic a way out
+    others = {"BTCUSDT": ", give --data FILE, or give --data synthetic for the bundled set",
+              "ETHUSDT": " or give --data"}
     for symbol, play in (("BTCUSDT", EMA_CROSS), ("ETHUSDT", eth_play)):
         assert cli("data", "import", str(hourly), "--symbol", symbol, cache=cache).returncode == 0
         line = one_error(cli("backtest", str(play), cache=cache))
         assert line == (f"error: {symbol} is cached at 1h, which cannot build the Play's exec timeframe 15m; "
-                        "import 1m, 3m, 5m or 15m bars or give --data")
+                        f"import 1m, 3m, 5m or 15m bars{others[symbol]}")
     assert not (cache / "synthetic").exists()  # the synthetic set was never the quiet answer
 
 

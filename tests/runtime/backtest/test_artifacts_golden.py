@@ -33,7 +33,11 @@ def runs(data: Path, tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("runs")
     for play in PLAYS:
         folder = root / play.stem
-        assert main(["backtest", str(play), "--data", str(data), "--out", str(folder), "--no-progress"]) == 0
+        # A cache of its own: each Play reads the file (not the arrays the Play before remembered),
+        # so every report.json says "cached": false whichever Plays run.
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("PLAYDECK_CACHE", str(root / f"{play.stem}-cache"))
+            assert main(["backtest", str(play), "--data", str(data), "--out", str(folder), "--no-progress"]) == 0
         out[play.stem] = folder
     return out
 

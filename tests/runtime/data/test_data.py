@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -642,3 +644,93 @@ def test_gap_fill_of_a_short_file_fills_a_real_outage(tmp_path):
     path = write(tmp_path, HEADER + "\n" + "".join(f"{T0 + k * MIN},100,101,99,100,1\n" for k in (0, 1, 2, 10, 11, 12)))
     result = import_csv(path, "BTCUSDT", "1m", gaps="fill")
     assert result.filled_gaps == 7 and len(result.bars) == 13
+
+
+# --------------------------------------------------------------------------- import: no comments, ASCII digits
+
+
+def test_a_hash_starts_no_comment_and_cuts_no_value(tmp_path):
+    # numpy's loadtxt once took '#' for a comment: the line starting with one crashed the import
+    # (the rows no longer matched their numbers) and 7#00 was read as 7
+    path = write(tmp_path, f"{HEADER}\n{T0},100,101,99,100,1\n# exported by hand\n{T0 + MIN},100,101,99,100,1\n"
+                           f"{T0 + 2 * MIN},100,101,99,100,7#00\n#{T0 + 3 * MIN},100,101,99,100,1\n"
+                           f"{T0 + 4 * MIN},100,99,99,100,1\n")
+    comment = "a line starting with '#' is not a comment in a data file; each line is one bar; "
+    assert problems_of(path) == {3: comment, 5: "volume '7#00' is not a number; ", 6: comment,
+                                 7: "high 99 < max(open, close) 100; "}
+    only_cut = write(tmp_path, f"{HEADER}\n{T0},100,101,99,100,1\n{T0 + MIN},100,101,99,100,7#00\n", "cut.csv")
+    assert problems_of(only_cut) == {3: "volume '7#00' is not a number; "}
+    first = write(tmp_path, f"# bars\n{HEADER}\n{T0},100,101,99,100,1\n", "first.csv")
+    assert problems_of(first) == {1: "a line starting with '#' is not a comment in a data file; the first line is "
+                                     "the header or the first bar; "}
+
+
+@pytest.mark.parametrize("row, message", [
+    (f"{T0 + 2 * MIN},１００,101,99,100,1", "open '１００' is not a number (only the ASCII digits 0-9 are read as digits)"),
+    (f"{T0 + 2 * MIN},100,101,99,100,٣", "volume '٣' is not a number (only the ASCII digits 0-9 are read as digits)"),
+    (f"{T0 + 2 * MIN},100,101,99,100,1_000", "volume '1_000' is not a number"),
+    ("１７３５６８９７２００００", "timestamp '１７３５６８９７２００００' is neither epoch milliseconds nor ISO 8601 "
+                              "(only the ASCII digits 0-9 are read as digits)"),
+])
+def test_only_ascii_digits_are_numbers(tmp_path, row, message):
+    if "," not in row:
+        row += ",100,101,99,100,1"
+    rows = [f"{T0},100,101,99,100,1", f"{T0 + MIN},100,101,99,100,1", row, f"{T0 + 3 * MIN},100,101,99,100,1"]
+    path = write(tmp_path, HEADER + "\n" + "\n".join(rows) + "\n")
+    assert problems_of(path) == {4: message + "; "}
+    for text in ("１７３５６８９６０００００", "٣", "1735689600000\u0660"):
+        with pytest.raises(ValueError):
+            parse_timestamp(text)
+
+
+# --------------------------------------------------------------------------- cache: versions, removal, its folder
+
+
+def test_an_entry_is_a_link_to_a_whole_version_replaced_in_one_step(tmp_path):
+    first = cache.save(make_bars(list(range(50))), tmp_path)
+    old_version = first.parent / os.readlink(first)
+    assert first.is_symlink() and (old_version / "meta.json").is_file()
+    mapped = cache.load("BTCUSDT", "1m", tmp_path)
+    cache.save(make_bars(list(range(10))), tmp_path)
+    new_version = first.parent / os.readlink(first)
+    assert new_version != old_version and not old_version.exists()  # the replaced version is deleted
+    assert len(cache.load("BTCUSDT", "1m", tmp_path)) == 10 and len(mapped) == 50 and mapped.close[-1] != 0
+
+
+def test_an_entry_an_older_playdeck_wrote_is_read_then_replaced(tmp_path):
+    # before versions, an entry was a plain folder of columns
+    legacy = cache.bars_dir("BTCUSDT", "1m", tmp_path)
+    legacy.mkdir(parents=True)
+    cache._write_series(legacy, make_bars(list(range(30))), {"kind": "csv"})
+    assert cache.exists("BTCUSDT", "1m", tmp_path) and len(cache.load("BTCUSDT", "1m", tmp_path)) == 30
+    cache.save(make_bars(list(range(20))), tmp_path)
+    assert legacy.is_symlink() and len(cache.load("BTCUSDT", "1m", tmp_path)) == 20
+    assert sorted(p.name for p in legacy.parent.iterdir()) == sorted([".lock", "1m", os.readlink(legacy)])
+    assert cache.delete_entry(legacy) and not cache.exists("BTCUSDT", "1m", tmp_path)
+    assert sorted(p.name for p in legacy.parent.iterdir()) == [".lock"] and not cache.delete_entry(legacy)
+
+
+def test_a_link_to_a_missing_version_is_damaged_not_absent(tmp_path):
+    # absent would let a BTCUSDT backtest fall back to the synthetic set without a word
+    entry = cache.save(make_bars(list(range(20))), tmp_path)
+    shutil.rmtree(entry.parent / os.readlink(entry))
+    assert cache.exists("BTCUSDT", "1m", tmp_path)
+    with pytest.raises(cache.CacheError, match=r"1m is damaged \(No such file or directory: meta.json\)"):
+        cache.load("BTCUSDT", "1m", tmp_path)
+
+
+def test_reading_creates_nothing_where_nothing_is_cached(tmp_path):
+    assert not cache.exists("ETHUSDT", "1m", tmp_path) and cache.read_entry(tmp_path / "market" / "ETHUSDT" / "1m") is None
+    assert cache.entries(tmp_path) == [] and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("value", [" ", "\t", "  \n"])
+def test_a_blank_playdeck_cache_is_an_error_naming_it(monkeypatch, value):
+    monkeypatch.setenv("PLAYDECK_CACHE", value)
+    with pytest.raises(cache.CacheError, match=r"^PLAYDECK_CACHE is .*, only blanks; set it to a folder"):
+        cache.default_cache_dir()
+
+
+def test_an_empty_playdeck_cache_means_the_default(monkeypatch):
+    monkeypatch.setenv("PLAYDECK_CACHE", "")
+    assert cache.default_cache_dir() == Path.home() / ".cache" / "playdeck"
