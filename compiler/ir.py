@@ -209,6 +209,13 @@ class Account:
     tick: float
     qty_step: float
     min_qty: float
+    mmr: float = 0.005  # maintenance margin rate (7.4)
+    funding: float = 0.0001  # funding rate per 8 hours when the data has none (7.3)
+
+    @property
+    def magnifier(self) -> str | None:
+        """The detail timeframe of the bar magnifier (7.5), or None."""
+        return None if self.intrabar in ("worst_case", "ohlc_path") else self.intrabar
 
 
 # ---- features ---------------------------------------------------------------------------------

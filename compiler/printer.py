@@ -123,7 +123,8 @@ def ir_text(play: ir.PlayIR) -> str:
     tfs = " ".join(f"{k}={v}" for k, v in m.timeframes)
     out.append(f"market {m.symbol} exec={m.exec_tf}" + (f" timeframes: {tfs}" if tfs else ""))
     out.append(f"account equity={_num(a.equity)} leverage={_num(a.leverage)} maker={_num(a.maker_fee)} "
-               f"taker={_num(a.taker_fee)} slippage_bps={_num(a.slippage_bps)} intrabar={a.intrabar}")
+               f"taker={_num(a.taker_fee)} slippage_bps={_num(a.slippage_bps)} intrabar={a.intrabar} "
+               f"mmr={_num(a.mmr)} funding={_num(a.funding)}")
     out.append(f"instrument tick={_num(a.tick)} qty_step={_num(a.qty_step)} min_qty={_num(a.min_qty)}")
     out.append("jobs")
     for i, j in enumerate(play.jobs):

@@ -23,11 +23,13 @@ ROOT_KEYS = {"play": True, "description": False, "market": True, "account": Fals
              "blocks": True}
 MARKET_KEYS = {"symbol": True, "exec": True, "timeframes": False}
 ACCOUNT_KEYS = {"equity": False, "leverage": False, "fees": False, "slippage_bps": False,
-                "intrabar": False, "instrument": False}
+                "intrabar": False, "instrument": False, "mmr": False, "funding": False}
 FEE_KEYS = {"maker": False, "taker": False}
 INSTRUMENT_KEYS = {"tick": False, "qty_step": False, "min_qty": False}
 DEFAULTS = {"equity": 10000.0, "leverage": 1.0, "maker": 0.0002, "taker": 0.00055, "slippage_bps": 0.0,
-            "intrabar": "worst_case", "tick": 0.1, "qty_step": 0.001, "min_qty": 0.001}
+            "intrabar": "worst_case", "tick": 0.1, "qty_step": 0.001, "min_qty": 0.001,
+            # Bybit's first risk-limit tier for BTCUSDT, and its baseline funding rate per 8 hours (7.3, 7.4)
+            "mmr": 0.005, "funding": 0.0001}
 
 
 class SettingsCheck:
@@ -90,6 +92,26 @@ class SettingsCheck:
             self.error("value", f"'{name}' is {v:g}; it must be {lo} and at most {high:g}", e.value.span,
                        f"without the key it is {DEFAULTS[key]:g}")
         return v
+
+    def rate(self, entries: dict[str, YEntry], key: str, name: str, *, low: float, high: float) -> float:
+        """A rate written as a number (0.0001) or a percentage ('0.01%', which YAML reads as text)."""
+        e = entries.get(key)
+        if e is not None and isinstance(e.value.value, str):
+            text = e.value.value.strip()
+            number = text[:-1].strip() if text.endswith("%") else None
+            try:
+                v = float(number) / 100.0 if number and number.isascii() else math.nan
+            except ValueError:
+                v = math.nan
+            if not math.isfinite(v):
+                self.error("type", f"'{name}' must be a number or a percentage, not {text!r}", e.value.span,
+                           f"write e.g. {DEFAULTS[key] * 100:g}% or {DEFAULTS[key]:g}")
+                return DEFAULTS[key]
+            if not low <= v <= high:
+                self.error("value", f"'{name}' is {text}; it must be between {low * 100:g}% and {high * 100:g}%",
+                           e.value.span, f"without the key it is {DEFAULTS[key] * 100:g}%")
+            return v
+        return self.number(entries, key, name, low=low, high=high)
 
     def string(self, entries: dict[str, YEntry], key: str, name: str) -> str | None:
         e = entries.get(key)
@@ -196,9 +218,20 @@ def check_settings(src: PlaySource) -> tuple[dict[str, Any], list[Diagnostic]]:
     if "instrument" in acc and (i := c.mapping(acc["instrument"], "account.instrument", empty_ok=True)) is not None:
         inst = c.keys("account.instrument.", i, INSTRUMENT_KEYS, acc["instrument"])
     intrabar = c.string(acc, "intrabar", "account.intrabar") or DEFAULTS["intrabar"]
-    if intrabar not in INTRABAR_MODELS:
-        c.error("value", f"'account.intrabar' is {intrabar!r}, not worst_case or ohlc_path",
-                acc["intrabar"].value.span, "choose worst_case (stop-loss before take-profit) or ohlc_path")
+    if intrabar in TIMEFRAMES:
+        # the bar magnifier (7.5): a finer timeframe that divides exec
+        if exec_tf is not None and (TIMEFRAMES[intrabar] >= TIMEFRAMES[exec_tf]
+                                    or TIMEFRAMES[exec_tf] % TIMEFRAMES[intrabar] != 0):
+            finer = [tf for tf in TIMEFRAMES if TIMEFRAMES[tf] < TIMEFRAMES[exec_tf]
+                     and TIMEFRAMES[exec_tf] % TIMEFRAMES[tf] == 0]
+            c.error("value", f"'account.intrabar' is {intrabar}, which is not finer than exec {exec_tf} and a "
+                    f"divisor of it", acc["intrabar"].value.span,
+                    f"for the bar magnifier choose {_either(finer)}" if finer else
+                    f"{exec_tf} has no finer timeframe: choose worst_case or ohlc_path")
+    elif intrabar not in INTRABAR_MODELS:
+        c.error("value", f"'account.intrabar' is {intrabar!r}, not worst_case, ohlc_path or a timeframe",
+                acc["intrabar"].value.span, "choose worst_case (stop-loss before take-profit), ohlc_path, or a "
+                "finer timeframe such as 1m for the bar magnifier")
     out["account"] = Account(
         equity=c.number(acc, "equity", "account.equity", low=0, high=1e12, low_open=True),
         leverage=c.number(acc, "leverage", "account.leverage", low=1, high=100),
@@ -209,6 +242,8 @@ def check_settings(src: PlaySource) -> tuple[dict[str, Any], list[Diagnostic]]:
         tick=c.number(inst, "tick", "account.instrument.tick", low=0, high=1e6, low_open=True),
         qty_step=c.number(inst, "qty_step", "account.instrument.qty_step", low=0, high=1e6, low_open=True),
         min_qty=c.number(inst, "min_qty", "account.instrument.min_qty", low=0, high=1e9, low_open=True),
+        mmr=c.rate(acc, "mmr", "account.mmr", low=0, high=0.5),
+        funding=c.rate(acc, "funding", "account.funding", low=-0.05, high=0.05),
     )
 
     if "features" in root:
@@ -231,3 +266,8 @@ def check_settings(src: PlaySource) -> tuple[dict[str, Any], list[Diagnostic]]:
         else:
             out["blocks"] = b
     return out, c.diags
+
+
+def _either(words: list[str]) -> str:
+    """'1m', '1m or 3m', '1m, 3m or 5m'."""
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"

@@ -15,7 +15,7 @@ from playdeck.compiler import compile_file
 from playdeck.compiler.lower import ExecutionPlan, lower
 
 from playdeck.runtime.data import cache
-from playdeck.runtime.data.bars import Bars, resample, tf_minutes
+from playdeck.runtime.data.bars import Bars, resample, tf_minutes, tf_ms
 from playdeck.runtime.data.csv_import import MAX_EPOCH_MS, format_ts
 from playdeck.runtime.data.sources import load_bars
 from playdeck.runtime.strategy.engine import Engine, RunResult
@@ -26,7 +26,7 @@ from playdeck.runtime.strategy.processor import IntentProcessor, refusal_counts
 from playdeck.runtime.execution.orders import Instrument
 from playdeck.runtime.backtest.report import (equity_curve, format_report, iso, metrics, open_position, status_counts,
                      write_artifacts)
-from playdeck.runtime.sim.backend import SimBackend
+from playdeck.runtime.sim.backend import DetailBars, SimBackend
 from playdeck.runtime.sim.exchange import SimExchange
 
 
@@ -71,6 +71,18 @@ def bar_range(bars: Bars, from_ms: int | None, to_ms: int | None) -> tuple[int, 
     first = 0 if from_ms is None else int(np.searchsorted(ts, from_ms, side="left"))
     last = len(ts) if to_ms is None else int(np.searchsorted(ts, to_ms, side="left"))
     return first, last
+
+
+def detail_bars(base: Bars, tf: str | None) -> Bars | None:
+    """The bar magnifier's bars at `tf` from the data (None without a magnifier); data coarser than
+    the asked detail is an error before the run (7.5)."""
+    if tf is None:
+        return None
+    if tf_minutes(base.tf) > tf_minutes(tf) or tf_minutes(tf) % tf_minutes(base.tf) != 0:
+        raise BacktestError(f"the Play's bar magnifier (intrabar: {tf}) needs {tf} bars or finer that make "
+                            f"them, but the data is {base.tf} bars; give --data with {tf} bars, or set intrabar "
+                            f"to worst_case or ohlc_path")
+    return base if base.tf == tf else resample(base, tf)
 
 
 def exec_bars(bars: Bars, exec_tf: str) -> Bars:
@@ -127,14 +139,25 @@ def _out_dir_error(path: Path, exc: OSError) -> BacktestError:
     return BacktestError(f"cannot use {path} as the output folder: {cache.folder_problem(path, exc)}")
 
 
-def prepare(plan: ExecutionPlan, bars: Bars, where: str = "", *, keep_events: bool = False) -> Backtest:
+def prepare(plan: ExecutionPlan, bars: Bars, where: str = "", *, keep_events: bool = False,
+            detail: Bars | None = None) -> Backtest:
+    """Wire a backtest of `plan` on exec `bars`; `detail` are the bar magnifier's finer bars (when the
+    Play's `account.intrabar` is a timeframe, see `detail_bars`)."""
     play = plan.play
     feeds = FeedStore.build(bars, dict(play.market.timeframes) | {tf: tf for tf in plan.timeframes})
     acc = play.account
     instrument = Instrument(play.market.symbol, acc.tick, acc.qty_step, acc.min_qty)
+    magnifier = acc.magnifier
+    if magnifier is not None and detail is None:
+        raise BacktestError(f"the Play's bar magnifier (intrabar: {magnifier}) needs its {magnifier} bars")
     ex = SimExchange(instrument, maker_fee=acc.maker_fee, taker_fee=acc.taker_fee, slippage_bps=acc.slippage_bps,
-                     intrabar=acc.intrabar, equity=acc.equity, leverage=acc.leverage)
-    backend = SimBackend(ex, history=(np.asarray(bars.ts_open), bars.high, bars.low))
+                     # each detail bar is walked by the ohlc_path rule (7.5)
+                     intrabar="ohlc_path" if magnifier is not None else acc.intrabar,
+                     equity=acc.equity, leverage=acc.leverage, mmr=acc.mmr, funding=acc.funding)
+    ts = np.asarray(bars.ts_open)
+    magnified = None if magnifier is None else DetailBars(
+        np.asarray(detail.ts_open), detail.open, detail.high, detail.low, detail.close, ts, tf_ms(bars.tf))
+    backend = SimBackend(ex, history=(ts, bars.high, bars.low), detail=magnified)
     state = TradingState(instrument, acc.equity, keep_events=keep_events)
     processor = IntentProcessor(Executor(backend, state), instrument, id_prefix=play.name)
     engine = Engine(plan, feeds, processor, where=where)
@@ -179,7 +202,7 @@ def run_backtest(play_path: str, *, data: str | None = None, data_tf: str | None
             raise BacktestError(f"the data holds no complete {plan.play.market.exec_tf} bar "
                                 f"({len(base)} {base.tf} bars)")
         raise BacktestError("no bars in the chosen range")
-    bt = prepare(plan, bars, where=play_path)
+    bt = prepare(plan, bars, where=play_path, detail=detail_bars(base, plan.play.account.magnifier))
     ready = bt.engine.ready_bar
     # Not an empty report: a run that cannot fill a single order is a mistake in the Play or the
     # range. An order sent at the close of the last bar could only fill in the bar after it.

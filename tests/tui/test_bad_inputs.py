@@ -261,6 +261,30 @@ CASES = [
         account:
           intrabar: best_case
         """), "value", "4:13", "best_case"),
+    Case("magnifier_not_finer_than_exec", settings("""
+        play: bad
+        market: {symbol: BTCUSDT, exec: 15m}
+        account:
+          intrabar: 1h
+        """), "value", "4:13", "1h"),
+    Case("magnifier_not_a_divisor_of_exec", settings("""
+        play: bad
+        market: {symbol: BTCUSDT, exec: 5m}
+        account:
+          intrabar: 3m
+        """), "value", "4:13", "3m"),
+    Case("funding_not_a_percentage", settings("""
+        play: bad
+        market: {symbol: BTCUSDT, exec: 15m}
+        account:
+          funding: lots
+        """), "type", "4:12", "lots"),
+    Case("mmr_too_large", settings("""
+        play: bad
+        market: {symbol: BTCUSDT, exec: 15m}
+        account:
+          mmr: 80%
+        """), "value", "4:8", "80%"),
     Case("symbol_not_a_usdt_perpetual", settings("""
         play: bad
         market: {symbol: BTC-PERP, exec: 15m}
