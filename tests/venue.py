@@ -22,7 +22,7 @@ from playdeck.runtime.execution.orders import (
     ProtectionSpec,
 )
 from playdeck.runtime.execution.trading_state import TradingState
-from playdeck.runtime.sim.backend import SimBackend
+from playdeck.runtime.sim.backend import DetailBars, SimBackend
 from playdeck.runtime.sim.exchange import SimExchange
 
 MINUTE = 60_000
@@ -79,11 +79,13 @@ def path_text(rec: OrderRecord) -> str:
 class Venue:
     """One symbol on a venue, driven bar by bar; reads are the TradingState's."""
 
-    def __init__(self, instrument: Instrument, step_ms: int = MINUTE, **config: Any) -> None:
-        """`step_ms`: the length of a bar (bar k opens at k x step_ms, epoch 0 a funding instant)."""
+    def __init__(self, instrument: Instrument, step_ms: int = MINUTE, detail: DetailBars | None = None,
+                 **config: Any) -> None:
+        """`step_ms`: the length of a bar (bar k opens at k x step_ms, epoch 0 a funding instant);
+        `detail`: the bar magnifier's bars."""
         self.step_ms = step_ms
         self.exchange = SimExchange(instrument, **config)
-        self.backend = SimBackend(self.exchange)
+        self.backend = SimBackend(self.exchange, detail=detail)
         self.state = TradingState(instrument, config["equity"], keep_events=True)
         self.executor = Executor(self.backend, self.state)
         self.last_close = float("nan")

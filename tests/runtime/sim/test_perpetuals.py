@@ -23,6 +23,7 @@ from playdeck.runtime.execution.orders import (
     Side,
     TimeInForce,
 )
+from playdeck.runtime.sim.backend import DetailBars
 from venue import Venue, path_text
 
 INST = Instrument("BTCUSDT", tick=0.1, qty_step=0.001, min_qty=0.001)
@@ -198,3 +199,58 @@ def test_funding_moves_the_liquidation_price() -> None:
     assert v.state.funding_paid == pytest.approx(190.0)
     assert v.exchange.liquidation_price() > before
     assert math.isclose(v.cash, 990.5 - 190.0)
+
+
+# ---------------------------------------------------------------------------------------- 7.5 magnifier
+def magnified(detail_rows: dict[int, list[tuple[float, float, float, float]]], n_exec: int) -> Venue:
+    """15-minute exec bars whose detail bars (5 minutes each) are given per exec bar."""
+    import numpy as np
+
+    rows = [(k * 15 + j * 5, *bar) for k in range(n_exec) for j, bar in enumerate(detail_rows.get(k, [QUIET] * 3))]
+    ts = np.array([r[0] * 60_000 for r in rows], dtype=np.int64)
+    cols = [np.array([r[i] for r in rows]) for i in range(1, 5)]
+    detail = DetailBars(ts, *cols, np.arange(n_exec, dtype=np.int64) * 15 * 60_000, 15 * 60_000)
+    v = venue(intrabar="ohlc_path", leverage=3.0, detail=detail)
+    v.step_ms = 15 * 60_000
+    return v
+
+
+@pytest.mark.parametrize(("details", "role", "price"), [
+    # up to 104 in the first 5 minutes (the take-profit at 103), down to 96 after (the stop at 97)
+    ([(100, 104, 99.5, 103.5), (103.5, 103.5, 98, 98), (98, 98.5, 96, 97)], OrderRole.TAKE_PROFIT, 103.0),
+    # down first: the stop, as worst_case would have it too
+    ([(100, 100.5, 96, 97), (97, 103, 96.5, 102), (102, 104, 101, 103)], OrderRole.STOP_LOSS, 97.0),
+])
+def test_the_magnifier_finds_which_level_the_bar_reached_first(details: list, role: OrderRole, price: float) -> None:
+    exec_bar = (100, 104, 96, 100)  # under worst_case a long's stop always comes first in this bar
+    v = magnified({2: details}, 3)
+    v.bar_closed(0, *QUIET)
+    v.submit(order(BUY, 1, 0, 0), 0, 100.0)
+    v.bar_closed(1, *QUIET)
+    v.set_protection("stop_loss", 97.0, 1, 100.0)
+    v.set_protection("take_profit", 103.0, 1, 100.0)
+    v.bar_closed(2, *exec_bar)
+    (fill,) = [f for f in v.state.fills if f.bar == 2]
+    assert (fill.role, fill.price) == (role, price)
+    # the fill names the detail bar it happened in: the first of the exec bar opened at 00:30
+    assert fill.detail_ts == 30 * 60_000
+    worst = venue(leverage=3.0)
+    worst.step_ms = 15 * 60_000
+    worst.bar_closed(0, *QUIET)
+    worst.submit(order(BUY, 1, 0, 0), 0, 100.0)
+    worst.bar_closed(1, *QUIET)
+    worst.set_protection("stop_loss", 97.0, 1, 100.0)
+    worst.set_protection("take_profit", 103.0, 1, 100.0)
+    worst.bar_closed(2, *exec_bar)
+    assert [(f.role, f.detail_ts) for f in worst.state.fills if f.bar == 2] == [(OrderRole.STOP_LOSS, None)]
+
+
+def test_the_magnifier_checks_liquidation_on_the_detail_bars() -> None:
+    v = magnified({2: [(100, 100.5, 99, 99.5), (99.5, 99.6, 94, 95), (95, 97, 94.5, 96)]}, 3)
+    v.exchange.leverage = 20.0
+    v.bar_closed(0, *QUIET)
+    v.submit(order(BUY, 190, 0, 0), 0, 100.0)
+    v.bar_closed(1, *QUIET)
+    v.bar_closed(2, 100, 100.5, 94, 96)
+    (liq,) = v.state.liquidations
+    assert (liq.price, liq.detail_ts) == (95.3, 35 * 60_000)  # in the second detail bar
