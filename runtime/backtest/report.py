@@ -1,26 +1,21 @@
-"""Backtest results: equity curve, round-trip trades, the metrics of the report, and the files.
+"""Backtest results: equity curve, round-trip trades, the metrics and the text of the report.
 
 Everything is derived from the run's fills and post-fill snapshots with numpy; nothing here runs
-per bar in Python.
+per bar in Python. The files of a run are written by `artifacts`.
 """
 from __future__ import annotations
 
-import csv
-import json
 import math
 from collections import Counter
 from datetime import datetime, timezone
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any
 
 import attrs
 import numpy as np
 
+from playdeck.runtime.backtest.numtext import num
 from playdeck.runtime.data.bars import Bars, tf_minutes
 from playdeck.runtime.execution.orders import Fill
-
-if TYPE_CHECKING:
-    from playdeck.runtime.strategy.intents import Rejection
 
 
 def iso(ts_ms: int) -> str:
@@ -156,7 +151,7 @@ def open_position(fills: list[Fill], last_close: float) -> dict[str, Any] | None
 
 
 def _sig(v: float) -> float:
-    # 10 significant digits like `_num`, so report.json shows 0.3 and not 0.30000000000000004
+    # 10 significant digits like the files' numbers (`numtext.num`), so report.json shows 0.3 and not 0.30000000000000004
     return float(f"{v:.10g}")
 
 
@@ -190,94 +185,6 @@ def metrics(equity: np.ndarray, qty: np.ndarray, initial: float, fills: list[Fil
     }
 
 
-def order_rows(orders) -> list[dict[str, Any]]:
-    rows = []
-    for rec in orders.values():
-        o = rec.order
-        rows.append({"order_id": o.order_id, "tag": o.tag or "", "role": o.role.value, "type": o.type.value,
-                     "side": o.side.value, "qty": _num(o.qty), "price": _num(o.price), "trigger": _num(o.trigger),
-                     "created_bar": o.created_bar, "final_status": rec.path.current.value,
-                     "status_path": rec.path.venue(), "reason": rec.reason})
-    return rows
-
-
-def _num(v: float | None) -> str:
-    """A plain decimal (never 1e-05), at most 10 significant digits, no trailing zeros."""
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return ""
-    return np.format_float_positional(float(f"{v:.10g}"), trim="-")
-
-
-def write_artifacts(out: Path, bars: Bars, start: int, fills: list[Fill], orders, trades: list[Trade],
-                    equity: np.ndarray, report: dict[str, Any], *, rejections: Sequence[Rejection] = ()) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    ts = np.asarray(bars.ts_open)
-    write_rejections(out / "rejections.csv", ts, rejections)
-    with open(out / "fills.csv", "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["bar", "ts", "order_id", "tag", "side", "qty", "price", "fee", "liquidity"])
-        for f in fills:
-            w.writerow([f.bar, iso(f.ts), f.order_id, f.tag or "", f.side.value, _num(f.qty), _num(f.price),
-                        _num(f.fee), f.liquidity])
-    rows = order_rows(orders)
-    with open(out / "orders.csv", "w", newline="") as fh:
-        # the columns of the issue first, in its order; role and reject/cancel reason after them
-        w = csv.DictWriter(fh, fieldnames=["order_id", "tag", "type", "side", "qty", "price", "trigger",
-                                           "created_bar", "final_status", "status_path", "role", "reason"])
-        w.writeheader()
-        w.writerows(rows)
-    with open(out / "trades.csv", "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["trade", "side", "entry_bar", "entry_ts", "exit_bar", "exit_ts", "qty", "entry_price",
-                    "exit_price", "pnl", "fees"])
-        for k, t in enumerate(trades, 1):
-            w.writerow([k, t.side, t.entry_bar, iso(int(ts[t.entry_bar])), t.exit_bar, iso(int(ts[t.exit_bar])),
-                        _num(t.qty), _num(t.entry_price), _num(t.exit_price), _num(t.pnl), _num(t.fees)])
-    with open(out / "equity.csv", "w", newline="") as fh:
-        fh.write("bar,ts,equity\n")
-        idx = np.arange(start, start + len(equity))
-        fh.writelines(f"{b},{iso(int(ts[b]))},{e:.6f}\n" for b, e in zip(idx.tolist(), equity.tolist()))
-    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out / "equity.svg").write_text(equity_svg(equity, report))
-
-
-def write_rejections(path: Path, ts_open: np.ndarray, rejections: Sequence[Rejection]) -> None:
-    """One row per refused intent (by sizing and checks, by the exchange when sent, or its attached
-    protection refused at the fill); written even when empty so tools can rely on the file."""
-    with open(path, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["bar", "ts", "kind", "tag", "reason", "where"])
-        w.writerows(rejection_rows(ts_open, rejections))
-
-
-def rejection_rows(ts_open: np.ndarray, rejections: Sequence[Rejection]) -> list[list[Any]]:
-    return [[r.bar, iso(int(ts_open[r.bar])), r.kind, r.tag or "", r.reason, r.where] for r in rejections]
-
-
-def equity_svg(equity: np.ndarray, report: dict[str, Any], width: int = 900, height: int = 320) -> str:
-    """A small self-contained SVG line chart of the equity curve (no plotting library needed)."""
-    pad = 40
-    if len(equity) == 0:
-        equity = np.array([report["metrics"]["initial_equity"]])
-    step = max(1, len(equity) // 1500)
-    ys = equity[::step]
-    lo, hi = float(ys.min()), float(ys.max())
-    span = hi - lo or 1.0
-    xs = np.linspace(pad, width - 10, len(ys)) if len(ys) > 1 else np.array([pad])
-    pts = " ".join(f"{x:.1f},{height - pad - (y - lo) / span * (height - 2 * pad):.1f}" for x, y in zip(xs, ys))
-    title = f"{report['play']} equity ({report['data']['label']})"
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-            f'font-family="monospace" font-size="12">\n'
-            f'<rect width="100%" height="100%" fill="white"/>\n'
-            f'<text x="{pad}" y="20">{_xml(title)}</text>\n'
-            f'<text x="2" y="{pad}">{hi:.0f}</text><text x="2" y="{height - pad}">{lo:.0f}</text>\n'
-            f'<polyline fill="none" stroke="#1f77b4" stroke-width="1.2" points="{pts}"/>\n</svg>\n')
-
-
-def _xml(s: str) -> str:
-    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def format_report(r: dict[str, Any]) -> str:
     m = r["metrics"]
     lines = [
@@ -309,7 +216,7 @@ def format_report(r: dict[str, Any]) -> str:
 
 def open_line(p: dict[str, Any]) -> str:
     """The report line of a position still open at the end of the data (see `open_position`)."""
-    return (f"open        {p['side']} {_num(p['qty'])} @ {p['entry_price']:.2f} since bar {p['entry_bar']}, "
+    return (f"open        {p['side']} {num(p['qty'])} @ {p['entry_price']:.2f} since bar {p['entry_bar']}, "
             f"unrealized {p['unrealized_pnl']:+.2f} USDT (not in trades)")
 
 

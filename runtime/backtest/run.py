@@ -21,8 +21,9 @@ from playdeck.runtime.strategy.engine import Engine, RunResult
 from playdeck.runtime.data.feeds import FeedStore
 from playdeck.runtime.strategy.intents import IntentProcessor
 from playdeck.runtime.execution.orders import Instrument
-from playdeck.runtime.backtest.report import (equity_curve, format_report, iso, metrics, open_position, round_trips, status_counts,
-                     write_artifacts)
+from playdeck.runtime.backtest.artifacts import order_rows, write_artifacts
+from playdeck.runtime.backtest.report import (equity_curve, format_report, iso, metrics, open_position, round_trips,
+                                              status_counts)
 from playdeck.runtime.sim.backend import SimBackend
 from playdeck.runtime.sim.exchange import SimExchange
 
@@ -247,8 +248,8 @@ def run_backtest(play_path: str, *, data: str | None = None, data_tf: str | None
         report["data"].update(filled_gaps=filled, filled_tf=base.tf)
     if out_dir is not None:
         report["out"] = str(out_dir)
-        write_artifacts(out_dir, bars, result.start, result.fills, bt.exchange.orders, trades, eq, report,
-                        rejections=bt.processor.rejections)
+        write_artifacts(out_dir, bars.ts_open, result.start, result.fills, order_rows(bt.exchange.orders), trades,
+                        eq, report, rejections=bt.processor.rejections)
     return report
 
 
