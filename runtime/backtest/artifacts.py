@@ -152,14 +152,22 @@ def write_fills_parquet(path: Path, fills: Sequence[Fill]) -> None:
         "bar": pa.array(c["bar"], pa.int64()),
         "ts": pa.array(np.asarray(c["ts"], dtype=np.int64), pa.timestamp("ms", tz="UTC")),
         "order_id": pa.array(c["order_id"], pa.string()),
-        "tag": pa.array([t or None for t in c["tag"]], pa.string()).dictionary_encode(),
-        "side": pa.array(c["side"], pa.string()).dictionary_encode(),
+        "tag": _words(pa, [t or None for t in c["tag"]]),
+        "side": _words(pa, c["side"]),
         "qty": pa.array(c["qty"], pa.float64()),
         "price": pa.array(c["price"], pa.float64()),
         "fee": pa.array(c["fee"], pa.float64()),
-        "liquidity": pa.array(c["liquidity"], pa.string()).dictionary_encode(),
+        "liquidity": _words(pa, c["liquidity"]),
     })
     pq.write_table(table, path, **_parquet_options(dictionary=["tag", "side", "liquidity"]))
+
+
+def _words(pa: Any, values: Sequence[str | None]) -> Any:
+    """A dictionary<int32, string> array of a few repeating words (None: null), made here rather
+    than by `dictionary_encode`, which imports pyarrow.compute (20 ms of start-up) for it."""
+    codes: dict[str, int] = {}
+    indices = [None if v is None else codes.setdefault(v, len(codes)) for v in values]
+    return pa.DictionaryArray.from_arrays(pa.array(indices, pa.int32()), pa.array(list(codes), pa.string()))
 
 
 def write_equity_parquet(path: Path, ts_open: np.ndarray, start: int, equity: np.ndarray) -> None:

@@ -16,8 +16,6 @@ from collections import Counter
 from math import isfinite
 from typing import Any, Awaitable, Callable, NamedTuple
 
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
-
 from playdeck.runtime.execution.orders import (AttachedProtection, Order, OrderResult, OrderRole, OrderStatus, OrderType, Side, TimeInForce,
                      below_min_qty)
 from playdeck.runtime.bybit.limits import TokenBucket
@@ -274,6 +272,9 @@ class IntentProcessor:
                 await asyncio.sleep(wait)
         if self.attempts <= 1:
             return await fn(*args, **kwargs)
+        # imported here: only a live backend retries, and a backtest (one attempt) never loads tenacity
+        from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(TransientBackendError),
             wait=wait_exponential_jitter(multiplier=0.2, max=5.0, jitter=0.1),
