@@ -10,10 +10,11 @@ Python step per bar and its text never sits in memory whole.
 from __future__ import annotations
 
 import json
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
+import attrs
 import numpy as np
 
 from playdeck.runtime.backtest.csvtext import CRLF, header, join_rows, text_column
@@ -40,12 +41,18 @@ def order_rows(orders: Mapping[str, Any]) -> list[dict[str, Any]]:
     where an order has none). The writers take these rows, not the records, so the records can change
     shape without touching them."""
     rows = []
+    venue: dict[tuple, str] = {}  # the path's text depends on its statuses alone, and most orders share one
     for rec in orders.values():
         o = rec.order
-        rows.append({"order_id": o.order_id, "tag": o.tag or "", "type": o.type.value, "side": o.side.value,
+        statuses = tuple(rec.path.statuses)
+        path = venue.get(statuses)
+        if path is None:
+            path = venue[statuses] = rec.path.venue()
+        # `_value_` is what `.value` returns, without the enum property's call (4 per order)
+        rows.append({"order_id": o.order_id, "tag": o.tag or "", "type": o.type._value_, "side": o.side._value_,
                      "qty": o.qty, "price": o.price, "trigger": o.trigger, "created_bar": o.created_bar,
-                     "final_status": rec.path.current.value, "status_path": rec.path.venue(),
-                     "role": o.role.value, "reason": rec.reason})
+                     "final_status": statuses[-1]._value_, "status_path": path, "role": o.role._value_,
+                     "reason": rec.reason})
     return rows
 
 
@@ -57,11 +64,12 @@ def write_artifacts(out: Path, ts_open: np.ndarray, start: int, fills: Sequence[
     out.mkdir(parents=True, exist_ok=True)
     ts_open = np.asarray(ts_open, dtype=np.int64)
     write_rejections(out / "rejections.csv", ts_open, rejections)
-    write_fills_csv(out / "fills.csv", fills)
+    fill_cols = fill_columns(fills)
+    write_fills_csv(out / "fills.csv", fill_cols)
     write_orders_csv(out / "orders.csv", orders)
     write_trades_csv(out / "trades.csv", ts_open, trades)
     write_equity_csv(out / "equity.csv", ts_open, start, equity)
-    write_fills_parquet(out / "fills.parquet", fills)
+    write_fills_parquet(out / "fills.parquet", fill_cols)
     write_equity_parquet(out / "equity.parquet", ts_open, start, equity)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / "equity.svg").write_text(equity_svg(equity, report))
@@ -76,50 +84,83 @@ def _write_csv(path: Path, names: Sequence[str], n: int, chunk: Callable[[int, i
             fh.write(join_rows(chunk(lo, min(lo + CHUNK, n)), newline))
 
 
-def _fill_columns(fills: Sequence[Fill]) -> dict[str, list[Any]]:
-    get = attrgetter("bar", "ts", "order_id", "tag", "side", "qty", "price", "fee", "liquidity")
-    cols = list(zip(*map(get, fills))) or [()] * 9
-    out = dict(zip(FILLS_COLUMNS, map(list, cols)))
-    out["tag"] = [t or "" for t in out["tag"]]
-    out["side"] = [s.value for s in out["side"]]
-    return out
+def _columns(items: Sequence[Any], get: Callable[[Any], tuple], width: int) -> list[tuple]:
+    """The fields `get` takes from each item, as one tuple per field (columns, not rows)."""
+    return list(zip(*map(get, items))) or [()] * width
 
 
-def write_fills_csv(path: Path, fills: Sequence[Fill]) -> None:
-    c = _fill_columns(fills)
-    _write_csv(path, FILLS_COLUMNS, len(fills), lambda lo, hi: [
-        int_column(c["bar"][lo:hi]), iso_column(c["ts"][lo:hi]), text_column(c["order_id"][lo:hi]),
-        text_column(c["tag"][lo:hi]), text_column(c["side"][lo:hi]), num_column(c["qty"][lo:hi]),
-        num_column(c["price"][lo:hi]), num_column(c["fee"][lo:hi]), text_column(c["liquidity"][lo:hi])])
+def _words(values: Sequence[Any]) -> list[str]:
+    """`.value` of each enum member, looked up once per distinct member (a side is one of two)."""
+    text = {v: v.value for v in set(values)}
+    return list(map(text.__getitem__, values))
+
+
+@attrs.frozen
+class FillColumns:
+    """fills.csv's columns, taken from the fills once for both the CSV and the Parquet file."""
+
+    bar: np.ndarray
+    ts: np.ndarray
+    order_id: Sequence[str]
+    tag: Sequence[str | None]
+    side: Sequence[str]
+    qty: np.ndarray
+    price: np.ndarray
+    fee: np.ndarray
+    liquidity: Sequence[str]
+
+    def __len__(self) -> int:
+        return len(self.bar)
+
+
+def fill_columns(fills: Sequence[Fill]) -> FillColumns:
+    bar, ts, order_id, tag, side, qty, price, fee, liquidity = _columns(
+        fills, attrgetter("bar", "ts", "order_id", "tag", "side", "qty", "price", "fee", "liquidity"), 9)
+    return FillColumns(np.array(bar, dtype=np.int64), np.array(ts, dtype=np.int64), order_id, tag, _words(side),
+                       np.array(qty, dtype=np.float64), np.array(price, dtype=np.float64),
+                       np.array(fee, dtype=np.float64), liquidity)
+
+
+def write_fills_csv(path: Path, fills: Sequence[Fill] | FillColumns) -> None:
+    c = fills if isinstance(fills, FillColumns) else fill_columns(fills)
+    tag = [t or "" for t in c.tag]
+    _write_csv(path, FILLS_COLUMNS, len(c), lambda lo, hi: [
+        int_column(c.bar[lo:hi]), iso_column(c.ts[lo:hi]), text_column(c.order_id[lo:hi]), text_column(tag[lo:hi]),
+        text_column(c.side[lo:hi]), num_column(c.qty[lo:hi]), num_column(c.price[lo:hi]), num_column(c.fee[lo:hi]),
+        text_column(c.liquidity[lo:hi])])
 
 
 def write_orders_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
-    c = {name: [r[name] for r in rows] for name in ORDER_COLUMNS}
-    numbers = {"qty", "price", "trigger"}
+    c = dict(zip(ORDER_COLUMNS, _columns(rows, itemgetter(*ORDER_COLUMNS), len(ORDER_COLUMNS))))
+    numbers = {k: np.array(c[k], dtype=np.float64) for k in ("qty", "price", "trigger")}  # None: NaN, written ''
+    created_bar = np.array(c["created_bar"], dtype=np.int64)
+    text = {k: _as_text(c[k]) for k in ORDER_COLUMNS if k not in numbers and k != "created_bar"}
 
     def chunk(lo: int, hi: int) -> list[np.ndarray]:
-        return [num_column(c[k][lo:hi]) if k in numbers else int_column(c[k][lo:hi]) if k == "created_bar"
-                else text_column([_text(v) for v in c[k][lo:hi]]) for k in ORDER_COLUMNS]
+        return [num_column(numbers[k][lo:hi]) if k in numbers else int_column(created_bar[lo:hi])
+                if k == "created_bar" else text_column(text[k][lo:hi]) for k in ORDER_COLUMNS]
 
     _write_csv(path, ORDER_COLUMNS, len(rows), chunk)
 
 
-def _text(v: Any) -> str:
-    return "" if v is None else str(v)  # as csv.writer writes a field
+def _as_text(values: Sequence[Any]) -> Sequence[str]:
+    """Fields as csv.writer writes them: None as '', anything but text as str()."""
+    if set(map(type, values)) <= {str}:  # the common case, checked without a Python step per value
+        return values
+    return [v if type(v) is str else "" if v is None else str(v) for v in values]
 
 
 def write_trades_csv(path: Path, ts_open: np.ndarray, trades: Sequence[Trade]) -> None:
-    get = attrgetter("side", "entry_bar", "exit_bar", "qty", "entry_price", "exit_price", "pnl", "fees")
-    side, entry_bar, exit_bar, qty, entry_price, exit_price, pnl, fees = \
-        (list(col) for col in (list(zip(*map(get, trades))) or [()] * 8))
-    entry_bar_a = np.asarray(entry_bar, dtype=np.int64)
-    exit_bar_a = np.asarray(exit_bar, dtype=np.int64)
+    side, entry_bar, exit_bar, *numbers = _columns(
+        trades, attrgetter("side", "entry_bar", "exit_bar", "qty", "entry_price", "exit_price", "pnl", "fees"), 8)
+    entry_bar_a = np.array(entry_bar, dtype=np.int64)
+    exit_bar_a = np.array(exit_bar, dtype=np.int64)
+    values = [np.array(col, dtype=np.float64) for col in numbers]
     _write_csv(path, TRADES_COLUMNS, len(trades), lambda lo, hi: [
         int_column(np.arange(lo + 1, hi + 1)), text_column(side[lo:hi]),
         int_column(entry_bar_a[lo:hi]), iso_column(ts_open[entry_bar_a[lo:hi]]),
         int_column(exit_bar_a[lo:hi]), iso_column(ts_open[exit_bar_a[lo:hi]]),
-        num_column(qty[lo:hi]), num_column(entry_price[lo:hi]), num_column(exit_price[lo:hi]),
-        num_column(pnl[lo:hi]), num_column(fees[lo:hi])])
+        *(num_column(v[lo:hi]) for v in values)])
 
 
 def write_equity_csv(path: Path, ts_open: np.ndarray, start: int, equity: np.ndarray) -> None:
@@ -133,41 +174,43 @@ def write_equity_csv(path: Path, ts_open: np.ndarray, start: int, equity: np.nda
 def write_rejections(path: Path, ts_open: np.ndarray, rejections: Sequence[Rejection]) -> None:
     """One row per refused intent (by sizing and checks, by the exchange when sent, or its attached
     protection refused at the fill); written even when empty so tools can rely on the file."""
-    bar, kind, tag, reason, where = (list(col) for col in (list(zip(*rejections)) or [()] * 5))
-    bar_a = np.asarray(bar, dtype=np.int64)
+    bar, kind, tag, reason, where = _columns(rejections, tuple, 5)
+    bar_a = np.array(bar, dtype=np.int64)
     tag = [t or "" for t in tag]
     _write_csv(path, REJECTIONS_COLUMNS, len(rejections), lambda lo, hi: [
         int_column(bar_a[lo:hi]), iso_column(ts_open[bar_a[lo:hi]]), text_column(kind[lo:hi]),
         text_column(tag[lo:hi]), text_column(reason[lo:hi]), text_column(where[lo:hi])])
 
 
-def write_fills_parquet(path: Path, fills: Sequence[Fill]) -> None:
+def write_fills_parquet(path: Path, fills: Sequence[Fill] | FillColumns) -> None:
     """fills.csv's columns, typed: int64 bar, timestamp[ms, UTC] ts, float64 numbers, the repeating
     words (tag, side, liquidity) dictionary-encoded, a fill without a tag a null tag."""
     import pyarrow as pa  # noqa: PLC0415 (only a run that writes files pays for pyarrow)
     import pyarrow.parquet as pq  # noqa: PLC0415
 
-    c = _fill_columns(fills)
+    c = fills if isinstance(fills, FillColumns) else fill_columns(fills)
     table = pa.table({
-        "bar": pa.array(c["bar"], pa.int64()),
-        "ts": pa.array(np.asarray(c["ts"], dtype=np.int64), pa.timestamp("ms", tz="UTC")),
-        "order_id": pa.array(c["order_id"], pa.string()),
-        "tag": _words(pa, [t or None for t in c["tag"]]),
-        "side": _words(pa, c["side"]),
-        "qty": pa.array(c["qty"], pa.float64()),
-        "price": pa.array(c["price"], pa.float64()),
-        "fee": pa.array(c["fee"], pa.float64()),
-        "liquidity": _words(pa, c["liquidity"]),
+        "bar": pa.array(c.bar, pa.int64()),
+        "ts": pa.array(c.ts, pa.timestamp("ms", tz="UTC")),
+        "order_id": pa.array(c.order_id, pa.string()),
+        "tag": _dictionary(pa, c.tag),
+        "side": _dictionary(pa, c.side),
+        "qty": pa.array(c.qty, pa.float64()),
+        "price": pa.array(c.price, pa.float64()),
+        "fee": pa.array(c.fee, pa.float64()),
+        "liquidity": _dictionary(pa, c.liquidity),
     })
     pq.write_table(table, path, **_parquet_options(dictionary=["tag", "side", "liquidity"]))
 
 
-def _words(pa: Any, values: Sequence[str | None]) -> Any:
+def _dictionary(pa: Any, values: Sequence[str | None]) -> Any:
     """A dictionary<int32, string> array of a few repeating words (None: null), made here rather
     than by `dictionary_encode`, which imports pyarrow.compute (20 ms of start-up) for it."""
-    codes: dict[str, int] = {}
-    indices = [None if v is None else codes.setdefault(v, len(codes)) for v in values]
-    return pa.DictionaryArray.from_arrays(pa.array(indices, pa.int32()), pa.array(list(codes), pa.string()))
+    words = [w for w in dict.fromkeys(values) if w is not None]
+    code: dict[str | None, int] = {w: k for k, w in enumerate(words)}
+    code[None] = -1
+    indices = np.fromiter(map(code.__getitem__, values), dtype=np.int32, count=len(values))
+    return pa.DictionaryArray.from_arrays(pa.array(indices, mask=indices < 0), pa.array(words, pa.string()))
 
 
 def write_equity_parquet(path: Path, ts_open: np.ndarray, start: int, equity: np.ndarray) -> None:

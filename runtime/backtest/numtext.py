@@ -154,9 +154,10 @@ def num_column(values: Sequence[float | None] | np.ndarray) -> np.ndarray:
             break
         digits = np.where(zero, digits // 10, digits)
         last = last + zero
-    zero_value = a == 0  # '0' and '-0', as format_float_positional writes them
-    sure |= zero_value
-    out = _positional(digits, last, np.signbit(v))
+    missing = np.isnan(v)  # None and NaN: an empty field (an order without a price)
+    sure |= (a == 0) | missing  # 0 is '0' and '-0' (format_float_positional keeps the sign)
+    out = _positional(digits, last, np.signbit(v) & ~missing)
+    out[missing] = 0
     rows = np.flatnonzero(~sure)
     return _patch(out, rows, [num(x) for x in v[rows].tolist()])
 

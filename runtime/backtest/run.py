@@ -265,8 +265,9 @@ def run_backtest(play_path: str, *, data: str | None = None, data_tf: str | None
         report["data"].update(filled_gaps=filled, filled_tf=base.tf)
     if out_dir is not None:
         report["out"] = str(out_dir)
-        write_artifacts(out_dir, bars.ts_open, result.start, result.fills, order_rows(bt.exchange.orders), trades,
-                        eq, report, rejections=bt.processor.rejections)
+        with gc_paused():  # the writers make a column of objects per field: no cycles, and many
+            write_artifacts(out_dir, bars.ts_open, result.start, result.fills, order_rows(bt.exchange.orders),
+                            trades, eq, report, rejections=bt.processor.rejections)
     return report
 
 
