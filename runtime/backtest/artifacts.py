@@ -1,5 +1,5 @@
 """The files of a backtest (`--out`): fills, orders, trades, rejections and equity as CSV, fills and
-equity as Parquet, report.json and equity.svg.
+equity as Parquet (`parquet`), report.json and equity.svg.
 
 The inputs are plain values: the run's `Fill`s, order rows (dicts with the orders.csv columns, made
 from the simulator's records by `order_rows`, the one place that reads them), `Trade`s,
@@ -19,6 +19,7 @@ import numpy as np
 
 from playdeck.runtime.backtest.csvtext import CRLF, header, join_rows, text_column
 from playdeck.runtime.backtest.numtext import fixed_column, int_column, iso_column, num_column
+from playdeck.runtime.backtest.parquet import write_equity_parquet, write_fills_parquet
 
 if TYPE_CHECKING:
     from playdeck.runtime.backtest.report import Trade
@@ -180,58 +181,6 @@ def write_rejections(path: Path, ts_open: np.ndarray, rejections: Sequence[Rejec
     _write_csv(path, REJECTIONS_COLUMNS, len(rejections), lambda lo, hi: [
         int_column(bar_a[lo:hi]), iso_column(ts_open[bar_a[lo:hi]]), text_column(kind[lo:hi]),
         text_column(tag[lo:hi]), text_column(reason[lo:hi]), text_column(where[lo:hi])])
-
-
-def write_fills_parquet(path: Path, fills: Sequence[Fill] | FillColumns) -> None:
-    """fills.csv's columns, typed: int64 bar, timestamp[ms, UTC] ts, float64 numbers, the repeating
-    words (tag, side, liquidity) dictionary-encoded, a fill without a tag a null tag."""
-    import pyarrow as pa  # noqa: PLC0415 (only a run that writes files pays for pyarrow)
-    import pyarrow.parquet as pq  # noqa: PLC0415
-
-    c = fills if isinstance(fills, FillColumns) else fill_columns(fills)
-    table = pa.table({
-        "bar": pa.array(c.bar, pa.int64()),
-        "ts": pa.array(c.ts, pa.timestamp("ms", tz="UTC")),
-        "order_id": pa.array(c.order_id, pa.string()),
-        "tag": _dictionary(pa, c.tag),
-        "side": _dictionary(pa, c.side),
-        "qty": pa.array(c.qty, pa.float64()),
-        "price": pa.array(c.price, pa.float64()),
-        "fee": pa.array(c.fee, pa.float64()),
-        "liquidity": _dictionary(pa, c.liquidity),
-    })
-    pq.write_table(table, path, **_parquet_options(dictionary=["tag", "side", "liquidity"]))
-
-
-def _dictionary(pa: Any, values: Sequence[str | None]) -> Any:
-    """A dictionary<int32, string> array of a few repeating words (None: null), made here rather
-    than by `dictionary_encode`, which imports pyarrow.compute (20 ms of start-up) for it."""
-    words = [w for w in dict.fromkeys(values) if w is not None]
-    code: dict[str | None, int] = {w: k for k, w in enumerate(words)}
-    code[None] = -1
-    indices = np.fromiter(map(code.__getitem__, values), dtype=np.int32, count=len(values))
-    return pa.DictionaryArray.from_arrays(pa.array(indices, mask=indices < 0), pa.array(words, pa.string()))
-
-
-def write_equity_parquet(path: Path, ts_open: np.ndarray, start: int, equity: np.ndarray) -> None:
-    """equity.csv's columns, typed: int64 bar, timestamp[ms, UTC] ts, float64 equity (unrounded)."""
-    import pyarrow as pa  # noqa: PLC0415
-    import pyarrow.parquet as pq  # noqa: PLC0415
-
-    n = len(equity)
-    table = pa.table({
-        "bar": pa.array(np.arange(start, start + n, dtype=np.int64)),
-        "ts": pa.array(np.asarray(ts_open[start:start + n], dtype=np.int64), pa.timestamp("ms", tz="UTC")),
-        "equity": pa.array(np.asarray(equity, dtype=np.float64)),
-    })
-    pq.write_table(table, path, **_parquet_options(dictionary=[]))
-
-
-def _parquet_options(dictionary: list[str]) -> dict[str, Any]:
-    """zstd, and bar and ts (rising integers) as deltas: a million-bar equity.parquet is 3 MB, not 15,
-    and writes faster than with the default dictionary pages of values that never repeat."""
-    return {"compression": "zstd", "use_dictionary": dictionary,
-            "column_encoding": {"bar": "DELTA_BINARY_PACKED", "ts": "DELTA_BINARY_PACKED"}}
 
 
 def equity_svg(equity: np.ndarray, report: dict[str, Any], width: int = 900, height: int = 320) -> str:

@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 
 PLAY = ROOT_DIR / "plays" / "ema_cross.yml"
+# pandas (installed with the bench extra, and on many machines) is also what pyarrow's pa.array and
+# pa.table import when it is there: the Parquet writer must not go through them.
 NEVER = {"textual", "pybit", "websockets", "aiohttp", "tenacity", "pandas"}
 # Runs `main(argv)` and prints the third-party packages (and playdeck rooms) then imported.
 PROBE = """
