@@ -1,8 +1,8 @@
 """The files of a backtest (`--out`): fills, orders, trades, rejections and equity as CSV, fills and
 equity as Parquet (`parquet`), report.json and equity.svg.
 
-The inputs are plain values: the run's `Fill`s, order rows (dicts with the orders.csv columns, made
-from the simulator's records by `order_rows`, the one place that reads them), `Trade`s,
+The inputs are plain values: the run's `Fill`s, `OrderRow`s (the orders.csv columns, made from the
+simulator's records by `order_rows`, the one place that reads them), `Trade`s,
 `Rejection`s and the equity array. Each CSV column is formatted at once by `numtext`/`csvtext`
 (numbers as `numtext.num` gives them), in chunks of rows, so a million-bar equity.csv costs no
 Python step per bar and its text never sits in memory whole.
@@ -10,9 +10,9 @@ Python step per bar and its text never sits in memory whole.
 from __future__ import annotations
 
 import json
-from operator import attrgetter, itemgetter
+from operator import attrgetter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, NamedTuple, Sequence
 
 import attrs
 import numpy as np
@@ -27,9 +27,6 @@ if TYPE_CHECKING:
     from playdeck.runtime.strategy.intents import Rejection
 
 FILLS_COLUMNS = ("bar", "ts", "order_id", "tag", "side", "qty", "price", "fee", "liquidity")
-# the columns of the issue first, in its order; role and reject/cancel reason after them
-ORDER_COLUMNS = ("order_id", "tag", "type", "side", "qty", "price", "trigger", "created_bar", "final_status",
-                 "status_path", "role", "reason")
 TRADES_COLUMNS = ("trade", "side", "entry_bar", "entry_ts", "exit_bar", "exit_ts", "qty", "entry_price",
                   "exit_price", "pnl", "fees")
 REJECTIONS_COLUMNS = ("bar", "ts", "kind", "tag", "reason", "where")
@@ -37,10 +34,28 @@ EQUITY_COLUMNS = ("bar", "ts", "equity")
 CHUNK = 1 << 15  # rows formatted at once: the text matrices stay in the CPU caches (and out of RSS)
 
 
-def order_rows(orders: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The orders.csv rows of the simulator's order records (qty, price and trigger as numbers, None
-    where an order has none). The writers take these rows, not the records, so the records can change
-    shape without touching them."""
+# orders.csv: the columns of the issue first, in its order; role and reject/cancel reason after them
+class OrderRow(NamedTuple):
+    """One line of orders.csv, as plain values: what the writer needs of an order, whatever the
+    simulator's records look like (a tuple: 77,000 of them cost a third of the memory of dicts)."""
+
+    order_id: str
+    tag: str
+    type: str
+    side: str
+    qty: float
+    price: float | None
+    trigger: float | None
+    created_bar: int
+    final_status: str
+    status_path: str  # Bybit's statuses, e.g. New>Filled
+    role: str
+    reason: str | None
+
+
+def order_rows(orders: Mapping[str, Any]) -> list[OrderRow]:
+    """The orders.csv rows of the simulator's order records (None where an order has no price or
+    trigger). The one place that reads the records: the writers take these rows."""
     rows = []
     venue: dict[tuple, str] = {}  # the path's text depends on its statuses alone, and most orders share one
     for rec in orders.values():
@@ -50,15 +65,16 @@ def order_rows(orders: Mapping[str, Any]) -> list[dict[str, Any]]:
         if path is None:
             path = venue[statuses] = rec.path.venue()
         # `_value_` is what `.value` returns, without the enum property's call (4 per order)
-        rows.append({"order_id": o.order_id, "tag": o.tag or "", "type": o.type._value_, "side": o.side._value_,
-                     "qty": o.qty, "price": o.price, "trigger": o.trigger, "created_bar": o.created_bar,
-                     "final_status": statuses[-1]._value_, "status_path": path, "role": o.role._value_,
-                     "reason": rec.reason})
+        rows.append(OrderRow(o.order_id, o.tag or "", o.type._value_, o.side._value_, o.qty, o.price, o.trigger,
+                             o.created_bar, statuses[-1]._value_, path, o.role._value_, rec.reason))
     return rows
 
 
+ORDER_COLUMNS = OrderRow._fields
+
+
 def write_artifacts(out: Path, ts_open: np.ndarray, start: int, fills: Sequence[Fill],
-                    orders: Sequence[Mapping[str, Any]], trades: Sequence[Trade], equity: np.ndarray,
+                    orders: Sequence[OrderRow], trades: Sequence[Trade], equity: np.ndarray,
                     report: dict[str, Any], *, rejections: Sequence[Rejection] = ()) -> None:
     """Every file of a run into `out`. `ts_open` is the open time of every exec bar of the data (the
     files' `bar` indexes it), `start` the bar of `equity[0]`."""
@@ -85,9 +101,9 @@ def _write_csv(path: Path, names: Sequence[str], n: int, chunk: Callable[[int, i
             fh.write(join_rows(chunk(lo, min(lo + CHUNK, n)), newline))
 
 
-def _columns(items: Sequence[Any], get: Callable[[Any], tuple], width: int) -> list[tuple]:
-    """The fields `get` takes from each item, as one tuple per field (columns, not rows)."""
-    return list(zip(*map(get, items))) or [()] * width
+def _columns(items: Sequence[Any], width: int, get: Callable[[Any], tuple] | None = None) -> list[tuple]:
+    """The fields of each item (tuples, or what `get` takes from each), as one tuple per field."""
+    return list(zip(*(items if get is None else map(get, items)))) or [()] * width
 
 
 def _words(values: Sequence[Any]) -> list[str]:
@@ -116,7 +132,7 @@ class FillColumns:
 
 def fill_columns(fills: Sequence[Fill]) -> FillColumns:
     bar, ts, order_id, tag, side, qty, price, fee, liquidity = _columns(
-        fills, attrgetter("bar", "ts", "order_id", "tag", "side", "qty", "price", "fee", "liquidity"), 9)
+        fills, 9, attrgetter("bar", "ts", "order_id", "tag", "side", "qty", "price", "fee", "liquidity"))
     return FillColumns(np.array(bar, dtype=np.int64), np.array(ts, dtype=np.int64), order_id, tag, _words(side),
                        np.array(qty, dtype=np.float64), np.array(price, dtype=np.float64),
                        np.array(fee, dtype=np.float64), liquidity)
@@ -131,8 +147,8 @@ def write_fills_csv(path: Path, fills: Sequence[Fill] | FillColumns) -> None:
         text_column(c.liquidity[lo:hi])])
 
 
-def write_orders_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
-    c = dict(zip(ORDER_COLUMNS, _columns(rows, itemgetter(*ORDER_COLUMNS), len(ORDER_COLUMNS))))
+def write_orders_csv(path: Path, rows: Sequence[OrderRow]) -> None:
+    c = dict(zip(ORDER_COLUMNS, _columns(rows, len(ORDER_COLUMNS))))
     numbers = {k: np.array(c[k], dtype=np.float64) for k in ("qty", "price", "trigger")}  # None: NaN, written ''
     created_bar = np.array(c["created_bar"], dtype=np.int64)
     text = {k: _as_text(c[k]) for k in ORDER_COLUMNS if k not in numbers and k != "created_bar"}
@@ -153,7 +169,7 @@ def _as_text(values: Sequence[Any]) -> Sequence[str]:
 
 def write_trades_csv(path: Path, ts_open: np.ndarray, trades: Sequence[Trade]) -> None:
     side, entry_bar, exit_bar, *numbers = _columns(
-        trades, attrgetter("side", "entry_bar", "exit_bar", "qty", "entry_price", "exit_price", "pnl", "fees"), 8)
+        trades, 8, attrgetter("side", "entry_bar", "exit_bar", "qty", "entry_price", "exit_price", "pnl", "fees"))
     entry_bar_a = np.array(entry_bar, dtype=np.int64)
     exit_bar_a = np.array(exit_bar, dtype=np.int64)
     values = [np.array(col, dtype=np.float64) for col in numbers]
@@ -175,7 +191,7 @@ def write_equity_csv(path: Path, ts_open: np.ndarray, start: int, equity: np.nda
 def write_rejections(path: Path, ts_open: np.ndarray, rejections: Sequence[Rejection]) -> None:
     """One row per refused intent (by sizing and checks, by the exchange when sent, or its attached
     protection refused at the fill); written even when empty so tools can rely on the file."""
-    bar, kind, tag, reason, where = _columns(rejections, tuple, 5)
+    bar, kind, tag, reason, where = _columns(rejections, 5)
     bar_a = np.array(bar, dtype=np.int64)
     tag = [t or "" for t in tag]
     _write_csv(path, REJECTIONS_COLUMNS, len(rejections), lambda lo, hi: [

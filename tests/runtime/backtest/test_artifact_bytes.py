@@ -39,7 +39,7 @@ def oracle_files(out: Path, ts, start, fills, rows, trades, equity, rejections) 
         w = csv.DictWriter(fh, fieldnames=["order_id", "tag", "type", "side", "qty", "price", "trigger",
                                            "created_bar", "final_status", "status_path", "role", "reason"])
         w.writeheader()
-        w.writerows({**r, "qty": num(r["qty"]), "price": num(r["price"]), "trigger": num(r["trigger"])} for r in rows)
+        w.writerows({**r._asdict(), "qty": num(r.qty), "price": num(r.price), "trigger": num(r.trigger)} for r in rows)
     with open(out / "trades.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["trade", "side", "entry_bar", "entry_ts", "exit_bar", "exit_ts", "qty", "entry_price",
