@@ -14,7 +14,6 @@ machine the wall time also holds the waits for a core.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile

@@ -9,7 +9,8 @@ right-aligned). `csvtext.join_rows` drops the NULs when it joins the columns int
 Every formatter gives byte for byte the text of its scalar counterpart (`num`, `'%.6f' % v`,
 `str(i)`, an ISO time by `strftime`), which stays the definition: values the fast path cannot be
 sure to round the same way (a decimal tie within the float error, a value out of the range of the
-exact powers of ten, NaN, inf) are formatted by the scalar, so the result never depends on luck.
+exact powers of ten, an infinity, NaN for `%.6f`) are formatted by the scalar, so the result never
+depends on luck.
 """
 from __future__ import annotations
 
@@ -121,9 +122,9 @@ def fixed_column(values: Sequence[float] | np.ndarray, decimals: int = 6) -> np.
     with np.errstate(invalid="ignore", over="ignore"):
         scaled = np.abs(v) * 10.0 ** decimals  # exact power: one rounding
         rounded = np.rint(scaled)  # half to even, as the exact value is when not near a tie
-        # Sure only with room for the product's rounding error (half an ulp, < 2**-52 relative)
-        # between it and a tie, and while it is an exact integer in float64.
-        sure = (scaled < 2.0 ** 52) & (np.abs(scaled - np.floor(scaled) - 0.5) > scaled * 2.0 ** -50 + 1e-300)
+        # Sure only with room for the product's rounding error (half an ulp, at most 2**-53 of it;
+        # twice that is kept) between it and a tie: equity up to 2 billion takes this path.
+        sure = (scaled < 2.0 ** 52) & (np.abs(scaled - np.floor(scaled) - 0.5) > scaled * 2.0 ** -52 + 1e-300)
     digits = np.where(sure, rounded, 0).astype(np.int64)
     out = _positional(digits, -decimals, np.signbit(v), decimals)
     rows = np.flatnonzero(~sure)
