@@ -11,7 +11,12 @@ tens of thousands of them would slow the reference down and flood the output.
 
 A third figure calibrates the machine: the same logic written by hand as one plain-Python function
 (`floor_run`: no engine, no events, no state machine, nothing general), which is about as fast as
-pure Python can do this workload here. Usage: python bench/backtest.py [--bars N] [--repeat K] [--skip-reference]
+pure Python can do this workload here.
+
+Last, the whole-process comparison (bench/whole_process.py): `playdeck backtest` as a user runs it,
+on a CSV of the same number of bars, against a backtesting.py script reading that CSV, each its own
+process; wall time, ratios, peak RSS and the engine's cost per order, each beside its target.
+Usage: python bench/backtest.py [--bars N] [--repeat K] [--skip-reference] [--skip-process]
 """
 from __future__ import annotations
 
@@ -192,6 +197,7 @@ def main() -> int:
                     help="run the Play at its own exec timeframe on the 1m bars (the reference and the floor "
                          "then run on the same resampled bars); the target is judged on the default 1m run")
     ap.add_argument("--play", default=None)
+    ap.add_argument("--skip-process", action="store_true", help="leave out the whole-process comparison")
     args = ap.parse_args()
     global PLAY
     PLAY = Path(args.play) if args.play else PLAY
@@ -234,6 +240,11 @@ def main() -> int:
                   f"({ref_trades} trades)")
             verdict = "judged on the default run" if args.exec_as_written else "met" if ratio >= 50 else "NOT met"
             print(f"ratio         playdeck is {ratio:.1f}x faster (target 50x: {verdict})")
+    if not args.skip_process:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from whole_process import report as whole_process_report
+
+        whole_process_report(args.bars, skip_reference=args.skip_reference)
     return 0
 
 

@@ -2,6 +2,10 @@
 
 Every user error (a broken Play, bad data, bad options) prints one clear message and exits 2;
 nothing the user can cause ends in a traceback.
+
+Each command imports what it uses when it runs (start-up imports argparse and the vocabulary only):
+`--help` needs no compiler, `compile` no numpy, `backtest` no data cache it does not read. The
+error types `main` tells apart are looked up among the modules the command has loaded.
 """
 from __future__ import annotations
 
@@ -9,21 +13,16 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import NoReturn, Sequence
+from typing import Any, NoReturn, Sequence
 
-from playdeck.compiler import compile_file
-from playdeck.compiler.lower import lower, plan_text
-from playdeck.compiler.printer import ir_json, ir_text
-from playdeck.dsl.diagnostics import PlayError
-from playdeck.dsl.fmt import format_play
-from playdeck.runtime.data import cache
-from playdeck.runtime.backtest.run import BacktestError
 from playdeck.dsl.vocabulary import TIMEFRAMES, symbol_problem
-from playdeck.runtime.data.cache import CacheError
-from playdeck.runtime.data.csv_import import DataError
-from playdeck.runtime.data.sources import SourceError
 
 EXIT_USER = 2
+# The user-error types of the layers below, by the module that defines each: an error of a module
+# the command never imported cannot have been raised, so `main` needs none of them imported first.
+PLAY_ERROR = ("playdeck.dsl.diagnostics", "PlayError")
+USER_ERRORS = (("playdeck.runtime.data.csv_import", "DataError"), ("playdeck.runtime.backtest.run", "BacktestError"),
+               ("playdeck.runtime.data.cache", "CacheError"), ("playdeck.runtime.data.sources", "SourceError"))
 
 
 class UserError(Exception):
@@ -31,6 +30,11 @@ class UserError(Exception):
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
+    from playdeck.compiler import compile_file
+    from playdeck.compiler.lower import lower, plan_text
+    from playdeck.compiler.printer import ir_json, ir_text
+    from playdeck.dsl.fmt import format_play
+
     compiled = compile_file(args.play)
     if args.stage == "parse":
         sys.stdout.write(format_play(compiled.source, list(compiled.features), compiled.blocks))
@@ -42,6 +46,9 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from playdeck.compiler import compile_file
+    from playdeck.dsl.diagnostics import PlayError
+
     worst = 0
     for path in args.plays:
         try:
@@ -57,6 +64,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_fmt(args: argparse.Namespace) -> int:
+    from playdeck.compiler import compile_file
+    from playdeck.dsl.fmt import format_play
+
     compiled = compile_file(args.play)
     text = format_play(compiled.source, list(compiled.features), compiled.blocks)
     if args.write:
@@ -122,6 +132,7 @@ def check_timeframe(option: str, tf: str | None) -> None:
 
 
 def cmd_data_import(args: argparse.Namespace) -> int:
+    from playdeck.runtime.data import cache
     from playdeck.runtime.data.csv_import import import_csv
 
     check_symbol(args.symbol)
@@ -144,6 +155,8 @@ def cmd_data_import(args: argparse.Namespace) -> int:
 
 def _cached_summary(symbol: str, tf: str, cache_dir: str | None) -> str:
     """What the cache holds for `symbol` `tf` before an import replaces it ('' for nothing)."""
+    from playdeck.runtime.data import cache
+
     if not cache.exists(symbol, tf, cache_dir):
         return ""
     try:
@@ -160,6 +173,7 @@ def _span(meta: dict) -> str:
 
 
 def cmd_data_list(args: argparse.Namespace) -> int:
+    from playdeck.runtime.data import cache
     from playdeck.runtime.data.csv_import import format_ts
 
     check_cache_dir(args.cache_dir)
@@ -186,7 +200,7 @@ def cmd_data_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _source_text(e: cache.Listed) -> str:
+def _source_text(e: Any) -> str:
     """Where a listed series came from: the file it was imported from, the generator, a --data file."""
     source = (e.meta or {}).get("source") or {}
     if e.kind == "synthetic":
@@ -199,6 +213,8 @@ def _source_text(e: cache.Listed) -> str:
 
 
 def cmd_data_remove(args: argparse.Namespace) -> int:
+    from playdeck.runtime.data import cache
+
     check_symbol(args.symbol, "symbol")
     check_timeframe("--tf", args.tf)
     check_cache_dir(args.cache_dir)
@@ -288,28 +304,47 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except PlayError as e:
-        print(e.render(), file=sys.stderr)
-        return EXIT_USER
-    except (UserError, DataError, BacktestError, CacheError, SourceError) as e:  # bad options or data, said plainly
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_USER
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0
-    except OSError as e:
-        # Last resort for a file problem no layer above named more precisely: still the user's
-        # file system, not a playdeck bug.
-        print(f"error: {e.strerror or e}" + (f": {e.filename}" if e.filename else ""), file=sys.stderr)
-        return EXIT_USER
-    except Exception as e:  # a bug in playdeck, not the user's input
+    except Exception as e:
+        status = _user_failure(e)
+        if status is not None:
+            return status
+        # a bug in playdeck, not the user's input
         if os.environ.get("PLAYDECK_DEBUG"):
             raise
         print(f"internal error: {type(e).__name__}: {e} (set PLAYDECK_DEBUG=1 for the traceback)",
               file=sys.stderr)
         return 70
+
+
+def _loaded(module: str, name: str) -> type:
+    """An error type of `module` if the command imported it, else a type nothing is an instance of."""
+    found = sys.modules.get(module)
+    return getattr(found, name) if found is not None else _NeverRaised
+
+
+class _NeverRaised(Exception):
+    pass
+
+
+def _user_failure(e: Exception) -> int | None:
+    """Say what the user got wrong and give the exit status; None when `e` is not the user's doing."""
+    if isinstance(e, _loaded(*PLAY_ERROR)):
+        print(e.render(), file=sys.stderr)
+        return EXIT_USER
+    if isinstance(e, (UserError, *(_loaded(*where) for where in USER_ERRORS))):  # bad options or data, said plainly
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USER
+    if isinstance(e, OSError):
+        # Last resort for a file problem no layer above named more precisely: still the user's
+        # file system, not a playdeck bug.
+        print(f"error: {e.strerror or e}" + (f": {e.filename}" if e.filename else ""), file=sys.stderr)
+        return EXIT_USER
+    return None
 
 
 if __name__ == "__main__":

@@ -1,26 +1,21 @@
-"""Backtest results: equity curve, round-trip trades, the metrics of the report, and the files.
+"""Backtest results: equity curve, round-trip trades, the metrics and the text of the report.
 
 Everything is derived from the run's fills and post-fill snapshots with numpy; nothing here runs
-per bar in Python.
+per bar in Python. The files of a run are written by `artifacts`.
 """
 from __future__ import annotations
 
-import csv
-import json
 import math
 from collections import Counter
 from datetime import datetime, timezone
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any
 
 import numpy as np
 
+from playdeck.runtime.backtest.numtext import num
 from playdeck.runtime.data.bars import Bars, tf_minutes
 from playdeck.runtime.execution.orders import Fill, Instrument
 from playdeck.runtime.execution.trading_state import Trade, TradingState
-
-if TYPE_CHECKING:
-    from playdeck.runtime.execution.trading_state import RefusedIntent as Rejection
 
 
 def iso(ts_ms: int) -> str:
@@ -29,21 +24,21 @@ def iso(ts_ms: int) -> str:
 
 def equity_curve(bars: Bars, snapshots, initial: float, start: int, end: int) -> tuple[np.ndarray, np.ndarray]:
     """Equity and position qty at the close of every bar in [start, end)."""
-    idx = np.arange(start, end)
+    n = end - start
     close = np.asarray(bars.close[start:end], dtype=np.float64)
     if not snapshots:
-        return np.full(len(idx), initial), np.zeros(len(idx))
-    sb = np.array([s[0] for s in snapshots])
-    sq = np.array([s[1] for s in snapshots], dtype=np.float64)
-    sa = np.nan_to_num(np.array([s[2] for s in snapshots], dtype=np.float64))
-    sc = np.array([s[3] for s in snapshots], dtype=np.float64)
-    k = np.searchsorted(sb, idx, side="right") - 1
-    has = k >= 0
-    kk = np.where(has, k, 0)
-    qty = np.where(has, sq[kk], 0.0)
-    cash = np.where(has, sc[kk], initial)
-    avg = np.where(has, sa[kk], 0.0)
-    return cash + qty * (close - avg), qty
+        return np.full(n, initial), np.zeros(n)
+    sb = np.array([s[0] for s in snapshots], dtype=np.int64)
+    # A bar holds the state of the last snapshot at or before it (before the first: flat, the initial
+    # cash), so the snapshots cut the bars into runs of one state each: repeated, not searched per bar
+    # (a million bars then take four arrays, not ten).
+    cuts = np.clip(np.concatenate([[0], sb - start, [n]]), 0, n)
+    runs = np.diff(cuts)
+    qty = np.repeat(np.array([0.0] + [s[1] for s in snapshots], dtype=np.float64), runs)
+    equity = close - np.repeat(np.nan_to_num(np.array([0.0] + [s[2] for s in snapshots], dtype=np.float64)), runs)
+    equity *= qty
+    equity += np.repeat(np.array([initial] + [s[3] for s in snapshots], dtype=np.float64), runs)
+    return equity, qty
 
 
 def replay(fills: list[Fill], qty_step: float = 1e-9) -> TradingState:
@@ -83,7 +78,7 @@ def open_position(state: TradingState, last_close: float) -> dict[str, Any] | No
 
 
 def _sig(v: float) -> float:
-    # 10 significant digits like `_num`, so report.json shows 0.3 and not 0.30000000000000004
+    # 10 significant digits like the files' numbers (`numtext.num`), so report.json shows 0.3 and not 0.30000000000000004
     return float(f"{v:.10g}")
 
 
@@ -117,94 +112,6 @@ def metrics(equity: np.ndarray, qty: np.ndarray, initial: float, fills: list[Fil
     }
 
 
-def order_rows(orders) -> list[dict[str, Any]]:
-    """orders.csv's rows from the TradingState's mirror (live qty / price / trigger, Bybit's statuses)."""
-    rows = []
-    for rec in orders.values():
-        rows.append({"order_id": rec.order_id, "tag": rec.tag or "", "role": rec.role.value, "type": rec.type.value,
-                     "side": rec.side.value, "qty": _num(rec.qty), "price": _num(rec.price),
-                     "trigger": _num(rec.trigger), "created_bar": rec.request.created_bar,
-                     "final_status": rec.path[-1].value, "status_path": rec.venue_path(), "reason": rec.reason})
-    return rows
-
-
-def _num(v: float | None) -> str:
-    """A plain decimal (never 1e-05), at most 10 significant digits, no trailing zeros."""
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return ""
-    return np.format_float_positional(float(f"{v:.10g}"), trim="-")
-
-
-def write_artifacts(out: Path, bars: Bars, start: int, fills: list[Fill], orders, trades: list[Trade],
-                    equity: np.ndarray, report: dict[str, Any], *, rejections: Sequence[Rejection] = ()) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    ts = np.asarray(bars.ts_open)
-    write_rejections(out / "rejections.csv", ts, rejections)
-    with open(out / "fills.csv", "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["bar", "ts", "order_id", "tag", "side", "qty", "price", "fee", "liquidity"])
-        for f in fills:
-            w.writerow([f.bar, iso(f.ts), f.order_id, f.tag or "", f.side.value, _num(f.qty), _num(f.price),
-                        _num(f.fee), f.liquidity])
-    rows = order_rows(orders)
-    with open(out / "orders.csv", "w", newline="") as fh:
-        # the columns of the issue first, in its order; role and reject/cancel reason after them
-        w = csv.DictWriter(fh, fieldnames=["order_id", "tag", "type", "side", "qty", "price", "trigger",
-                                           "created_bar", "final_status", "status_path", "role", "reason"])
-        w.writeheader()
-        w.writerows(rows)
-    with open(out / "trades.csv", "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["trade", "side", "entry_bar", "entry_ts", "exit_bar", "exit_ts", "qty", "entry_price",
-                    "exit_price", "pnl", "fees"])
-        for k, t in enumerate(trades, 1):
-            w.writerow([k, t.side, t.entry_bar, iso(int(ts[t.entry_bar])), t.exit_bar, iso(int(ts[t.exit_bar])),
-                        _num(t.qty), _num(t.entry_price), _num(t.exit_price), _num(t.pnl), _num(t.fees)])
-    with open(out / "equity.csv", "w", newline="") as fh:
-        fh.write("bar,ts,equity\n")
-        idx = np.arange(start, start + len(equity))
-        fh.writelines(f"{b},{iso(int(ts[b]))},{e:.6f}\n" for b, e in zip(idx.tolist(), equity.tolist()))
-    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out / "equity.svg").write_text(equity_svg(equity, report))
-
-
-def write_rejections(path: Path, ts_open: np.ndarray, rejections: Sequence[Rejection]) -> None:
-    """One row per refused intent (by sizing and checks, by the exchange when sent, or its attached
-    protection refused at the fill); written even when empty so tools can rely on the file."""
-    with open(path, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["bar", "ts", "kind", "tag", "reason", "where"])
-        w.writerows(rejection_rows(ts_open, rejections))
-
-
-def rejection_rows(ts_open: np.ndarray, rejections: Sequence[Rejection]) -> list[list[Any]]:
-    return [[r.bar, iso(int(ts_open[r.bar])), r.kind, r.tag or "", r.reason, r.where] for r in rejections]
-
-
-def equity_svg(equity: np.ndarray, report: dict[str, Any], width: int = 900, height: int = 320) -> str:
-    """A small self-contained SVG line chart of the equity curve (no plotting library needed)."""
-    pad = 40
-    if len(equity) == 0:
-        equity = np.array([report["metrics"]["initial_equity"]])
-    step = max(1, len(equity) // 1500)
-    ys = equity[::step]
-    lo, hi = float(ys.min()), float(ys.max())
-    span = hi - lo or 1.0
-    xs = np.linspace(pad, width - 10, len(ys)) if len(ys) > 1 else np.array([pad])
-    pts = " ".join(f"{x:.1f},{height - pad - (y - lo) / span * (height - 2 * pad):.1f}" for x, y in zip(xs, ys))
-    title = f"{report['play']} equity ({report['data']['label']})"
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-            f'font-family="monospace" font-size="12">\n'
-            f'<rect width="100%" height="100%" fill="white"/>\n'
-            f'<text x="{pad}" y="20">{_xml(title)}</text>\n'
-            f'<text x="2" y="{pad}">{hi:.0f}</text><text x="2" y="{height - pad}">{lo:.0f}</text>\n'
-            f'<polyline fill="none" stroke="#1f77b4" stroke-width="1.2" points="{pts}"/>\n</svg>\n')
-
-
-def _xml(s: str) -> str:
-    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def format_report(r: dict[str, Any]) -> str:
     m = r["metrics"]
     lines = [
@@ -236,7 +143,7 @@ def format_report(r: dict[str, Any]) -> str:
 
 def open_line(p: dict[str, Any]) -> str:
     """The report line of a position still open at the end of the data (see `open_position`)."""
-    return (f"open        {p['side']} {_num(p['qty'])} @ {p['entry_price']:.2f} since bar {p['entry_bar']}, "
+    return (f"open        {p['side']} {num(p['qty'])} @ {p['entry_price']:.2f} since bar {p['entry_bar']}, "
             f"unrealized {p['unrealized_pnl']:+.2f} USDT (not in trades)")
 
 

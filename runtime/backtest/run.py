@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
+import tempfile
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,8 +26,8 @@ from playdeck.runtime.execution.trading_state import TradingState
 from playdeck.runtime.data.feeds import FeedStore
 from playdeck.runtime.strategy.processor import IntentProcessor, refusal_counts
 from playdeck.runtime.execution.orders import Instrument
-from playdeck.runtime.backtest.report import (equity_curve, format_report, iso, metrics, open_position, status_counts,
-                     write_artifacts)
+from playdeck.runtime.backtest.artifacts import order_rows, write_artifacts
+from playdeck.runtime.backtest.report import equity_curve, format_report, iso, metrics, open_position, status_counts
 from playdeck.runtime.sim.backend import DetailBars, SimBackend
 from playdeck.runtime.sim.exchange import SimExchange
 
@@ -101,7 +103,8 @@ def default_out_dir(play: str, now: datetime) -> Path:
 
 
 def claim_out_dir(out: str | None, play: str, now: datetime) -> Path:
-    """Create the folder a run writes to, before the run, so a bad --out costs no run time.
+    """Create the folder a run writes to, and check that files can be written in it, before the
+    run, so a bad --out costs no run time.
 
     `--out` may name an existing folder (its files are replaced). The default folder is new for
     every run: when a run in the same second already took the name, `-2`, `-3`, ... is added, and
@@ -115,7 +118,7 @@ def claim_out_dir(out: str | None, play: str, now: datetime) -> Path:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise _out_dir_error(path, exc) from None
-        return path
+        return _writable(path)
     base = default_out_dir(play, now)
     try:
         base.parent.mkdir(parents=True, exist_ok=True)
@@ -125,7 +128,7 @@ def claim_out_dir(out: str | None, play: str, now: datetime) -> Path:
     while True:
         try:
             path.mkdir()
-            return path
+            return _writable(path)
         except FileExistsError:
             if not path.is_dir():  # a file (or a dangling link) took the name: no suffix will help
                 raise _out_dir_error(path, FileExistsError(17, "a file is in the way", str(path))) from None
@@ -133,6 +136,20 @@ def claim_out_dir(out: str | None, play: str, now: datetime) -> Path:
             path = base.with_name(f"{base.name}-{k}")
         except OSError as exc:
             raise _out_dir_error(path, exc) from None
+
+
+def _writable(folder: Path) -> Path:
+    """`folder`, once a file was created in it and removed again; BacktestError when that fails (a
+    folder without write permission, a read-only file system, no space for an inode, a path so
+    long that no file name fits under it). The probe's name is longer than any file a run writes,
+    so a path that leaves room for the probe leaves room for them."""
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".playdeck-write-probe-", dir=folder)
+    except OSError as exc:
+        raise BacktestError(f"cannot write files in the output folder {folder}: {exc.strerror or exc}") from None
+    os.close(fd)
+    os.remove(probe)
+    return folder
 
 
 def _out_dir_error(path: Path, exc: OSError) -> BacktestError:
@@ -233,8 +250,9 @@ def run_backtest(play_path: str, *, data: str | None = None, data_tf: str | None
     if out_dir is not None:
         report["out"] = str(out_dir)
         state = bt.state
-        write_artifacts(out_dir, bars, result.start, state.fills, state.orders, state.trades, eq, report,
-                        rejections=state.refusals)
+        with gc_paused():  # the writers make a column of objects per field: no cycles, and many
+            write_artifacts(out_dir, bars.ts_open, result.start, state.fills, order_rows(state.orders),
+                            state.trades, eq, report, rejections=state.refusals)
     return report
 
 

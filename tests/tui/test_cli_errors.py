@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from playdeck.runtime.backtest.run import claim_out_dir, run_backtest
+from playdeck.runtime.backtest.run import BacktestError, claim_out_dir, run_backtest
 from playdeck.tui import cli as cli_module
 from playdeck.tui.cli import progress_text
 
@@ -85,6 +85,37 @@ def test_out_under_a_file_names_the_file_in_the_way(tmp_path: Path, data: Path):
 def test_out_in_an_uncreatable_place(tmp_path: Path, data: Path):
     line = one_error(cli("backtest", str(EMA_CROSS), "--data", str(data), "--out", "/proc/foo", cache=tmp_path))
     assert line.startswith("error: cannot use /proc/foo as the output folder: ")
+
+
+def test_out_folder_where_no_file_can_be_written_is_an_error_before_the_run(tmp_path: Path, data: Path):
+    """An existing folder in which no file can be created: mkdir (exist_ok) accepts it, and before
+    the write probe the run went ahead and failed only when writing its files.
+
+    Tests may run as root, whom a chmod does not stop, so the folder is made unwritable in a way
+    that stops anyone: its path is so long that a file name no longer fits under PATH_MAX (the
+    folder itself still fits). Its files would have failed the same way (`equity.parquet` under it
+    is past the limit too), after the run."""
+    path_max = os.pathconf(tmp_path, "PC_PATH_MAX")  # bytes, with the terminating NUL
+    length = path_max - 10
+    folder = str(tmp_path)
+    while len(folder) < length:  # levels of at most 200 characters (a name may have 255)
+        folder += "/" + "d" * min(200, length - len(folder) - 1)
+    os.makedirs(folder)
+    assert len(folder) == length and len(folder + "/equity.parquet") >= path_max
+    shown: list[tuple[int, int]] = []
+    with pytest.raises(BacktestError) as e:
+        run_backtest(str(EMA_CROSS), data=str(data), out=folder, progress=lambda i, n: shown.append((i, n)))
+    assert shown == []  # the bar loop never started
+    assert str(e.value) == f"cannot write files in the output folder {folder}: File name too long"
+    line = one_error(cli("backtest", str(EMA_CROSS), "--data", str(data), "--out", folder, cache=tmp_path / "c"))
+    assert line == f"error: {e.value}"
+    assert os.listdir(folder) == []
+
+
+def test_the_write_probe_leaves_nothing_behind(tmp_path: Path):
+    (tmp_path / "keep.txt").write_text("mine")
+    assert claim_out_dir(str(tmp_path), "ema_cross", datetime.now(timezone.utc)) == tmp_path
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
 
 
 def test_empty_out_is_an_error_and_writes_nothing(tmp_path: Path, data: Path):

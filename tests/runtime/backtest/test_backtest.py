@@ -190,9 +190,9 @@ def test_round_trips_split_a_flip_into_two_trades():
 
 
 def test_numbers_in_the_files_are_plain_decimals():
-    from playdeck.runtime.backtest.report import _num
+    from playdeck.runtime.backtest.numtext import num
 
-    assert [_num(v) for v in (0.00001, 100.02, 25.0, 0.30000000000000004, None)] == \
+    assert [num(v) for v in (0.00001, 100.02, 25.0, 0.30000000000000004, None)] == \
         ["0.00001", "100.02", "25", "0.3", ""]
 
 

@@ -16,8 +16,8 @@ from playdeck.runtime.backtest.run import BacktestError, exec_bars, prepare, run
 from playdeck.runtime.data.bars import Bars
 from playdeck.runtime.execution.trading_state import RefusedIntent as Rejection
 from playdeck.runtime.execution.orders import Fill, Side
-from playdeck.runtime.backtest.report import (equity_curve, format_report, metrics, open_position, replay,
-                                              round_trips, write_artifacts)
+from playdeck.runtime.backtest.artifacts import write_artifacts
+from playdeck.runtime.backtest.report import equity_curve, format_report, metrics, open_position, replay, round_trips
 from playdeck.runtime.data.synthetic import generate
 
 ROOT = ROOT_DIR
@@ -35,7 +35,7 @@ def bars(n: int) -> Bars:
 
 def write(out: Path, **kw) -> list[list[str]]:
     report = {"play": "p", "data": {"label": "synthetic"}, "metrics": {"initial_equity": 1000.0}}
-    write_artifacts(out, bars(10), 0, [], {}, [], np.full(10, 1000.0), report, **kw)
+    write_artifacts(out, bars(10).ts_open, 0, [], [], [], np.full(10, 1000.0), report, **kw)
     with open(out / "rejections.csv", newline="") as fh:
         return list(csv.reader(fh))
 

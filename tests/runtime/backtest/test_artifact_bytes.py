@@ -1,0 +1,75 @@
+"""The vectorized writers give the very bytes the scalar writers gave (csv.writer with CRLF lines,
+a `strftime` and a `num` per value, equity.csv with LF lines): the scalar writers, as they were, are
+kept here as the oracle, and every example Play's run is written both ways. The goldens read the
+files as text (newlines folded); this compares bytes, line ends included."""
+from __future__ import annotations
+
+from paths import ROOT_DIR
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from playdeck.compiler import compile_file
+from playdeck.compiler.lower import lower
+from playdeck.runtime.backtest.artifacts import order_rows, write_artifacts
+from playdeck.runtime.backtest.numtext import num
+from playdeck.runtime.backtest.report import equity_curve, iso, round_trips
+from playdeck.runtime.backtest.run import build_report, exec_bars, prepare, run_engine
+from playdeck.runtime.data.synthetic import generate
+
+PLAYS = sorted((ROOT_DIR / "plays").glob("*.yml"))
+
+
+def oracle_files(out: Path, ts, start, fills, rows, trades, equity, rejections) -> None:
+    """The writers of report.py before the vectorized ones, unchanged but for their inputs."""
+    with open(out / "rejections.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["bar", "ts", "kind", "tag", "reason", "where"])
+        w.writerows([r.bar, iso(int(ts[r.bar])), r.kind, r.tag or "", r.reason, r.where] for r in rejections)
+    with open(out / "fills.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["bar", "ts", "order_id", "tag", "side", "qty", "price", "fee", "liquidity"])
+        for f in fills:
+            w.writerow([f.bar, iso(f.ts), f.order_id, f.tag or "", f.side.value, num(f.qty), num(f.price),
+                        num(f.fee), f.liquidity])
+    with open(out / "orders.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=["order_id", "tag", "type", "side", "qty", "price", "trigger",
+                                           "created_bar", "final_status", "status_path", "role", "reason"])
+        w.writeheader()
+        w.writerows({**r._asdict(), "qty": num(r.qty), "price": num(r.price), "trigger": num(r.trigger)} for r in rows)
+    with open(out / "trades.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["trade", "side", "entry_bar", "entry_ts", "exit_bar", "exit_ts", "qty", "entry_price",
+                    "exit_price", "pnl", "fees"])
+        for k, t in enumerate(trades, 1):
+            w.writerow([k, t.side, t.entry_bar, iso(int(ts[t.entry_bar])), t.exit_bar, iso(int(ts[t.exit_bar])),
+                        num(t.qty), num(t.entry_price), num(t.exit_price), num(t.pnl), num(t.fees)])
+    with open(out / "equity.csv", "w", newline="") as fh:
+        fh.write("bar,ts,equity\n")
+        idx = np.arange(start, start + len(equity))
+        fh.writelines(f"{b},{iso(int(ts[b]))},{e:.6f}\n" for b, e in zip(idx.tolist(), equity.tolist()))
+
+
+@pytest.mark.parametrize("play", PLAYS, ids=[p.stem for p in PLAYS])
+def test_files_are_byte_identical_to_the_scalar_writers(play: Path, tmp_path: Path):
+    plan = lower(compile_file(play).ir)
+    bars = exec_bars(generate(120_000, seed=11), plan.play.market.exec_tf)
+    bt = prepare(plan, bars, where=str(play))
+    result = run_engine(bt)
+    eq, qty = equity_curve(bars, result.snapshots, plan.play.account.equity, result.start, result.end)
+    trades = bt.state.trades
+    assert trades == round_trips(result.fills)  # a replay of the fills makes the same round trips
+    report = build_report(bt, bars, result, eq, qty)
+    rows = order_rows(bt.state.orders)
+    ts = np.asarray(bars.ts_open)
+    (tmp_path / "new").mkdir()
+    (tmp_path / "old").mkdir()
+    write_artifacts(tmp_path / "new", ts, result.start, result.fills, rows, trades, eq, report,
+                    rejections=bt.processor.rejections)
+    oracle_files(tmp_path / "old", ts, result.start, result.fills, rows, trades, eq, bt.processor.rejections)
+    assert len(result.fills) > 10  # something to compare
+    for name in ("fills.csv", "orders.csv", "trades.csv", "rejections.csv", "equity.csv"):
+        assert (tmp_path / "new" / name).read_bytes() == (tmp_path / "old" / name).read_bytes(), name
