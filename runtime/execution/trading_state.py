@@ -40,7 +40,7 @@ from playdeck.runtime.execution.orders import (
     rekey_refused,
 )
 
-__all__ = ["OpenTrade", "RefusedIntent", "Trade", "TradingState"]
+__all__ = ["EXIT_REASONS", "OpenTrade", "RefusedIntent", "Trade", "TradingState"]
 
 _NAN = math.nan
 _TRANSITIONS_GET = TRANSITIONS.get
@@ -62,6 +62,19 @@ class Trade(NamedTuple):
     exit_price: float
     pnl: float
     fees: float
+    # what closed it (7.6): signal (a block's order), stop_loss, take_profit, trail, liquidation, or
+    # end (still open when the run ended: valued at the last close, no exit fee)
+    exit_reason: str = "signal"
+
+    @property
+    def return_pct(self) -> float:
+        """Net PnL over the notional it entered (qty x average entry), in percent."""
+        return self.pnl / (self.qty * self.entry_price) * 100.0
+
+
+# The exit reason of a trade closed by a fill of each role (every other role is a block's order).
+EXIT_REASONS = {"stop_loss": "stop_loss", "take_profit": "take_profit", "trail": "trail",
+                "liquidation": "liquidation"}
 
 
 class RefusedIntent(NamedTuple):
@@ -269,7 +282,7 @@ class TradingState:
             trade.pnl += realized
             trade.fees += f.fee * share
             if effect.closed:
-                self._close_trade(trade, f.bar)
+                self._close_trade(trade, f.bar, EXIT_REASONS.get(role._value_, "signal") if role else "signal")
                 trade = None
         if effect.reduced > 0.0 and not effect.closed and role is _PARTIAL_CLOSE:
             self.reduced = True
@@ -318,9 +331,9 @@ class TradingState:
         if self.cash < 0.0 and e.kind == "insurance":
             raise AssertionError(f"the wallet is {self.cash} after the insurance fund's cover")
 
-    def _close_trade(self, t: OpenTrade, bar: int) -> None:
+    def _close_trade(self, t: OpenTrade, bar: int, reason: str) -> None:
         self.trades.append(Trade(t.side, t.entry_bar, bar, float(f"{t.in_qty:.12g}"), t.in_val / t.in_qty,
-                                 t.out_val / max(t.out_qty, 1e-18), t.pnl - t.fees, t.fees))
+                                 t.out_val / max(t.out_qty, 1e-18), t.pnl - t.fees, t.fees, reason))
         self.open_trade = None
 
     def _position_closed(self) -> None:
