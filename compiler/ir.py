@@ -254,11 +254,16 @@ class Size:
 
 @attrs.frozen(slots=True)
 class Protection:
-    """stop_loss / take_profit / trail, attached under an entry or standing alone."""
+    """stop_loss / take_profit / trail, attached under an entry or standing alone. With `percent`
+    (PLAY-LANGUAGE.md 7.1: a bare percentage literal such as `stop_loss 2%`), `value` is the
+    fraction (a Const 0.02) of a distance from the reference price (the fill, or the position's
+    average entry), on the losing side for a stop and the winning side for a take_profit; a trail's
+    stop follows the best price by that fraction."""
 
     kind: str
     value: Expr
     span: Span | None = _span
+    percent: bool = False
 
 
 @attrs.frozen(slots=True)
