@@ -125,9 +125,9 @@ class Venue:
         self.backend.bar = bar
         return self._run(self.backend.cancel_all())
 
-    def set_protection(self, kind: str, value: float, bar: int, close: float) -> OrderResult:
+    def set_protection(self, kind: str, value: float, bar: int, close: float, percent: bool = False) -> OrderResult:
         self._at(bar, close)
-        return self._run(self.backend.set_protection(kind, value))
+        return self._run(self.backend.set_protection(kind, value, percent=percent))
 
     # ------------------------------------------------------------------ reads (TradingState)
     @property

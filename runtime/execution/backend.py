@@ -65,8 +65,9 @@ class ExecutionBackend(Protocol):
         """Cancel every open order of the symbol, protection included; returns how many."""
         ...
 
-    async def set_protection(self, kind: str, value: float) -> OrderResult:
-        """Set or move the position's stop_loss / take_profit (value = price) or trail (distance)."""
+    async def set_protection(self, kind: str, value: float, *, percent: bool = False) -> OrderResult:
+        """Set or move the position's stop_loss / take_profit (value = price) or trail (distance; with
+        `percent`, the fraction of the best price since set that the stop trails by)."""
         ...
 
     async def get_position(self) -> PositionSnapshot: ...

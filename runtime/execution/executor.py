@@ -74,7 +74,8 @@ class Executor:
         self.sync()
         return n
 
-    async def set_protection(self, kind: str, value: float) -> OrderResult:
-        result = await self.backend.set_protection(kind, value)
+    async def set_protection(self, kind: str, value: float, percent: bool = False) -> OrderResult:
+        result = await (self.backend.set_protection(kind, value, percent=True) if percent
+                        else self.backend.set_protection(kind, value))
         self.sync()
         return result

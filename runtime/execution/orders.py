@@ -197,6 +197,7 @@ class ProtectionSpec:
     kind: ProtectionKind
     value: Any  # FillExpr
     where: str = attrs.field(default="", eq=False)  # file:line:col of the attached action
+    percent: bool = False  # a trail by a fraction of the best price (`trail 1.5%`): value is the fraction
 
     def resolve(self, fill: float) -> float:
         return resolve_fill_expr(self.value, fill)
@@ -241,7 +242,8 @@ class OrderRequest:
             "price": self.price, "trigger": self.trigger, "tif": self.tif.value, "reduce_only": self.reduce_only,
             "role": self.role.value, "tag": self.tag, "created_bar": self.created_bar,
             "expire_bar": self.expire_bar, "origin": self.origin,
-            "attached": [{"kind": p.kind, "value": _expr_json(p.value), "where": p.where} for p in self.attached],
+            "attached": [{"kind": p.kind, "value": _expr_json(p.value), "where": p.where, "percent": p.percent}
+                         for p in self.attached],
         }
 
     @classmethod
@@ -252,7 +254,8 @@ class OrderRequest:
             None if d["trigger"] is None else float(d["trigger"]),
             TimeInForce(d["tif"]), bool(d["reduce_only"]), OrderRole(d["role"]), d["tag"], int(d["created_bar"]),
             None if d["expire_bar"] is None else int(d["expire_bar"]),
-            tuple(ProtectionSpec(p["kind"], _expr_value(p["value"]), p.get("where", "")) for p in d["attached"]),
+            tuple(ProtectionSpec(p["kind"], _expr_value(p["value"]), p.get("where", ""), bool(p.get("percent")))
+                  for p in d["attached"]),
             d.get("origin", ""),
         )
 

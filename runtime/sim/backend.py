@@ -150,8 +150,8 @@ class SimBackend:
         self._wake()
         return n
 
-    async def set_protection(self, kind: str, value: float) -> OrderResult:
-        result = self.exchange.set_protection(kind, value, self.bar, self.last_close)
+    async def set_protection(self, kind: str, value: float, *, percent: bool = False) -> OrderResult:
+        result = self.exchange.set_protection(kind, value, self.bar, self.last_close, percent)
         self._wake()
         return result
 

@@ -617,7 +617,8 @@ class SimExchange(ProtectionDesk):
             # an entry that merely reduced the other side sets none. Attached protection is live
             # from this point of the path on (active this bar).
             for spec in rec.attached:
-                placed = self._place_protection(spec.kind, spec.resolve(price), price, bar, now=at, origin=spec.where)
+                placed = self._place_protection(spec.kind, spec.resolve(price), price, bar, now=at,
+                                                origin=spec.where, percent=spec.percent)
                 if not placed.accepted:
                     refusal = placed.refusal
                     assert refusal is not None

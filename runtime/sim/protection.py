@@ -27,7 +27,7 @@ from playdeck.runtime.execution.orders import (
 if TYPE_CHECKING:
     from playdeck.runtime.sim.book import SimOrder
 
-__all__ = ["ProtectionDesk", "protection_request", "ratchet_trail", "wrong_side"]
+__all__ = ["ProtectionDesk", "protection_request", "ratchet_trail", "trail_level", "wrong_side"]
 
 _ROLE = {"stop_loss": OrderRole.STOP_LOSS, "take_profit": OrderRole.TAKE_PROFIT, "trail": OrderRole.TRAIL}
 
@@ -64,24 +64,34 @@ def ratchet_trail(rec: SimOrder, bar: int, h: float, l: float, c: float, instrum
     """
     if rec.side is Side.SELL:  # protects a long
         rec.trail_extreme = max(rec.trail_extreme, h if bar > rec.trail_bar else c)
-        level = instrument.round_price(rec.trail_extreme - rec.trail_distance)
+        level = instrument.round_price(trail_level(rec.trail_extreme, True, rec.trail_distance, rec.trail_pct))
         return level if level > rec.level else None
     rec.trail_extreme = min(rec.trail_extreme, l if bar > rec.trail_bar else c)
-    level = instrument.round_price(rec.trail_extreme + rec.trail_distance)
+    level = instrument.round_price(trail_level(rec.trail_extreme, False, rec.trail_distance, rec.trail_pct))
     return level if level < rec.level else None
+
+
+def trail_level(extreme: float, long: bool, distance: float, pct: float) -> float:
+    """A trail's stop from the best price since it was set: `distance` below it for a long (above for
+    a short), or, for a percentage trail (7.1: `trail 1.5%`), that fraction of it."""
+    if pct == pct:
+        return extreme * (1.0 - pct) if long else extreme * (1.0 + pct)
+    return extreme - distance if long else extreme + distance
 
 
 class ProtectionDesk:
     """Mixed into SimExchange; every attribute it uses is the exchange's."""
 
-    def set_protection(self, kind: str, value: float, bar: int, last_close: float) -> OrderResult:
-        """Set or move the position's stop_loss / take_profit (value = price) or trail (distance)."""
+    def set_protection(self, kind: str, value: float, bar: int, last_close: float, percent: bool = False
+                       ) -> OrderResult:
+        """Set or move the position's stop_loss / take_profit (value = price) or trail (distance; with
+        `percent`, the fraction of the best price it trails by)."""
         self._bar = bar
         self.last_close = last_close
-        return self._place_protection(kind, value, last_close, bar + 1)
+        return self._place_protection(kind, value, last_close, bar + 1, percent=percent)
 
     def _place_protection(self, kind: str, value: float, reference: float, active_from: int,
-                          now: float | None = None, origin: str = "") -> OrderResult:
+                          now: float | None = None, origin: str = "", percent: bool = False) -> OrderResult:
         """Set or move one protection.
 
         `reference` is the price a trail starts from (the last close, or the entry's fill price);
@@ -100,14 +110,15 @@ class ProtectionDesk:
         refusal = None
         R = RefusalCode
         if kind == "trail":
-            distance = value
-            level = inst.round_price(reference - distance if long else reference + distance)
-            if not distance > 0:
+            distance, pct = (math.nan, value) if percent else (value, math.nan)
+            level = inst.round_price(trail_level(reference, long, distance, pct))
+            if not value > 0:
                 refusal = Refusal(R.BAD_PRICE, f"non-positive trail distance {value}")
             elif not level > 0:  # a distance as large as the price: a stop no price can reach
-                refusal = Refusal(R.BAD_PRICE, f"trail stop at {level:g}: distance {value:g} from {reference:g}")
+                what = f"{value * 100:g}%" if percent else f"{value:g}"
+                refusal = Refusal(R.BAD_PRICE, f"trail stop at {level:g}: distance {what} from {reference:g}")
         else:
-            distance = math.nan
+            distance = pct = math.nan
             level = inst.round_price(value)
             if not level > 0:
                 refusal = Refusal(R.BAD_PRICE, f"non-positive price {level}")
@@ -134,6 +145,7 @@ class ProtectionDesk:
                 # A new distance restarts the high-water mark here, but a trail never loosens.
                 level = max(level, rec.level) if long else min(level, rec.level)
                 rec.trail_distance = distance
+                rec.trail_pct = pct
                 rec.trail_extreme = reference
                 rec.trail_bar = self._bar
             if kind == "take_profit":
@@ -148,6 +160,7 @@ class ProtectionDesk:
         rec = self._record(request, order_id, active_from, True)
         if kind == "trail":
             rec.trail_distance = distance
+            rec.trail_pct = pct
             rec.trail_extreme = reference
             rec.trail_bar = self._bar
         self._change(rec, Ev.ACCEPT if kind == "take_profit" else Ev.ACCEPT_CONDITIONAL)

@@ -67,7 +67,8 @@ def _bind_action(a: ir.Action, series: SeriesEvaluator, file: str) -> Make:
         return lambda i, st: Intent(i, "cancel", tag=a.tag, where=where)
     if isinstance(a, ir.Protection):
         value = compile_scalar(a.value, series)
-        return lambda i, st: Intent(i, a.kind, value=float(value(i, st, NAN)), where=where)
+        kind, percent = a.kind, a.percent
+        return lambda i, st: Intent(i, kind, value=float(value(i, st, NAN)), where=where, percent=percent)
     price = None if getattr(a, "price", None) is None else compile_scalar(a.price, series)
     if isinstance(a, ir.Close):
         return lambda i, st: Intent(i, "close", price=_opt(price, i, st), where=where)
@@ -76,19 +77,32 @@ def _bind_action(a: ir.Action, series: SeriesEvaluator, file: str) -> Make:
         return lambda i, st: Intent(i, "partial_close", size_kind=size_kind, size_value=size_value(i, st),
                                     price=_opt(price, i, st), where=where)
     trigger = None if a.trigger is None else compile_scalar(a.trigger, series)
-    attached = tuple((p.kind, fill_template(p.value, series), _where(file, p.span)) for p in a.attached)
     side = Side(a.side)
+    attached = tuple((p.kind, _attached_value(p, side, series), _where(file, p.span), p.percent and p.kind == "trail")
+                     for p in a.attached)
     tif = _TIF[a.tif]
     kind, expire, tag = a.kind, a.expire, a.tag
 
     def make(i: int, st: StateView) -> Intent:
         # `fill` is the only unknown of an attached action; everything else is bound to bar i.
-        protections = tuple([ProtectionSpec(k, fn(i, st), w) for k, fn, w in attached]) if attached else ()
+        protections = tuple([ProtectionSpec(k, fn(i, st), w, pct) for k, fn, w, pct in attached]) if attached else ()
         return Intent(i, kind, side, size_kind, size_value(i, st),
                       None if price is None else float(price(i, st, NAN)),
                       None if trigger is None else float(trigger(i, st, NAN)),
                       tif, expire, tag, protections, NAN, where)
     return make
+
+
+def _attached_value(p: ir.Protection, side: Side, series: SeriesEvaluator) -> Callable[[int, StateView], Any]:
+    """The price of attached protection as a FillExpr. `stop_loss 2%` under a buy is `fill x (1 - 2%)`,
+    `take_profit 3%` `fill x (1 + 3%)` (mirrored under a sell, whose position is short); a
+    percentage trail stays the fraction (the venue trails the best price by it)."""
+    if not p.percent or p.kind == "trail":
+        return fill_template(p.value, series)
+    fraction = compile_scalar(p.value, series)
+    below = (p.kind == "stop_loss") == (side is Side.BUY)  # a long's stop and a short's target lie below
+    sign = -1.0 if below else 1.0
+    return lambda i, st: ("*", FILL, 1.0 + sign * float(fraction(i, st, NAN)))
 
 
 def _bind_size(size: ir.Size, series: SeriesEvaluator) -> tuple[str, Callable[[int, StateView], float]]:

@@ -27,6 +27,7 @@ class Intent(NamedTuple):
     attached: tuple[ProtectionSpec, ...] = ()
     value: float = math.nan  # stop_loss / take_profit price, trail distance
     where: str = ""  # file:line:col of the action
+    percent: bool = False  # protection written as a bare percentage (7.1): `value` is the fraction
 
 
 # Kinds that become an order (through `order_for`); the others are commands (cancel, protection).

@@ -73,11 +73,11 @@ class IntentProcessor:
         if st.flat:
             self.refuse(it, Refusal(RefusalCode.NO_POSITION, f"{it.kind} needs an open position"))
             return None
-        value = protection_value(it, self.instrument)
+        value = protection_value(it, st, self.instrument)
         if value.__class__ is Refusal:
             self.refuse(it, value)  # type: ignore[arg-type]
             return None
-        result = await executor.set_protection(it.kind, value)  # type: ignore[arg-type]
+        result = await executor.set_protection(it.kind, value, percent=it.percent and it.kind == "trail")  # type: ignore[arg-type]
         if not result.accepted:
             self.refuse(it, result.refusal)
         return result

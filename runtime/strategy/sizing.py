@@ -133,9 +133,16 @@ def _price_refusal(kind: str, what: str, value: float, inst: Instrument) -> Refu
     return None
 
 
-def protection_value(it: Intent, inst: Instrument) -> float | Refusal:
-    """The price (stop_loss, take_profit) or distance (trail) a protection intent sets, or why not."""
+def protection_value(it: Intent, st: Any, inst: Instrument) -> float | Refusal:
+    """The price (stop_loss, take_profit) or distance (trail; a fraction for a percentage trail) a
+    protection intent sets, or why not. A bare percentage (7.1) is a distance from the position's
+    average entry at this close: `stop_loss 2%` is entry x (1 - 2%) for a long, x (1 + 2%) short."""
     value = it.value
+    if it.percent and it.kind != "trail":
+        if not math.isfinite(value) or value <= 0:
+            return Refusal(R.BAD_PRICE, f"{it.kind} {value * 100:g}% is no distance")
+        below = (it.kind == "stop_loss") == st.long
+        value = st.pos_entry * (1.0 - value if below else 1.0 + value)
     if not math.isfinite(value) or value <= 0:
         return Refusal(R.BAD_PRICE, f"{it.kind} {'distance' if it.kind == 'trail' else 'price'} is {value:g}")
     if not inst.price_in_range(value):

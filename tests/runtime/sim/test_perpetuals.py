@@ -254,3 +254,38 @@ def test_the_magnifier_checks_liquidation_on_the_detail_bars() -> None:
     v.bar_closed(2, 100, 100.5, 94, 96)
     (liq,) = v.state.liquidations
     assert (liq.price, liq.detail_ts) == (95.3, 35 * 60_000)  # in the second detail bar
+
+
+# ---------------------------------------------------------------------------------------- 7.1 percent trail
+@pytest.mark.parametrize(("side", "bars", "levels", "exit_price"), [
+    # long: set at the close 100 -> 98.5; a high of 104 -> 104 x 0.985 = 102.44 -> 102.4; out at 102.4
+    (BUY, [(100, 104, 99.5, 103), (103, 103.5, 102, 102.5)], [98.5, 102.4], 102.4),
+    # short: 100 x 1.015 = 101.5; a low of 96 -> 97.44 -> 97.4; out at 97.4
+    (SELL, [(100, 100.5, 96, 97), (97, 98, 96.5, 97.5)], [101.5, 97.4], 97.4),
+])
+def test_a_percentage_trail_follows_the_best_price_by_its_fraction(side: Side, bars: list, levels: list,
+                                                                    exit_price: float) -> None:
+    v = venue(leverage=3.0)
+    enter(v, side, qty=1.0)
+    assert v.set_protection("trail", 0.015, 1, 100.0, percent=True).accepted
+    seen = [v.protection("trail").trigger]
+    v.bar_closed(2, *bars[0])
+    seen.append(v.protection("trail").trigger)
+    v.bar_closed(3, *bars[1])
+    assert seen == levels
+    (out,) = [f for f in v.state.fills if f.bar == 3]
+    assert (out.role, out.price) == (OrderRole.TRAIL, exit_price)
+
+
+def test_an_attached_percentage_trail_starts_from_the_fill() -> None:
+    from playdeck.runtime.execution.orders import ProtectionSpec
+
+    v = venue(leverage=3.0)
+    v.bar_closed(0, *QUIET)
+    spec = ProtectionSpec("trail", 0.02, percent=True)
+    request = order(BUY, 1.0, 0, 0)
+    import attrs
+
+    v.submit(attrs.evolve(request, attached=(spec,)), 0, 100.0)
+    v.bar_closed(1, 100, 100, 100, 100)  # filled at 100: the trail at 98 (and the bar went nowhere)
+    assert v.protection("trail").trigger == 98.0
