@@ -353,3 +353,52 @@ def test_skipping_quiet_bars_changes_nothing(path: Path):
     assert dense.evaluated_bars == len(bars) - bt_dense.engine.ready_bar  # every bar was visited
     assert trace(sparse, len(bars)) == trace(dense, len(bars))
     assert bt_sparse.exchange.cash == bt_dense.exchange.cash
+
+
+MAGNIFIED = """
+play: magnified
+market: {symbol: BTCUSDT, exec: 15m}
+account: {equity: 10000, leverage: 3, slippage_bps: 2, intrabar: 1m}
+features:
+  fast: ema(close, 5)
+  slow: ema(close, 13)
+  atr: atr(14)
+blocks: |
+  block entries:
+    when flat and fast crosses_above slow:
+      limit buy risk 1% at close - 0.3 * atr expire 4 bars as dip
+        stop_loss fill - 1.5 * atr
+        take_profit fill + 2 * atr
+    when flat and fast crosses_below slow:
+      stop sell qty 0.05 at low - 0.2 * atr as brk
+        stop_loss 0.8%
+        trail 1.5%
+"""
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), data=st.data())
+def test_no_lookahead_with_the_bar_magnifier(seed: int, data) -> None:
+    """With intrabar: 1m, a prefix run on the first k exec bars (and the minutes inside them) gives the
+    same fills (and the detail bar of each), events and refusals up to bar k-1 as the full run."""
+    from playdeck.runtime.backtest.run import detail_bars, exec_bars
+
+    plan = lower(compile_text(MAGNIFIED).ir)
+    minutes = generate(15 * 700, seed=seed)
+    bars = exec_bars(minutes, "15m")
+    full_bt = prepare(plan, bars, keep_events=True, detail=detail_bars(minutes, "1m"))
+    full = asyncio.run(full_bt.engine.run())
+    assert any(f.detail_ts is not None for f in full.fills) or not full.fills
+    created = sorted({r.request.created_bar for r in full_bt.state.orders.values()})
+    k = (data.draw(st.sampled_from(created), label="cut after an order") if created
+         else data.draw(st.integers(2, len(bars)), label="k")) + 1
+    k = min(k, len(bars))
+    cut_minutes = minutes.take(0, int(np.searchsorted(minutes.ts_open, bars.ts_open[k - 1] + tf_ms("15m"))))
+    prefix_bt = prepare(plan, bars.take(0, k), keep_events=True, detail=detail_bars(cut_minutes, "1m"))
+    prefix = asyncio.run(prefix_bt.engine.run())
+    last = k - 1
+    fills = lambda r: [tuple(f) for f in r.fills if f.bar <= last]  # noqa: E731
+    events = lambda r: [(e.client_id, e.old, e.new, e.bar, e.reason) for e in r.events if e.bar <= last]  # noqa: E731
+    assert fills(prefix) == fills(full)
+    assert events(prefix) == events(full)
+    assert [r[:4] for r in prefix_bt.state.refusals] == [r[:4] for r in full_bt.state.refusals if r.bar <= last]
