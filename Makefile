@@ -23,6 +23,7 @@ bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	$(PY) bench/compile.py
 	$(PY) bench/backtest.py
+	$(PY) bench/magnifier.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .hypothesis
