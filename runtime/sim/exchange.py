@@ -219,6 +219,9 @@ class SimExchange(ProtectionDesk):
         self.fees_paid = 0.0
         self.cash = equity
         self.last_close = _NAN
+        self._wallet_moves = 0  # bumped whenever the position or the wallet changes
+        self._liq_at = -1  # the `_wallet_moves` the remembered liquidation price is for
+        self._liq: float | None = None
 
         self.book = Book()
         self.orders = self.book.orders  # every order ever, by client id, in submission order
@@ -606,6 +609,7 @@ class SimExchange(ProtectionDesk):
         self.realized_pnl += realized
         self.cash += realized - fee
         self.position = effect.position
+        self._wallet_moves += 1
         if effect.closed:
             self._position_closed()
         elif self._protection:
@@ -636,6 +640,14 @@ class SimExchange(ProtectionDesk):
         """Where the wallet plus the position's PnL falls to its maintenance margin, on the tick
         (up for a long, down for a short); None when flat or when no price liquidates (a long
         whose wallet covers it at any price)."""
+        # Asked at every step of a bar's path; it moves only when a fill or funding moves the
+        # position or the wallet, which bump `_wallet_moves`.
+        if self._liq_at != self._wallet_moves:
+            self._liq_at = self._wallet_moves
+            self._liq = self._liquidation_price()
+        return self._liq
+
+    def _liquidation_price(self) -> float | None:
         q, entry, _ = self.position
         if q == 0.0:
             return None
@@ -676,6 +688,7 @@ class SimExchange(ProtectionDesk):
         if self.cash < 0.0:
             cover = -self.cash
             self.cash = 0.0
+            self._wallet_moves += 1
             self._events.append(CashFlow(self._bar, self._ts, "insurance", cover))
 
     def _settle_funding(self, bar: int, ts: int, o: float) -> None:
@@ -689,6 +702,7 @@ class SimExchange(ProtectionDesk):
                 rate = self._funding_rate_at(instant)
                 amount = -q * o * rate
                 self.cash += amount
+                self._wallet_moves += 1
                 self._events.append(CashFlow(bar, instant, "funding", amount, rate, q, o))
             instant += FUNDING_MS
         self.next_funding = instant
