@@ -18,6 +18,7 @@ from playdeck.dsl.limits import DEPTH_HINT, MAX_DEPTH
 from . import ir
 from .builtins import (FUNCTIONS, INDICATORS, KEYWORDS, NO_ARGUMENT_FORMS, POSITION_FIELDS, RESERVED, SERIES,
                        STATE_WORDS, TAG_FIELDS)
+from .operators import fold
 from .readiness import warmup_of
 from playdeck.dsl.vocabulary import TIMEFRAME_MINUTES as TIMEFRAMES
 from .types import Type, combine
@@ -418,17 +419,20 @@ def is_constant(e: ir.Expr) -> bool:
 
 def constant_value(e: ir.Expr) -> float | None:
     """The value of an expression of written numbers only (`-5`, `-(1)`, `2 * 3 - 7`), else None.
-    Division by zero is NaN, as at run time."""
+    Computed by the run's own operator table, so `max(1, 0/0)` is NaN here as it is at run time."""
     if isinstance(e, ir.Const):
         return e.value
     if not is_constant(e):
         return None
+    return _fold(e)
+
+
+def _fold(e: ir.Expr) -> float:
+    if isinstance(e, ir.Const):
+        return e.value
     if isinstance(e, ir.Neg):
-        return -constant_value(e.operand)
+        return fold("neg", _fold(e.operand))
     if isinstance(e, ir.Func):
-        args = [constant_value(a) for a in e.args]
-        return {"min": min, "max": max, "abs": abs}[e.fn](*args)
-    a, b = constant_value(e.left), constant_value(e.right)
-    if e.op == "/":
-        return a / b if b != 0 else math.nan
-    return {"+": a + b, "-": a - b, "*": a * b}[e.op]
+        return fold(e.fn, *(_fold(a) for a in e.args))
+    assert isinstance(e, ir.Arith)
+    return fold(e.op, _fold(e.left), _fold(e.right))
