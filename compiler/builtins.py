@@ -1,7 +1,11 @@
-"""Signatures of the built-in indicators and functions: what the checker needs to know.
+"""The built-in indicators and functions: the one registry of them.
 
-The numeric implementations live in `runtime/indicators.py`; a test keeps the warm-ups of both in
-agreement. `warmup` is the number of leading bars without a value (index of the first value).
+`INDICATORS` lists every built-in with what the checker needs (arguments, implicit OHLCV columns,
+fields, warm-ups). The runtime binds each to its numpy implementation by the signature's name
+(`runtime/data/indicators.py`, whose import fails on a signature without one), called as
+`fn(*implicit_columns, *series_args, *params)`; tests/compiler/test_builtins_agree.py checks that
+each implementation takes those arguments and has its first value where the signature says.
+`warmup` is the number of leading bars without a value (index of the first value).
 """
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ from playdeck.compiler.ir import home_tf
 from playdeck.compiler.operators import OPERATORS
 
 from playdeck.runtime.data.feeds import FeedStore
-from playdeck.runtime.data.indicators import BUILTINS
+from playdeck.runtime.data.indicators import IMPLEMENTATIONS
 
 
 class SeriesEvaluator:
@@ -41,7 +41,7 @@ class SeriesEvaluator:
         key = ind.job()
         if key not in self._jobs:
             args = [np.asarray(self.on(a, ind.tf), dtype=np.float64) for a in ind.args]
-            self._jobs[key] = BUILTINS[ind.fn].fn(*args, *ind.params)
+            self._jobs[key] = IMPLEMENTATIONS[ind.fn](*args, *ind.params)
         return self._jobs[key]
 
     def on(self, e: ir.Expr, tf: str) -> Any:
