@@ -12,7 +12,7 @@ from typing import Any
 import attrs
 
 from playdeck.dsl.diagnostics import Diagnostic
-from playdeck.dsl.source import PlaySource, YEntry, YValue
+from playdeck.dsl.source import PlaySource, YEntry, YValue, reads_as_number, yaml_1_1_number
 from playdeck.dsl.vocabulary import INTRABAR_MODELS, TIMEFRAME_MINUTES as TIMEFRAMES, is_symbol
 
 from .ir import Account, Market
@@ -72,8 +72,13 @@ class SettingsCheck:
         e = entries[key]
         v = e.value.value
         if isinstance(v, bool) or not isinstance(v, (int, float)):
-            self.error("type", f"'{name}' must be a number, not {_kind(v)}", e.value.span,
-                       _number_hint(v, DEFAULTS[key], e.value.style))
+            if isinstance(v, str) and e.value.style is None and ":" in v and yaml_1_1_number(v) is not None:
+                self.error("type", f"'{name}' must be a number, not {v}: a value with ':' in it is not a number",
+                           e.value.span, f"write the number itself (YAML 1.1 would read {v} as "
+                           f"{yaml_1_1_number(v):g}, in base 60); quote a value with ':' where you mean text")
+            else:
+                self.error("type", f"'{name}' must be a number, not {_kind(v)}", e.value.span,
+                           _number_hint(v, DEFAULTS[key], e.value.style))
             return DEFAULTS[key]
         try:
             v = float(v)
@@ -115,9 +120,17 @@ class SettingsCheck:
 
 
 def _number_hint(v: Any, default: float, style: str | None = None) -> str:
-    if isinstance(v, str) and style in ("'", '"'):
+    if isinstance(v, str) and style in ("'", '"') and reads_as_number(v.strip()):
         return f"remove the quotes: a quoted value is text; write {v.strip()} (without the key it is {default:g})"
+    old = yaml_1_1_number(v.strip()) if isinstance(v, str) else None
+    if old is not None:  # 1_000, 0b101: numbers in YAML 1.1, text in the YAML 1.2 a Play reads
+        return (f"write it as a plain decimal number: {_plain(old)} (a Play reads YAML 1.2, where {v} is text; "
+                f"YAML 1.1 read it as {_plain(old)})")
     return f"write a number; without the key it is {default:g}"
+
+
+def _plain(v: float) -> str:
+    return str(v) if isinstance(v, int) and abs(v) < 10**15 else f"{v:g}"
 
 
 def _kind(v: Any) -> str:
