@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import difflib
+import math
 
 from playdeck.dsl import syntax as s
+from playdeck.dsl.fmt import number_text
+from playdeck.dsl.limits import MAX_BARS
 from playdeck.dsl.vocabulary import PROTECTION_KINDS, TIME_IN_FORCE
 
 from . import ir
@@ -123,6 +126,7 @@ def _price(c: Checker, e: s.Expr, ctx: _Ctx, what: str) -> ir.Expr:
 
 
 def _pct(c: Checker, size: s.Size, *, high: float | None) -> float:
+    c._finite(size.value)  # `1000...0% equity` of hundreds of digits reads as infinity
     v = size.value.value
     if v <= 0 or (high is not None and v > high):
         rng = f"more than 0% and at most {high:g}%" if high is not None else "more than 0%"
@@ -183,6 +187,11 @@ def check_action(c: Checker, a: s.Action, ctx: _Ctx) -> ir.Action:
     expire = None
     if "expire" in opts:
         n = opts["expire"].value
+        if n > MAX_BARS:  # also a literal of hundreds of digits, which reads as infinity
+            shown = number_text(n) if n < math.inf else "a number that large"
+            raise c.fail("value", f"'expire' counts at most {MAX_BARS:,} bars, not {shown}", opts["expire"].span,
+                         "an order that should wait longer can go without 'expire': it stays until it fills "
+                         "or is cancelled")
         if not float(n).is_integer() or n < 1:
             raise c.fail("value", f"'expire' needs a whole number of bars of at least 1, not {n:g}",
                          opts["expire"].span, "e.g. 'expire 3 bars': cancelled at the close of the 3rd bar")

@@ -13,7 +13,7 @@ import attrs
 
 from playdeck.dsl import syntax as s
 from playdeck.dsl.diagnostics import Diagnostic
-from playdeck.dsl.limits import DEPTH_HINT, MAX_DEPTH
+from playdeck.dsl.limits import DEPTH_HINT, MAX_BARS, MAX_DEPTH
 
 from . import ir
 from .builtins import (FUNCTIONS, INDICATORS, KEYWORDS, NO_ARGUMENT_FORMS, POSITION_FIELDS, RESERVED, SERIES,
@@ -164,7 +164,7 @@ class Checker:
     def _finite(self, e: s.Num | s.Pct) -> None:
         # 1e400 reads as infinity: a number no price, size or length can be
         if not math.isfinite(e.value):
-            raise self.fail("value", f"{e.text or e.value} is too large to be a number here", e.span,
+            raise self.fail("value", f"{shorten(e.text or str(e.value))} is too large to be a number here", e.span,
                             "numbers must be finite (at most about 1.8e308)")
 
     def _x_Name(self, e: s.Name, ctx: _Ctx) -> ir.Expr:
@@ -310,12 +310,18 @@ class Checker:
         return ir.Indicator(fn, implicit + tuple(series), tuple(params), ctx.tf, None, span=e.span)
 
     def _x_Offset(self, e: s.Offset, ctx: _Ctx) -> ir.Expr:
-        if not isinstance(e.bars, int):  # `x[1.0]`, `x[1e2]`: the spec wants an integer literal
-            raise self.fail("offset", f"an offset is a whole number written with digits only, not {e.text or e.bars}",
+        written = shorten(e.text or str(e.bars))
+        if not (e.text or str(e.bars)).lstrip("-").isdigit():  # `x[1.0]`, `x[1e2]`: the spec wants an integer literal
+            raise self.fail("offset", f"an offset is a whole number written with digits only, not {written}",
                             e.span, "x[1] is the previous bar, x[2] the one before")
         if e.bars < 0:
-            raise self.fail("lookahead", f"negative offset [{int(e.bars)}] would read a future bar", e.span,
+            raise self.fail("lookahead", f"negative offset [{written}] would read a future bar", e.span,
                             "x[n] is x n closed bars ago; n must be 0 or more")
+        if e.bars > MAX_BARS:
+            raise self.fail("offset", f"offset [{written}] is too large: an offset is a small whole number, at most "
+                            f"{MAX_BARS:,} bars", e.span,
+                            "x[n] reads x n closed bars ago; for a longer look back use a higher timeframe, "
+                            "e.g. 'x1d: close @ 1d' and then x1d[30]")
         x = self.expr(e.obj, ctx)
         if not x.type.is_series or has_state(x):
             raise self.fail("offset", f"only a market series has past values; this is {x.type}"
@@ -384,6 +390,11 @@ class Checker:
         x = self.expr(e.operand, ctx)
         self.need_bool(x, e.operand, "the operand of 'not'")
         return ir.Not(x, x.type, span=e.span)
+
+
+def shorten(text: str, width: int = 24) -> str:
+    """A literal as written, cut short for a message (a number of 5,000 digits is not read)."""
+    return text if len(text) <= width else text[:width - 4] + "..."
 
 
 _FIELDS_HINT = ("fields exist on macd (macd, signal, hist), bbands (upper, middle, lower) and features "

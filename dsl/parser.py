@@ -5,6 +5,7 @@ positioned in the Play file through a `LineMap`.
 """
 from __future__ import annotations
 
+import math
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -412,6 +413,13 @@ def _hint(tok: Token, expected: set[str], line: str = "") -> str:
 
 # ---- tree -> syntax nodes ---------------------------------------------------------------------
 
+def _whole(digits: str) -> int | float:
+    """`digits` as an int, or inf when it has more than 18 significant digits: far past any offset
+    the checker accepts (it says the limit), and Python refuses int() of 4,300 digits or more."""
+    significant = digits.lstrip("0") or "0"
+    return int(significant) if len(significant) <= 18 else math.inf
+
+
 @v_args(meta=True)
 class _Build(Transformer):
     def __init__(self, where: LineMap):
@@ -576,7 +584,7 @@ class _Build(Transformer):
         negative = any(isinstance(t, Token) and t.type == "MINUS" for t in c[1:])
         num = next(t for t in c[1:] if isinstance(t, Token) and t.type == "NUMBER")
         text = str(num)
-        bars: int | float = int(text) if text.isdigit() else float(text)
+        bars: int | float = _whole(text) if text.isdigit() else float(text)
         return s.Offset(obj, -bars if negative else bars, ("-" if negative else "") + text, self._span(meta))
 
     def field(self, meta, c):
