@@ -1,7 +1,6 @@
 """Checking cases and actions: where each action may stand, its options, sizes and tags."""
 from __future__ import annotations
 
-import difflib
 import math
 
 from playdeck.dsl import syntax as s
@@ -11,7 +10,7 @@ from playdeck.dsl.vocabulary import PROTECTION_KINDS, TIME_IN_FORCE
 
 from . import ir
 from .builtins import KEYWORDS, RESERVED
-from .check import Checker, _Ctx, _Stop, constant_value
+from .check import Checker, _Ctx, _Stop, constant_value, listed
 
 ENTRIES = ("market", "limit", "stop", "scale")
 PROTECTIONS = PROTECTION_KINDS
@@ -168,10 +167,10 @@ def check_action(c: Checker, a: s.Action, ctx: _Ctx) -> ir.Action:
         return ir.Protection(a.kind, value, a.span)
     if a.kind == "cancel":
         if a.target is not None and a.target not in c.tags:
-            close = difflib.get_close_matches(a.target, [*c.tags, "all"], n=1)
+            close = c.suggest("tag", a.target, lambda: [[*c.tags, "all"]])
             raise c.fail("tag", f"unknown tag '{a.target}'", a.span,
-                         (f"did you mean '{close[0]}'? " if close else "")
-                         + "tags are given with 'as TAG' on an order" + (f"; known: {', '.join(c.tags)}" if c.tags else ""))
+                         (f"did you mean '{close}'? " if close is not None else "")
+                         + "tags are given with 'as TAG' on an order" + (f"; known: {listed(c.tags)}" if c.tags else ""))
         return ir.Cancel(a.target, a.span)
     opts = _options(c, a)
     at = _price(c, opts["at"].value, ctx, "a price") if "at" in opts else None

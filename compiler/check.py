@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import difflib
 import math
-from typing import Iterable
+from typing import Callable, Iterable
 
 import attrs
 
@@ -19,9 +19,23 @@ from . import ir
 from .builtins import (FUNCTIONS, INDICATORS, KEYWORDS, NO_ARGUMENT_FORMS, POSITION_FIELDS, RESERVED, SERIES,
                        STATE_WORDS, TAG_FIELDS)
 from .operators import fold
-from .readiness import warmup_of
+from .readiness import Warmups
 from playdeck.dsl.vocabulary import TIMEFRAME_MINUTES as TIMEFRAMES
 from .types import Type, combine
+
+
+# Different names searched for a did-you-mean per compile (see Checker.suggest).
+MAX_SUGGESTION_SEARCHES = 50
+# Names listed in a hint at most ("known: a, b, ..."): a hint's length must not grow with the file.
+MAX_LISTED = 10
+
+
+def listed(names: Iterable[str]) -> str:
+    """`a, b, c`, or the first MAX_LISTED and how many there are in all."""
+    names = list(names)
+    if len(names) <= MAX_LISTED:
+        return ", ".join(names)
+    return ", ".join(names[:MAX_LISTED]) + f", ... ({len(names)} in all)"
 
 
 class _Stop(Exception):
@@ -50,6 +64,8 @@ class Checker:
         self.tags: dict[str, s.Action] = {}
         self.depths: dict[str, int] = {}  # feature -> how deep its expression nests, features expanded
         self._nesting = 0
+        self.warmups = Warmups(self.features)  # shared by every feature, job and condition
+        self._suggestions: dict[tuple[str, str], str | None] = {}  # (kind, name) -> did you mean
 
     # ---- reporting --------------------------------------------------------------------------
     def error(self, code: str, message: str, span, hint: str = "") -> None:
@@ -63,7 +79,7 @@ class Checker:
     def resolve_tf(self, name: str, span) -> str:
         tf = self.aliases.get(name, name)
         if tf not in TIMEFRAMES:
-            names = ", ".join(self.aliases)
+            names = listed(self.aliases)
             hint = (f"use {names} (named in market.timeframes) or a timeframe such as 4h" if names
                     else "use a timeframe such as 4h, or name one in market.timeframes")
             raise self.fail("timeframe", f"unknown timeframe '{name}'", span, hint)
@@ -116,7 +132,7 @@ class Checker:
         fields: tuple[str, ...] = ()
         if isinstance(expr, ir.Indicator) and expr.field is None:
             fields = INDICATORS[expr.fn].fields
-        f = ir.Feature(name, expr, tf, fields, warmup_of(expr, self.features, tf), d.span)
+        f = ir.Feature(name, expr, tf, fields, self.warmups.on(expr, tf), d.span)
         self.features[name] = f
         return f
 
@@ -201,14 +217,33 @@ class Checker:
                             f"e.g. {INDICATORS[n].usage() if n in INDICATORS else n + '(a, b)'}")
         raise self.unknown(n, e.span, ctx)
 
+    def suggest(self, kind: str, name: str, groups: Callable[[], Iterable[Iterable[str]]]) -> str | None:
+        """The known name closest to `name` (did you mean?), from the first of `groups` that has one.
+
+        A search reads every candidate (every feature, every tag), so only the first
+        MAX_SUGGESTION_SEARCHES different names are searched for, each once: in a file with thousands
+        of mistakes, the rest of its diagnostics cost the same as in a small file."""
+        key = (kind, name)
+        if key in self._suggestions:
+            return self._suggestions[key]
+        if len(self._suggestions) >= MAX_SUGGESTION_SEARCHES:
+            return None
+        found = next((close[0] for group in groups() if (close := difflib.get_close_matches(name, list(group), n=1))),
+                     None)
+        self._suggestions[key] = found
+        return found
+
     def unknown(self, n: str, span, ctx: _Ctx) -> _Stop:
-        known = list(SERIES)
-        if not ctx.in_feature:
-            known += list(STATE_WORDS) + ["position"] + list(self.tags)
-        # The user's own names first: 'fsat' is one swap from the feature 'fast', and as close to 'flat'.
-        close = difflib.get_close_matches(n, list(self.feature_defs), n=1) or difflib.get_close_matches(n, known, n=1)
-        if close:
-            hint = f"did you mean '{close[0]}'?"
+        def groups() -> list[list[str]]:
+            known = list(SERIES)
+            if not ctx.in_feature:
+                known += list(STATE_WORDS) + ["position"] + list(self.tags)
+            # The user's own names first: 'fsat' is one swap from the feature 'fast', and as close to 'flat'.
+            return [list(self.feature_defs), known]
+
+        close = self.suggest("name in a feature" if ctx.in_feature else "name", n, groups)
+        if close is not None:
+            hint = f"did you mean '{close}'?"
         else:
             hint = "names are open high low close volume, the features, and the state words " \
                    "flat long short equity position.*"

@@ -5,7 +5,8 @@ come in one order. Parsing the output gives the same syntax tree (and so the sam
 """
 from __future__ import annotations
 
-from typing import Any
+import bisect
+from typing import Any, Sequence
 
 import yaml
 
@@ -160,8 +161,9 @@ _KEY_ORDER = ["play", "description", "market", "account", "features", "blocks",
 
 def _ordered(entries: dict) -> list:
     """Known keys in canonical order; a user's own keys (timeframe names) keep their order."""
-    items = list(entries.values())
-    return sorted(items, key=lambda e: (_KEY_ORDER.index(e.key) if e.key in _KEY_ORDER else 99, items.index(e)))
+    order = {key: i for i, key in enumerate(_KEY_ORDER)}
+    ranked = sorted(enumerate(entries.values()), key=lambda ie: (order.get(ie[1].key, 99), ie[0]))
+    return [e for _, e in ranked]
 
 
 def _scalar(v: Any) -> str:
@@ -208,13 +210,13 @@ def format_play(src: PlaySource, features: list[s.FeatureDef], blocks: tuple[s.B
             out.append((f"play: {e.value.raw}", e.key_span.line))  # `play: on` is the name 'on', not true
         else:
             out.append((f"{e.key}: {_flow(e.value)}", e.key_span.line))
-    return "\n".join(_with_comments(out, _comments(src.text, blocks_lines))) + "\n"
+    return "\n".join(_with_comments(out, _comments(src.lines, blocks_lines))) + "\n"
 
 
-def _comments(text: str, blocks_lines: range) -> list[tuple[int, str, bool, bool]]:
+def _comments(lines: Sequence[str], blocks_lines: range) -> list[tuple[int, str, bool, bool]]:
     """(line, '# text', trailing, in the blocks) for every comment of the file."""
     found = []
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(lines, 1):
         col = line.find("#") if number in blocks_lines else _yaml_comment_col(line)
         if col is None or col < 0:
             continue
@@ -242,18 +244,22 @@ def _yaml_comment_col(line: str) -> int | None:
 
 def _with_comments(lines: list[tuple[str, int | None]], comments) -> list[str]:
     anchors = sorted({a for _, a in lines if a is not None})
+    printed = set(anchors)
     before: dict[int, list[str]] = {}
     after: dict[int, str] = {}
     tail: list[str] = []
     for number, text, trailing, in_blocks in comments:
+        # found by bisection: a linear scan per comment would make fmt quadratic in the file
         if trailing:
             # the end of a line that is printed, or of the line that now holds it (a flow mapping)
-            owner = number if number in anchors else max((a for a in anchors if a < number), default=None)
+            below = bisect.bisect_left(anchors, number)
+            owner = number if number in printed else (anchors[below - 1] if below else None)
             if owner is not None:
                 after[owner] = f"{after[owner]} {text}" if owner in after else text
                 continue
         # a comment belongs to the next line that is printed (keys may move, comments go with them)
-        nxt = next((a for a in anchors if a > number or (a == number and not trailing)), None)
+        at = (bisect.bisect_right if trailing else bisect.bisect_left)(anchors, number)
+        nxt = anchors[at] if at < len(anchors) else None
         if nxt is None:
             tail.append(("  " if in_blocks else "") + text)
         else:

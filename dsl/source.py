@@ -9,13 +9,13 @@ import math
 import re
 import unicodedata
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import attrs
 import yaml
 from yaml.constructor import SafeConstructor
 
-from .diagnostics import Diagnostic, PlayError
+from .diagnostics import Diagnostic, PlayError, source_lines
 from .spans import ColumnMap, LineMap, Span
 
 
@@ -46,6 +46,12 @@ class PlaySource:
     path: str
     text: str
     root: YValue
+    # the file's lines, split once: diagnostics and passes index them instead of splitting again
+    lines: tuple[str, ...] = attrs.field(eq=False, repr=False)
+
+    @lines.default
+    def _split(self) -> tuple[str, ...]:
+        return tuple(source_lines(self.text))
 
 
 def _span(node: yaml.Node) -> Span:
@@ -202,7 +208,7 @@ class _Anchor:
     span: Span
 
 
-def _compose(text: str, lines: list[str]) -> YValue | None:
+def _compose(text: str, lines: Sequence[str]) -> YValue | None:
     if _FAST_PARSER is not None:
         try:
             return _build(yaml.parse(text, Loader=_FAST_PARSER), lines)
@@ -219,7 +225,7 @@ def _mark_span(start: yaml.Mark, end: yaml.Mark) -> Span:
     return Span(start.line + 1, start.column + 1, end.line + 1, end.column + 1)
 
 
-def _build(events, lines: list[str]) -> YValue | None:
+def _build(events, lines: Sequence[str]) -> YValue | None:
     """The first document's value, built from YAML events."""
     scalars, resolver = _Scalars(), PlayResolver()
     anchors: dict[str, _Anchor] = {}
@@ -353,30 +359,31 @@ def parse_play_text(text: str, path: str = "<play>") -> PlaySource:
     bad = _unreadable_character(text)
     if bad is not None:
         raise PlayError(path, text, [bad])
-    lines = text.splitlines()
+    lines = tuple(source_lines(text))  # split once, for every later pass and message
     try:
         root = _compose(text, lines)
     except yaml.MarkedYAMLError as e:
-        raise PlayError(path, text, [_yaml_problem(e, text)]) from None
+        raise PlayError(path, text, [_yaml_problem(e, lines)], lines) from None
     except PlayError as e:  # re-raise with the file it belongs to
-        raise PlayError(path, text, e.diagnostics) from None
+        raise PlayError(path, text, e.diagnostics, lines) from None
     if root is None:
         raise PlayError(path, text, [Diagnostic("yaml", "the file is empty; a Play needs 'play', 'market' and 'blocks'",
-                                                Span(1, 1, 1, 1), "start from an example such as plays/ema_cross.yml")])
+                                                Span(1, 1, 1, 1), "start from an example such as plays/ema_cross.yml")],
+                        lines)
     if not root.is_map:
         span = root.span
         if span.line > len(lines):  # an empty document (`---` alone) ends past the last line
             span = Span(len(lines), 1, len(lines), 2)
         raise PlayError(path, text, [Diagnostic("yaml", "a Play is a YAML mapping of keys such as 'play', 'market' and 'blocks'", span,
-                                                "write 'play: NAME', 'market:' and 'blocks: |' at the start of lines")])
-    return PlaySource(path, text, root)
+                                                "write 'play: NAME', 'market:' and 'blocks: |' at the start of lines")],
+                        lines)
+    return PlaySource(path, text, root, lines)
 
 
-def _yaml_problem(e: yaml.MarkedYAMLError, text: str) -> Diagnostic:
+def _yaml_problem(e: yaml.MarkedYAMLError, lines: Sequence[str]) -> Diagnostic:
     """PyYAML's message in a trader's words where we know them, at the place the fix goes."""
     mark = e.problem_mark or e.context_mark
     problem = e.problem or e.context or "invalid YAML"
-    lines = text.splitlines()
     if e.context_mark is not None and "quoted scalar" in (e.context or "") and "end of stream" in problem:
         m = e.context_mark  # the end of the file is no help: the quote that never closes is
         return Diagnostic("yaml", "this quote is never closed", Span(m.line + 1, m.column + 1, m.line + 1, m.column + 2),
@@ -404,7 +411,7 @@ def _indent(line: str) -> int:
     return len(line) - len(line.lstrip(" "))
 
 
-def _literal_first_line(lines: list[str], bad: int) -> int | None:
+def _literal_first_line(lines: Sequence[str], bad: int) -> int | None:
     """The first text line of the `key: |` block that 0-based line `bad` breaks out of, if any."""
     for i in range(bad - 1, -1, -1):
         ln = lines[i]
@@ -440,7 +447,7 @@ def _scalar(node: yaml.ScalarNode, scalars: SafeConstructor) -> Any:
                                             "remove the tag: a Play's values need none")]) from None
 
 
-def _text_origin(node: yaml.ScalarNode, lines: list[str]) -> LineMap | ColumnMap:
+def _text_origin(node: yaml.ScalarNode, lines: Sequence[str]) -> LineMap | ColumnMap:
     """Where the scalar's own text starts, so positions inside it map to the file."""
     m = node.start_mark
     if node.style in ("|", ">"):
@@ -452,9 +459,9 @@ def _text_origin(node: yaml.ScalarNode, lines: list[str]) -> LineMap | ColumnMap
             indent = _indent(lines[m.line]) + int(written.group(1))
         else:
             indent = 0
-            for ln in lines[first:]:
-                if ln.strip():
-                    indent = len(ln) - len(ln.lstrip(" "))
+            for i in range(first, len(lines)):  # indexed: a slice would copy the rest of the file
+                if lines[i].strip():
+                    indent = _indent(lines[i])
                     break
         return LineMap(first + 1, indent + 1, indent)
     quote = 1 if node.style in ("'", '"') else 0

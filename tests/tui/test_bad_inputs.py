@@ -16,7 +16,7 @@ import attrs
 import pytest
 
 from playdeck.compiler import compile_file, compile_text
-from playdeck.dsl.diagnostics import PlayError
+from playdeck.dsl.diagnostics import SHOWN_WIDTH, PlayError
 from playdeck.dsl.fmt import format_play
 
 # Lines 1-10 of every blocks case; the blocks text starts on line 11, indented by two spaces.
@@ -696,9 +696,15 @@ def test_rendering_has_location_source_line_and_caret(case: Case):
     assert lines[0].startswith(f"bad.yml:{d.span.line}:{d.span.col}: error[{d.code}]: ")
     gutter, source = lines[1].split(" | ", 1)
     assert gutter.strip() == str(d.span.line)
-    assert source == case.text.splitlines()[d.span.line - 1].expandtabs(1)
-    caret_line = lines[2].split(" | ", 1)[1]
-    assert caret_line.index("^") == d.span.col - 1
+    full = case.text.splitlines()[d.span.line - 1].expandtabs(1)
+    caret = lines[2].split(" | ", 1)[1].index("^")
+    if len(full) <= SHOWN_WIDTH:
+        assert source == full
+        assert caret == d.span.col - 1
+    else:  # a window of the line around the caret, marked where it is cut
+        shown = source.removeprefix("... ").removesuffix(" ...")
+        assert len(shown) == SHOWN_WIDTH and shown in full and source != shown
+        assert source[caret] == full[d.span.col - 1]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
