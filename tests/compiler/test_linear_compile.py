@@ -116,3 +116,30 @@ def test_a_diagnostic_on_a_line_of_a_million_characters_shows_a_window_of_it():
     assert len(shown) <= SHOWN_WIDTH + 20 and shown.startswith(" 1 | ... ") and shown.endswith(" ...")
     assert shown[caret.index("^"):].startswith("clse")
     assert caret.count("^") == 4
+
+
+def test_did_you_mean_is_searched_for_the_first_50_different_names_and_remembered():
+    from playdeck.compiler.check import MAX_SUGGESTION_SEARCHES
+
+    assert MAX_SUGGESTION_SEARCHES == 50
+    # 60 different misspellings, then the first one again
+    names = [f"fsat{i}" for i in range(60)] + ["fsat0"]
+    feats = "".join(f"  fast{i}: ema(close, 9)\n" for i in range(60))
+    cases = "".join(f"  block b{i}:\n    when {n} > 0:\n      close\n" for i, n in enumerate(names))
+    with pytest.raises(PlayError) as info:
+        compile_text(HEAD + "features:\n" + feats + "blocks: |\n" + cases, "many.yml")
+    hints = [d.hint for d in info.value.diagnostics]
+    assert len(hints) == 61
+    assert hints[:50] == [f"did you mean 'fast{i}'?" for i in range(50)]
+    assert all(h.startswith("names are open high low close volume") for h in hints[50:60])
+    assert hints[60] == "did you mean 'fast0'?"
+
+
+def test_a_hint_lists_at_most_ten_known_tags():
+    orders = "".join(f"  block b{i}:\n    when flat:\n      limit buy qty 1 at close as t{i}\n" for i in range(30))
+    with pytest.raises(PlayError) as info:
+        compile_text(HEAD + "blocks: |\n" + orders + "  block c:\n    when long:\n      cancel zz\n", "many.yml")
+    d = info.value.diagnostics[0]
+    assert d.message == "unknown tag 'zz'"
+    assert d.hint == ("tags are given with 'as TAG' on an order; known: t0, t1, t2, t3, t4, t5, t6, t7, t8, t9, ... "
+                      "(30 in all)")
