@@ -6,7 +6,7 @@ import math
 from playdeck.dsl import syntax as s
 from playdeck.dsl.fmt import number_text
 from playdeck.dsl.limits import MAX_BARS
-from playdeck.dsl.vocabulary import PROTECTION_KINDS, TIME_IN_FORCE
+from playdeck.dsl.vocabulary import DEFAULT_TIME_IN_FORCE, PROTECTION_KINDS, SIDES, TIF_WORDS, TIME_IN_FORCE
 
 from . import ir
 from .builtins import KEYWORDS, RESERVED
@@ -23,9 +23,14 @@ OPTIONS = {
     "partial_close": {"at"},
     "close": {"at"},
 }
-_TIF = TIME_IN_FORCE
 _OPTION_WORDS = {"at": "at PRICE", "limit": "limit PRICE", "expire": "expire N bars",
-                 "tif": "post_only/ioc/fok", "tag": "as TAG"}
+                 "tif": "/".join(TIF_WORDS), "tag": "as TAG"}
+
+
+def _words(words, last: str) -> str:
+    """`a, b and c` (or `a, b or c`)."""
+    words = list(words)
+    return ", ".join(words[:-1]) + f" {last} " + words[-1] if len(words) > 1 else "".join(words)
 
 
 def collect_tags(c: Checker, blocks: tuple[s.Block, ...]) -> None:
@@ -107,7 +112,7 @@ def _options(c: Checker, a: s.Action) -> dict[str, s.Option]:
             what = o.value if o.kind == "tif" else _OPTION_WORDS[o.kind]
             raise c.fail("option", f"'{what}' is not an option of {a.kind}", o.span, f"{a.kind} takes {words}")
         if o.kind in found:
-            once = ("give each option once; post_only, ioc and fok exclude each other" if o.kind == "tif"
+            once = (f"give each option once; {_words(TIF_WORDS, 'and')} exclude each other" if o.kind == "tif"
                     else f"give '{_OPTION_WORDS[o.kind]}' once")
             raise c.fail("option", f"'{_OPTION_WORDS[o.kind]}' is given twice", o.span, once)
         found[o.kind] = o
@@ -160,8 +165,8 @@ def check_action(c: Checker, a: s.Action, ctx: _Ctx) -> ir.Action:
     if a.children and a.kind not in ENTRIES:
         child = a.children[0]
         raise c.fail("attached", f"'{child.kind}' is indented under '{a.kind}', which is not an entry",
-                     child.span, "only market, limit, stop and scale orders carry attached stop_loss, "
-                     "take_profit or trail; move it out to the action level")
+                     child.span, f"only {_words(ENTRIES, 'and')} orders carry attached "
+                     f"{_words(PROTECTIONS, 'or')}; move it out to the action level")
     if a.kind in PROTECTIONS:
         value = _price(c, a.value, ctx, f"the {a.kind} {'distance' if a.kind == 'trail' else 'price'}")
         return ir.Protection(a.kind, value, a.span)
@@ -200,7 +205,7 @@ def check_action(c: Checker, a: s.Action, ctx: _Ctx) -> ir.Action:
     for child in a.children:
         if child.kind not in PROTECTIONS:
             raise c.fail("attached", f"'{child.kind}' cannot be attached under an order", child.span,
-                         "only stop_loss, take_profit and trail are indented under an entry")
+                         f"only {_words(PROTECTIONS, 'and')} are indented under an entry")
         if child.children:
             raise c.fail("attached", "attached actions cannot carry actions of their own", child.children[0].span,
                          "indent every attached action one level under the entry, side by side")
@@ -215,7 +220,7 @@ def check_action(c: Checker, a: s.Action, ctx: _Ctx) -> ir.Action:
     if size.kind == "risk" and "stop_loss" not in kinds:
         raise c.fail("risk", "'risk' sizing needs a stop_loss attached under this order", size.span,
                      "the quantity is risk / distance to the stop: indent 'stop_loss PRICE' under the order")
-    tif = _TIF[opts["tif"].value] if "tif" in opts else "GTC"
+    tif = TIME_IN_FORCE[opts["tif"].value if "tif" in opts else DEFAULT_TIME_IN_FORCE]
     tag = opts["tag"].value if "tag" in opts else None
     if a.kind == "stop":
         limit = _price(c, opts["limit"].value, ctx, "a limit price") if "limit" in opts else None

@@ -13,6 +13,8 @@ from typing import Callable
 
 import attrs
 
+from playdeck.dsl.vocabulary import PROTECTION_KINDS, SIDES, TIF_WORDS
+
 
 @attrs.frozen(slots=True)
 class IndicatorSig:
@@ -84,9 +86,9 @@ STATE_WORDS = {"flat": "bool", "long": "bool", "short": "bool", "equity": "float
 POSITION_FIELDS = {"size": "float", "entry": "float", "layers": "float", "upnl": "float", "r": "float",
                    "bars": "float", "reduced": "bool"}
 TAG_FIELDS = {"pending": "bool", "price": "float", "filled": "bool"}
-KEYWORDS = frozenset("""block when otherwise market limit stop scale partial_close close cancel stop_loss
-take_profit trail at expire bars bar post_only ioc fok as qty usdt risk of all and or not crosses_above
-crosses_below buy sell""".split())
+KEYWORDS = frozenset("""block when otherwise market limit stop scale partial_close close cancel at expire
+bars bar as qty usdt risk of all and or not crosses_above crosses_below""".split()) | frozenset(
+    SIDES + TIF_WORDS + PROTECTION_KINDS)
 # Names a feature or tag may not take. Indicator and function names stay free (`atr: atr(14)` is
 # fine): a call is told apart from a name by its parentheses.
 RESERVED = frozenset(SERIES) | frozenset(STATE_WORDS) | {"position", "fill"} | KEYWORDS

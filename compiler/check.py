@@ -20,7 +20,7 @@ from .builtins import (FUNCTIONS, INDICATORS, KEYWORDS, NO_ARGUMENT_FORMS, POSIT
                        STATE_WORDS, TAG_FIELDS)
 from .operators import fold
 from .readiness import Warmups
-from playdeck.dsl.vocabulary import TIMEFRAME_MINUTES as TIMEFRAMES
+from playdeck.dsl.vocabulary import PROTECTION_KINDS, TIMEFRAMES, is_multiple
 from .types import Type, combine
 
 
@@ -83,7 +83,7 @@ class Checker:
             hint = (f"use {names} (named in market.timeframes) or a timeframe such as 4h" if names
                     else "use a timeframe such as 4h, or name one in market.timeframes")
             raise self.fail("timeframe", f"unknown timeframe '{name}'", span, hint)
-        if TIMEFRAMES[tf] % TIMEFRAMES[self.market.exec_tf] != 0:
+        if not is_multiple(tf, self.market.exec_tf):
             raise self.fail("timeframe", f"timeframe {tf} is not a whole multiple of the exec timeframe "
                             f"{self.market.exec_tf}", span,
                             "higher timeframes are built from exec bars")
@@ -207,7 +207,7 @@ class Checker:
         if n == "fill":
             if not ctx.allow_fill:
                 raise self.fail("fill", "'fill' is only known in an action attached under an entry", e.span,
-                                "indent stop_loss / take_profit / trail under the entry order to use its fill price")
+                                f"indent {' / '.join(PROTECTION_KINDS)} under the entry order to use its fill price")
             return ir.FillPrice(span=e.span)
         if n in self.tags:
             raise self.fail("field", f"tag '{n}' needs a field", e.span,

@@ -10,6 +10,7 @@ from typing import Union
 import attrs
 
 from playdeck.dsl.spans import Span
+from playdeck.dsl.vocabulary import DEFAULT_TIME_IN_FORCE, TIME_IN_FORCE
 
 from .types import Type
 
@@ -262,7 +263,7 @@ class OrderAction:
     price: Expr | None = None  # limit price (limit, stop-limit, scale at)
     trigger: Expr | None = None  # stop trigger
     expire: int | None = None
-    tif: str = "GTC"  # GTC | PostOnly | IOC | FOK
+    tif: str = TIME_IN_FORCE[DEFAULT_TIME_IN_FORCE]  # GTC | PostOnly | IOC | FOK
     tag: str | None = None
     attached: tuple[Protection, ...] = ()
     span: Span | None = _span

@@ -13,7 +13,7 @@ import attrs
 
 from . import ir
 from .builtins import INDICATORS
-from playdeck.dsl.vocabulary import TIMEFRAME_MINUTES as TIMEFRAMES
+from playdeck.dsl.vocabulary import tf_minutes
 
 
 def readiness(play_features: dict[str, ir.Feature], exprs: list[ir.Expr], exec_tf: str,
@@ -81,14 +81,14 @@ def _visible(k: int, src: str, dst: str) -> int:
     """The first `dst` bar that sees `src` bar k: the one its close falls in (src is a multiple)."""
     if src == dst:
         return k
-    ratio = TIMEFRAMES[src] // TIMEFRAMES[dst]
+    ratio = tf_minutes(src) // tf_minutes(dst)
     return (k + 1) * ratio - 1
 
 
 def readiness_text(play: ir.PlayIR) -> str:
     """`N exec bars`, and the data alignment it assumes when higher timeframes are read."""
     tfs = {j.tf for j in play.jobs} | {f.tf for f in play.features} | {play.market.exec_tf}
-    coarsest = max(tfs, key=TIMEFRAMES.__getitem__)
+    coarsest = max(tfs, key=tf_minutes)
     if coarsest == play.market.exec_tf:
         return f"{play.warmup} exec bars"
     return f"{play.warmup} exec bars (for data starting at a {coarsest} boundary)"

@@ -13,7 +13,7 @@ import attrs
 
 from playdeck.dsl.diagnostics import Diagnostic
 from playdeck.dsl.source import PlaySource, YEntry, YValue, reads_as_number, yaml_1_1_number
-from playdeck.dsl.vocabulary import INTRABAR_MODELS, TIMEFRAME_MINUTES as TIMEFRAMES, is_symbol
+from playdeck.dsl.vocabulary import INTRABAR_MODELS, TIMEFRAMES, is_multiple, is_symbol
 
 from .ir import Account, Market
 
@@ -190,7 +190,7 @@ def check_settings(src: PlaySource) -> tuple[dict[str, Any], list[Diagnostic]]:
             tf = c.timeframe(e, f"market.timeframes.{alias}")
             if tf is None or exec_tf is None:
                 continue
-            if TIMEFRAMES[tf] % TIMEFRAMES[exec_tf] != 0:
+            if not is_multiple(tf, exec_tf):
                 c.error("timeframe", f"timeframe '{alias}' is {tf}, which is not a whole multiple of the "
                         f"exec timeframe {exec_tf}", e.value.span,
                         "higher timeframes are built from exec bars, so each must be a multiple of exec")
@@ -210,7 +210,7 @@ def check_settings(src: PlaySource) -> tuple[dict[str, Any], list[Diagnostic]]:
         inst = c.keys("account.instrument.", i, INSTRUMENT_KEYS, acc["instrument"])
     intrabar = c.string(acc, "intrabar", "account.intrabar") or DEFAULTS["intrabar"]
     if intrabar not in INTRABAR_MODELS:
-        c.error("value", f"'account.intrabar' is {intrabar!r}, not worst_case or ohlc_path",
+        c.error("value", f"'account.intrabar' is {intrabar!r}, not {' or '.join(INTRABAR_MODELS)}",
                 acc["intrabar"].value.span, "choose worst_case (stop-loss before take-profit) or ohlc_path")
     out["account"] = Account(
         equity=c.number(acc, "equity", "account.equity", low=0, high=1e12, low_open=True),

@@ -13,6 +13,7 @@ import yaml
 from . import syntax as s
 from .source import PlayDumper, PlaySource, YValue
 from .limits import room_to_recurse
+from .vocabulary import PROTECTION_KINDS
 
 # Binding strength of each node as printed; a child weaker than its slot needs parentheses.
 _OR, _AND, _NOT, _CMP, _ARITH, _TERM, _NEG, _POSTFIX, _ATOM = range(1, 10)
@@ -107,7 +108,7 @@ def _format_option(o: s.Option) -> str:
 
 
 def format_action(a: s.Action) -> str:
-    if a.kind in ("stop_loss", "take_profit", "trail"):
+    if a.kind in PROTECTION_KINDS:
         return f"{a.kind} {format_expr(a.value)}"
     if a.kind == "cancel":
         return f"cancel {a.target if a.target is not None else 'all'}"

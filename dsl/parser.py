@@ -21,6 +21,7 @@ from .diagnostics import Diagnostic
 from .source import char_name
 from .limits import DEPTH_HINT, MAX_DEPTH, room_to_recurse
 from .spans import IDENTITY, LineMap, Span
+from .vocabulary import PROTECTION_KINDS, SIDES
 
 GRAMMAR = Path(__file__).with_name("play.lark")
 
@@ -192,8 +193,7 @@ def too_deep(tree: Tree) -> tuple[Tree, int] | None:
 
 # ---- friendly syntax errors -------------------------------------------------------------------
 
-_ACTIONS = ("market", "limit", "stop", "scale", "partial_close", "close", "cancel", "stop_loss",
-            "take_profit", "trail")
+_ACTIONS = ("market", "limit", "stop", "scale", "partial_close", "close", "cancel") + PROTECTION_KINDS
 _OPERATORS = {"+", "-", "*", "/", "and", "or", "crosses_above", "crosses_below", "[", ".", "COMP_OP"}
 _WORDS = {  # named terminals, in the order they are listed
     "_INDENT": "an indented line", "_DEDENT": "a line indented less", "NAME": "a name",
@@ -357,8 +357,8 @@ def _code(line: str) -> str:
     return line.split("#", 1)[0].strip()
 
 
-_LOWER_ONLY = {"and", "or", "not", "when", "otherwise", "block", "at", "as", "buy", "sell", "qty", "usdt",
-               "risk", "equity", "of", "position", "all", "expire", "bars"}
+_LOWER_ONLY = {"and", "or", "not", "when", "otherwise", "block", "at", "as", "qty", "usdt",
+               "risk", "equity", "of", "position", "all", "expire", "bars", *SIDES}
 
 _LAYOUT = ("a block is 'block NAME:', then its cases 'when CONDITION:' (or 'otherwise:') indented under it, "
            "then each case's actions indented under the case")
