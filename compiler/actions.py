@@ -175,7 +175,8 @@ def check_action(c: Checker, a: s.Action, ctx: _Ctx) -> ir.Action:
             close = c.suggest("tag", a.target, lambda: [[*c.tags, "all"]])
             raise c.fail("tag", f"unknown tag '{a.target}'", a.span,
                          (f"did you mean '{close}'? " if close is not None else "")
-                         + "tags are given with 'as TAG' on an order" + (f"; known: {listed(c.tags)}" if c.tags else ""))
+                         + "tags are given with 'as TAG' on an order"
+                         + (f"; known: {listed(c.tags)}" if c.tags else ""))
         return ir.Cancel(a.target, a.span)
     opts = _options(c, a)
     at = _price(c, opts["at"].value, ctx, "a price") if "at" in opts else None

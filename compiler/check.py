@@ -345,8 +345,9 @@ class Checker:
         return ir.Indicator(fn, implicit + tuple(series), tuple(params), ctx.tf, None, span=e.span)
 
     def _x_Offset(self, e: s.Offset, ctx: _Ctx) -> ir.Expr:
-        written = shorten(e.text or str(e.bars))
-        if not (e.text or str(e.bars)).lstrip("-").isdigit():  # `x[1.0]`, `x[1e2]`: the spec wants an integer literal
+        text = e.text or str(e.bars)
+        written = shorten(text)  # an offset of thousands of digits is not repeated in full
+        if not text.lstrip("-").isdigit():  # `x[1.0]`, `x[1e2]`: the spec wants an integer literal
             raise self.fail("offset", f"an offset is a whole number written with digits only, not {written}",
                             e.span, "x[1] is the previous bar, x[2] the one before")
         if e.bars < 0:

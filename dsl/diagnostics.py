@@ -76,7 +76,8 @@ def render(path: str, source: str | Sequence[str], d: Diagnostic) -> str:
             text = _visible(line.expandtabs(1))
             width = max(1, min(width, len(text) - col + 1))
             gutter = str(d.span.line)
-            cut_before, cut_after = "... " if start else "", " ..." if start + len(line) < _length(lines, d.span.line) else ""
+            cut_before = "... " if start > 0 else ""
+            cut_after = " ..." if start + len(line) < _length(lines, d.span.line) else ""
             out.append(f" {gutter} | {cut_before}{text}{cut_after}")
             out.append(f" {' ' * len(gutter)} | {' ' * (len(cut_before) + col - 1)}{'^' * width}")
     if d.hint:

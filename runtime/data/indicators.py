@@ -5,9 +5,9 @@ Conventions shared by every indicator:
 - Inputs are 1-D float arrays; outputs are float64 arrays of the same length (or a dict of them
   for multi-output indicators), NaN while warming up.
 - The signature's warm-up (`IndicatorSig.first_value(params)`) is the number of leading NaN bars
-  for an input without NaN: the index of the first valid value. For an input that itself starts with k NaN bars (an upstream indicator still
-  warming up), the output starts k bars later, so the warm-up of a composition is the sum:
-  `ema(rsi(close, 14), 9)` is first valid at 14 + 8 = 22.
+  for an input without NaN: the index of the first valid value. For an input that itself starts
+  with k NaN bars (an upstream indicator still warming up), the output starts k bars later, so the
+  warm-up of a composition is the sum: `ema(rsi(close, 14), 9)` is first valid at 14 + 8 = 22.
 - NaN is "no value". Window indicators give NaN for any window that contains a NaN. Recursive
   ones (ema, rma and everything built on them) restart after a NaN, like Pine's `na` handling:
   each NaN-free run of the input is filtered on its own, re-seeded with the SMA of its first n
@@ -443,7 +443,8 @@ def pivot_low(low: np.ndarray, left: int, right: int) -> np.ndarray:
 # of a KeyError in the middle of a backtest.
 
 
-def bind(signatures: Mapping[str, IndicatorSig], functions: Mapping[str, object]) -> Mapping[str, Callable[..., Output]]:
+def bind(signatures: Mapping[str, IndicatorSig],
+         functions: Mapping[str, object]) -> Mapping[str, Callable[..., Output]]:
     """name -> implementation for every signature, looked up by the signature's name in `functions`;
     ImportError naming every signature that has none."""
     missing = sorted(name for name in signatures if not callable(functions.get(name)))
