@@ -12,7 +12,7 @@ from typing import Callable, Iterable
 import attrs
 
 from playdeck.dsl import syntax as s
-from playdeck.dsl.diagnostics import Diagnostic
+from playdeck.dsl.diagnostics import Diagnostic, shorten
 from playdeck.dsl.limits import DEPTH_HINT, MAX_BARS, MAX_DEPTH
 
 from . import ir
@@ -426,11 +426,6 @@ class Checker:
         x = self.expr(e.operand, ctx)
         self.need_bool(x, e.operand, "the operand of 'not'")
         return ir.Not(x, x.type, span=e.span)
-
-
-def shorten(text: str, width: int = 24) -> str:
-    """A literal as written, cut short for a message (a number of 5,000 digits is not read)."""
-    return text if len(text) <= width else text[:width - 4] + "..."
 
 
 _FIELDS_HINT = ("fields exist on macd (macd, signal, hist), bbands (upper, middle, lower) and features "

@@ -11,7 +11,7 @@ from typing import Any
 
 import attrs
 
-from playdeck.dsl.diagnostics import Diagnostic
+from playdeck.dsl.diagnostics import Diagnostic, shorten
 from playdeck.dsl.source import PlaySource, YEntry, YValue, reads_as_number, yaml_1_1_number
 from playdeck.dsl.vocabulary import INTRABAR_MODELS, TIMEFRAMES, is_multiple, is_symbol
 
@@ -72,10 +72,11 @@ class SettingsCheck:
         e = entries[key]
         v = e.value.value
         if isinstance(v, bool) or not isinstance(v, (int, float)):
-            if isinstance(v, str) and e.value.style is None and ":" in v and yaml_1_1_number(v) is not None:
-                self.error("type", f"'{name}' must be a number, not {v}: a value with ':' in it is not a number",
-                           e.value.span, f"write the number itself (YAML 1.1 would read {v} as "
-                           f"{yaml_1_1_number(v):g}, in base 60); quote a value with ':' where you mean text")
+            old = yaml_1_1_number(v) if isinstance(v, str) and e.value.style is None and ":" in v else None
+            if old is not None:
+                self.error("type", f"'{name}' must be a number, not {shorten(v)}: a value with ':' in it is not "
+                           "a number", e.value.span, f"write the number itself (YAML 1.1 would read "
+                           f"{shorten(v)} as {_plain(old)}, in base 60); quote a value with ':' where you mean text")
             else:
                 self.error("type", f"'{name}' must be a number, not {_kind(v)}", e.value.span,
                            _number_hint(v, DEFAULTS[key], e.value.style))
@@ -113,7 +114,7 @@ class SettingsCheck:
                        "timeframes are " + " ".join(TIMEFRAMES))
             return None
         if v not in TIMEFRAMES:
-            self.error("timeframe", f"'{name}' is {v!r}, not a timeframe", e.value.span,
+            self.error("timeframe", f"'{name}' is {shorten(v)!r}, not a timeframe", e.value.span,
                        "timeframes are " + " ".join(TIMEFRAMES))
             return None
         return v
@@ -123,23 +124,24 @@ def _number_hint(v: Any, default: float, style: str | None = None) -> str:
     if isinstance(v, str) and style in ("'", '"') and reads_as_number(v.strip()):
         return f"remove the quotes: a quoted value is text; write {v.strip()} (without the key it is {default:g})"
     old = yaml_1_1_number(v.strip()) if isinstance(v, str) else None
-    if old is not None:  # 1_000, 0b101: numbers in YAML 1.1, text in the YAML 1.2 a Play reads
-        return (f"write it as a plain decimal number: {_plain(old)} (a Play reads YAML 1.2, where {v} is text; "
-                f"YAML 1.1 read it as {_plain(old)})")
+    if old is not None and math.isfinite(old):  # 1_000, 0b101: numbers in YAML 1.1, text in YAML 1.2
+        return (f"write it as a plain decimal number: {_plain(old)} (a Play reads YAML 1.2, where "
+                f"{shorten(v.strip())} is text; YAML 1.1 read it as {_plain(old)})")
     return f"write a number; without the key it is {default:g}"
 
 
 def _plain(v: float) -> str:
-    return str(v) if isinstance(v, int) and abs(v) < 10**15 else f"{v:g}"
+    """A number as a person writes it: 1000, 3723.5, 1e+20."""
+    return str(v) if isinstance(v, int) and abs(v) < 10**15 else f"{float(v):g}"
 
 
 def _kind(v: Any) -> str:
     if isinstance(v, bool):
         return "true/false"
     if isinstance(v, (int, float)):
-        return f"the number {v}"
+        return f"the number {shorten(str(v))}"
     if isinstance(v, str):
-        return f"the text {v!r}"
+        return f"the text {shorten(v)!r}"
     if isinstance(v, list):
         return "a list"
     if isinstance(v, dict):
@@ -165,7 +167,7 @@ def check_settings(src: PlaySource) -> tuple[dict[str, Any], list[Diagnostic]]:
             c.error("type", f"'play' must be a name, not {_kind(name)}", root["play"].value.span,
                     "e.g. play: ema_pullback (lower case letters, digits and '_', starting with a letter)")
         elif not IDENT.fullmatch(name):
-            c.error("value", f"'play' is {name!r}; a Play's name is lower case letters, digits and '_', "
+            c.error("value", f"'play' is {shorten(name)!r}; a Play's name is lower case letters, digits and '_', "
                     "starting with a letter", root["play"].value.span, "e.g. play: ema_pullback")
         else:
             out["name"] = name
@@ -177,7 +179,7 @@ def check_settings(src: PlaySource) -> tuple[dict[str, Any], list[Diagnostic]]:
         market_entries = c.keys("market.", m, MARKET_KEYS, root["market"])
     symbol = c.string(market_entries, "symbol", "market.symbol")
     if symbol is not None and not is_symbol(symbol):
-        c.error("value", f"'market.symbol' is {symbol!r}, not a Bybit USDT perpetual", market_entries["symbol"].value.span,
+        c.error("value", f"'market.symbol' is {shorten(symbol)!r}, not a Bybit USDT perpetual", market_entries["symbol"].value.span,
                 "write the symbol in capitals ending in USDT, e.g. BTCUSDT")
     exec_tf = c.timeframe(market_entries["exec"], "market.exec") if "exec" in market_entries else None
     tfs: list[tuple[str, str]] = []
@@ -210,7 +212,7 @@ def check_settings(src: PlaySource) -> tuple[dict[str, Any], list[Diagnostic]]:
         inst = c.keys("account.instrument.", i, INSTRUMENT_KEYS, acc["instrument"])
     intrabar = c.string(acc, "intrabar", "account.intrabar") or DEFAULTS["intrabar"]
     if intrabar not in INTRABAR_MODELS:
-        c.error("value", f"'account.intrabar' is {intrabar!r}, not {' or '.join(INTRABAR_MODELS)}",
+        c.error("value", f"'account.intrabar' is {shorten(intrabar)!r}, not {' or '.join(INTRABAR_MODELS)}",
                 acc["intrabar"].value.span, "choose worst_case (stop-loss before take-profit) or ohlc_path")
     out["account"] = Account(
         equity=c.number(acc, "equity", "account.equity", low=0, high=1e12, low_open=True),

@@ -85,6 +85,11 @@ def render(path: str, source: str | Sequence[str], d: Diagnostic) -> str:
     return "\n".join(out)
 
 
+def shorten(text: str, width: int = 24) -> str:
+    """Text the user wrote, cut short for a message (a number of 5,000 digits is not repeated)."""
+    return text if len(text) <= width else text[:width - 4] + "..."
+
+
 def _length(lines: Sequence[str], number: int) -> int:
     return len(lines[number - 1]) if number <= len(lines) else 0
 

@@ -169,12 +169,18 @@ def reads_as_number(text: str) -> bool:
 
 
 def yaml_1_1_number(text: str) -> int | float | None:
-    """What YAML 1.1 (PyYAML) reads a plain scalar as when it is a number: 90 for `1:30`; else None."""
-    try:
-        value = yaml.load(text, Loader=yaml.SafeLoader)
-    except (yaml.YAMLError, ValueError):
+    """What YAML 1.1 (PyYAML) reads a plain scalar as when it is a number: 90 for `1:30`; else None.
+    Only the scalar rules are applied: the text is never parsed as YAML (it may be anything)."""
+    tag = yaml.resolver.Resolver().resolve(yaml.ScalarNode, text, (True, False))
+    if tag not in (_INT_TAG, _FLOAT_TAG):
         return None
-    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    try:
+        value = SafeConstructor().construct_object(yaml.ScalarNode(tag, text))
+    except (yaml.YAMLError, ValueError, OverflowError):  # e.g. an integer of 4,300+ digits
+        return None
+    if isinstance(value, int) and value.bit_length() >= 1024:  # past the largest float, as yaml_1_2_int
+        return math.inf if value > 0 else -math.inf
+    return value
 
 
 # ---- composing the YAML, bounded ------------------------------------------------------------

@@ -75,6 +75,19 @@ def test_an_integer_of_thousands_of_digits_is_not_finite_not_a_crash(written: st
     assert d.message == f"'account.equity' is {written[:20]}...; it must be a finite number"
 
 
+@pytest.mark.parametrize(("written", "message"), [
+    ("1_" + "0" * 400, "'account.equity' must be a number, not the text '1_000000000000000000...'"),
+    ("0b1" + "0" * 1100, "'account.equity' must be a number, not the text '0b100000000000000000...'"),
+    ("1" + ":00" * 300, "'account.equity' must be a number, not 1:00:00:00:00:00:00:...: a value with ':' in it is "
+     "not a number"),
+])
+def test_a_yaml_1_1_number_past_any_float_is_text_with_a_short_message_not_a_crash(written: str, message: str):
+    # YAML 1.1 reads each as an integer too large for a float; the hint cannot offer its value
+    d = error(play(f"equity: {written}"))
+    assert (d.code, str(d.span), d.message) == ("type", "4:11", message)
+    assert "plain decimal number" not in d.hint
+
+
 def test_text_that_reads_as_a_number_stays_text_through_fmt_and_base_60_text_needs_no_quotes():
     for description, text in (("'0x10'", "0x10"), ('"0o17"', "0o17"), ("1:30", "1:30"), ("1_000", "1_000")):
         compiled = compile_text(play(description=description), "t.yml")
