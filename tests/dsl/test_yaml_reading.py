@@ -88,6 +88,12 @@ def test_a_yaml_1_1_number_past_any_float_is_text_with_a_short_message_not_a_cra
     assert "plain decimal number" not in d.hint
 
 
+def test_text_that_looks_like_deep_yaml_in_a_number_setting_is_only_text():
+    d = error(play("equity: '" + "[" * 5000 + "'"))
+    assert (d.code, str(d.span), d.message) == ("type", "4:11", "'account.equity' must be a number, not the text "
+                                                "'[[[[[[[[[[[[[[[[[[[[...'")
+
+
 def test_text_that_reads_as_a_number_stays_text_through_fmt_and_base_60_text_needs_no_quotes():
     for description, text in (("'0x10'", "0x10"), ('"0o17"', "0o17"), ("1:30", "1:30"), ("1_000", "1_000")):
         compiled = compile_text(play(description=description), "t.yml")
