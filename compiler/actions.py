@@ -1,14 +1,16 @@
 """Checking cases and actions: where each action may stand, its options, sizes and tags."""
 from __future__ import annotations
 
-import difflib
+import math
 
 from playdeck.dsl import syntax as s
-from playdeck.dsl.vocabulary import PROTECTION_KINDS, TIME_IN_FORCE
+from playdeck.dsl.fmt import number_text
+from playdeck.dsl.limits import MAX_BARS
+from playdeck.dsl.vocabulary import DEFAULT_TIME_IN_FORCE, PROTECTION_KINDS, SIDES, TIF_WORDS, TIME_IN_FORCE
 
 from . import ir
 from .builtins import KEYWORDS, RESERVED
-from .check import Checker, _Ctx, _Stop, constant_value
+from .check import Checker, _Ctx, _Stop, constant_value, listed
 
 ENTRIES = ("market", "limit", "stop", "scale")
 PROTECTIONS = PROTECTION_KINDS
@@ -21,9 +23,14 @@ OPTIONS = {
     "partial_close": {"at"},
     "close": {"at"},
 }
-_TIF = TIME_IN_FORCE
 _OPTION_WORDS = {"at": "at PRICE", "limit": "limit PRICE", "expire": "expire N bars",
-                 "tif": "post_only/ioc/fok", "tag": "as TAG"}
+                 "tif": "/".join(TIF_WORDS), "tag": "as TAG"}
+
+
+def _words(words, last: str) -> str:
+    """`a, b and c` (or `a, b or c`)."""
+    words = list(words)
+    return ", ".join(words[:-1]) + f" {last} " + words[-1] if len(words) > 1 else "".join(words)
 
 
 def collect_tags(c: Checker, blocks: tuple[s.Block, ...]) -> None:
@@ -105,7 +112,7 @@ def _options(c: Checker, a: s.Action) -> dict[str, s.Option]:
             what = o.value if o.kind == "tif" else _OPTION_WORDS[o.kind]
             raise c.fail("option", f"'{what}' is not an option of {a.kind}", o.span, f"{a.kind} takes {words}")
         if o.kind in found:
-            once = ("give each option once; post_only, ioc and fok exclude each other" if o.kind == "tif"
+            once = (f"give each option once; {_words(TIF_WORDS, 'and')} exclude each other" if o.kind == "tif"
                     else f"give '{_OPTION_WORDS[o.kind]}' once")
             raise c.fail("option", f"'{_OPTION_WORDS[o.kind]}' is given twice", o.span, once)
         found[o.kind] = o
@@ -123,6 +130,7 @@ def _price(c: Checker, e: s.Expr, ctx: _Ctx, what: str) -> ir.Expr:
 
 
 def _pct(c: Checker, size: s.Size, *, high: float | None) -> float:
+    c._finite(size.value)  # `1000...0% equity` of hundreds of digits reads as infinity
     v = size.value.value
     if v <= 0 or (high is not None and v > high):
         rng = f"more than 0% and at most {high:g}%" if high is not None else "more than 0%"
@@ -157,17 +165,18 @@ def check_action(c: Checker, a: s.Action, ctx: _Ctx) -> ir.Action:
     if a.children and a.kind not in ENTRIES:
         child = a.children[0]
         raise c.fail("attached", f"'{child.kind}' is indented under '{a.kind}', which is not an entry",
-                     child.span, "only market, limit, stop and scale orders carry attached stop_loss, "
-                     "take_profit or trail; move it out to the action level")
+                     child.span, f"only {_words(ENTRIES, 'and')} orders carry attached "
+                     f"{_words(PROTECTIONS, 'or')}; move it out to the action level")
     if a.kind in PROTECTIONS:
         value = _price(c, a.value, ctx, f"the {a.kind} {'distance' if a.kind == 'trail' else 'price'}")
         return ir.Protection(a.kind, value, a.span)
     if a.kind == "cancel":
         if a.target is not None and a.target not in c.tags:
-            close = difflib.get_close_matches(a.target, [*c.tags, "all"], n=1)
+            close = c.suggest("tag", a.target, lambda: [[*c.tags, "all"]])
             raise c.fail("tag", f"unknown tag '{a.target}'", a.span,
-                         (f"did you mean '{close[0]}'? " if close else "")
-                         + "tags are given with 'as TAG' on an order" + (f"; known: {', '.join(c.tags)}" if c.tags else ""))
+                         (f"did you mean '{close}'? " if close is not None else "")
+                         + "tags are given with 'as TAG' on an order"
+                         + (f"; known: {listed(c.tags)}" if c.tags else ""))
         return ir.Cancel(a.target, a.span)
     opts = _options(c, a)
     at = _price(c, opts["at"].value, ctx, "a price") if "at" in opts else None
@@ -183,6 +192,11 @@ def check_action(c: Checker, a: s.Action, ctx: _Ctx) -> ir.Action:
     expire = None
     if "expire" in opts:
         n = opts["expire"].value
+        if n > MAX_BARS:  # also a literal of hundreds of digits, which reads as infinity
+            shown = number_text(n) if n < math.inf else "a number that large"
+            raise c.fail("value", f"'expire' counts at most {MAX_BARS:,} bars, not {shown}", opts["expire"].span,
+                         "an order that should wait longer can go without 'expire': it stays until it fills "
+                         "or is cancelled")
         if not float(n).is_integer() or n < 1:
             raise c.fail("value", f"'expire' needs a whole number of bars of at least 1, not {n:g}",
                          opts["expire"].span, "e.g. 'expire 3 bars': cancelled at the close of the 3rd bar")
@@ -192,7 +206,7 @@ def check_action(c: Checker, a: s.Action, ctx: _Ctx) -> ir.Action:
     for child in a.children:
         if child.kind not in PROTECTIONS:
             raise c.fail("attached", f"'{child.kind}' cannot be attached under an order", child.span,
-                         "only stop_loss, take_profit and trail are indented under an entry")
+                         f"only {_words(PROTECTIONS, 'and')} are indented under an entry")
         if child.children:
             raise c.fail("attached", "attached actions cannot carry actions of their own", child.children[0].span,
                          "indent every attached action one level under the entry, side by side")
@@ -207,7 +221,7 @@ def check_action(c: Checker, a: s.Action, ctx: _Ctx) -> ir.Action:
     if size.kind == "risk" and "stop_loss" not in kinds:
         raise c.fail("risk", "'risk' sizing needs a stop_loss attached under this order", size.span,
                      "the quantity is risk / distance to the stop: indent 'stop_loss PRICE' under the order")
-    tif = _TIF[opts["tif"].value] if "tif" in opts else "GTC"
+    tif = TIME_IN_FORCE[opts["tif"].value if "tif" in opts else DEFAULT_TIME_IN_FORCE]
     tag = opts["tag"].value if "tag" in opts else None
     if a.kind == "stop":
         limit = _price(c, opts["limit"].value, ctx, "a limit price") if "limit" in opts else None

@@ -1,13 +1,19 @@
-"""Signatures of the built-in indicators and functions: what the checker needs to know.
+"""The built-in indicators and functions: the one registry of them.
 
-The numeric implementations live in `runtime/indicators.py`; a test keeps the warm-ups of both in
-agreement. `warmup` is the number of leading bars without a value (index of the first value).
+`INDICATORS` lists every built-in with what the checker needs (arguments, implicit OHLCV columns,
+fields, warm-ups). The runtime binds each to its numpy implementation by the signature's name
+(`runtime/data/indicators.py`, whose import fails on a signature without one), called as
+`fn(*implicit_columns, *series_args, *params)`; tests/compiler/test_builtins_agree.py checks that
+each implementation takes those arguments and has its first value where the signature says.
+`warmup` is the number of leading bars without a value (index of the first value).
 """
 from __future__ import annotations
 
 from typing import Callable
 
 import attrs
+
+from playdeck.dsl.vocabulary import PROTECTION_KINDS, SIDES, TIF_WORDS
 
 
 @attrs.frozen(slots=True)
@@ -80,9 +86,9 @@ STATE_WORDS = {"flat": "bool", "long": "bool", "short": "bool", "equity": "float
 POSITION_FIELDS = {"size": "float", "entry": "float", "layers": "float", "upnl": "float", "r": "float",
                    "bars": "float", "reduced": "bool"}
 TAG_FIELDS = {"pending": "bool", "price": "float", "filled": "bool"}
-KEYWORDS = frozenset("""block when otherwise market limit stop scale partial_close close cancel stop_loss
-take_profit trail at expire bars bar post_only ioc fok as qty usdt risk of all and or not crosses_above
-crosses_below buy sell""".split())
+KEYWORDS = frozenset("""block when otherwise market limit stop scale partial_close close cancel at expire
+bars bar as qty usdt risk of all and or not crosses_above crosses_below""".split()) | frozenset(
+    SIDES + TIF_WORDS + PROTECTION_KINDS)
 # Names a feature or tag may not take. Indicator and function names stay free (`atr: atr(14)` is
 # fine): a call is told apart from a name by its parentheses.
 RESERVED = frozenset(SERIES) | frozenset(STATE_WORDS) | {"position", "fill"} | KEYWORDS

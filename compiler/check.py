@@ -7,20 +7,35 @@ from __future__ import annotations
 
 import difflib
 import math
-from typing import Iterable
+from typing import Callable, Iterable
 
 import attrs
 
 from playdeck.dsl import syntax as s
-from playdeck.dsl.diagnostics import Diagnostic
-from playdeck.dsl.limits import DEPTH_HINT, MAX_DEPTH
+from playdeck.dsl.diagnostics import Diagnostic, shorten
+from playdeck.dsl.limits import DEPTH_HINT, MAX_BARS, MAX_DEPTH
 
 from . import ir
 from .builtins import (FUNCTIONS, INDICATORS, KEYWORDS, NO_ARGUMENT_FORMS, POSITION_FIELDS, RESERVED, SERIES,
                        STATE_WORDS, TAG_FIELDS)
-from .readiness import warmup_of
-from playdeck.dsl.vocabulary import TIMEFRAME_MINUTES as TIMEFRAMES
+from .operators import fold
+from .readiness import Warmups
+from playdeck.dsl.vocabulary import PROTECTION_KINDS, TIMEFRAMES, is_multiple
 from .types import Type, combine
+
+
+# Different names searched for a did-you-mean per compile (see Checker.suggest).
+MAX_SUGGESTION_SEARCHES = 50
+# Names listed in a hint at most ("known: a, b, ..."): a hint's length must not grow with the file.
+MAX_LISTED = 10
+
+
+def listed(names: Iterable[str]) -> str:
+    """`a, b, c`, or the first MAX_LISTED and how many there are in all."""
+    names = list(names)
+    if len(names) <= MAX_LISTED:
+        return ", ".join(names)
+    return ", ".join(names[:MAX_LISTED]) + f", ... ({len(names)} in all)"
 
 
 class _Stop(Exception):
@@ -49,6 +64,8 @@ class Checker:
         self.tags: dict[str, s.Action] = {}
         self.depths: dict[str, int] = {}  # feature -> how deep its expression nests, features expanded
         self._nesting = 0
+        self.warmups = Warmups(self.features)  # shared by every feature, job and condition
+        self._suggestions: dict[tuple[str, str], str | None] = {}  # (kind, name) -> did you mean
 
     # ---- reporting --------------------------------------------------------------------------
     def error(self, code: str, message: str, span, hint: str = "") -> None:
@@ -62,11 +79,11 @@ class Checker:
     def resolve_tf(self, name: str, span) -> str:
         tf = self.aliases.get(name, name)
         if tf not in TIMEFRAMES:
-            names = ", ".join(self.aliases)
+            names = listed(self.aliases)
             hint = (f"use {names} (named in market.timeframes) or a timeframe such as 4h" if names
                     else "use a timeframe such as 4h, or name one in market.timeframes")
             raise self.fail("timeframe", f"unknown timeframe '{name}'", span, hint)
-        if TIMEFRAMES[tf] % TIMEFRAMES[self.market.exec_tf] != 0:
+        if not is_multiple(tf, self.market.exec_tf):
             raise self.fail("timeframe", f"timeframe {tf} is not a whole multiple of the exec timeframe "
                             f"{self.market.exec_tf}", span,
                             "higher timeframes are built from exec bars")
@@ -115,7 +132,7 @@ class Checker:
         fields: tuple[str, ...] = ()
         if isinstance(expr, ir.Indicator) and expr.field is None:
             fields = INDICATORS[expr.fn].fields
-        f = ir.Feature(name, expr, tf, fields, warmup_of(expr, self.features, tf), d.span)
+        f = ir.Feature(name, expr, tf, fields, self.warmups.on(expr, tf), d.span)
         self.features[name] = f
         return f
 
@@ -163,7 +180,7 @@ class Checker:
     def _finite(self, e: s.Num | s.Pct) -> None:
         # 1e400 reads as infinity: a number no price, size or length can be
         if not math.isfinite(e.value):
-            raise self.fail("value", f"{e.text or e.value} is too large to be a number here", e.span,
+            raise self.fail("value", f"{shorten(e.text or str(e.value))} is too large to be a number here", e.span,
                             "numbers must be finite (at most about 1.8e308)")
 
     def _x_Name(self, e: s.Name, ctx: _Ctx) -> ir.Expr:
@@ -190,7 +207,7 @@ class Checker:
         if n == "fill":
             if not ctx.allow_fill:
                 raise self.fail("fill", "'fill' is only known in an action attached under an entry", e.span,
-                                "indent stop_loss / take_profit / trail under the entry order to use its fill price")
+                                f"indent {' / '.join(PROTECTION_KINDS)} under the entry order to use its fill price")
             return ir.FillPrice(span=e.span)
         if n in self.tags:
             raise self.fail("field", f"tag '{n}' needs a field", e.span,
@@ -200,14 +217,33 @@ class Checker:
                             f"e.g. {INDICATORS[n].usage() if n in INDICATORS else n + '(a, b)'}")
         raise self.unknown(n, e.span, ctx)
 
+    def suggest(self, kind: str, name: str, groups: Callable[[], Iterable[Iterable[str]]]) -> str | None:
+        """The known name closest to `name` (did you mean?), from the first of `groups` that has one.
+
+        A search reads every candidate (every feature, every tag), so only the first
+        MAX_SUGGESTION_SEARCHES different names are searched for, each once: in a file with thousands
+        of mistakes, the rest of its diagnostics cost the same as in a small file."""
+        key = (kind, name)
+        if key in self._suggestions:
+            return self._suggestions[key]
+        if len(self._suggestions) >= MAX_SUGGESTION_SEARCHES:
+            return None
+        found = next((close[0] for group in groups() if (close := difflib.get_close_matches(name, list(group), n=1))),
+                     None)
+        self._suggestions[key] = found
+        return found
+
     def unknown(self, n: str, span, ctx: _Ctx) -> _Stop:
-        known = list(SERIES)
-        if not ctx.in_feature:
-            known += list(STATE_WORDS) + ["position"] + list(self.tags)
-        # The user's own names first: 'fsat' is one swap from the feature 'fast', and as close to 'flat'.
-        close = difflib.get_close_matches(n, list(self.feature_defs), n=1) or difflib.get_close_matches(n, known, n=1)
-        if close:
-            hint = f"did you mean '{close[0]}'?"
+        def groups() -> list[list[str]]:
+            known = list(SERIES)
+            if not ctx.in_feature:
+                known += list(STATE_WORDS) + ["position"] + list(self.tags)
+            # The user's own names first: 'fsat' is one swap from the feature 'fast', and as close to 'flat'.
+            return [list(self.feature_defs), known]
+
+        close = self.suggest("name in a feature" if ctx.in_feature else "name", n, groups)
+        if close is not None:
+            hint = f"did you mean '{close}'?"
         else:
             hint = "names are open high low close volume, the features, and the state words " \
                    "flat long short equity position.*"
@@ -309,12 +345,19 @@ class Checker:
         return ir.Indicator(fn, implicit + tuple(series), tuple(params), ctx.tf, None, span=e.span)
 
     def _x_Offset(self, e: s.Offset, ctx: _Ctx) -> ir.Expr:
-        if not isinstance(e.bars, int):  # `x[1.0]`, `x[1e2]`: the spec wants an integer literal
-            raise self.fail("offset", f"an offset is a whole number written with digits only, not {e.text or e.bars}",
+        text = e.text or str(e.bars)
+        written = shorten(text)  # an offset of thousands of digits is not repeated in full
+        if not text.lstrip("-").isdigit():  # `x[1.0]`, `x[1e2]`: the spec wants an integer literal
+            raise self.fail("offset", f"an offset is a whole number written with digits only, not {written}",
                             e.span, "x[1] is the previous bar, x[2] the one before")
         if e.bars < 0:
-            raise self.fail("lookahead", f"negative offset [{int(e.bars)}] would read a future bar", e.span,
+            raise self.fail("lookahead", f"negative offset [{written}] would read a future bar", e.span,
                             "x[n] is x n closed bars ago; n must be 0 or more")
+        if e.bars > MAX_BARS:
+            raise self.fail("offset", f"offset [{written}] is too large: an offset is a small whole number, at most "
+                            f"{MAX_BARS:,} bars", e.span,
+                            "x[n] reads x n closed bars ago; for a longer look back use a higher timeframe, "
+                            "e.g. 'x1d: close @ 1d' and then x1d[30]")
         x = self.expr(e.obj, ctx)
         if not x.type.is_series or has_state(x):
             raise self.fail("offset", f"only a market series has past values; this is {x.type}"
@@ -418,17 +461,20 @@ def is_constant(e: ir.Expr) -> bool:
 
 def constant_value(e: ir.Expr) -> float | None:
     """The value of an expression of written numbers only (`-5`, `-(1)`, `2 * 3 - 7`), else None.
-    Division by zero is NaN, as at run time."""
+    Computed by the run's own operator table, so `max(1, 0/0)` is NaN here as it is at run time."""
     if isinstance(e, ir.Const):
         return e.value
     if not is_constant(e):
         return None
+    return _fold(e)
+
+
+def _fold(e: ir.Expr) -> float:
+    if isinstance(e, ir.Const):
+        return e.value
     if isinstance(e, ir.Neg):
-        return -constant_value(e.operand)
+        return fold("neg", _fold(e.operand))
     if isinstance(e, ir.Func):
-        args = [constant_value(a) for a in e.args]
-        return {"min": min, "max": max, "abs": abs}[e.fn](*args)
-    a, b = constant_value(e.left), constant_value(e.right)
-    if e.op == "/":
-        return a / b if b != 0 else math.nan
-    return {"+": a + b, "-": a - b, "*": a * b}[e.op]
+        return fold(e.fn, *(_fold(a) for a in e.args))
+    assert isinstance(e, ir.Arith)
+    return fold(e.op, _fold(e.left), _fold(e.right))

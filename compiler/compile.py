@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Sequence
 
 import attrs
 
 from playdeck.dsl import syntax as s
-from playdeck.dsl.diagnostics import Diagnostic, PlayError, source_lines
+from playdeck.dsl.diagnostics import Diagnostic, PlayError
 from playdeck.dsl.limits import room_to_recurse
 from playdeck.dsl.parser import ParseFailure, parse_blocks, parse_feature
 from playdeck.dsl.source import PlaySource, YValue, parse_play_text, read_play
@@ -19,7 +20,7 @@ from playdeck.dsl.source import PlaySource, YValue, parse_play_text, read_play
 from . import ir
 from .actions import check_blocks, collect_tags
 from .check import Checker
-from .readiness import readiness, warmup_of
+from .readiness import Warmups, readiness
 from .settings import check_settings
 
 # A feature is referenced by name in the blocks, so its key must lex as a NAME of the grammar.
@@ -64,7 +65,7 @@ def _compile(src: PlaySource) -> Compiled:
                                         v.span if v.value is not None else entry.key_span,
                                         "write 'name: expression' on one line"))
                 continue
-            lines = _lines_written(v, src.text)
+            lines = _lines_written(v, src.lines)
             if lines > 1:
                 # YAML would fold the lines into one, and positions inside it would no longer match
                 # the file; one line per feature keeps every error message pointing at the right place.
@@ -98,29 +99,28 @@ def _compile(src: PlaySource) -> Compiled:
     conditions = [case.cond for b in checked for case in b.cases if case.cond is not None]
     action_values = _block_exprs(checked)
     exprs = [f.expr for f in feats] + conditions + action_values
-    jobs = collect_jobs(exprs, c.features)
+    jobs = collect_jobs(exprs, c.features, c.warmups)
     exec_tf = settings["market"].exec_tf
-    warmup = readiness(c.features, conditions + action_values, exec_tf)
+    warmup = readiness(c.features, conditions + action_values, exec_tf, c.warmups)
     play = ir.PlayIR(settings["name"], settings["description"], settings["market"], settings["account"],
                      feats, jobs, checked, tuple(c.tags), warmup)
     return Compiled(play, src, tuple(features), blocks)
 
 
-def _lines_written(v: YValue, text: str) -> int:
+def _lines_written(v: YValue, lines: Sequence[str]) -> int:
     """How many lines of the file hold a scalar's text (its blank lines not counted)."""
     first, last = v.span.line, v.span.end_line
     if v.style in ("|", ">"):
         first += 1  # the text starts under the `|` or `>`
     if v.span.end_col == 1:
         last -= 1  # a block scalar ends at the start of the line after it
-    lines = source_lines(text)[first - 1:last]
-    return sum(1 for ln in lines if ln.strip())
+    return sum(1 for i in range(first - 1, min(last, len(lines))) if lines[i].strip())
 
 
 def _raise(src: PlaySource, diags: list[Diagnostic]) -> None:
     if diags:
         diags = sorted(diags, key=lambda d: (d.span.line, d.span.col) if d.span else (0, 0))
-        raise PlayError(src.path, src.text, diags)
+        raise PlayError(src.path, src.text, diags, src.lines)
 
 
 def _action_exprs(block: ir.Block):
@@ -152,9 +152,10 @@ def _block_exprs(blocks: tuple[ir.Block, ...]) -> list[ir.Expr]:
     return [x for b in blocks for x in _action_exprs(b)]
 
 
-def collect_jobs(exprs, features: dict[str, ir.Feature]) -> tuple[ir.Job, ...]:
+def collect_jobs(exprs, features: dict[str, ir.Feature], warmups: Warmups | None = None) -> tuple[ir.Job, ...]:
     """Indicator computations, deduplicated, inputs before the indicators that use them."""
     seen: dict[ir.Indicator, ir.Job] = {}
+    warmups = warmups if warmups is not None else Warmups(features)
 
     def visit(x: ir.Expr) -> None:
         for child in ir.children(x):
@@ -162,7 +163,7 @@ def collect_jobs(exprs, features: dict[str, ir.Feature]) -> tuple[ir.Job, ...]:
         if isinstance(x, ir.Indicator):
             job = x.job()
             if job not in seen:
-                seen[job] = ir.Job(job, warmup_of(job, features, job.tf))
+                seen[job] = ir.Job(job, warmups.on(job, job.tf))
 
     for x in exprs:
         visit(x)

@@ -10,6 +10,7 @@ from typing import Union
 import attrs
 
 from playdeck.dsl.spans import Span
+from playdeck.dsl.vocabulary import DEFAULT_TIME_IN_FORCE, INTRABAR_MODELS, TIME_IN_FORCE
 
 from .types import Type
 
@@ -215,7 +216,7 @@ class Account:
     @property
     def magnifier(self) -> str | None:
         """The detail timeframe of the bar magnifier (7.5), or None."""
-        return None if self.intrabar in ("worst_case", "ohlc_path") else self.intrabar
+        return None if self.intrabar in INTRABAR_MODELS else self.intrabar
 
 
 # ---- features ---------------------------------------------------------------------------------
@@ -274,7 +275,7 @@ class OrderAction:
     price: Expr | None = None  # limit price (limit, stop-limit, scale at)
     trigger: Expr | None = None  # stop trigger
     expire: int | None = None
-    tif: str = "GTC"  # GTC | PostOnly | IOC | FOK
+    tif: str = TIME_IN_FORCE[DEFAULT_TIME_IN_FORCE]  # GTC | PostOnly | IOC | FOK
     tag: str | None = None
     attached: tuple[Protection, ...] = ()
     span: Span | None = _span

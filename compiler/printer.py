@@ -12,6 +12,7 @@ from typing import Any
 import attrs
 
 from playdeck.dsl.fmt import number_text
+from playdeck.dsl.vocabulary import DEFAULT_TIME_IN_FORCE, TIME_IN_FORCE
 
 from . import ir
 from .readiness import readiness_text
@@ -104,7 +105,7 @@ def _action(a: ir.Action, ex: _Expr) -> list[str]:
         words.append(f"at {ex(a.price)}")
     if a.expire is not None:
         words.append(f"expire {a.expire} bars")
-    if a.kind in ("limit",) or a.tif != "GTC":
+    if a.kind in ("limit",) or a.tif != TIME_IN_FORCE[DEFAULT_TIME_IN_FORCE]:
         words.append(f"tif {a.tif}")
     if a.tag is not None:
         words.append(f"as {a.tag}")

@@ -11,9 +11,9 @@ from typing import Any
 
 import attrs
 
-from playdeck.dsl.diagnostics import Diagnostic
-from playdeck.dsl.source import PlaySource, YEntry, YValue
-from playdeck.dsl.vocabulary import INTRABAR_MODELS, TIMEFRAME_MINUTES as TIMEFRAMES, is_symbol
+from playdeck.dsl.diagnostics import Diagnostic, shorten
+from playdeck.dsl.source import PlaySource, YEntry, YValue, reads_as_number, yaml_1_1_number
+from playdeck.dsl.vocabulary import INTRABAR_MODELS, TIMEFRAMES, is_multiple, is_symbol, tf_minutes
 
 from .ir import Account, Market
 
@@ -74,8 +74,14 @@ class SettingsCheck:
         e = entries[key]
         v = e.value.value
         if isinstance(v, bool) or not isinstance(v, (int, float)):
-            self.error("type", f"'{name}' must be a number, not {_kind(v)}", e.value.span,
-                       _number_hint(v, DEFAULTS[key], e.value.style))
+            old = yaml_1_1_number(v) if isinstance(v, str) and e.value.style is None and ":" in v else None
+            if old is not None:
+                self.error("type", f"'{name}' must be a number, not {shorten(v)}: a value with ':' in it is not "
+                           "a number", e.value.span, f"write the number itself (YAML 1.1 would read "
+                           f"{shorten(v)} as {_plain(old)}, in base 60); quote a value with ':' where you mean text")
+            else:
+                self.error("type", f"'{name}' must be a number, not {_kind(v)}", e.value.span,
+                           _number_hint(v, DEFAULTS[key], e.value.style))
             return DEFAULTS[key]
         try:
             v = float(v)
@@ -130,25 +136,34 @@ class SettingsCheck:
                        "timeframes are " + " ".join(TIMEFRAMES))
             return None
         if v not in TIMEFRAMES:
-            self.error("timeframe", f"'{name}' is {v!r}, not a timeframe", e.value.span,
+            self.error("timeframe", f"'{name}' is {shorten(v)!r}, not a timeframe", e.value.span,
                        "timeframes are " + " ".join(TIMEFRAMES))
             return None
         return v
 
 
 def _number_hint(v: Any, default: float, style: str | None = None) -> str:
-    if isinstance(v, str) and style in ("'", '"'):
+    if isinstance(v, str) and style in ("'", '"') and reads_as_number(v.strip()):
         return f"remove the quotes: a quoted value is text; write {v.strip()} (without the key it is {default:g})"
+    old = yaml_1_1_number(v.strip()) if isinstance(v, str) else None
+    if old is not None and math.isfinite(old):  # 1_000, 0b101: numbers in YAML 1.1, text in YAML 1.2
+        return (f"write it as a plain decimal number: {_plain(old)} (a Play reads YAML 1.2, where "
+                f"{shorten(v.strip())} is text; YAML 1.1 read it as {_plain(old)})")
     return f"write a number; without the key it is {default:g}"
+
+
+def _plain(v: float) -> str:
+    """A number as a person writes it: 1000, 3723.5, 1e+20."""
+    return str(v) if isinstance(v, int) and abs(v) < 10**15 else f"{float(v):g}"
 
 
 def _kind(v: Any) -> str:
     if isinstance(v, bool):
         return "true/false"
     if isinstance(v, (int, float)):
-        return f"the number {v}"
+        return f"the number {shorten(str(v))}"
     if isinstance(v, str):
-        return f"the text {v!r}"
+        return f"the text {shorten(v)!r}"
     if isinstance(v, list):
         return "a list"
     if isinstance(v, dict):
@@ -174,7 +189,7 @@ def check_settings(src: PlaySource) -> tuple[dict[str, Any], list[Diagnostic]]:
             c.error("type", f"'play' must be a name, not {_kind(name)}", root["play"].value.span,
                     "e.g. play: ema_pullback (lower case letters, digits and '_', starting with a letter)")
         elif not IDENT.fullmatch(name):
-            c.error("value", f"'play' is {name!r}; a Play's name is lower case letters, digits and '_', "
+            c.error("value", f"'play' is {shorten(name)!r}; a Play's name is lower case letters, digits and '_', "
                     "starting with a letter", root["play"].value.span, "e.g. play: ema_pullback")
         else:
             out["name"] = name
@@ -186,7 +201,7 @@ def check_settings(src: PlaySource) -> tuple[dict[str, Any], list[Diagnostic]]:
         market_entries = c.keys("market.", m, MARKET_KEYS, root["market"])
     symbol = c.string(market_entries, "symbol", "market.symbol")
     if symbol is not None and not is_symbol(symbol):
-        c.error("value", f"'market.symbol' is {symbol!r}, not a Bybit USDT perpetual", market_entries["symbol"].value.span,
+        c.error("value", f"'market.symbol' is {shorten(symbol)!r}, not a Bybit USDT perpetual", market_entries["symbol"].value.span,
                 "write the symbol in capitals ending in USDT, e.g. BTCUSDT")
     exec_tf = c.timeframe(market_entries["exec"], "market.exec") if "exec" in market_entries else None
     tfs: list[tuple[str, str]] = []
@@ -199,7 +214,7 @@ def check_settings(src: PlaySource) -> tuple[dict[str, Any], list[Diagnostic]]:
             tf = c.timeframe(e, f"market.timeframes.{alias}")
             if tf is None or exec_tf is None:
                 continue
-            if TIMEFRAMES[tf] % TIMEFRAMES[exec_tf] != 0:
+            if not is_multiple(tf, exec_tf):
                 c.error("timeframe", f"timeframe '{alias}' is {tf}, which is not a whole multiple of the "
                         f"exec timeframe {exec_tf}", e.value.span,
                         "higher timeframes are built from exec bars, so each must be a multiple of exec")
@@ -220,16 +235,14 @@ def check_settings(src: PlaySource) -> tuple[dict[str, Any], list[Diagnostic]]:
     intrabar = c.string(acc, "intrabar", "account.intrabar") or DEFAULTS["intrabar"]
     if intrabar in TIMEFRAMES:
         # the bar magnifier (7.5): a finer timeframe that divides exec
-        if exec_tf is not None and (TIMEFRAMES[intrabar] >= TIMEFRAMES[exec_tf]
-                                    or TIMEFRAMES[exec_tf] % TIMEFRAMES[intrabar] != 0):
-            finer = [tf for tf in TIMEFRAMES if TIMEFRAMES[tf] < TIMEFRAMES[exec_tf]
-                     and TIMEFRAMES[exec_tf] % TIMEFRAMES[tf] == 0]
+        if exec_tf is not None and (tf_minutes(intrabar) >= tf_minutes(exec_tf) or not is_multiple(exec_tf, intrabar)):
+            finer = [tf for tf in TIMEFRAMES if tf_minutes(tf) < tf_minutes(exec_tf) and is_multiple(exec_tf, tf)]
             c.error("value", f"'account.intrabar' is {intrabar}, which is not finer than exec {exec_tf} and a "
                     f"divisor of it", acc["intrabar"].value.span,
                     f"for the bar magnifier choose {_either(finer)}" if finer else
                     f"{exec_tf} has no finer timeframe: choose worst_case or ohlc_path")
     elif intrabar not in INTRABAR_MODELS:
-        c.error("value", f"'account.intrabar' is {intrabar!r}, not worst_case, ohlc_path or a timeframe",
+        c.error("value", f"'account.intrabar' is {shorten(intrabar)!r}, not worst_case, ohlc_path or a timeframe",
                 acc["intrabar"].value.span, "choose worst_case (stop-loss before take-profit), ohlc_path, or a "
                 "finer timeframe such as 1m for the bar magnifier")
     out["account"] = Account(

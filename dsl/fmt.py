@@ -5,13 +5,15 @@ come in one order. Parsing the output gives the same syntax tree (and so the sam
 """
 from __future__ import annotations
 
-from typing import Any
+import bisect
+from typing import Any, Sequence
 
 import yaml
 
 from . import syntax as s
 from .source import PlayDumper, PlaySource, YValue
 from .limits import room_to_recurse
+from .vocabulary import PROTECTION_KINDS
 
 # Binding strength of each node as printed; a child weaker than its slot needs parentheses.
 _OR, _AND, _NOT, _CMP, _ARITH, _TERM, _NEG, _POSTFIX, _ATOM = range(1, 10)
@@ -106,7 +108,7 @@ def _format_option(o: s.Option) -> str:
 
 
 def format_action(a: s.Action) -> str:
-    if a.kind in ("stop_loss", "take_profit", "trail"):
+    if a.kind in PROTECTION_KINDS:
         return f"{a.kind} {format_expr(a.value)}"
     if a.kind == "cancel":
         return f"cancel {a.target if a.target is not None else 'all'}"
@@ -160,8 +162,9 @@ _KEY_ORDER = ["play", "description", "market", "account", "features", "blocks",
 
 def _ordered(entries: dict) -> list:
     """Known keys in canonical order; a user's own keys (timeframe names) keep their order."""
-    items = list(entries.values())
-    return sorted(items, key=lambda e: (_KEY_ORDER.index(e.key) if e.key in _KEY_ORDER else 99, items.index(e)))
+    order = {key: i for i, key in enumerate(_KEY_ORDER)}
+    ranked = sorted(enumerate(entries.values()), key=lambda ie: (order.get(ie[1].key, 99), ie[0]))
+    return [e for _, e in ranked]
 
 
 def _scalar(v: Any) -> str:
@@ -208,13 +211,13 @@ def format_play(src: PlaySource, features: list[s.FeatureDef], blocks: tuple[s.B
             out.append((f"play: {e.value.raw}", e.key_span.line))  # `play: on` is the name 'on', not true
         else:
             out.append((f"{e.key}: {_flow(e.value)}", e.key_span.line))
-    return "\n".join(_with_comments(out, _comments(src.text, blocks_lines))) + "\n"
+    return "\n".join(_with_comments(out, _comments(src.lines, blocks_lines))) + "\n"
 
 
-def _comments(text: str, blocks_lines: range) -> list[tuple[int, str, bool, bool]]:
+def _comments(lines: Sequence[str], blocks_lines: range) -> list[tuple[int, str, bool, bool]]:
     """(line, '# text', trailing, in the blocks) for every comment of the file."""
     found = []
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(lines, 1):
         col = line.find("#") if number in blocks_lines else _yaml_comment_col(line)
         if col is None or col < 0:
             continue
@@ -242,18 +245,22 @@ def _yaml_comment_col(line: str) -> int | None:
 
 def _with_comments(lines: list[tuple[str, int | None]], comments) -> list[str]:
     anchors = sorted({a for _, a in lines if a is not None})
+    printed = set(anchors)
     before: dict[int, list[str]] = {}
     after: dict[int, str] = {}
     tail: list[str] = []
     for number, text, trailing, in_blocks in comments:
+        # found by bisection: a linear scan per comment would make fmt quadratic in the file
         if trailing:
             # the end of a line that is printed, or of the line that now holds it (a flow mapping)
-            owner = number if number in anchors else max((a for a in anchors if a < number), default=None)
+            below = bisect.bisect_left(anchors, number)
+            owner = number if number in printed else (anchors[below - 1] if below else None)
             if owner is not None:
                 after[owner] = f"{after[owner]} {text}" if owner in after else text
                 continue
         # a comment belongs to the next line that is printed (keys may move, comments go with them)
-        nxt = next((a for a in anchors if a > number or (a == number and not trailing)), None)
+        at = (bisect.bisect_right if trailing else bisect.bisect_left)(anchors, number)
+        nxt = anchors[at] if at < len(anchors) else None
         if nxt is None:
             tail.append(("  " if in_blocks else "") + text)
         else:

@@ -14,6 +14,10 @@ from typing import Iterator
 MAX_DEPTH = 200
 DEPTH_HINT = ("group a long chain with parentheses, e.g. '(a and b and c) and (d and e and f)': each group "
               "nests on its own")
+# How far back an offset reaches (`close[n]`) and how long an order may wait (`expire N bars`), in
+# bars: about two years of 1-minute bars. More is a typo, and Python refuses even to read an integer
+# of 4,300 digits or more (so the parser never turns a longer one into an int).
+MAX_BARS = 1_000_000
 # ~5 frames per level in the checker, plus the caller's stack; far below what overflows the C stack.
 _STACK = 40 * MAX_DEPTH
 

@@ -5,6 +5,7 @@ positioned in the Play file through a `LineMap`.
 """
 from __future__ import annotations
 
+import math
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -20,6 +21,7 @@ from .diagnostics import Diagnostic
 from .source import char_name
 from .limits import DEPTH_HINT, MAX_DEPTH, room_to_recurse
 from .spans import IDENTITY, LineMap, Span
+from .vocabulary import PROTECTION_KINDS, SIDES
 
 GRAMMAR = Path(__file__).with_name("play.lark")
 
@@ -191,8 +193,7 @@ def too_deep(tree: Tree) -> tuple[Tree, int] | None:
 
 # ---- friendly syntax errors -------------------------------------------------------------------
 
-_ACTIONS = ("market", "limit", "stop", "scale", "partial_close", "close", "cancel", "stop_loss",
-            "take_profit", "trail")
+_ACTIONS = ("market", "limit", "stop", "scale", "partial_close", "close", "cancel") + PROTECTION_KINDS
 _OPERATORS = {"+", "-", "*", "/", "and", "or", "crosses_above", "crosses_below", "[", ".", "COMP_OP"}
 _WORDS = {  # named terminals, in the order they are listed
     "_INDENT": "an indented line", "_DEDENT": "a line indented less", "NAME": "a name",
@@ -356,8 +357,8 @@ def _code(line: str) -> str:
     return line.split("#", 1)[0].strip()
 
 
-_LOWER_ONLY = {"and", "or", "not", "when", "otherwise", "block", "at", "as", "buy", "sell", "qty", "usdt",
-               "risk", "equity", "of", "position", "all", "expire", "bars"}
+_LOWER_ONLY = {"and", "or", "not", "when", "otherwise", "block", "at", "as", "qty", "usdt",
+               "risk", "equity", "of", "position", "all", "expire", "bars", *SIDES}
 
 _LAYOUT = ("a block is 'block NAME:', then its cases 'when CONDITION:' (or 'otherwise:') indented under it, "
            "then each case's actions indented under the case")
@@ -411,6 +412,13 @@ def _hint(tok: Token, expected: set[str], line: str = "") -> str:
 
 
 # ---- tree -> syntax nodes ---------------------------------------------------------------------
+
+def _whole(digits: str) -> int | float:
+    """`digits` as an int, or inf when it has more than 18 significant digits: far past any offset
+    the checker accepts (it says the limit), and Python refuses int() of 4,300 digits or more."""
+    significant = digits.lstrip("0") or "0"
+    return int(significant) if len(significant) <= 18 else math.inf
+
 
 @v_args(meta=True)
 class _Build(Transformer):
@@ -576,7 +584,7 @@ class _Build(Transformer):
         negative = any(isinstance(t, Token) and t.type == "MINUS" for t in c[1:])
         num = next(t for t in c[1:] if isinstance(t, Token) and t.type == "NUMBER")
         text = str(num)
-        bars: int | float = int(text) if text.isdigit() else float(text)
+        bars: int | float = _whole(text) if text.isdigit() else float(text)
         return s.Offset(obj, -bars if negative else bars, ("-" if negative else "") + text, self._span(meta))
 
     def field(self, meta, c):

@@ -5,16 +5,17 @@ at the line of `account.leverage`, and so that the `blocks: |` text knows where 
 """
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import attrs
 import yaml
 from yaml.constructor import SafeConstructor
 
-from .diagnostics import Diagnostic, PlayError
+from .diagnostics import Diagnostic, PlayError, source_lines
 from .spans import ColumnMap, LineMap, Span
 
 
@@ -45,6 +46,12 @@ class PlaySource:
     path: str
     text: str
     root: YValue
+    # the file's lines, split once: diagnostics and passes index them instead of splitting again
+    lines: tuple[str, ...] = attrs.field(eq=False, repr=False)
+
+    @lines.default
+    def _split(self) -> tuple[str, ...]:
+        return tuple(source_lines(self.text))
 
 
 def _span(node: yaml.Node) -> Span:
@@ -78,42 +85,245 @@ def _not_utf8(data: bytes, e: UnicodeDecodeError) -> Diagnostic:
                       "a Play is a UTF-8 text file: save it as UTF-8")
 
 
-# YAML 1.1 (PyYAML) reads a plain 2e-4 or 1e4 as text: it wants 1.0e+4. A Play reads them as
-# YAML 1.2, JSON and users do, as numbers; `fmt` writes with the same rule (it quotes text that
-# would read back as a number). Added to subclasses, so PyYAML's own loaders stay as they are.
-EXPONENT_NUMBER = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$")
-_NUMBER_STARTS = list("-+.0123456789")
+# ---- numbers as YAML 1.2 reads them ---------------------------------------------------------
+# PyYAML reads YAML 1.1, whose numbers surprise: `1:30` is 90 (base 60), `1_000` is 1000, `012` is
+# 10 (octal), `0b11` is 3, while `2e-4` is text (it wants 2.0e-4). A Play reads numbers as YAML 1.2's
+# core schema, JSON and users do: `2e-4` is a number, `0x10` (16) and `0o17` (15) are integers,
+# `012` is 12, and `1:30`, `1_000` and `0b11` are text (which a number setting then refuses, saying
+# what YAML 1.1 would have made of it). `fmt` writes with the same rules, so it quotes text that
+# would read back as a number. Booleans, null and dates are PyYAML's.
+_INT_TAG = "tag:yaml.org,2002:int"
 _FLOAT_TAG = "tag:yaml.org,2002:float"
+INT_1_2 = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
+FLOAT_1_2 = re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+                       r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$")
 
 
-class _SafeLoader(yaml.SafeLoader):
-    pass
+def _yaml_1_2_resolvers() -> dict:
+    """PyYAML's implicit resolvers with YAML 1.1's int and float rules swapped for YAML 1.2's."""
+    table = {first: [(tag, rx) for tag, rx in rules if tag not in (_INT_TAG, _FLOAT_TAG)]
+             for first, rules in yaml.resolver.Resolver.yaml_implicit_resolvers.items()}
+    for tag, rx, firsts in ((_INT_TAG, INT_1_2, "-+0123456789"), (_FLOAT_TAG, FLOAT_1_2, "-+.0123456789")):
+        for first in firsts:  # ints first: `12` matches both
+            table.setdefault(first, []).append((tag, rx))
+    return table
 
 
-class _CSafeLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    pass
+class PlayResolver(yaml.resolver.Resolver):
+    """Tags plain scalars as a Play reads them (YAML 1.2 numbers)."""
+
+    yaml_implicit_resolvers = _yaml_1_2_resolvers()
 
 
 class PlayDumper(yaml.SafeDumper):
-    """The dumper `fmt` writes settings with: it knows the exponent rule above."""
+    """The dumper `fmt` writes settings with: it quotes text that a Play would read as a number."""
+
+    yaml_implicit_resolvers = _yaml_1_2_resolvers()
 
 
-for _cls in (_SafeLoader, _CSafeLoader, PlayDumper):
-    _cls.add_implicit_resolver(_FLOAT_TAG, EXPONENT_NUMBER, _NUMBER_STARTS)
-
-# libyaml composes the same nodes and marks ~20x faster than pure-Python PyYAML (plain scalars
-# report style '' instead of None); PyYAML's own messages are better, so a broken file is composed
-# again by the pure-Python loader to describe it.
-_FAST_LOADER = _CSafeLoader if hasattr(yaml, "CSafeLoader") else _SafeLoader
+_FLOAT_DIGITS = 309  # no float reaches 10**309; Python also refuses int() of 4,300+ digits
 
 
-def _compose(text: str) -> yaml.Node | None:
-    if _FAST_LOADER is not _SafeLoader:
+def yaml_1_2_int(text: str) -> int | float:
+    """The integer a YAML 1.2 int means; one past any float is +-inf (settings then say it is not
+    finite) instead of an integer of thousands of digits that Python cannot even print."""
+    if INT_1_2.fullmatch(text) is None:
+        raise ValueError(f"{text!r} is not a YAML 1.2 integer")
+    if text[:2] in ("0x", "0o"):
+        n = int(text[2:], 16 if text[1] == "x" else 8)
+    else:
+        sign = -1 if text[0] == "-" else 1
+        digits = text.lstrip("+-").lstrip("0") or "0"
+        if len(digits) > _FLOAT_DIGITS:
+            return sign * math.inf
+        n = sign * int(digits)
+    if n.bit_length() > 1024:  # past the largest float
+        return math.inf if n > 0 else -math.inf
+    return n
+
+
+def yaml_1_2_float(text: str) -> float:
+    if FLOAT_1_2.fullmatch(text) is None:
+        raise ValueError(f"{text!r} is not a YAML 1.2 float")
+    low = text.lower()
+    if low.endswith(".inf"):
+        return -math.inf if low[0] == "-" else math.inf
+    return math.nan if low == ".nan" else float(text)
+
+
+class _Scalars(SafeConstructor):
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int | float:
+        return yaml_1_2_int(self.construct_scalar(node))
+
+    def construct_yaml_float(self, node: yaml.ScalarNode) -> float:
+        return yaml_1_2_float(self.construct_scalar(node))
+
+
+_Scalars.add_constructor(_INT_TAG, _Scalars.construct_yaml_int)
+_Scalars.add_constructor(_FLOAT_TAG, _Scalars.construct_yaml_float)
+
+
+def reads_as_number(text: str) -> bool:
+    """Whether a Play reads `text`, written plain, as a number."""
+    return PlayResolver().resolve(yaml.ScalarNode, text, (True, False)) in (_INT_TAG, _FLOAT_TAG)
+
+
+def yaml_1_1_number(text: str) -> int | float | None:
+    """What YAML 1.1 (PyYAML) reads a plain scalar as when it is a number: 90 for `1:30`; else None.
+    Only the scalar rules are applied: the text is never parsed as YAML (it may be anything)."""
+    tag = yaml.resolver.Resolver().resolve(yaml.ScalarNode, text, (True, False))
+    if tag not in (_INT_TAG, _FLOAT_TAG):
+        return None
+    try:
+        value = SafeConstructor().construct_object(yaml.ScalarNode(tag, text))
+    except (yaml.YAMLError, ValueError, OverflowError):  # e.g. an integer of 4,300+ digits
+        return None
+    if isinstance(value, int) and value.bit_length() >= 1024:  # past the largest float, as yaml_1_2_int
+        return math.inf if value > 0 else -math.inf
+    return value
+
+
+# ---- composing the YAML, bounded ------------------------------------------------------------
+# The values are built from YAML's event stream by a loop, not by recursion, with three bounds:
+# how deep values nest (a Play's settings nest three levels: account.fees.maker), an alias inside
+# the value it names (`&r [*r]`, a value that would never end), and how many values aliases repeat
+# in all (nested aliases, "billion laughs", name 10^9 values in a few lines). An alias is the very
+# value its anchor made, shared, never copied.
+MAX_YAML_DEPTH = 32
+MAX_ALIASED_VALUES = 10_000
+
+# libyaml parses ~20x faster than pure-Python PyYAML; PyYAML's own messages are better, so a
+# broken file is parsed again by the pure-Python parser to describe it.
+_FAST_PARSER = getattr(yaml, "CBaseLoader", None)
+
+
+@attrs.define
+class _Open:
+    """A mapping or sequence whose end has not come yet."""
+
+    start: yaml.Event
+    items: list[YValue] | dict[str, YEntry]
+    size: int = 1  # values in it, counting each alias as all the values it repeats
+    key: tuple[str, Span] | None = None  # a mapping's key waiting for its value
+
+
+@attrs.frozen
+class _Anchor:
+    value: YValue | None  # None while the anchored mapping or sequence is still open
+    size: int
+    span: Span
+
+
+def _compose(text: str, lines: Sequence[str]) -> YValue | None:
+    if _FAST_PARSER is not None:
         try:
-            return yaml.compose(text, Loader=_FAST_LOADER)
+            return _build(yaml.parse(text, Loader=_FAST_PARSER), lines)
         except yaml.YAMLError:
             pass
-    return yaml.compose(text, Loader=_SafeLoader)
+    return _build(yaml.parse(text, Loader=yaml.BaseLoader), lines)
+
+
+def _refuse(message: str, span: Span, hint: str) -> PlayError:
+    return PlayError("", "", [Diagnostic("yaml", message, span, hint)])
+
+
+def _mark_span(start: yaml.Mark, end: yaml.Mark) -> Span:
+    return Span(start.line + 1, start.column + 1, end.line + 1, end.column + 1)
+
+
+def _build(events, lines: Sequence[str]) -> YValue | None:
+    """The first document's value, built from YAML events."""
+    scalars, resolver = _Scalars(), PlayResolver()
+    anchors: dict[str, _Anchor] = {}
+    stack: list[_Open] = []
+    root: YValue | None = None
+    documents = 0
+    repeated = 0  # values repeated by aliases so far
+
+    def attach(value: YValue, size: int, span: Span, key_text: str | None) -> None:
+        nonlocal root
+        if not stack:
+            root = value
+            return
+        top = stack[-1]
+        top.size += size
+        if isinstance(top.items, list):
+            top.items.append(value)
+        elif top.key is None:
+            if key_text is None:
+                raise _refuse("a key must be a plain word, not a list or a mapping", span,
+                              "write 'key: value' with a name such as 'equity' before the ':'")
+            if key_text in top.items:
+                raise _refuse(f"duplicate key '{key_text}'", span,
+                              f"'{key_text}' is already set on line {top.items[key_text].key_span.line}")
+            top.key = (key_text, span)
+        else:
+            key, key_span = top.key
+            top.items[key] = YEntry(key, key_span, value)
+            top.key = None
+
+    def open_anchor(name: str | None, span: Span) -> None:
+        if name is None:
+            return
+        if name in anchors:
+            raise _refuse(f"anchor '&{name}' is set twice (first on line {anchors[name].span.line})", span,
+                          "give each anchor its own name")
+        anchors[name] = _Anchor(None, 0, span)
+
+    def close_anchor(name: str | None, value: YValue, size: int) -> None:
+        if name is not None:
+            anchors[name] = _Anchor(value, size, anchors[name].span)
+
+    for ev in events:
+        if isinstance(ev, yaml.DocumentStartEvent):
+            documents += 1
+            if documents > 1:
+                m = ev.start_mark
+                raise _refuse("a Play is one YAML document; a second one starts here", Span(m.line + 1, m.column + 1,
+                              m.line + 1, m.column + 2), "remove this '---' line and what follows it, or make it "
+                              "a Play file of its own")
+        elif isinstance(ev, yaml.ScalarEvent):
+            tag = ev.tag if ev.tag not in (None, "!") else resolver.resolve(yaml.ScalarNode, ev.value, ev.implicit)
+            node = yaml.ScalarNode(tag, ev.value, ev.start_mark, ev.end_mark, ev.style)
+            span = _span(node)
+            is_key = bool(stack) and isinstance(stack[-1].items, dict) and stack[-1].key is None
+            # a key is the text written (`<<` is a key like any other, not a merge)
+            typed = ev.value if is_key else _scalar(node, scalars)
+            value = YValue(typed, span, str(ev.value), _text_origin(node, lines), ev.style or None)
+            open_anchor(ev.anchor, span)
+            close_anchor(ev.anchor, value, 1)
+            attach(value, 1, span, str(ev.value))
+        elif isinstance(ev, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            span = _mark_span(ev.start_mark, ev.end_mark)
+            if len(stack) >= MAX_YAML_DEPTH:
+                raise _refuse(f"this value nests more than {MAX_YAML_DEPTH} levels deep", span,
+                              "a Play's settings nest three levels (account: fees: maker: ...); remove the "
+                              "extra brackets or indentation")
+            open_anchor(ev.anchor, span)
+            stack.append(_Open(ev, [] if isinstance(ev, yaml.SequenceStartEvent) else {}))
+        elif isinstance(ev, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+            done = stack.pop()
+            value = YValue(done.items, _mark_span(done.start.start_mark, ev.end_mark))
+            close_anchor(done.start.anchor, value, done.size)
+            attach(value, done.size, value.span, None)
+        elif isinstance(ev, yaml.AliasEvent):
+            span = _mark_span(ev.start_mark, ev.end_mark)
+            named = anchors.get(ev.anchor)
+            if named is None:
+                raise _refuse(f"alias '*{ev.anchor}' names no anchor: '&{ev.anchor}' is not set above it", span,
+                              f"write '&{ev.anchor}' before the value it names, or write the value out here")
+            if named.value is None:
+                raise _refuse(f"alias '*{ev.anchor}' is inside the value it names (anchored on line "
+                              f"{named.span.line}), which would never end", span,
+                              "write the value out instead of the alias")
+            repeated += named.size
+            if repeated > MAX_ALIASED_VALUES:
+                raise _refuse(f"aliases repeat more than {MAX_ALIASED_VALUES:,} values by here (an alias of an "
+                              "alias multiplies them)", span,
+                              "write the values out; a Play needs few aliases, and none of aliases")
+            key_text = named.value.raw if not isinstance(named.value.value, (dict, list)) else None
+            attach(named.value, named.size, span, key_text)
+    return root
 
 
 # What YAML refuses to read (its "printable" set, YAML 1.1 section 5.1), plus the three line breaks
@@ -155,32 +365,31 @@ def parse_play_text(text: str, path: str = "<play>") -> PlaySource:
     bad = _unreadable_character(text)
     if bad is not None:
         raise PlayError(path, text, [bad])
+    lines = tuple(source_lines(text))  # split once, for every later pass and message
     try:
-        node = _compose(text)
+        root = _compose(text, lines)
     except yaml.MarkedYAMLError as e:
-        raise PlayError(path, text, [_yaml_problem(e, text)]) from None
-    if node is None:
-        raise PlayError(path, text, [Diagnostic("yaml", "the file is empty; a Play needs 'play', 'market' and 'blocks'",
-                                                Span(1, 1, 1, 1), "start from an example such as plays/ema_cross.yml")])
-    lines = text.splitlines()
-    try:
-        root = _convert(node, lines, SafeConstructor(), {})
+        raise PlayError(path, text, [_yaml_problem(e, lines)], lines) from None
     except PlayError as e:  # re-raise with the file it belongs to
-        raise PlayError(path, text, e.diagnostics) from None
+        raise PlayError(path, text, e.diagnostics, lines) from None
+    if root is None:
+        raise PlayError(path, text, [Diagnostic("yaml", "the file is empty; a Play needs 'play', 'market' and 'blocks'",
+                                                Span(1, 1, 1, 1), "start from an example such as plays/ema_cross.yml")],
+                        lines)
     if not root.is_map:
         span = root.span
         if span.line > len(lines):  # an empty document (`---` alone) ends past the last line
             span = Span(len(lines), 1, len(lines), 2)
         raise PlayError(path, text, [Diagnostic("yaml", "a Play is a YAML mapping of keys such as 'play', 'market' and 'blocks'", span,
-                                                "write 'play: NAME', 'market:' and 'blocks: |' at the start of lines")])
-    return PlaySource(path, text, root)
+                                                "write 'play: NAME', 'market:' and 'blocks: |' at the start of lines")],
+                        lines)
+    return PlaySource(path, text, root, lines)
 
 
-def _yaml_problem(e: yaml.MarkedYAMLError, text: str) -> Diagnostic:
+def _yaml_problem(e: yaml.MarkedYAMLError, lines: Sequence[str]) -> Diagnostic:
     """PyYAML's message in a trader's words where we know them, at the place the fix goes."""
     mark = e.problem_mark or e.context_mark
     problem = e.problem or e.context or "invalid YAML"
-    lines = text.splitlines()
     if e.context_mark is not None and "quoted scalar" in (e.context or "") and "end of stream" in problem:
         m = e.context_mark  # the end of the file is no help: the quote that never closes is
         return Diagnostic("yaml", "this quote is never closed", Span(m.line + 1, m.column + 1, m.line + 1, m.column + 2),
@@ -208,7 +417,7 @@ def _indent(line: str) -> int:
     return len(line) - len(line.lstrip(" "))
 
 
-def _literal_first_line(lines: list[str], bad: int) -> int | None:
+def _literal_first_line(lines: Sequence[str], bad: int) -> int | None:
     """The first text line of the `key: |` block that 0-based line `bad` breaks out of, if any."""
     for i in range(bad - 1, -1, -1):
         ln = lines[i]
@@ -222,30 +431,6 @@ def _literal_first_line(lines: list[str], bad: int) -> int | None:
         if _indent(ln) == 0:
             return None
     return None
-
-
-def _convert(node: yaml.Node, lines: list[str], scalars: SafeConstructor, seen: dict[int, YValue]) -> YValue:
-    # An alias (`*a`) is the very node its anchor made: converted once and shared, so nested aliases
-    # ("billion laughs") cost their size in the file, not the size they would expand to.
-    done = seen.get(id(node))
-    if done is not None:
-        return done
-    if isinstance(node, yaml.MappingNode):
-        entries: dict[str, YEntry] = {}
-        for k, v in node.value:
-            key = str(k.value)
-            if key in entries:
-                raise PlayError("", "", [Diagnostic("yaml", f"duplicate key '{key}'", _span(k),
-                                                    f"'{key}' is already set on line {entries[key].key_span.line}")])
-            entries[key] = YEntry(key, _span(k), _convert(v, lines, scalars, seen))
-        out = YValue(entries, _span(node))
-    elif isinstance(node, yaml.SequenceNode):
-        out = YValue([_convert(v, lines, scalars, seen) for v in node.value], _span(node))
-    else:
-        style = node.style or None  # plain: None from PyYAML, '' from libyaml
-        out = YValue(_scalar(node, scalars), _span(node), str(node.value), _text_origin(node, lines), style)
-    seen[id(node)] = out
-    return out
 
 
 def _scalar(node: yaml.ScalarNode, scalars: SafeConstructor) -> Any:
@@ -268,7 +453,7 @@ def _scalar(node: yaml.ScalarNode, scalars: SafeConstructor) -> Any:
                                             "remove the tag: a Play's values need none")]) from None
 
 
-def _text_origin(node: yaml.ScalarNode, lines: list[str]) -> LineMap | ColumnMap:
+def _text_origin(node: yaml.ScalarNode, lines: Sequence[str]) -> LineMap | ColumnMap:
     """Where the scalar's own text starts, so positions inside it map to the file."""
     m = node.start_mark
     if node.style in ("|", ">"):
@@ -280,9 +465,9 @@ def _text_origin(node: yaml.ScalarNode, lines: list[str]) -> LineMap | ColumnMap
             indent = _indent(lines[m.line]) + int(written.group(1))
         else:
             indent = 0
-            for ln in lines[first:]:
-                if ln.strip():
-                    indent = len(ln) - len(ln.lstrip(" "))
+            for i in range(first, len(lines)):  # indexed: a slice would copy the rest of the file
+                if lines[i].strip():
+                    indent = _indent(lines[i])
                     break
         return LineMap(first + 1, indent + 1, indent)
     quote = 1 if node.style in ("'", '"') else 0

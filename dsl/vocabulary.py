@@ -9,12 +9,14 @@ from __future__ import annotations
 import re
 
 __all__ = [
+    "DEFAULT_TIME_IN_FORCE",
     "INTRABAR_MODELS",
     "PROTECTION_KINDS",
     "SIDES",
     "SYMBOL",
     "TIMEFRAMES",
     "TIME_IN_FORCE",
+    "TIF_WORDS",
     "is_multiple",
     "is_symbol",
     "symbol_problem",
@@ -52,6 +54,9 @@ SIDES: tuple[str, ...] = ("buy", "sell")
 
 # The language's time-in-force words -> Bybit's `timeInForce` spelling (what orders carry).
 TIME_IN_FORCE: dict[str, str] = {"gtc": "GTC", "post_only": "PostOnly", "ioc": "IOC", "fok": "FOK"}
+# What an order is unless told; the others are the words a Play writes after a limit order.
+DEFAULT_TIME_IN_FORCE = "gtc"
+TIF_WORDS: tuple[str, ...] = tuple(w for w in TIME_IN_FORCE if w != DEFAULT_TIME_IN_FORCE)
 
 # Position-level protection, one of each per position (PLAY-LANGUAGE.md 6).
 PROTECTION_KINDS: tuple[str, ...] = ("stop_loss", "take_profit", "trail")

@@ -60,6 +60,8 @@ _MIN_EPOCH_MS = 10**11  # 1973-03-03: anything smaller is almost surely seconds,
 MAX_EPOCH_MS = 4_102_444_800_000  # 2100-01-01: anything later is a typo or microseconds (exclusive)
 _MAX_FILLED = 1_000_000  # --gaps fill inserts at most this many bars (and no more than the file's rows,
 _MIN_FILL_CAP = 1_000  # or than this many for a short file)
+# More digits than any epoch time has, even in microseconds (so int() is never asked for thousands).
+_MAX_DIGITS = 20
 _MIN_EPOCH_S = 10**8  # 1973-03-03 again, in seconds: smaller integers are not seconds either (row counters?)
 # Bump whenever a file may import differently (other bars, other errors): a --data file's bars are
 # remembered in the cache under a key holding this number (see runtime/data/sources.py).
@@ -137,6 +139,8 @@ def parse_timestamp(text: str) -> int:
     """Epoch ms from an integer epoch-ms string or an ISO 8601 time (naive = UTC). ValueError otherwise."""
     s = text.strip()
     if s and (_digits(s) or (s[0] in "+-" and _digits(s[1:]))):
+        if len(s.lstrip("+-").lstrip("0")) > _MAX_DIGITS:  # and Python refuses int() of 4,300+ digits
+            raise ValueError(f"timestamp {s[:20]!r}... of {len(s)} digits is no time in epoch milliseconds")
         value = int(s)
     elif _digits(s.replace(".", "", 1)) and float(s).is_integer():
         value = int(float(s))  # "1735689600000.0", as spreadsheets like to write it
@@ -567,12 +571,12 @@ def _fields(line: str) -> list[list[str]]:
 
 def _seconds_sized(text: str) -> bool:
     s = text.strip()
-    return _digits(s) and _MIN_EPOCH_S <= int(s) < _MIN_EPOCH_MS
+    return _digits(s) and len(s) <= _MAX_DIGITS and _MIN_EPOCH_S <= int(s) < _MIN_EPOCH_MS
 
 
 def _micros_sized(text: str) -> bool:
     s = text.strip()
-    return _digits(s) and _MIN_EPOCH_MS * 1000 <= int(s) < MAX_EPOCH_MS * 1000
+    return _digits(s) and len(s) <= _MAX_DIGITS and _MIN_EPOCH_MS * 1000 <= int(s) < MAX_EPOCH_MS * 1000
 
 
 def _epoch_unit_problem(body: list[str], first_row: int, column: int) -> DataProblem | None:

@@ -1,13 +1,13 @@
-"""Built-in indicators, vectorized in numpy, and the `BUILTINS` registry the compiler checks against.
+"""Built-in indicators, vectorized in numpy, bound by name to the compiler's signatures of them.
 
 Conventions shared by every indicator:
 
 - Inputs are 1-D float arrays; outputs are float64 arrays of the same length (or a dict of them
   for multi-output indicators), NaN while warming up.
-- `warmup(*params)` is the number of leading NaN bars for an input without NaN: the index of the
-  first valid value. For an input that itself starts with k NaN bars (an upstream indicator still
-  warming up), the output starts k bars later, so the warm-up of a composition is the sum:
-  `ema(rsi(close, 14), 9)` is first valid at 14 + 8 = 22.
+- The signature's warm-up (`IndicatorSig.first_value(params)`) is the number of leading NaN bars
+  for an input without NaN: the index of the first valid value. For an input that itself starts
+  with k NaN bars (an upstream indicator still warming up), the output starts k bars later, so the
+  warm-up of a composition is the sum: `ema(rsi(close, 14), 9)` is first valid at 14 + 8 = 22.
 - NaN is "no value". Window indicators give NaN for any window that contains a NaN. Recursive
   ones (ema, rma and everything built on them) restart after a NaN, like Pine's `na` handling:
   each NaN-free run of the input is filtered on its own, re-seeded with the SMA of its first n
@@ -20,11 +20,13 @@ Recursive filters are exact linear recurrences solved block-wise with a matrix p
 
 from __future__ import annotations
 
-from typing import Callable
+from types import MappingProxyType
+from typing import Callable, Mapping
 
-import attrs
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+
+from playdeck.compiler.builtins import INDICATORS, IndicatorSig
 
 Output = np.ndarray | dict[str, np.ndarray]
 
@@ -434,87 +436,23 @@ def pivot_low(low: np.ndarray, left: int, right: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- registry
+# The compiler's signature table (`playdeck.compiler.builtins.INDICATORS`) is the one list of
+# built-ins: names, arguments, implicit columns, fields and warm-ups. Here each signature is only
+# bound to its implementation, the function of this module with the signature's name, called as
+# `fn(*implicit_columns, *series_args, *params)`. A signature without one stops the import, instead
+# of a KeyError in the middle of a backtest.
 
 
-@attrs.frozen
-class IndicatorSpec:
-    """What the compiler needs to check and lower a call, and how to run it.
-
-    `inputs` are the kinds of the explicit arguments in call order ("series", "int", "float");
-    `implicit` are OHLCV columns passed before them (`atr(14)` runs fn(high, low, close, 14)).
-    Call convention: `fn(*implicit_columns, *series_args, *params)` returns one array, or a dict
-    field -> array when `fields` is non-empty. `warmup(*params, field=None)` takes the non-series
-    arguments in call order and returns the index of the first valid value for a NaN-free input
-    (for `field`, or the latest over all fields when None).
-    """
-
-    name: str
-    inputs: tuple[str, ...]
-    fn: Callable[..., Output]
-    warmup: Callable[..., int]
-    param_names: tuple[str, ...]
-    implicit: tuple[str, ...] = ()
-    fields: tuple[str, ...] = ()
-    summary: str = ""
-
-    @property
-    def n_series(self) -> int:
-        return sum(1 for kind in self.inputs if kind == "series")
-
-    def check_params(self, *params: object) -> list[str]:
-        """Problems with the non-series arguments (empty when fine), worded for a diagnostic."""
-        kinds = [kind for kind in self.inputs if kind != "series"]
-        if len(params) != len(kinds):
-            return [f"{self.name} takes {len(kinds)} parameter(s), got {len(params)}"]
-        problems = []
-        for pname, kind, value in zip(self.param_names, kinds, params):
-            if kind == "int":
-                if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                    problems.append(f"{self.name} {pname} must be an integer >= 1, was {value!r}")
-            elif isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not np.isfinite(value):
-                problems.append(f"{self.name} {pname} must be a finite number, was {value!r}")
-        return problems
+def bind(signatures: Mapping[str, IndicatorSig],
+         functions: Mapping[str, object]) -> Mapping[str, Callable[..., Output]]:
+    """name -> implementation for every signature, looked up by the signature's name in `functions`;
+    ImportError naming every signature that has none."""
+    missing = sorted(name for name in signatures if not callable(functions.get(name)))
+    if missing:
+        raise ImportError(f"built-in indicator{'s' * (len(missing) > 1)} {', '.join(missing)} "
+                          f"{'have' if len(missing) > 1 else 'has'} a signature in compiler/builtins.py but no "
+                          "function of that name in runtime/data/indicators.py")
+    return MappingProxyType({name: functions[name] for name in signatures})  # type: ignore[misc]
 
 
-def _window_warmup(n: int, field: str | None = None) -> int:
-    return n - 1
-
-
-def _macd_warmup(fast: int, slow: int, signal: int, field: str | None = None) -> int:
-    line = max(fast, slow) - 1
-    return line if field == "macd" else line + signal - 1
-
-
-def _spec(name: str, inputs: tuple[str, ...], fn: Callable[..., Output], warmup: Callable[..., int],
-          param_names: tuple[str, ...], **kw: object) -> IndicatorSpec:
-    return IndicatorSpec(name=name, inputs=inputs, fn=fn, warmup=warmup, param_names=param_names,
-                         summary=(fn.__doc__ or "").strip().splitlines()[0], **kw)
-
-
-BUILTINS: dict[str, IndicatorSpec] = {
-    spec.name: spec
-    for spec in (
-        _spec("sma", ("series", "int"), sma, _window_warmup, ("length",)),
-        _spec("ema", ("series", "int"), ema, _window_warmup, ("length",)),
-        _spec("wma", ("series", "int"), wma, _window_warmup, ("length",)),
-        _spec("rma", ("series", "int"), rma, _window_warmup, ("length",)),
-        _spec("rsi", ("series", "int"), rsi, lambda n, field=None: n, ("length",)),
-        _spec("atr", ("int",), atr, _window_warmup, ("length",), implicit=("high", "low", "close")),
-        _spec("stdev", ("series", "int"), stdev, _window_warmup, ("length",)),
-        _spec("highest", ("series", "int"), highest, _window_warmup, ("length",)),
-        _spec("lowest", ("series", "int"), lowest, _window_warmup, ("length",)),
-        _spec("roc", ("series", "int"), roc, lambda n, field=None: n, ("length",)),
-        _spec("macd", ("series", "int", "int", "int"), macd, _macd_warmup,
-              ("fast length", "slow length", "signal length"), fields=("macd", "signal", "hist")),
-        _spec("bbands", ("series", "int", "float"), bbands, lambda n, k, field=None: n - 1,
-              ("length", "multiplier"), fields=("upper", "middle", "lower")),
-        _spec("vwap", ("int",), vwap, _window_warmup, ("length",),
-              implicit=("high", "low", "close", "volume")),
-        _spec("vwap_session", (), vwap_session, lambda field=None: 0, (),
-              implicit=("high", "low", "close", "volume", "ts_open")),
-        _spec("pivot_high", ("int", "int"), pivot_high, lambda left, right, field=None: left + right,
-              ("left bars", "right bars"), implicit=("high",)),
-        _spec("pivot_low", ("int", "int"), pivot_low, lambda left, right, field=None: left + right,
-              ("left bars", "right bars"), implicit=("low",)),
-    )
-}
+IMPLEMENTATIONS: Mapping[str, Callable[..., Output]] = bind(INDICATORS, globals())

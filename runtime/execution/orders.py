@@ -24,6 +24,8 @@ from typing import Any, Literal, NamedTuple, Union
 
 import attrs
 
+from playdeck.compiler.operators import OPERATORS
+
 __all__ = [
     "FILL",
     "CashFlow",
@@ -160,33 +162,16 @@ FillExpr = Union[float, str, tuple]
 
 
 def resolve_fill_expr(expr: Any, fill: float) -> float:
-    """The value of `expr` for an entry filled at `fill` (division by zero and NaN give NaN)."""
+    """The value of `expr` for an entry filled at `fill`, each operator computed by the language's one
+    operator table (compiler/operators.py: division by zero and min/max of NaN are NaN)."""
     if expr.__class__ is float:
         return expr
     if expr == FILL:
         return fill
-    op = expr[0]
-    a = resolve_fill_expr(expr[1], fill)
-    if op == "neg":
-        return -a
-    if op == "abs":
-        return abs(a)
-    b = resolve_fill_expr(expr[2], fill)
-    if op == "+":
-        return a + b
-    if op == "-":
-        return a - b
-    if op == "*":
-        return a * b
-    if op == "/":
-        return math.nan if b == 0 else a / b
-    if a != a or b != b:  # min / max of an unknown value is unknown
-        return math.nan
-    if op == "min":
-        return a if a <= b else b
-    if op == "max":
-        return a if a >= b else b
-    raise ValueError(f"unknown operator {op!r} in an attached price")
+    return _SCALAR[expr[0]](*[resolve_fill_expr(x, fill) for x in expr[1:]])
+
+
+_SCALAR = {name: op.scalar for name, op in OPERATORS.items()}
 
 
 @attrs.frozen(slots=True)

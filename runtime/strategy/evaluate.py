@@ -3,7 +3,8 @@
 `SeriesEvaluator` computes an expression for every bar of a timeframe at once (indicator jobs are
 computed once and shared). `compile_scalar` builds a Python closure `f(i, state, fill)` for the
 parts of a condition or an order that read trading state; any market-data sub-expression inside it
-is computed as an array first and only indexed per bar. A comparison with NaN is false.
+is computed as an array first and only indexed per bar. Every operator computes what the
+compiler's `OPERATORS` table says (a comparison with NaN is false, x / 0 is NaN, ...), on both paths.
 """
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ import numpy as np
 from playdeck.compiler import ir
 from playdeck.compiler.check import has_state
 from playdeck.compiler.ir import home_tf
+from playdeck.compiler.operators import OPERATORS
 
 from playdeck.runtime.data.feeds import FeedStore
-from playdeck.runtime.data.indicators import BUILTINS
+from playdeck.runtime.data.indicators import IMPLEMENTATIONS
 
 
 class SeriesEvaluator:
@@ -39,7 +41,7 @@ class SeriesEvaluator:
         key = ind.job()
         if key not in self._jobs:
             args = [np.asarray(self.on(a, ind.tf), dtype=np.float64) for a in ind.args]
-            self._jobs[key] = BUILTINS[ind.fn].fn(*args, *ind.params)
+            self._jobs[key] = IMPLEMENTATIONS[ind.fn](*args, *ind.params)
         return self._jobs[key]
 
     def on(self, e: ir.Expr, tf: str) -> Any:
@@ -120,20 +122,11 @@ class SeriesEvaluator:
                 return arr > 0.5 if e.operand.type.is_bool else arr
             return shift(np.asarray(self.on(e.operand, tf)), e.bars)
         if isinstance(e, ir.Neg):
-            return -self.on(e.operand, tf)
+            return OPERATORS["neg"].array(self.on(e.operand, tf))
         if isinstance(e, ir.Not):
             return np.logical_not(self.on(e.operand, tf))
-        if isinstance(e, ir.Arith):
-            a, b = self.on(e.left, tf), self.on(e.right, tf)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                return ARITH[e.op](a, b)
-        if isinstance(e, ir.Compare):
-            a, b = self.on(e.left, tf), self.on(e.right, tf)
-            with np.errstate(invalid="ignore"):
-                out = COMPARE[e.op](a, b)
-                if e.op == "!=" and not (e.left.type.is_bool and e.right.type.is_bool):
-                    out = out & ~np.isnan(a) & ~np.isnan(b)  # NaN compares false, even with !=
-            return out
+        if isinstance(e, (ir.Arith, ir.Compare)):  # NaN compares false, even with !=; x / 0 is NaN
+            return OPERATORS[e.op].array(self.on(e.left, tf), self.on(e.right, tf))
         if isinstance(e, ir.Cross):
             a = np.asarray(self.on(e.left, tf), dtype=np.float64)
             b = np.asarray(self.on(e.right, tf), dtype=np.float64)
@@ -141,16 +134,13 @@ class SeriesEvaluator:
             a = np.broadcast_to(a, (n,))
             b = np.broadcast_to(b, (n,))
             pa, pb = shift(a, 1), shift(b, 1)
-            with np.errstate(invalid="ignore"):
-                if e.direction == "above":
-                    return (a > b) & (pa <= pb)
-                return (a < b) & (pa >= pb)
+            now, before = (">", "<=") if e.direction == "above" else ("<", ">=")
+            return OPERATORS[now].array(a, b) & OPERATORS[before].array(pa, pb)
         if isinstance(e, ir.Logic):
             a, b = self.on(e.left, tf), self.on(e.right, tf)
             return np.logical_and(a, b) if e.op == "and" else np.logical_or(a, b)
         if isinstance(e, ir.Func):
-            args = [self.on(a, tf) for a in e.args]
-            return {"min": np.minimum, "max": np.maximum, "abs": np.abs}[e.fn](*args)
+            return OPERATORS[e.fn].array(*(self.on(a, tf) for a in e.args))
         raise TypeError(f"no series rule for {type(e).__name__} (it reads trading state)")
 
 
@@ -168,16 +158,6 @@ def shift(a: np.ndarray, n: int) -> np.ndarray:
     out[n:] = a[:-n]
     return out
 
-
-def _divide(a, b):
-    """Division where x / 0 is NaN (unknown), as in the scalar path, not +-inf."""
-    out = np.divide(a, b)
-    return np.where(np.asarray(b) == 0, np.nan, out) if np.any(np.asarray(b) == 0) else out
-
-
-ARITH: dict[str, Callable] = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": _divide}
-COMPARE: dict[str, Callable] = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal,
-                                "==": np.equal, "!=": np.not_equal}
 
 # ---- closures over trading state ---------------------------------------------------------------
 
@@ -201,18 +181,14 @@ def compile_scalar(e: ir.Expr, series: SeriesEvaluator) -> Scalar:
     if isinstance(e, ir.FillPrice):
         return lambda i, st, fill: fill
     if isinstance(e, ir.Neg):
-        f = compile_scalar(e.operand, series)
-        return lambda i, st, fill: -f(i, st, fill)
+        f, neg = compile_scalar(e.operand, series), OPERATORS["neg"].scalar
+        return lambda i, st, fill: neg(f(i, st, fill))
     if isinstance(e, ir.Not):
         f = compile_scalar(e.operand, series)
         return lambda i, st, fill: not f(i, st, fill)
-    if isinstance(e, ir.Arith):
+    if isinstance(e, (ir.Arith, ir.Compare)):
         a, b = compile_scalar(e.left, series), compile_scalar(e.right, series)
-        op = _SCALAR_ARITH[e.op]
-        return lambda i, st, fill: op(a(i, st, fill), b(i, st, fill))
-    if isinstance(e, ir.Compare):
-        a, b = compile_scalar(e.left, series), compile_scalar(e.right, series)
-        op = _SCALAR_COMPARE[e.op]
+        op = OPERATORS[e.op].scalar
         return lambda i, st, fill: op(a(i, st, fill), b(i, st, fill))
     if isinstance(e, ir.Logic):
         a, b = compile_scalar(e.left, series), compile_scalar(e.right, series)
@@ -221,31 +197,11 @@ def compile_scalar(e: ir.Expr, series: SeriesEvaluator) -> Scalar:
         return lambda i, st, fill: bool(a(i, st, fill)) or bool(b(i, st, fill))
     if isinstance(e, ir.Func):
         fs = [compile_scalar(x, series) for x in e.args]
-        if e.fn == "abs":
-            return lambda i, st, fill: abs(fs[0](i, st, fill))
-        pick = min if e.fn == "min" else max
-        return lambda i, st, fill: _nan_or(pick, fs[0](i, st, fill), fs[1](i, st, fill))
+        fn = OPERATORS[e.fn].scalar
+        if len(fs) == 1:
+            f = fs[0]
+            return lambda i, st, fill: fn(f(i, st, fill))
+        a, b = fs
+        return lambda i, st, fill: fn(a(i, st, fill), b(i, st, fill))
     raise TypeError(f"no scalar rule for {type(e).__name__}")
 
-
-def _nan_or(pick, a: float, b: float) -> float:
-    if a != a or b != b:
-        return float("nan")
-    return pick(a, b)
-
-
-def _div(a: float, b: float) -> float:
-    if b == 0:
-        return float("nan")
-    return a / b
-
-
-def _ne(a, b) -> bool:
-    if isinstance(a, float) and a != a or isinstance(b, float) and b != b:
-        return False
-    return a != b
-
-
-_SCALAR_ARITH = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b, "/": _div}
-_SCALAR_COMPARE = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b,
-                   ">=": lambda a, b: a >= b, "==": lambda a, b: a == b, "!=": _ne}

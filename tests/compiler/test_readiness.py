@@ -19,7 +19,7 @@ import pytest
 
 from playdeck.compiler import compile_file, compile_text, ir
 from playdeck.compiler.lower import lower
-from playdeck.compiler.settings import TIMEFRAMES
+from playdeck.dsl.vocabulary import tf_minutes
 from playdeck.runtime.backtest.run import exec_bars, prepare
 from playdeck.runtime.data.synthetic import generate
 from playdeck.runtime.data.bars import Bars
@@ -129,7 +129,7 @@ def test_compile_readiness_is_the_run_gate_on_data_that_starts_on_every_boundary
 
 
 def _exec_minutes(plan) -> int:
-    return TIMEFRAMES[plan.play.market.exec_tf]
+    return tf_minutes(plan.play.market.exec_tf)
 
 
 def test_an_exec_feature_reads_a_higher_timeframe_feature_as_a_condition_does():

@@ -230,6 +230,18 @@ def test_parse_timestamp_accepts_epoch_ms_and_iso():
         parse_timestamp("1735689600")
 
 
+def test_a_timestamp_of_thousands_of_digits_is_a_bad_row_not_a_crash(tmp_path):
+    # Python refuses int() of 4,300+ digits; the first rows also decide whether a file is in seconds
+    huge = "1" + "0" * 5000
+    with pytest.raises(ValueError, match="of 5001 digits is no time in epoch milliseconds"):
+        parse_timestamp(huge)
+    rows = [huge] + [str(T0 + k * MIN) for k in range(1, 4)]
+    path = write(tmp_path, "timestamp,open,high,low,close,volume\n" + "".join(f"{t},100,101,99,100,1\n" for t in rows))
+    found = problems_of(path)
+    assert set(found) == {2}
+    assert found[2].startswith("timestamp '10000000000000000000'... of 5001 digits is no time in epoch milliseconds")
+
+
 def test_import_generic_iso(tmp_path):
     path = write(tmp_path, "timestamp,open,high,low,close,volume\n"
                            "2025-01-01T00:00:00Z,100,101,99,100.5,3\n"

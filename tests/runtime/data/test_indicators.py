@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from playdeck.runtime.data import indicators as ind
-from playdeck.runtime.data.indicators import BUILTINS
+from playdeck.compiler.builtins import INDICATORS
+from playdeck.runtime.data.indicators import IMPLEMENTATIONS
 
 NAN = math.nan
 
@@ -370,37 +371,37 @@ TYPICAL_PARAMS = {
 
 def call(name: str, params: tuple, series: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Run a builtin on random bars; `series` replaces the explicit series argument."""
-    spec = BUILTINS[name]
+    sig = INDICATORS[name]
     _, high, low, close, volume = random_ohlcv(300, 11)
     ts_open = 1735689600000 + np.arange(300, dtype=np.int64) * 3_600_000  # hourly: 12 UTC days and a half
     columns = {"high": high, "low": low, "close": close, "volume": volume, "ts_open": ts_open}
-    args = [columns[c] for c in spec.implicit] + ([close if series is None else series] * spec.n_series)
-    out = spec.fn(*args, *params)
+    args = [columns[c] for c in sig.implicit] + ([close if series is None else series] * sig.series_args)
+    out = IMPLEMENTATIONS[name](*args, *params)
     return out if isinstance(out, dict) else {"": out}
 
 
 def test_every_builtin_has_typical_params_in_this_test():
-    assert set(BUILTINS) == set(TYPICAL_PARAMS)
+    assert set(INDICATORS) == set(TYPICAL_PARAMS)
 
 
 @pytest.mark.parametrize("name", sorted(TYPICAL_PARAMS))
 def test_warmup_is_the_index_of_the_first_valid_value(name):
-    spec, params = BUILTINS[name], TYPICAL_PARAMS[name]
+    sig, params = INDICATORS[name], TYPICAL_PARAMS[name]
     for field, values in call(name, params).items():
         assert len(values) == 300 and values.dtype == np.float64
-        expected = spec.warmup(*params, field=field or None)
+        expected = sig.first_value(params, field or None)
         if name.startswith("pivot"):
             # data-dependent: the earliest possible confirmation, later if no pivot formed yet
             assert first_valid(values) >= expected
         else:
             assert first_valid(values) == expected, field
             assert not np.isnan(values[expected:]).any()
-    assert spec.warmup(*params) == max(spec.warmup(*params, field=f) for f in (spec.fields or (None,)))
+    assert sig.first_value(params) == max(sig.first_value(params, f) for f in (sig.fields or (None,)))
 
 
 def test_pivot_warmup_is_reached_when_a_pivot_forms_at_once():
     high = np.array([1, 2, 3, 9, 3, 2, 1, 1.0])
-    assert first_valid(ind.pivot_high(high, 3, 2)) == BUILTINS["pivot_high"].warmup(3, 2) == 5
+    assert first_valid(ind.pivot_high(high, 3, 2)) == INDICATORS["pivot_high"].first_value((3, 2)) == 5
 
 
 @pytest.mark.parametrize("outer", ["sma", "ema", "wma", "rma", "rsi", "stdev", "highest", "lowest", "roc", "macd", "bbands"])
@@ -409,9 +410,9 @@ def test_warmup_of_a_composition_is_the_sum(outer, inner):
     inner_params, outer_params = TYPICAL_PARAMS[inner], TYPICAL_PARAMS[outer]
     inner_out = call(inner, inner_params)
     inner_series = inner_out.get("", inner_out.get("macd"))
-    inner_warmup = BUILTINS[inner].warmup(*inner_params, field="macd" if inner == "macd" else None)
+    inner_warmup = INDICATORS[inner].first_value(inner_params, "macd" if inner == "macd" else None)
     for field, values in call(outer, outer_params, series=inner_series).items():
-        expected = inner_warmup + BUILTINS[outer].warmup(*outer_params, field=field or None)
+        expected = inner_warmup + INDICATORS[outer].first_value(outer_params, field or None)
         assert first_valid(values) == expected
         assert not np.isnan(values[expected:]).any()
 
@@ -455,20 +456,13 @@ def test_registry_signatures_are_what_the_compiler_checks():
         "pivot_high": (("int", "int"), ("high",), ()),
         "pivot_low": (("int", "int"), ("low",), ()),
     }
+    assert set(expected) == set(INDICATORS)
     for name, (inputs, implicit, fields) in expected.items():
-        spec = BUILTINS[name]
-        assert (spec.name, spec.inputs, spec.implicit, spec.fields) == (name, inputs, implicit, fields)
-        assert len(spec.param_names) == sum(1 for kind in inputs if kind != "series")
-        assert spec.summary
-
-
-def test_check_params_names_the_bad_parameter():
-    assert BUILTINS["ema"].check_params(21) == []
-    assert BUILTINS["bbands"].check_params(20, 2) == []
-    assert BUILTINS["ema"].check_params(0) == ["ema length must be an integer >= 1, was 0"]
-    assert BUILTINS["bbands"].check_params(20, math.inf) == ["bbands multiplier must be a finite number, was inf"]
-    assert BUILTINS["macd"].check_params(12, 26) == ["macd takes 3 parameter(s), got 2"]
-    assert BUILTINS["rsi"].check_params(2.5) == ["rsi length must be an integer >= 1, was 2.5"]
+        sig = INDICATORS[name]
+        series_args, params = inputs.count("series"), tuple(k for k in inputs if k != "series")
+        assert (sig.name, sig.series_args, sig.params, sig.implicit, sig.fields) == (
+            name, series_args, params, implicit, fields)
+        assert sig.doc
 
 
 def test_bad_lengths_raise():
@@ -478,13 +472,13 @@ def test_bad_lengths_raise():
 
 def test_short_and_empty_inputs_are_all_nan():
     for name, params in TYPICAL_PARAMS.items():
-        spec = BUILTINS[name]
+        sig = INDICATORS[name]
         for size in (0, 3):
-            args = [np.ones(size)] * (len(spec.implicit) + spec.n_series)
-            out = spec.fn(*args, *params)
+            args = [np.ones(size)] * (len(sig.implicit) + sig.series_args)
+            out = IMPLEMENTATIONS[name](*args, *params)
             for values in (out.values() if isinstance(out, dict) else [out]):
                 # shorter than the warm-up: no value (vwap(), warm from its first bar, has them all)
-                assert len(values) == size and (np.isnan(values).all() if spec.warmup(*params) >= size
+                assert len(values) == size and (np.isnan(values).all() if sig.first_value(params) >= size
                                                 else not np.isnan(values).any())
 
 
