@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from playdeck.runtime.data import cache, csv_import
 from playdeck.runtime.data.bars import Bars, resample
@@ -203,6 +207,44 @@ def test_bybit_s_export_with_its_funding_rate_column(tmp_path):
     path = write(tmp_path, [header] + rows[::-1])
     bars = import_csv(path, "BTCUSDT", None).bars
     assert bars.tf == "1h" and same(bars.funding_rate, [0.0001, NAN, NAN])
+
+
+_RATE_CELLS = st.one_of(
+    st.sampled_from(["", "", "0.0001", "-0.00025", "0", "5e-2", "0.05", "-0.0501", "1", "1e999", ".5e-3"]),
+    st.text("0123456789.+-eE", min_size=0, max_size=5),  # plain bytes that may or may not be numbers
+    st.sampled_from(["nan", "inf", "0.01%", " ", " 0.0001", "x", "１", '"0.0001"']),
+)
+
+
+@st.composite
+def rated_files(draw) -> bytes:
+    """Small CSV files with a funding rate column somewhere, most cells empty or good."""
+    n = draw(st.integers(1, 10))
+    where = draw(st.integers(0, 6))  # the funding column's place among the seven
+    name = draw(st.sampled_from(["funding_rate", "fundingRate", "funding"]))
+    header = HEADER.split(",")
+    header.insert(where, name)
+    lines = [",".join(header)]
+    for k in range(n):
+        t = T0 + k * draw(st.sampled_from([MIN, MIN, MIN, 2 * MIN]))
+        cells = [str(t), "100", "101", "99", "100", draw(st.sampled_from(["1.5", "1.5", ""]))]
+        cells.insert(where, draw(_RATE_CELLS) if draw(st.integers(0, 2)) == 0 else "")
+        if draw(st.integers(0, 15)) == 0:
+            cells = cells[:-1]  # a short row
+        lines.append(",".join(cells))
+    return ("\n".join(lines) + draw(st.sampled_from(["", "\n"]))).encode()
+
+
+@settings(max_examples=200, deadline=None)
+@given(rated_files(), st.sampled_from([None, "1m"]), st.sampled_from(["error", "fill"]))
+def test_any_file_with_rates_imports_the_same_on_every_path(data, tf, gaps):
+    # tmp_path is per test, not per example: one folder for all the examples of this run
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "bars.csv"
+        path.write_bytes(data)
+        with pytest.MonkeyPatch.context() as m:
+            got = each_path(path, m, tf=tf, gaps=gaps)
+        assert got["arrow"] == got["loadtxt"] == got["rows"]
 
 
 # ------------------------------------------------------------------------------------------ Bars
