@@ -132,6 +132,8 @@ def check_timeframe(option: str, tf: str | None) -> None:
 
 
 def cmd_data_import(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from playdeck.runtime.data import cache
     from playdeck.runtime.data.csv_import import import_csv
 
@@ -148,6 +150,10 @@ def cmd_data_import(args: argparse.Namespace) -> int:
         notes.append(f"{result.filled_gaps} missing bar{'s' if result.filled_gaps != 1 else ''} filled flat")
     if result.reversed:
         notes.append("file was newest-first and was reversed")
+    rates = result.bars.funding_rate
+    if rates is not None:  # said only for a file with the column, so other imports print what they did
+        known = int(np.count_nonzero(~np.isnan(rates)))
+        notes.append(f"funding rates on {known} of {len(rates)} bars")
     print(f"imported {len(result.bars)} {result.bars.tf} bars of {args.symbol} into {path}"
           + (f" ({'; '.join(notes)})" if notes else ""))
     return 0
@@ -193,7 +199,8 @@ def cmd_data_list(args: argparse.Namespace) -> int:
             lines.append((symbol, e.tf, e.problem or f"the cache entry {e.entry} is damaged ({cache.META_FILE} "
                                                      "lacks the bars' span)"))
             continue
-        lines.append((symbol, e.tf, f"{span}  {_source_text(e)}"))
+        rates = "  with funding rates" if cache.has_funding_rates(meta) else ""
+        lines.append((symbol, e.tf, f"{span}  {_source_text(e)}{rates}"))
     width = max(len(symbol) for symbol, _, _ in lines)
     for symbol, tf, rest in lines:
         print(f"{symbol:<{width}}  {tf:<3}  {rest}")

@@ -156,10 +156,26 @@ def _out_dir_error(path: Path, exc: OSError) -> BacktestError:
     return BacktestError(f"cannot use {path} as the output folder: {cache.folder_problem(path, exc)}")
 
 
+def funding_series(data: Bars) -> tuple[np.ndarray, np.ndarray] | None:
+    """The data's funding rates for the simulator: (bar open times, each bar's rate, NaN where
+    unknown), or None when the data has no funding_rate column (then account.funding is used).
+
+    Always from the data as loaded, never from exec bars resampled from it: 7.3 takes the rate of
+    the bar that starts at the instant, else of the last bar before it, which only the data's own
+    bars answer (see bars.resample).
+    """
+    if data.funding_rate is None:
+        return None
+    return np.asarray(data.ts_open), np.asarray(data.funding_rate)
+
+
 def prepare(plan: ExecutionPlan, bars: Bars, where: str = "", *, keep_events: bool = False,
-            detail: Bars | None = None) -> Backtest:
+            detail: Bars | None = None,
+            funding_rates: tuple[np.ndarray, np.ndarray] | None = None) -> Backtest:
     """Wire a backtest of `plan` on exec `bars`; `detail` are the bar magnifier's finer bars (when the
-    Play's `account.intrabar` is a timeframe, see `detail_bars`)."""
+    Play's `account.intrabar` is a timeframe, see `detail_bars`). `funding_rates` are the data's (bar
+    open times, rates) for 7.3 (see `funding_series`); by default the exec bars' own column when they
+    have one (they are then the data itself: resampled bars carry none), else account.funding."""
     play = plan.play
     feeds = FeedStore.build(bars, dict(play.market.timeframes) | {tf: tf for tf in plan.timeframes})
     acc = play.account
@@ -170,7 +186,8 @@ def prepare(plan: ExecutionPlan, bars: Bars, where: str = "", *, keep_events: bo
     ex = SimExchange(instrument, maker_fee=acc.maker_fee, taker_fee=acc.taker_fee, slippage_bps=acc.slippage_bps,
                      # each detail bar is walked by the ohlc_path rule (7.5)
                      intrabar="ohlc_path" if magnifier is not None else acc.intrabar,
-                     equity=acc.equity, leverage=acc.leverage, mmr=acc.mmr, funding=acc.funding)
+                     equity=acc.equity, leverage=acc.leverage, mmr=acc.mmr, funding=acc.funding,
+                     funding_rates=funding_rates if funding_rates is not None else funding_series(bars))
     ts = np.asarray(bars.ts_open)
     magnified = None if magnifier is None else DetailBars(
         np.asarray(detail.ts_open), detail.open, detail.high, detail.low, detail.close, ts, tf_ms(bars.tf))
@@ -219,7 +236,9 @@ def run_backtest(play_path: str, *, data: str | None = None, data_tf: str | None
             raise BacktestError(f"the data holds no complete {plan.play.market.exec_tf} bar "
                                 f"({len(base)} {base.tf} bars)")
         raise BacktestError("no bars in the chosen range")
-    bt = prepare(plan, bars, where=play_path, detail=detail_bars(base, plan.play.account.magnifier))
+    funding = funding_series(base)
+    bt = prepare(plan, bars, where=play_path, detail=detail_bars(base, plan.play.account.magnifier),
+                 funding_rates=funding)
     ready = bt.engine.ready_bar
     # Not an empty report: a run that cannot fill a single order is a mistake in the Play or the
     # range. An order sent at the close of the last bar could only fill in the bar after it.
@@ -247,6 +266,11 @@ def run_backtest(play_path: str, *, data: str | None = None, data_tf: str | None
         report["data"].update(filled_gaps=filled, filled_tf=base.tf)
     if loaded.cached is not None:  # a --data file: parsed now, or its bars mapped from the cache
         report["data"].update(label=loaded.label, cached=loaded.cached)
+    if funding is not None:
+        # Only for data with the column, so data without one writes the report.json it always did.
+        # True: funding came from the data's rates (account.funding only where a bar had none);
+        # false: the column was there but every cell empty, so account.funding was used throughout.
+        report["data"]["funding_rates"] = bool(np.any(~np.isnan(funding[1])))
     if out_dir is not None:
         report["out"] = str(out_dir)
         state = bt.state

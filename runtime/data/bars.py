@@ -14,12 +14,17 @@ import numpy as np
 from playdeck.dsl.vocabulary import TIMEFRAMES, is_multiple, tf_minutes, tf_ms
 
 # The timeframe words are dsl.vocabulary's; they are re-exported here for the data room's modules.
-__all__ = ["COLUMNS", "PRICE_COLUMNS", "TIMEFRAMES", "Bars", "exec_close_index", "is_multiple", "resample",
-           "slice_time", "tf_minutes", "tf_ms"]
+__all__ = ["COLUMNS", "FUNDING_RATE", "MAX_FUNDING_RATE", "PRICE_COLUMNS", "TIMEFRAMES", "Bars", "exec_close_index",
+           "is_multiple", "resample", "slice_time", "tf_minutes", "tf_ms"]
 
 
 PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close")
 COLUMNS: tuple[str, ...] = ("ts_open", "open", "high", "low", "close", "volume")
+# The optional column of funding rates (PLAY-LANGUAGE.md 7.3): not in COLUMNS, which every series has.
+FUNDING_RATE = "funding_rate"
+# A funding rate beyond +-5% per interval is a typo (a percentage written as a number), not a market:
+# Bybit caps its rates far below that. The importer refuses one; Bars itself does not check values.
+MAX_FUNDING_RATE = 0.05
 
 
 def _float_column(values: object) -> np.ndarray:
@@ -28,6 +33,10 @@ def _float_column(values: object) -> np.ndarray:
     if arr.ndim != 1:
         raise ValueError(f"bar columns must be 1-D, got shape {arr.shape}")
     return arr
+
+
+def _optional_float_column(values: object) -> np.ndarray | None:
+    return None if values is None else _float_column(values)
 
 
 def _int_column(values: object) -> np.ndarray:
@@ -45,6 +54,10 @@ class Bars:
     built from (a resampled bucket still forming). Such a bar is kept, so a console can draw it,
     but it has not closed: `exec_close_index` never makes it visible. `n_complete` counts the
     bars that have closed.
+
+    `funding_rate` is the data's funding rate on each bar (float64, NaN where a row gave none), or
+    None when the data has no such column at all; the simulator settles funding from it (7.3).
+    A resampled (coarser) series carries none: see `resample`.
     """
 
     symbol: str
@@ -57,6 +70,8 @@ class Bars:
     volume: np.ndarray = attrs.field(converter=_float_column)
     synthetic: bool = False
     partial_last: bool = False
+    # Last, and keyword-only in spirit: positional constructions of the six columns stay valid.
+    funding_rate: np.ndarray | None = attrs.field(default=None, converter=_optional_float_column)
 
     def __attrs_post_init__(self) -> None:
         tf_minutes(self.tf)  # validates the timeframe name
@@ -64,6 +79,8 @@ class Bars:
         for name in PRICE_COLUMNS + ("volume",):
             if len(getattr(self, name)) != n:
                 raise ValueError(f"column {name} has {len(getattr(self, name))} rows, ts_open has {n}")
+        if self.funding_rate is not None and len(self.funding_rate) != n:
+            raise ValueError(f"column {FUNDING_RATE} has {len(self.funding_rate)} rows, ts_open has {n}")
         if self.partial_last and n == 0:
             raise ValueError("partial_last set on empty bars")
 
@@ -100,6 +117,7 @@ class Bars:
             close=self.close[start:stop],
             volume=self.volume[start:stop],
             partial_last=self.partial_last and stop == n and stop > start,
+            funding_rate=None if self.funding_rate is None else self.funding_rate[start:stop],
         )
 
 
@@ -111,20 +129,29 @@ def resample(bars: Bars, tf: str) -> Bars:
     is flagged `partial_last` when the data ends before the bucket's close. A leading bucket that
     starts before the data (data from 00:30 for 1h bars) is dropped: its open, high, low and volume
     would not be the period's, and an indicator must not warm up on a bar that never was.
+
+    The result has no `funding_rate`. 7.3 takes the rate of the bar that starts at a funding instant,
+    else of the last bar before it; on bars of 12h or 1d several instants fall inside one bar, and
+    where a source bar is missing "the last before" is the last source bar, not the bucket's first:
+    no one value per coarser bar gives what the source bars give. So the simulator is handed the
+    source data's own times and rates (see runtime/backtest/run.py), and a coarser series carries
+    none rather than one that reads right and is not. A `tf` equal to the data's returns the data.
     """
     src_ms, dst_ms = tf_ms(bars.tf), tf_ms(tf)
     if dst_ms % src_ms != 0:
         raise ValueError(f"cannot resample {bars.tf} bars to {tf}: {tf} is not a multiple of {bars.tf}")
     n = len(bars)
-    if n == 0 or dst_ms == src_ms:
+    if dst_ms == src_ms:
         return attrs.evolve(bars, tf=tf)
+    if n == 0:
+        return attrs.evolve(bars, tf=tf, funding_rate=None)
     bucket = bars.ts_open // dst_ms
     # Index of the first source bar of each bucket; reduceat reduces each [start_k, start_k+1).
     starts = np.concatenate(([0], np.flatnonzero(bucket[1:] != bucket[:-1]) + 1))
     if int(bars.ts_open[0]) > int(bucket[0]) * dst_ms:
         starts = starts[1:]  # the data begins inside the first bucket
         if len(starts) == 0:
-            return attrs.evolve(bars.take(0, 0), tf=tf)  # not one whole bucket
+            return attrs.evolve(bars.take(0, 0), tf=tf, funding_rate=None)  # not one whole bucket
     ends = np.concatenate((starts[1:], [n])) - 1
     last_close = int(bars.ts_open[-1]) + src_ms
     ts_open = bucket[starts] * dst_ms

@@ -7,7 +7,9 @@ Layout, under the cache folder:
     files/<key>               a `--data` file's bars, by its content (see runtime/data/sources.py)
 
 Each of these entries is a symbolic link to a *version* folder beside it (`.<tf>@<random>`) that
-holds one `.npy` file per column and `meta.json`. A version is written whole before anything
+holds one `.npy` file per column and `meta.json` (a series with funding rates has one more column,
+`funding_rate.npy`, and `"funding_rate": true` in its meta; one without, and every entry an earlier
+playdeck wrote, has neither). A version is written whole before anything
 points at it and never changed afterwards. Replacing an entry writes a new version, then renames a
 new link over the old one (rename is atomic on Linux: a reader finds the old link or the new one,
 never none), then deletes the version it replaced.
@@ -47,7 +49,7 @@ import numpy as np
 
 from playdeck.dsl.vocabulary import is_symbol
 from playdeck.runtime.data import synthetic
-from playdeck.runtime.data.bars import COLUMNS, TIMEFRAMES, Bars
+from playdeck.runtime.data.bars import COLUMNS, FUNDING_RATE, TIMEFRAMES, Bars
 
 META_FILE = "meta.json"
 LOCK_FILE = ".lock"
@@ -255,7 +257,9 @@ def _write_series(directory: Path, bars: Bars, source: dict[str, Any] | None) ->
     """The column files, then the metadata."""
     for name in COLUMNS:
         np.save(directory / f"{name}.npy", np.ascontiguousarray(bars.column(name)), allow_pickle=False)
-    meta = {
+    if bars.funding_rate is not None:
+        np.save(directory / f"{FUNDING_RATE}.npy", np.ascontiguousarray(bars.funding_rate), allow_pickle=False)
+    meta: dict[str, Any] = {
         "format": CACHE_FORMAT,
         "symbol": bars.symbol,
         "tf": bars.tf,
@@ -266,6 +270,10 @@ def _write_series(directory: Path, bars: Bars, source: dict[str, Any] | None) ->
         "last_ts": int(bars.ts_open[-1]) if len(bars) else None,
         "source": source or {},
     }
+    if bars.funding_rate is not None:
+        # Only when present, so a series without the column writes the meta it always did; the
+        # reader takes the column's file by this key, not by whether a file happens to be there.
+        meta[FUNDING_RATE] = True
     (directory / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
 
 
@@ -316,6 +324,8 @@ def _read_meta(directory: Path) -> dict[str, Any]:
 def _read_series(directory: Path) -> Entry:
     meta = _read_meta(directory)
     columns = {name: _load_column(directory / f"{name}.npy") for name in COLUMNS}
+    if has_funding_rates(meta):  # absent in entries without the column and in older playdecks'
+        columns[FUNDING_RATE] = _load_column(directory / f"{FUNDING_RATE}.npy")
     bars = Bars(
         symbol=meta["symbol"],
         tf=meta["tf"],
@@ -324,6 +334,11 @@ def _read_series(directory: Path) -> Entry:
         **columns,
     )
     return Entry(bars, meta)
+
+
+def has_funding_rates(meta: dict[str, Any]) -> bool:
+    """Whether a cached series' metadata says it holds a funding_rate column."""
+    return meta.get(FUNDING_RATE) is True
 
 
 def _load_column(path: Path) -> np.ndarray:

@@ -8,6 +8,12 @@ Accepted layouts (detected from the first non-blank line):
 - headerless rows, positional `timestamp,open,high,low,close,volume[,turnover]` (Bybit's API
   rows are the 7-column form).
 
+A header may also name a `funding_rate` column (or `fundingRate`, `funding`): each row's funding
+rate per interval as a fraction (0.0001 is 0.01%), read into `Bars.funding_rate` for the simulator
+(PLAY-LANGUAGE.md 7.3). An empty cell is an unknown rate (NaN: the account's rate is used there); a
+non-number, a non-finite number and a rate beyond +-5% (a percentage written as a number) are
+errors on their row. A headerless file has no funding column; bars `gaps="fill"` makes up have none.
+
 `timestamp` is the bar's open time, either epoch milliseconds (an integer, as Bybit writes it) or
 ISO 8601 (`2025-01-01T00:00:00Z`, `2025-01-01 00:00`, with or without an offset; a naive time is
 UTC). Integers below 10^11 are rejected as probably epoch *seconds*; a file whose timestamps are
@@ -51,7 +57,7 @@ from typing import Iterable
 import attrs
 import numpy as np
 
-from playdeck.runtime.data.bars import TIMEFRAMES, Bars, tf_ms
+from playdeck.runtime.data.bars import FUNDING_RATE, MAX_FUNDING_RATE, TIMEFRAMES, Bars, tf_ms
 
 FIELDS: tuple[str, ...] = ("timestamp", "open", "high", "low", "close", "volume")
 GAP_POLICIES: tuple[str, ...] = ("error", "fill")
@@ -65,7 +71,7 @@ _MAX_DIGITS = 20
 _MIN_EPOCH_S = 10**8  # 1973-03-03 again, in seconds: smaller integers are not seconds either (row counters?)
 # Bump whenever a file may import differently (other bars, other errors): a --data file's bars are
 # remembered in the cache under a key holding this number (see runtime/data/sources.py).
-IMPORT_VERSION = 2
+IMPORT_VERSION = 3  # 3: a funding_rate column is read
 
 # Header names (lower-cased, spaces/underscores kept) for each field, generic and Bybit spellings.
 _ALIASES: dict[str, tuple[str, ...]] = {
@@ -76,6 +82,8 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "close": ("close", "closeprice", "close_price", "c"),
     "volume": ("volume", "vol", "v"),
 }
+# The optional funding rate column: ours, Bybit's `fundingRate` (lower-cased), and the short word.
+_FUNDING_ALIASES: tuple[str, ...] = ("funding_rate", "fundingrate", "funding")
 
 
 @attrs.frozen
@@ -114,6 +122,12 @@ class ImportResult:
     bars: Bars
     filled_gaps: int = 0
     reversed: bool = False
+
+
+# What a parser gives: timestamps, the value columns (open, high, low, close, volume[, funding_rate]),
+# each row's line number, and which funding cells were empty (None when every one held a number, or
+# there is no funding column).
+_Parsed = tuple[np.ndarray, np.ndarray, np.ndarray, "np.ndarray | None"]
 
 
 def _digits(text: str) -> bool:
@@ -261,11 +275,31 @@ def _parse_problems(fields: list[str], columns: dict[str, int], width: int, row:
             _number(text)
         except ValueError:
             problems.append(DataProblem(row, f"{name} {text!r} is not a number{_ascii_hint(text)}"))
+    if FUNDING_RATE in columns:
+        text = fields[columns[FUNDING_RATE]].strip()
+        try:
+            _funding_cell(text)
+        except ValueError:
+            problems.append(DataProblem(row, f"{FUNDING_RATE} {text!r} is not a number{_rate_hint(text)}"))
     return problems
 
 
-def _value_problems(values: np.ndarray, rows: np.ndarray) -> tuple[list[DataProblem], np.ndarray]:
-    """Checks on parsed (open, high, low, close, volume) rows, vectorized: (problems, row is bad)."""
+def _funding_cell(text: str) -> float:
+    """A stripped funding rate cell: NaN for an empty one (the rate is unknown there), else the number
+    it writes (ValueError as `_number`). A written 'nan' is a number here and a problem later."""
+    return float("nan") if not text else _number(text)
+
+
+def _rate_hint(text: str) -> str:
+    if text.endswith("%"):
+        return " (write a rate as a fraction: 0.0001 for 0.01%)"
+    return _ascii_hint(text)
+
+
+def _value_problems(values: np.ndarray, rows: np.ndarray,
+                    blank: np.ndarray | None = None) -> tuple[list[DataProblem], np.ndarray]:
+    """Checks on parsed (open, high, low, close, volume[, funding_rate]) rows, vectorized: (problems,
+    row is bad). `blank` marks the rows whose funding cell was empty (their NaN is no problem)."""
     problems: list[DataProblem] = []
     bad = np.zeros(len(values), dtype=bool)
 
@@ -280,11 +314,18 @@ def _value_problems(values: np.ndarray, rows: np.ndarray) -> tuple[list[DataProb
             flag(~finite[:, k], lambda v, k=k, name=name: f"{name} {float(v[k])} is not a finite number")
             if name != "volume":
                 flag(finite[:, k] & (values[:, k] <= 0), lambda v, k=k, name=name: f"{name} {v[k]:g} must be positive")
-        o, h, l, c, vol = values.T
+        o, h, l, c, vol = values[:, :5].T
         flag(h < l, lambda v: f"high {v[1]:g} < low {v[2]:g}")
         flag(h < np.maximum(o, c), lambda v: f"high {v[1]:g} < max(open, close) {max(v[0], v[3]):g}")
         flag(l > np.minimum(o, c), lambda v: f"low {v[2]:g} > min(open, close) {min(v[0], v[3]):g}")
         flag(vol < 0, lambda v: f"volume {v[4]:g} is negative")
+        if values.shape[1] > 5:
+            # A written nan or inf is not an unknown rate (that is an empty cell): it is a bad value.
+            written = np.ones(len(values), dtype=bool) if blank is None else ~blank
+            flag(written & ~finite[:, 5], lambda v: f"{FUNDING_RATE} {float(v[5])} is not a finite number")
+            flag(written & finite[:, 5] & (np.abs(values[:, 5]) > MAX_FUNDING_RATE),
+                 lambda v: f"{FUNDING_RATE} {v[5]:g} is beyond +-{MAX_FUNDING_RATE:.0%} per funding interval; "
+                           "write a rate as a fraction (0.0001 for 0.01%)")
     return problems, bad
 
 
@@ -420,13 +461,14 @@ def _fill_gaps(ts: np.ndarray, values: np.ndarray, step: int, tf: str,
                                         f"{spacing or 'check the dates, or import the parts separately'}")], path)
     present = np.zeros(total, dtype=bool)
     present[slots] = True
-    out = np.empty((total, 5))
+    out = np.empty((total, values.shape[1]))
     out[slots] = values
     # Each missing slot copies the close of the latest present bar before it.
     last = np.maximum.accumulate(np.where(present, np.arange(total), 0))
     gap = ~present
     out[gap, 0:4] = out[last[gap], 3][:, None]
     out[gap, 4] = 0.0
+    out[gap, 5:] = np.nan  # a made-up bar's funding rate is unknown, not its neighbour's
     return ts[0] + np.arange(total, dtype=np.int64) * step, out, filled
 
 
@@ -453,30 +495,44 @@ def _layout(lines: list[str], path: str | os.PathLike[str]) -> tuple[int, dict[s
         if columns is None:
             raise DataError([DataProblem(row, f"header lacks {', '.join(missing)}; expected "
                                          f"{','.join(FIELDS)} or Bybit's startTime,openPrice,...")], path)
+        funding = [i for i, name in enumerate(fields) if name.strip().lower() in _FUNDING_ALIASES]
+        if len(funding) > 1:
+            # Which one holds the rates is a guess either way: the file must say.
+            names = ", ".join(fields[i].strip() for i in funding)
+            raise DataError([DataProblem(row, f"header names {len(funding)} funding rate columns ({names}); "
+                                              "keep one")], path)
+        if funding:
+            columns[FUNDING_RATE] = funding[0]
         return index + 1, columns, max(columns.values()) + 1
     raise DataError([DataProblem(0, "no data rows")], path)
 
 
-def _parse_numeric(body: list[str], first_row: int,
-                   columns: dict[str, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+def _parse_numeric(body: list[str], first_row: int, columns: dict[str, int]) -> _Parsed | None:
     """Fast path for the common file (plain numbers, epoch-ms timestamps, no blank lines), parsed in C.
 
-    None sends the file to the row-by-row parser, which can say what is wrong where.
+    None sends the file to the row-by-row parser, which can say what is wrong where (and reads an
+    empty funding rate cell, which loadtxt cannot).
     """
     if "" in body or any(map(str.isspace, body)):  # C-speed blank-line scan
         return None  # numpy would skip blank lines and shift every row number after them
     try:
         # comments=None: numpy's default '#' would drop a line starting with one (shifting every
         # row number after it) and cut '7#00' to 7; here a '#' is a bad value on its row.
-        table = np.loadtxt(body, delimiter=",", usecols=[columns[f] for f in FIELDS], dtype=np.float64, ndmin=2,
-                           comments=None)
+        table = np.loadtxt(body, delimiter=",", usecols=[columns[f] for f in _fields_of(columns)], dtype=np.float64,
+                           ndmin=2, comments=None)
     except ValueError:
         return None
     ts = _epoch_ms(table[:, 0])
     if ts is None:
         return None
     rows = np.arange(first_row, first_row + len(body), dtype=np.int64)
-    return ts, np.ascontiguousarray(table[:, 1:]), rows
+    return ts, np.ascontiguousarray(table[:, 1:]), rows, None  # every funding cell held a number
+
+
+def _fields_of(columns: dict[str, int]) -> tuple[str, ...]:
+    """The fields a file's parsers read, in the order of their value columns: FIELDS, then the
+    funding rate when the header names one."""
+    return FIELDS + ((FUNDING_RATE,) if FUNDING_RATE in columns else ())
 
 
 def _epoch_ms(ts: np.ndarray) -> np.ndarray | None:
@@ -494,10 +550,10 @@ def _epoch_ms(ts: np.ndarray) -> np.ndarray | None:
 _PLAIN_BYTES = b"0123456789.,+-eE\n"
 
 
-def _parse_arrow(data: bytes, path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+def _parse_arrow(data: bytes, path: str | os.PathLike[str]) -> _Parsed | None:
     """Fast path for the common file, parsed by pyarrow (in C++): a first line that
     is a header or a data row, then rows of plain numbers, all as wide as that first line, epoch-ms
-    timestamps, no blank line inside. (ts, values, rows) as `_parse_numeric` gives them, or None to
+    timestamps, no blank line inside. (ts, values, rows, blank) as `_parse_numeric` gives them, or None to
     send the file to the line-based parsers.
 
     pyarrow is imported here, not at the top: `playdeck compile` never pays for it.
@@ -531,7 +587,8 @@ def _parse_arrow(data: bytes, path: str | os.PathLike[str]) -> tuple[np.ndarray,
     from pyarrow import csv as pa_csv
 
     names = [f"c{i}" for i in range(len(fields))]
-    wanted = [names[columns[f]] for f in FIELDS]
+    wanted = [names[columns[f]] for f in _fields_of(columns)]
+    funding = FUNDING_RATE in columns
     try:
         table = pa_csv.read_csv(
             pa.py_buffer(body),
@@ -542,23 +599,28 @@ def _parse_arrow(data: bytes, path: str | os.PathLike[str]) -> tuple[np.ndarray,
             # No quoting, no empty lines skipped: every line is one row, so row k is line first + k.
             parse_options=pa_csv.ParseOptions(delimiter=",", quote_char=False, escape_char=False,
                                               newlines_in_values=False, ignore_empty_lines=False),
-            # No null spellings: an empty field is a failure here, a problem on its row later.
+            # No null spellings: an empty field is a failure here, a problem on its row later; but
+            # with a funding rate column an empty cell is a null (an unknown rate there), and a null
+            # in another column declines the file below.
             convert_options=pa_csv.ConvertOptions(column_types={n: pa.float64() for n in wanted},
-                                                  include_columns=wanted, null_values=[],
+                                                  include_columns=wanted, null_values=[""] if funding else [],
                                                   strings_can_be_null=False, quoted_strings_can_be_null=False,
                                                   check_utf8=False))
     except pa.ArrowException:
         return None  # a row of another width, a field that is no number
-    if any(table.column(n).null_count for n in wanted):
+    if any(table.column(n).null_count for n in wanted[:len(FIELDS)]):
         return None
     ts = _epoch_ms(table.column(wanted[0]).to_numpy())
     if ts is None:
         return None
-    values = np.empty((table.num_rows, len(_VALUE_NAMES)), dtype=np.float64)
+    values = np.empty((table.num_rows, len(wanted) - 1), dtype=np.float64)
     for k, name in enumerate(wanted[1:]):
-        values[:, k] = table.column(name).to_numpy()
+        values[:, k] = table.column(name).to_numpy()  # a null (an empty funding cell) is NaN
+    blank = None
+    if funding:
+        blank = table.column(wanted[-1]).is_null().to_numpy(zero_copy_only=False)
     first_row = start + 1
-    return ts, values, np.arange(first_row, first_row + table.num_rows, dtype=np.int64)
+    return ts, values, np.arange(first_row, first_row + table.num_rows, dtype=np.int64), blank
 
 
 def _fields(line: str) -> list[list[str]]:
@@ -604,13 +666,15 @@ def _epoch_unit_problem(body: list[str], first_row: int, column: int) -> DataPro
 
 
 def _parse_rows(body: list[str], first_row: int, columns: dict[str, int], width: int,
-                problems: list[DataProblem], swallowed: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                problems: list[DataProblem], swallowed: list[int]) -> _Parsed:
     """Row-by-row parse (ISO timestamps, quoted fields, bad rows); appends parse problems, and to
     `swallowed` the rows after the first of a record that ran over lines (rejected with it)."""
     ti, oi, hi, li, ci, vi = (columns[f] for f in FIELDS)
+    fi = columns.get(FUNDING_RATE)
     ts_list: list[int] = []
-    value_list: list[tuple[float, float, float, float, float]] = []
+    value_list: list[tuple[float, ...]] = []
     row_list: list[int] = []
+    blank_list: list[bool] = []
     reader = csv.reader(body)
     consumed = 0  # lines the reader has taken so far: a record starts on the line after them
     while True:
@@ -632,16 +696,22 @@ def _parse_rows(body: list[str], first_row: int, columns: dict[str, int], width:
             continue
         try:
             t = parse_timestamp(fields[ti])
-            bar = (_number(fields[oi].strip()), _number(fields[hi].strip()), _number(fields[li].strip()),
-                   _number(fields[ci].strip()), _number(fields[vi].strip()))
+            bar: tuple[float, ...] = (_number(fields[oi].strip()), _number(fields[hi].strip()),
+                                      _number(fields[li].strip()), _number(fields[ci].strip()),
+                                      _number(fields[vi].strip()))
+            if fi is not None:
+                rate = fields[fi].strip()
+                bar += (_funding_cell(rate),)
+                blank_list.append(not rate)
         except (ValueError, IndexError):
             problems += _parse_problems(fields, columns, width, row)
             continue
         ts_list.append(t)
         value_list.append(bar)
         row_list.append(row)
-    return (np.array(ts_list, dtype=np.int64), np.array(value_list, dtype=np.float64).reshape(-1, 5),
-            np.array(row_list, dtype=np.int64))
+    width_out = len(_fields_of(columns)) - 1
+    return (np.array(ts_list, dtype=np.int64), np.array(value_list, dtype=np.float64).reshape(-1, width_out),
+            np.array(row_list, dtype=np.int64), None if fi is None else np.array(blank_list, dtype=bool))
 
 
 def import_csv(path: str | os.PathLike[str], symbol: str, tf: str | None, gaps: str = "error") -> ImportResult:
@@ -672,8 +742,8 @@ def import_csv(path: str | os.PathLike[str], symbol: str, tf: str | None, gaps: 
             if unit is not None:
                 raise DataError([unit], path)
             parsed = _parse_rows(body, start + 1, columns, width, problems, swallowed)
-    ts, values, rows = parsed
-    value_problems, bad = _value_problems(values, rows)
+    ts, values, rows, blank = parsed
+    value_problems, bad = _value_problems(values, rows, blank)
     problems += value_problems
     if bad.any():  # the usual file has no bad row: skip three copies
         values, ts, rows = values[~bad], ts[~bad], rows[~bad]
@@ -700,8 +770,11 @@ def import_csv(path: str | os.PathLike[str], symbol: str, tf: str | None, gaps: 
     filled = 0
     if gaps == "fill":
         ts, values, filled = _fill_gaps(ts, values, step, tf, path)
-    o, h, l, c, v = (np.ascontiguousarray(col) for col in values.T)
-    bars = Bars(symbol=symbol, tf=tf, ts_open=ts, open=o, high=h, low=l, close=c, volume=v, synthetic=False)
+    o, h, l, c, v = (np.ascontiguousarray(col) for col in values[:, :5].T)
+    # NaN where a cell was empty (the checks above refused a written nan): the rate is unknown there.
+    rates = np.ascontiguousarray(values[:, 5]) if values.shape[1] > 5 else None
+    bars = Bars(symbol=symbol, tf=tf, ts_open=ts, open=o, high=h, low=l, close=c, volume=v, synthetic=False,
+                funding_rate=rates)
     return ImportResult(bars=bars, filled_gaps=filled, reversed=was_reversed)
 
 
