@@ -141,7 +141,8 @@ def report(**extra) -> dict:
 def test_format_report_states_the_open_position_only_when_there_is_one():
     fills = [fill(34000, "buy", 0.25, 101234.5, fee=0.05)]
     text = format_report(report(open_position=open_position(replay(fills), 101283.86)))
-    assert "open        long 0.25 @ 101234.50 since bar 34000, unrealized +12.34 USDT (not in trades)" in text
+    assert ("open        long 0.25 @ 101234.50 since bar 34000, unrealized +12.34 USDT (the last trade, exit_reason "
+            "end)") in text
     lines = text.splitlines()
     assert lines.index(next(x for x in lines if x.startswith("open "))) == \
         lines.index(next(x for x in lines if x.startswith("trades "))) + 1
@@ -219,7 +220,7 @@ def test_with_no_trades_win_rate_and_profit_factor_are_undefined_not_zero():
     m = metrics(np.full(5, 1000.0), np.zeros(5), 1000.0, [], [], "1m")
     assert (m["trades"], m["win_rate_pct"], m["profit_factor"]) == (0, None, None)
     line = next(x for x in format_report(report()).splitlines() if x.startswith("trades"))
-    assert line == "trades      0   win rate n/a   profit factor n/a"
+    assert line == "trades      0   win rate n/a   profit factor n/a   expectancy n/a"
 
 
 def test_data_without_one_complete_exec_bar_says_so(tmp_path):
