@@ -268,8 +268,10 @@ def headline(r: dict[str, Any]) -> list[str]:
         n = refused["total"]
         # a refused stop leaves a position unprotected: said up front, not only in the rejected counts
         lines.append(f"{n} protection order{'s' if n != 1 else ''} refused ({kinds}), see rejections.csv")
+    # the run's own result only: buy & hold (the market's) is further down, so a run that lost everything
+    # in a rising market shows no gain here
     lines.append(f"net PnL     {m['net_pnl']:+.2f} USDT   return {m['return_pct']:+.2f}%   CAGR "
-                 f"{_pct_text(m.get('cagr_pct'))}   buy & hold {_pct_text(m.get('buy_and_hold_pct'))}")
+                 f"{_pct_text(m.get('cagr_pct'))}")
     return lines
 
 
@@ -284,6 +286,7 @@ def format_report(r: dict[str, Any]) -> str:
            if r["data"].get("filled_gaps") else ""),
         f"readiness   first tradable bar {r['ready_bar']}",
         f"equity      {m['initial_equity']:.2f} -> {m['final_equity']:.2f} USDT",
+        f"buy & hold  {_pct_text(m.get('buy_and_hold_pct'))} (the run's first open to its last close)",
         f"drawdown    max {m['max_drawdown_pct']:.2f}% ({m['max_drawdown_usdt']:.2f} USDT)",
         f"sharpe      {m['sharpe']:.2f}   sortino {_ratio_text(m.get('sortino'))} (annualised from {r['exec']} bars)"
         f"   calmar {_ratio_text(m.get('calmar'))}",

@@ -71,31 +71,42 @@ def net_pnl_from_files(r: Run) -> float:
 
 
 # ---------------------------------------------------------------------------------------- 7.4 liquidation
-ALL_IN = "  block b:\n    when flat and close >= 100:\n      market buy 1900% equity\n"
 
 
-def test_a_run_liquidated_to_zero_says_so_first_and_never_shows_a_gain(backtest):
+@pytest.mark.parametrize("side, gap, fee, cover", [
     # 1900% equity at the close 100: 190 long at the open of bar 1 (100), fee 9.5, wallet 990.5; its
     # liquidation price is 95.3. Bar 2 opens at 90, already past it: closed at the open, realized
     # 190 x (90 - 100) = -1900, fee 190 x 90 x 0.0005 = 8.55, wallet -918.05, which the insurance
     # fund covers: equity 0.
-    r = backtest(play_text("wiped", ALL_IN, leverage=20), [QUIET, QUIET, (90, 91, 89, 90), (90, 90.5, 89.5, 90),
-                                                           (90, 90.5, 89.5, 90)])
+    ("buy", 90, "8.55", 918.05),
+    # the same short, liquidated at the open 110 of bar 2 (fee 10.45, cover 919.95) in a market that
+    # rose 10%: buy & hold is +10%, and still the headline shows no gain
+    ("sell", 110, "10.45", 919.95),
+])
+def test_a_run_liquidated_to_zero_says_so_first_and_never_shows_a_gain(backtest, side: str, gap: float, fee: str,
+                                                                         cover: float):
+    blocks = f"  block b:\n    when flat and close == 100:\n      market {side} 1900% equity\n"
+    after = (gap, gap + 0.5, gap - 0.5, gap)
+    r = backtest(play_text("wiped", blocks, leverage=20), [QUIET, QUIET, after, after, after])
     assert r.lines[1] == "LIQUIDATED at bar 2 (2025-01-01T00:02:00Z): equity 0, nothing left to trade"
     head = r.headline()
-    assert head[-1].startswith("net PnL     -1000.00 USDT   return -100.00%   CAGR -100.00%")
+    assert head[-1] == "net PnL     -1000.00 USDT   return -100.00%   CAGR -100.00%"
     assert not any("+" in line for line in head)  # no gain anywhere in the headline
     assert r.m["final_equity"] == 0.0 and r.m["return_pct"] == -100.0 and r.m["cagr_pct"] == -100.0
-    assert (r.m["liquidations"], r.m["insurance_cover"]) == (1, 918.05)
-    assert r.report["liquidations"] == [{"bar": 2, "ts": "2025-01-01T00:02:00Z", "side": "long", "qty": 190.0,
-                                         "price": 90.0}]
+    assert r.m["buy_and_hold_pct"] == pytest.approx((gap / 100 - 1) * 100)
+    assert (r.m["liquidations"], r.m["insurance_cover"]) == (1, cover)
+    position = "long" if side == "buy" else "short"
+    assert r.report["liquidations"] == [{"bar": 2, "ts": "2025-01-01T00:02:00Z", "side": position, "qty": 190.0,
+                                         "price": float(gap)}]
     # the equity curve ends at 0: its returns after that are 0 (not 0/0), so the ratios are numbers
     assert all(math.isfinite(r.m[k]) for k in ("sharpe", "sortino", "calmar"))
-    assert "liquidated  1 time (the insurance fund covered 918.05 USDT)" in r.lines
+    assert f"liquidated  1 time (the insurance fund covered {cover:.2f} USDT)" in r.lines
     (t,) = r.rows("trades.csv")
-    # pnl -1900 - 9.5 - 8.55 = -1918.05 on 190 x 100 entered: -10.095%
-    assert (t["exit_reason"], t["exit_bar"], t["exit_price"], t["pnl"], t["fees"], t["return_pct"]) == \
-        ("liquidation", "2", "90", "-1918.05", "18.05", "-10.095")
+    # pnl -1900 - 9.5 - fee on 190 x 100 entered
+    pnl = -1900 - 9.5 - float(fee)
+    assert (t["side"], t["exit_reason"], t["exit_bar"], t["exit_price"], t["fees"]) == \
+        (position, "liquidation", "2", str(gap), f"{9.5 + float(fee):g}")
+    assert (float(t["pnl"]), float(t["return_pct"])) == (pytest.approx(pnl), pytest.approx(pnl / 19_000 * 100))
     assert net_pnl_from_files(r) == pytest.approx(r.m["net_pnl"]) == -1000.0
     assert "not modelled" not in r.stdout and "not_modelled" not in r.report
     assert (r.out / "funding.csv").read_text() == "ts,rate,qty,price,amount\n"  # none due: header only

@@ -17,7 +17,8 @@ from playdeck.runtime.data.bars import Bars
 from playdeck.runtime.execution.trading_state import RefusedIntent as Rejection
 from playdeck.runtime.execution.orders import Fill, Side
 from playdeck.runtime.backtest.artifacts import write_artifacts
-from playdeck.runtime.backtest.report import equity_curve, format_report, metrics, open_position, replay, round_trips
+from playdeck.runtime.backtest.report import (equity_curve, format_report, metrics, open_position, replay,
+                                              round_trips, run_trades)
 from playdeck.runtime.data.synthetic import generate
 
 ROOT = ROOT_DIR
@@ -105,8 +106,8 @@ def test_an_add_after_a_reduction_reweights_the_entry_at_the_size_then():
 @pytest.mark.parametrize("play, ends", [("scale_out", [127, 128, 141, 142, 614, None]),
                                         ("ema_cross", [None])])
 def test_trades_plus_the_open_position_add_up_to_net_pnl(play: str, ends: list[int | None]):
-    """Against the simulator's equity: nothing of net PnL may be lost between trades, the open part and
-    funding."""
+    """Against the simulator's equity: nothing of net PnL may be lost between the trades (the `end` row
+    of a position still open included), funding and the insurance fund's cover."""
     plan = lower(compile_file(ROOT / "plays" / f"{play}.yml").ir)
     data = exec_bars(generate(60_000, seed=4), plan.play.market.exec_tf)
     initial = plan.play.account.equity
@@ -115,11 +116,15 @@ def test_trades_plus_the_open_position_add_up_to_net_pnl(play: str, ends: list[i
         bt = prepare(plan, data)
         result = run_engine(bt, 0, end)
         eq, qty = equity_curve(data, result.snapshots, initial, result.start, result.end)
-        p = open_position(bt.state, float(data.close[result.end - 1]))
+        last_close = float(data.close[result.end - 1])
+        p = open_position(bt.state, last_close)
         assert (p is None) == (qty[-1] == 0)
-        rest = 0.0 if p is None else p["realized_pnl"] - p["fees"] + p["unrealized_pnl"]
+        trades = run_trades(bt.state, result.end - 1, last_close)
+        assert [t.exit_reason == "end" for t in trades[-1:]] == ([] if not trades else [p is not None])
         funding = bt.state.funding_received - bt.state.funding_paid  # in net PnL, in no trade
-        assert sum(t.pnl for t in bt.state.trades) + rest + funding == pytest.approx(eq[-1] - initial, abs=1e-4)
+        assert sum(t.pnl for t in trades) + funding + bt.state.insurance == pytest.approx(eq[-1] - initial, abs=1e-4)
+        if p is not None:  # the `end` row is the open position, valued as report.json gives it
+            assert trades[-1].pnl == pytest.approx(p["realized_pnl"] - p["fees"] + p["unrealized_pnl"], abs=1e-5)
         if p is not None:
             assert p["qty"] == pytest.approx(abs(qty[-1]))
             seen.add("reduced" if p["realized_pnl"] else "open")
