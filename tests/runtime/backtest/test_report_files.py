@@ -16,7 +16,7 @@ from playdeck.runtime.backtest.run import BacktestError, exec_bars, prepare, run
 from playdeck.runtime.data.bars import Bars
 from playdeck.runtime.execution.trading_state import RefusedIntent as Rejection
 from playdeck.runtime.execution.orders import Fill, Side
-from playdeck.runtime.backtest.artifacts import write_artifacts
+from playdeck.runtime.backtest.artifacts import write_artifacts, write_fills_csv
 from playdeck.runtime.backtest.report import (equity_curve, format_report, metrics, open_position, replay,
                                               round_trips, run_trades)
 from playdeck.runtime.data.synthetic import generate
@@ -160,7 +160,7 @@ def test_the_same_run_writes_byte_identical_files(tmp_path):
     play = ROOT / "plays" / "scale_out.yml"
     for out in ("a", "b"):
         run_backtest(str(play), out=str(tmp_path / out))
-    for name in ("fills.csv", "orders.csv", "trades.csv", "equity.csv", "rejections.csv", "equity.svg"):
+    for name in ("fills.csv", "orders.csv", "trades.csv", "equity.csv", "rejections.csv", "funding.csv", "equity.svg"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
     first, second = ({k: v for k, v in json.loads((tmp_path / out / "report.json").read_text()).items()
                       if k != "out"} for out in ("a", "b"))
@@ -235,3 +235,18 @@ def test_data_without_one_complete_exec_bar_says_so(tmp_path):
     with pytest.raises(BacktestError, match=r"the data holds no complete 15m bar \(7 1m bars\)"):
         run_backtest(str(ROOT / "plays" / "ema_cross.yml"), data=str(data), data_tf="1m", write=False,
                      cache_dir=str(tmp_path))
+
+
+def test_detail_ts_is_the_detail_bars_open_or_empty(tmp_path: Path):
+    # fills.csv's last column, row by row: a fill without a detail bar (no magnifier) writes '' among
+    # ones that have one, and the column's text does not shift the others
+    fills = [Fill(3, T0 + 180_000, "a", "x", Side.BUY, 1.0, 100.0, 0.05, "taker", None, 0.0, "a", T0 + 200_000),
+             Fill(4, T0 + 240_000, "b", None, Side.SELL, 1.0, 101.0, 0.05, "taker", None, 1.0, "b"),
+             Fill(5, T0 + 300_000, "c", None, Side.BUY, 2.0, 99.5, 0.1, "maker", None, 0.0, "c", T0 + 359_000)]
+    write_fills_csv(tmp_path / "fills.csv", fills)
+    with open(tmp_path / "fills.csv", newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert [r[-1] for r in rows] == ["detail_ts", "2025-01-01T00:03:20Z", "", "2025-01-01T00:05:59Z"]
+    assert rows[2] == ["4", "2025-01-01T00:04:00Z", "b", "", "sell", "1", "101", "0.05", "taker", ""]
+    write_fills_csv(tmp_path / "none.csv", fills[1:2])
+    assert (tmp_path / "none.csv").read_text().splitlines()[1].endswith(",taker,")
