@@ -1,11 +1,11 @@
-"""The files of a backtest (`--out`): fills, orders, trades, rejections and equity as CSV, fills and
-equity as Parquet (`parquet`), report.json and equity.svg.
+"""The files of a backtest (`--out`): fills, orders, trades, rejections, funding and equity as CSV,
+fills and equity as Parquet (`parquet`), report.json and equity.svg.
 
 The inputs are plain values: the run's `Fill`s, `OrderRow`s (the orders.csv columns, made from the
-simulator's records by `order_rows`, the one place that reads them), `Trade`s,
-`Rejection`s and the equity array. Each CSV column is formatted at once by `numtext`/`csvtext`
-(numbers as `numtext.num` gives them), in chunks of rows, so a million-bar equity.csv costs no
-Python step per bar and its text never sits in memory whole.
+simulator's records by `order_rows`, the one place that reads them), `Trade`s (the `end` row of a
+position still open included), `Rejection`s, funding `CashFlow`s and the equity array. Each CSV
+column is formatted at once by `numtext`/`csvtext` (numbers as `numtext.num` gives them), in chunks
+of rows, so a million-bar equity.csv costs no Python step per bar and its text never sits in memory whole.
 """
 from __future__ import annotations
 
@@ -23,12 +23,13 @@ from playdeck.runtime.backtest.parquet import write_equity_parquet, write_fills_
 
 if TYPE_CHECKING:
     from playdeck.runtime.backtest.report import Trade
-    from playdeck.runtime.execution.orders import Fill
+    from playdeck.runtime.execution.orders import CashFlow, Fill
     from playdeck.runtime.strategy.intents import Rejection
 
-FILLS_COLUMNS = ("bar", "ts", "order_id", "tag", "side", "qty", "price", "fee", "liquidity")
+FILLS_COLUMNS = ("bar", "ts", "order_id", "tag", "side", "qty", "price", "fee", "liquidity", "detail_ts")
 TRADES_COLUMNS = ("trade", "side", "entry_bar", "entry_ts", "exit_bar", "exit_ts", "qty", "entry_price",
-                  "exit_price", "pnl", "fees")
+                  "exit_price", "pnl", "fees", "exit_reason", "return_pct")
+FUNDING_COLUMNS = ("ts", "rate", "qty", "price", "amount")
 REJECTIONS_COLUMNS = ("bar", "ts", "kind", "tag", "reason", "where")
 EQUITY_COLUMNS = ("bar", "ts", "equity")
 CHUNK = 1 << 15  # rows formatted at once: the text matrices stay in the CPU caches (and out of RSS)
@@ -75,7 +76,8 @@ ORDER_COLUMNS = OrderRow._fields
 
 def write_artifacts(out: Path, ts_open: np.ndarray, start: int, fills: Sequence[Fill],
                     orders: Sequence[OrderRow], trades: Sequence[Trade], equity: np.ndarray,
-                    report: dict[str, Any], *, rejections: Sequence[Rejection] = ()) -> None:
+                    report: dict[str, Any], *, rejections: Sequence[Rejection] = (),
+                    funding: Sequence[CashFlow] = ()) -> None:
     """Every file of a run into `out`. `ts_open` is the open time of every exec bar of the data (the
     files' `bar` indexes it), `start` the bar of `equity[0]`."""
     out.mkdir(parents=True, exist_ok=True)
@@ -85,6 +87,7 @@ def write_artifacts(out: Path, ts_open: np.ndarray, start: int, fills: Sequence[
     write_fills_csv(out / "fills.csv", fill_cols)
     write_orders_csv(out / "orders.csv", orders)
     write_trades_csv(out / "trades.csv", ts_open, trades)
+    write_funding_csv(out / "funding.csv", funding)
     write_equity_csv(out / "equity.csv", ts_open, start, equity)
     write_fills_parquet(out / "fills.parquet", fill_cols)
     write_equity_parquet(out / "equity.parquet", ts_open, start, equity)
@@ -125,17 +128,33 @@ class FillColumns:
     price: np.ndarray
     fee: np.ndarray
     liquidity: Sequence[str]
+    detail_ts: np.ndarray  # epoch ms of the magnifier's detail bar (int64; meaningless where not has_detail)
+    has_detail: np.ndarray  # bool: the fill names a detail bar (a run with the bar magnifier)
 
     def __len__(self) -> int:
         return len(self.bar)
 
 
 def fill_columns(fills: Sequence[Fill]) -> FillColumns:
-    bar, ts, order_id, tag, side, qty, price, fee, liquidity = _columns(
-        fills, 9, attrgetter("bar", "ts", "order_id", "tag", "side", "qty", "price", "fee", "liquidity"))
+    bar, ts, order_id, tag, side, qty, price, fee, liquidity, detail = _columns(
+        fills, 10, attrgetter("bar", "ts", "order_id", "tag", "side", "qty", "price", "fee", "liquidity", "detail_ts"))
+    # None (no magnifier) becomes NaN in float64, which holds epoch ms exactly (below 2**53)
+    detail_f = np.array(detail, dtype=np.float64)
+    has_detail = ~np.isnan(detail_f)
     return FillColumns(np.array(bar, dtype=np.int64), np.array(ts, dtype=np.int64), order_id, tag, _words(side),
                        np.array(qty, dtype=np.float64), np.array(price, dtype=np.float64),
-                       np.array(fee, dtype=np.float64), liquidity)
+                       np.array(fee, dtype=np.float64), liquidity,
+                       np.where(has_detail, detail_f, 0.0).astype(np.int64), has_detail)
+
+
+def optional_iso_column(ts_ms: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """`iso_column` where `present`, an empty field elsewhere (a text matrix's rows of NUL padding)."""
+    if present.all():
+        return iso_column(ts_ms)
+    out = np.zeros((len(ts_ms), 20 if present.any() else 1), dtype=np.uint8)
+    if present.any():
+        out[present] = iso_column(ts_ms[present])
+    return out
 
 
 def write_fills_csv(path: Path, fills: Sequence[Fill] | FillColumns) -> None:
@@ -144,7 +163,7 @@ def write_fills_csv(path: Path, fills: Sequence[Fill] | FillColumns) -> None:
     _write_csv(path, FILLS_COLUMNS, len(c), lambda lo, hi: [
         int_column(c.bar[lo:hi]), iso_column(c.ts[lo:hi]), text_column(c.order_id[lo:hi]), text_column(tag[lo:hi]),
         text_column(c.side[lo:hi]), num_column(c.qty[lo:hi]), num_column(c.price[lo:hi]), num_column(c.fee[lo:hi]),
-        text_column(c.liquidity[lo:hi])])
+        text_column(c.liquidity[lo:hi]), optional_iso_column(c.detail_ts[lo:hi], c.has_detail[lo:hi])])
 
 
 def write_orders_csv(path: Path, rows: Sequence[OrderRow]) -> None:
@@ -168,16 +187,31 @@ def _as_text(values: Sequence[Any]) -> Sequence[str]:
 
 
 def write_trades_csv(path: Path, ts_open: np.ndarray, trades: Sequence[Trade]) -> None:
-    side, entry_bar, exit_bar, *numbers = _columns(
-        trades, 8, attrgetter("side", "entry_bar", "exit_bar", "qty", "entry_price", "exit_price", "pnl", "fees"))
+    side, entry_bar, exit_bar, reason, *numbers = _columns(
+        trades, 9, attrgetter("side", "entry_bar", "exit_bar", "exit_reason", "qty", "entry_price", "exit_price",
+                              "pnl", "fees"))
     entry_bar_a = np.array(entry_bar, dtype=np.int64)
     exit_bar_a = np.array(exit_bar, dtype=np.int64)
     values = [np.array(col, dtype=np.float64) for col in numbers]
+    qty, entry_price, _, pnl, _ = values
+    # Trade.return_pct, for the whole column at once (the same float operations, so the same digits)
+    return_pct = pnl / (qty * entry_price) * 100.0
     _write_csv(path, TRADES_COLUMNS, len(trades), lambda lo, hi: [
         int_column(np.arange(lo + 1, hi + 1)), text_column(side[lo:hi]),
         int_column(entry_bar_a[lo:hi]), iso_column(ts_open[entry_bar_a[lo:hi]]),
         int_column(exit_bar_a[lo:hi]), iso_column(ts_open[exit_bar_a[lo:hi]]),
-        *(num_column(v[lo:hi]) for v in values)])
+        *(num_column(v[lo:hi]) for v in values), text_column(reason[lo:hi]), num_column(return_pct[lo:hi])])
+
+
+def write_funding_csv(path: Path, funding: Sequence[CashFlow]) -> None:
+    """One row per funding payment (7.3): the funding instant, the rate, the signed position it was
+    paid on, the price it was valued at (the open of the bar that settled it) and the amount (negative
+    when paid); written even when empty (header only), like rejections.csv."""
+    ts, rate, qty, price, amount = _columns(funding, 5, attrgetter("ts", "rate", "qty", "price", "amount"))
+    ts_a = np.array(ts, dtype=np.int64)
+    numbers = [np.array(col, dtype=np.float64) for col in (rate, qty, price, amount)]
+    _write_csv(path, FUNDING_COLUMNS, len(funding), lambda lo, hi: [
+        iso_column(ts_a[lo:hi]), *(num_column(v[lo:hi]) for v in numbers)])
 
 
 def write_equity_csv(path: Path, ts_open: np.ndarray, start: int, equity: np.ndarray) -> None:

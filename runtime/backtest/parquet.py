@@ -23,16 +23,18 @@ _OPTIONS: dict[str, Any] = {"compression": "zstd", "row_group_size": 1 << 17,
 
 
 def write_fills_parquet(path: Path, c: FillColumns) -> None:
-    """int64 bar, timestamp[ms, UTC] ts, string order_id, float64 qty, price and fee, and the
-    repeating words (tag, side, liquidity) as dictionary<int32, string>; a fill without a tag has a
-    null tag (fills.csv writes '')."""
+    """int64 bar, timestamp[ms, UTC] ts, string order_id, float64 qty, price and fee, the
+    repeating words (tag, side, liquidity) as dictionary<int32, string>, and timestamp[ms, UTC]
+    detail_ts; a fill without a tag has a null tag, one without a detail bar (no bar magnifier) a
+    null detail_ts (fills.csv writes '' for both)."""
     import pyarrow as pa  # noqa: PLC0415 (only a run that writes files pays for pyarrow)
 
     _write(path, [("bar", _numbers(pa, pa.int64(), c.bar)), ("ts", _numbers(pa, pa.timestamp("ms", tz="UTC"), c.ts)),
                   ("order_id", _strings(pa, c.order_id)), ("tag", _dictionary(pa, c.tag)),
                   ("side", _dictionary(pa, c.side)), ("qty", _numbers(pa, pa.float64(), c.qty)),
                   ("price", _numbers(pa, pa.float64(), c.price)), ("fee", _numbers(pa, pa.float64(), c.fee)),
-                  ("liquidity", _dictionary(pa, c.liquidity))],
+                  ("liquidity", _dictionary(pa, c.liquidity)),
+                  ("detail_ts", _numbers(pa, pa.timestamp("ms", tz="UTC"), c.detail_ts, valid=c.has_detail))],
            dictionary=["tag", "side", "liquidity"])
 
 
@@ -55,10 +57,12 @@ def _write(path: Path, columns: list[tuple[str, Any]], dictionary: list[str]) ->
     pq.write_table(pa.Table.from_batches([batch]), path, use_dictionary=dictionary, **_OPTIONS)
 
 
-def _numbers(pa: Any, kind: Any, values: np.ndarray) -> Any:
-    """An array of 8-byte values (int64, float64, timestamp[ms]) over the numpy array's own memory."""
+def _numbers(pa: Any, kind: Any, values: np.ndarray, valid: np.ndarray | None = None) -> Any:
+    """An array of 8-byte values (int64, float64, timestamp[ms]) over the numpy array's own memory;
+    null where `valid` (bools, when given) is false."""
     data = np.ascontiguousarray(values, dtype=np.float64 if pa.types.is_floating(kind) else np.int64)
-    return pa.Array.from_buffers(kind, len(data), [None, pa.py_buffer(data)])
+    bitmap = None if valid is None or valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
+    return pa.Array.from_buffers(kind, len(data), [bitmap, pa.py_buffer(data)])
 
 
 def _strings(pa: Any, values: Sequence[str]) -> Any:

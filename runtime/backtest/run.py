@@ -5,6 +5,7 @@ import asyncio
 import gc
 import os
 import tempfile
+from collections import Counter
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,9 +26,10 @@ from playdeck.runtime.execution.executor import Executor
 from playdeck.runtime.execution.trading_state import TradingState
 from playdeck.runtime.data.feeds import FeedStore
 from playdeck.runtime.strategy.processor import IntentProcessor, refusal_counts
-from playdeck.runtime.execution.orders import Instrument
+from playdeck.runtime.execution.orders import Instrument, RefusalCode
 from playdeck.runtime.backtest.artifacts import order_rows, write_artifacts
-from playdeck.runtime.backtest.report import equity_curve, format_report, iso, metrics, open_position, status_counts
+from playdeck.runtime.backtest.report import (equity_curve, format_report, iso, metrics, open_position, run_trades,
+                                              status_counts)
 from playdeck.runtime.sim.backend import DetailBars, SimBackend
 from playdeck.runtime.sim.exchange import SimExchange
 
@@ -275,8 +277,10 @@ def run_backtest(play_path: str, *, data: str | None = None, data_tf: str | None
         report["out"] = str(out_dir)
         state = bt.state
         with gc_paused():  # the writers make a column of objects per field: no cycles, and many
+            last = result.end - 1
             write_artifacts(out_dir, bars.ts_open, result.start, state.fills, order_rows(state.orders),
-                            state.trades, eq, report, rejections=state.refusals)
+                            run_trades(state, last, float(bars.close[last])), eq, report,
+                            rejections=state.refusals, funding=state.funding)
     return report
 
 
@@ -291,6 +295,14 @@ def build_report(bt: Backtest, bars: Bars, result: RunResult, eq: np.ndarray | N
         if eq is None or qty is None:
             eq, qty = equity_curve(bars, state.snapshots, initial, result.start, result.end)
     ts = np.asarray(bars.ts_open)
+    first, last = result.start, result.end - 1
+    last_close = float(bars.close[last])
+    # from the first bar's open to the last bar's close: the calendar time CAGR compounds over
+    span_ms = int(ts[last]) + tf_ms(bars.tf) - int(ts[first])
+    m = metrics(eq, qty, initial, state.fills, run_trades(state, last, last_close), play.market.exec_tf,
+                first_open=float(bars.open[first]), last_close=last_close, span_ms=span_ms,
+                liquidations=len(state.liquidations), insurance=state.insurance,
+                funding_paid=state.funding_paid, funding_received=state.funding_received)
     return {
         "play": play.name,
         "symbol": play.market.symbol,
@@ -298,15 +310,30 @@ def build_report(bt: Backtest, bars: Bars, result: RunResult, eq: np.ndarray | N
         "data": {"label": "synthetic" if bars.synthetic else "market data", "bars": result.end - result.start,
                  "from": iso(int(ts[result.start])), "to": iso(int(ts[result.end - 1]))},
         "ready_bar": result.ready_bar,
-        "metrics": metrics(eq, qty, initial, state.fills, state.trades, play.market.exec_tf),
-        "open_position": open_position(state, float(bars.close[result.end - 1])),
+        "metrics": m,
+        "open_position": open_position(state, last_close),
         "orders_by_status": status_counts(state.orders),
         "rejected_by_reason": dict(refusal_counts(state.refusals)),
+        "protection_refused": protection_refused(state),
+        "liquidations": [{"bar": f.bar, "ts": iso(f.ts), "side": "long" if f.side.sign < 0 else "short",
+                          "qty": f.qty, "price": f.price} for f in state.liquidations],
         "evaluated_bars": result.evaluated_bars,
         "funding": {"paid": round(state.funding_paid, 6), "received": round(state.funding_received, 6),
                     "payments": len(state.funding)},
-        "not_modelled": ["liquidation"],
     }
+
+
+_WRONG_SIDE = (RefusalCode.TRIGGER_MUST_RISE, RefusalCode.TRIGGER_MUST_FALL)
+_PROTECTION = ("stop_loss", "take_profit", "trail")
+
+
+def protection_refused(state: TradingState) -> dict[str, Any]:
+    """Protection orders that were refused (7.2): a trigger on the wrong side of the price (Bybit's
+    110092/110093), and any stop_loss / take_profit / trail refused for another reason (no position,
+    a bad price); counted by the refused intent's kind. A position whose stop was refused ran without
+    it, so the report says so in its headline."""
+    kinds = Counter(r.kind for r in state.refusals if r.code in _WRONG_SIDE or r.kind in _PROTECTION)
+    return {"total": sum(kinds.values()), "by_kind": dict(sorted(kinds.items()))}
 
 
 __all__ = ["BacktestError", "run_backtest", "prepare", "format_report", "load_bars", "exec_bars"]

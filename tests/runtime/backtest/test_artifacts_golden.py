@@ -1,5 +1,5 @@
 """Every example Play's backtest files on fixed bars, pinned byte for byte: fills.csv, orders.csv,
-trades.csv, rejections.csv and report.json (without the run's own folder). A change to the runtime
+trades.csv, rejections.csv, funding.csv and report.json (without the run's own folder). A change to the runtime
 that moves one fill, status or number shows here as a diff to read.
 
 Regenerate after an intended change with `pytest tests/test_artifacts_golden.py --snapshot-update`,
@@ -19,7 +19,7 @@ from fixed_bars import write_fixed_csv
 from playdeck.tui.cli import main
 
 PLAYS = sorted((ROOT_DIR / "plays").glob("*.yml"))
-FILES = ("fills.csv", "orders.csv", "trades.csv", "rejections.csv")
+FILES = ("fills.csv", "orders.csv", "trades.csv", "rejections.csv", "funding.csv")
 # The snapshots were recorded in a checkout at /work/main, and rejections.csv names the Play by its
 # path (`where`): a checkout anywhere else reads its own folder there, and nothing else differs.
 RECORDED_ROOT = "/work/main"

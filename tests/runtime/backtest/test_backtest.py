@@ -59,17 +59,27 @@ def test_every_example_play_backtests_on_the_bundled_year(play: Path, cache: Pat
         refused = list(csv.DictReader(fh))
     assert len(refused) == sum(report["rejected_by_reason"].values())
     assert all(r["where"].startswith(f"{play}:") and r["reason"] for r in refused)
-    # net PnL = closed trades + what the position still open at the end holds + funding
+    # net PnL = every row of trades.csv (a position still open at the end is its last row, `end`)
+    # + funding received - funding paid + the insurance fund's cover
     with open(out / "trades.csv") as fh:
-        closed = sum(float(t["pnl"]) for t in csv.DictReader(fh))
-    closed += report["funding"]["received"] - report["funding"]["paid"]
+        trades = list(csv.DictReader(fh))
+    total = sum(float(t["pnl"]) for t in trades)
+    total += report["funding"]["received"] - report["funding"]["paid"] + m["insurance_cover"]
+    assert total == pytest.approx(m["net_pnl"], abs=1e-4)
+    assert len(trades) == m["trades"]
     held = report["open_position"]
+    ends = [t for t in trades if t["exit_reason"] == "end"]
     if held is None:
-        assert closed == pytest.approx(m["net_pnl"], abs=1e-4)
+        assert ends == []
     else:
-        assert "(not in trades)" in r.stdout
-        assert closed + held["realized_pnl"] - held["fees"] + held["unrealized_pnl"] == \
-            pytest.approx(m["net_pnl"], abs=1e-4)
+        assert ends == [trades[-1]] and "(the last trade, exit_reason end)" in r.stdout
+        assert float(ends[0]["pnl"]) == pytest.approx(held["realized_pnl"] - held["fees"] + held["unrealized_pnl"],
+                                                      abs=1e-4)
+        # out, on paper, at the last bar of the run (equity.csv's last row) and its close, without a fee
+        last_bar = (out / "equity.csv").read_text().splitlines()[-1].split(",")[0]
+        assert ends[0]["exit_bar"] == last_bar and float(ends[0]["fees"]) == pytest.approx(held["fees"], abs=1e-6)
+        if held["realized_pnl"] == 0:  # nothing closed before (else the exit price averages both parts)
+            assert float(ends[0]["exit_price"]) == pytest.approx(held["last_close"])
 
 
 def test_report_and_files_of_the_default_play(cache: Path, tmp_path: Path):
@@ -77,15 +87,19 @@ def test_report_and_files_of_the_default_play(cache: Path, tmp_path: Path):
     r = cli("backtest", "plays/ema_cross.yml", "--from", "2025-03-01", "--to", "2025-05-01", "--out", str(out),
             cache=cache)
     assert r.returncode == 0, r.stderr
-    for word in ("net PnL", "return", "drawdown", "sharpe", "win rate", "profit factor", "exposure", "fees",
-                 "trades", "orders", "rejected", "funding and liquidation"):
+    for word in ("net PnL", "return", "CAGR", "buy & hold", "drawdown", "sharpe", "sortino", "calmar", "win rate",
+                 "profit factor", "expectancy", "holding", "exposure", "fees", "funding", "liquidated", "trades",
+                 "orders", "rejected"):
         assert word in r.stdout
+    assert "not modelled" not in r.stdout and "LIQUIDATED" not in r.stdout
     heads = {name: (out / name).read_text().splitlines()[0] for name in ("fills.csv", "orders.csv", "trades.csv",
-                                                                          "equity.csv")}
-    assert heads["fills.csv"] == "bar,ts,order_id,tag,side,qty,price,fee,liquidity"
+                                                                          "equity.csv", "funding.csv")}
+    assert heads["fills.csv"] == "bar,ts,order_id,tag,side,qty,price,fee,liquidity,detail_ts"
+    assert heads["funding.csv"] == "ts,rate,qty,price,amount"
     assert heads["orders.csv"] == ("order_id,tag,type,side,qty,price,trigger,created_bar,final_status,"
                                    "status_path,role,reason")
-    assert heads["trades.csv"].startswith("trade,side,entry_bar,entry_ts,exit_bar,exit_ts,qty,entry_price")
+    assert heads["trades.csv"] == ("trade,side,entry_bar,entry_ts,exit_bar,exit_ts,qty,entry_price,exit_price,pnl,"
+                                   "fees,exit_reason,return_pct")
     assert heads["equity.csv"] == "bar,ts,equity"
     svg = ET.parse(out / "equity.svg").getroot()  # well-formed, with the curve in it
     assert svg.tag.endswith("svg") and len(svg.find("{http://www.w3.org/2000/svg}polyline").get("points").split()) > 10
@@ -96,7 +110,7 @@ def test_report_and_files_of_the_default_play(cache: Path, tmp_path: Path):
     with open(out / "fills.csv") as fh:
         for f in csv.DictReader(fh):
             assert f["side"] in ("buy", "sell") and f["liquidity"] in ("maker", "taker")
-            assert f["ts"].endswith("Z")
+            assert f["ts"].endswith("Z") and f["detail_ts"] == ""  # no bar magnifier
 
 
 @pytest.mark.parametrize("args,needle", [

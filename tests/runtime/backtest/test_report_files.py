@@ -16,8 +16,9 @@ from playdeck.runtime.backtest.run import BacktestError, exec_bars, prepare, run
 from playdeck.runtime.data.bars import Bars
 from playdeck.runtime.execution.trading_state import RefusedIntent as Rejection
 from playdeck.runtime.execution.orders import Fill, Side
-from playdeck.runtime.backtest.artifacts import write_artifacts
-from playdeck.runtime.backtest.report import equity_curve, format_report, metrics, open_position, replay, round_trips
+from playdeck.runtime.backtest.artifacts import write_artifacts, write_fills_csv
+from playdeck.runtime.backtest.report import (equity_curve, format_report, metrics, open_position, replay,
+                                              round_trips, run_trades)
 from playdeck.runtime.data.synthetic import generate
 
 ROOT = ROOT_DIR
@@ -105,8 +106,8 @@ def test_an_add_after_a_reduction_reweights_the_entry_at_the_size_then():
 @pytest.mark.parametrize("play, ends", [("scale_out", [127, 128, 141, 142, 614, None]),
                                         ("ema_cross", [None])])
 def test_trades_plus_the_open_position_add_up_to_net_pnl(play: str, ends: list[int | None]):
-    """Against the simulator's equity: nothing of net PnL may be lost between trades, the open part and
-    funding."""
+    """Against the simulator's equity: nothing of net PnL may be lost between the trades (the `end` row
+    of a position still open included), funding and the insurance fund's cover."""
     plan = lower(compile_file(ROOT / "plays" / f"{play}.yml").ir)
     data = exec_bars(generate(60_000, seed=4), plan.play.market.exec_tf)
     initial = plan.play.account.equity
@@ -115,11 +116,15 @@ def test_trades_plus_the_open_position_add_up_to_net_pnl(play: str, ends: list[i
         bt = prepare(plan, data)
         result = run_engine(bt, 0, end)
         eq, qty = equity_curve(data, result.snapshots, initial, result.start, result.end)
-        p = open_position(bt.state, float(data.close[result.end - 1]))
+        last_close = float(data.close[result.end - 1])
+        p = open_position(bt.state, last_close)
         assert (p is None) == (qty[-1] == 0)
-        rest = 0.0 if p is None else p["realized_pnl"] - p["fees"] + p["unrealized_pnl"]
+        trades = run_trades(bt.state, result.end - 1, last_close)
+        assert [t.exit_reason == "end" for t in trades[-1:]] == ([] if not trades else [p is not None])
         funding = bt.state.funding_received - bt.state.funding_paid  # in net PnL, in no trade
-        assert sum(t.pnl for t in bt.state.trades) + rest + funding == pytest.approx(eq[-1] - initial, abs=1e-4)
+        assert sum(t.pnl for t in trades) + funding + bt.state.insurance == pytest.approx(eq[-1] - initial, abs=1e-4)
+        if p is not None:  # the `end` row is the open position, valued as report.json gives it
+            assert trades[-1].pnl == pytest.approx(p["realized_pnl"] - p["fees"] + p["unrealized_pnl"], abs=1e-5)
         if p is not None:
             assert p["qty"] == pytest.approx(abs(qty[-1]))
             seen.add("reduced" if p["realized_pnl"] else "open")
@@ -141,7 +146,8 @@ def report(**extra) -> dict:
 def test_format_report_states_the_open_position_only_when_there_is_one():
     fills = [fill(34000, "buy", 0.25, 101234.5, fee=0.05)]
     text = format_report(report(open_position=open_position(replay(fills), 101283.86)))
-    assert "open        long 0.25 @ 101234.50 since bar 34000, unrealized +12.34 USDT (not in trades)" in text
+    assert ("open        long 0.25 @ 101234.50 since bar 34000, unrealized +12.34 USDT (the last trade, exit_reason "
+            "end)") in text
     lines = text.splitlines()
     assert lines.index(next(x for x in lines if x.startswith("open "))) == \
         lines.index(next(x for x in lines if x.startswith("trades "))) + 1
@@ -154,7 +160,7 @@ def test_the_same_run_writes_byte_identical_files(tmp_path):
     play = ROOT / "plays" / "scale_out.yml"
     for out in ("a", "b"):
         run_backtest(str(play), out=str(tmp_path / out))
-    for name in ("fills.csv", "orders.csv", "trades.csv", "equity.csv", "rejections.csv", "equity.svg"):
+    for name in ("fills.csv", "orders.csv", "trades.csv", "equity.csv", "rejections.csv", "funding.csv", "equity.svg"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
     first, second = ({k: v for k, v in json.loads((tmp_path / out / "report.json").read_text()).items()
                       if k != "out"} for out in ("a", "b"))
@@ -219,7 +225,7 @@ def test_with_no_trades_win_rate_and_profit_factor_are_undefined_not_zero():
     m = metrics(np.full(5, 1000.0), np.zeros(5), 1000.0, [], [], "1m")
     assert (m["trades"], m["win_rate_pct"], m["profit_factor"]) == (0, None, None)
     line = next(x for x in format_report(report()).splitlines() if x.startswith("trades"))
-    assert line == "trades      0   win rate n/a   profit factor n/a"
+    assert line == "trades      0   win rate n/a   profit factor n/a   expectancy n/a"
 
 
 def test_data_without_one_complete_exec_bar_says_so(tmp_path):
@@ -229,3 +235,18 @@ def test_data_without_one_complete_exec_bar_says_so(tmp_path):
     with pytest.raises(BacktestError, match=r"the data holds no complete 15m bar \(7 1m bars\)"):
         run_backtest(str(ROOT / "plays" / "ema_cross.yml"), data=str(data), data_tf="1m", write=False,
                      cache_dir=str(tmp_path))
+
+
+def test_detail_ts_is_the_detail_bars_open_or_empty(tmp_path: Path):
+    # fills.csv's last column, row by row: a fill without a detail bar (no magnifier) writes '' among
+    # ones that have one, and the column's text does not shift the others
+    fills = [Fill(3, T0 + 180_000, "a", "x", Side.BUY, 1.0, 100.0, 0.05, "taker", None, 0.0, "a", T0 + 200_000),
+             Fill(4, T0 + 240_000, "b", None, Side.SELL, 1.0, 101.0, 0.05, "taker", None, 1.0, "b"),
+             Fill(5, T0 + 300_000, "c", None, Side.BUY, 2.0, 99.5, 0.1, "maker", None, 0.0, "c", T0 + 359_000)]
+    write_fills_csv(tmp_path / "fills.csv", fills)
+    with open(tmp_path / "fills.csv", newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert [r[-1] for r in rows] == ["detail_ts", "2025-01-01T00:03:20Z", "", "2025-01-01T00:05:59Z"]
+    assert rows[2] == ["4", "2025-01-01T00:04:00Z", "b", "", "sell", "1", "101", "0.05", "taker", ""]
+    write_fills_csv(tmp_path / "none.csv", fills[1:2])
+    assert (tmp_path / "none.csv").read_text().splitlines()[1].endswith(",taker,")
