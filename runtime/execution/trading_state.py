@@ -260,8 +260,9 @@ class TradingState:
         self.fills.append(f)
         rec = self.orders.get(f.client_id)
         if rec is not None:
-            rec.filled_qty = round(rec.filled_qty + f.qty, self._dp)
-            rec.avg_price = f.price
+            before = rec.filled_qty
+            rec.filled_qty = round(before + f.qty, self._dp)
+            rec.avg_price = f.price if not before else (rec.avg_price * before + f.price * f.qty) / rec.filled_qty
         role = f.role
         qty = f.qty
         sign = f.side.sign

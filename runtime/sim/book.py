@@ -27,7 +27,7 @@ class SimOrder(OrderRecord):
     """A book entry: the order's record plus its matching state. Owned and written by the exchange."""
 
     __slots__ = ("seq", "active_from", "kind", "up", "level", "taker_first", "ioc_bar", "trail_distance",
-                 "trail_pct", "trail_extreme", "trail_bar")
+                 "trail_pct", "trail_extreme", "trail_bar", "parts")
 
     def __init__(self, request: OrderRequest, order_id: str, reduce_only: bool, seq: int, active_from: int,
                  kind: int, up: bool, level: float) -> None:
@@ -40,6 +40,7 @@ class SimOrder(OrderRecord):
         # A limit marketable when sent: it fills as a taker at the first open it meets, wherever that is.
         self.taker_first = False
         self.ioc_bar: int | None = None  # IOC/FOK: cancelled at the close of this bar if still open
+        self.parts = 0  # a fill split into parts (an emulator fault): how many are still to come
         # trail protection only: distance (or fraction of the best price, for `trail 1.5%`), best
         # price seen since set, bar it was set in
         self.trail_distance = math.nan

@@ -232,6 +232,7 @@ class SimExchange(ProtectionDesk):
         self._ts = 0
         self._detail_ts: int | None = None  # the open of the detail bar being walked (bar magnifier)
         self._taker_first = 0  # how many working limits still hold taker_first
+        self._split_next = 0  # split_next_fill: the parts the next limit fill comes in
 
     # ------------------------------------------------------------------ reads
     @property
@@ -561,6 +562,9 @@ class SimExchange(ProtectionDesk):
                 self._fill(rec, slipped(at, rec.side, self._slip), "taker", at)
         else:
             # IOC/FOK too: rule 5.3 gives limits the maker fee unless marketable when sent.
+            if rec.parts == 0 and self._split_next > 1 and not rec.taker_first:
+                rec.parts = self._split_next  # the fault the emulator injects: this fill comes in parts
+                self._split_next = 0
             self._fill(rec, at, "taker" if rec.taker_first else "maker", at)
 
     def _end_taker_first(self, bar: int) -> None:
@@ -593,6 +597,13 @@ class SimExchange(ProtectionDesk):
             qty = abs(pos) if role.is_protection or role is _CLOSE else min(rec.qty - rec.filled_qty, abs(pos))
         else:
             qty = rec.qty - rec.filled_qty
+        partial = rec.parts > 1
+        if partial:
+            # one of k parts (the last takes the rest); the order rests for the others, one a bar
+            qty = self.instrument.round_qty(qty / rec.parts)
+            rec.parts -= 1
+            rec.active_from = self._bar + 1
+            partial = qty > 0.0
         qty = round(qty, dp)
         fee = qty * price * (self.taker_fee if liquidity == "taker" else self.maker_fee)
         effect = apply_fill(self.position, sign, qty, price, role is _SCALE, dp, self._half_step)
@@ -601,9 +612,13 @@ class SimExchange(ProtectionDesk):
         bar = self._bar
         self._events.append(Fill(bar, self._ts, rec.order_id, rec.tag, side, qty, price, fee, liquidity, role,
                                  realized, rec.client_id, self._detail_ts))
-        rec.filled_qty = round(rec.filled_qty + qty, dp)
-        rec.avg_price = price
-        self._finish(rec, _FILL, "")
+        before = rec.filled_qty
+        rec.filled_qty = round(before + qty, dp)
+        rec.avg_price = price if not before else (rec.avg_price * before + price * qty) / rec.filled_qty
+        if partial:
+            self._change(rec, Ev.FILL_PARTIAL, f"{rec.parts} part(s) to come")
+        else:
+            self._finish(rec, _FILL, "")
 
         self.fees_paid += fee
         self.realized_pnl += realized
@@ -717,6 +732,12 @@ class SimExchange(ProtectionDesk):
             if k >= 0 and rates[k] == rates[k]:
                 return float(rates[k])
         return self.funding
+
+    def split_next_fill(self, parts: int) -> None:
+        """A fault for the emulator: the next resting limit that fills does so in `parts` partial
+        fills, one per bar in which the price reaches it (PartiallyFilled, then Filled; a cancel in
+        between ends it PartiallyFilledCanceled)."""
+        self._split_next = parts
 
     def _margin_refusal(self, order: OrderRequest | _Values, exclude: SimOrder | None) -> Refusal | None:
         return margin_refusal(

@@ -1377,3 +1377,31 @@ def _is_edge(event: OrderEvent) -> bool:
 )
 def test_the_intrabar_paths_the_readme_describes(worst: bool, adverse_low: bool | None, bar: tuple, path: tuple) -> None:
     assert intrabar_path(worst, adverse_low, *map(float, bar)) == tuple(map(float, path))
+
+
+# ---------------------------------------------------------------------------------------- partial fills
+def test_a_limit_fill_split_into_parts_fills_one_part_a_bar_and_ends_filled() -> None:
+    ex = exchange(slippage_bps=0)
+    ex.bar_closed(0, *B)
+    ex.exchange.split_next_fill(3)  # the emulator's fault: the next limit fill comes in 3 parts
+    sent = ex.submit(make_order(BUY, OrderType.LIMIT, 1.0, 0, price=99.0, tag="e"), 0, 100.0)
+    for i, bar in enumerate([(100, 100.5, 98.5, 99), (99, 99.5, 98, 98.5), (100, 101, 99.8, 100),
+                             (99.5, 100, 98.5, 99)], start=1):
+        ex.bar_closed(i, *bar)
+    rec = ex.orders[sent.client_id]
+    assert [(f.bar, f.qty, f.price) for f in ex.state.fills] == [(1, 0.333, 99.0), (2, 0.333, 99.0), (4, 0.334, 99.0)]
+    assert path_text(rec) == "New>PartiallyFilled>PartiallyFilled>Filled"
+    assert rec.filled_qty == 1.0 and rec.avg_price == 99.0 and ex.position_qty == 1.0
+
+
+def test_a_cancel_after_a_partial_fill_ends_partially_filled_canceled() -> None:
+    ex = exchange(slippage_bps=0)
+    ex.bar_closed(0, *B)
+    ex.exchange.split_next_fill(2)
+    sent = ex.submit(make_order(BUY, OrderType.LIMIT, 1.0, 0, price=99.0, tag="e"), 0, 100.0)
+    ex.bar_closed(1, 100, 100.5, 98.5, 99)
+    assert ex.cancel(sent.client_id, 1)
+    rec = ex.orders[sent.client_id]
+    assert path_text(rec) == "New>PartiallyFilled>PendingCancel>PartiallyFilledCanceled"
+    assert (rec.filled_qty, ex.position_qty) == (0.5, 0.5)
+    assert ex.exchange.orders[sent.client_id].path == rec.path  # the mirror follows the venue
