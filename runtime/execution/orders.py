@@ -416,6 +416,7 @@ class Fill(NamedTuple):
     realized_pnl: float  # gross PnL of the part of the fill that reduced the position; fees not included
     client_id: str = ""
     detail_ts: int | None = None  # bar magnifier: epoch ms of the open of the detail bar it filled in
+    exec_id: str = ""  # the venue's id of the execution (Bybit's execId; '' from the simulator)
 
 
 class OrderEvent(NamedTuple):
