@@ -1,7 +1,8 @@
 """The journal: an SQLite file (WAL) holding what a live session must not lose in a crash.
 
-Every event a venue reported (order status changes, fills, funding, late refusals) is appended, in
-order, to `events` before the next request goes out; replaying them into a fresh `TradingState`
+Every event a venue reported (order status changes, fills, funding, late refusals), and every intent
+the session refused before sending it, is appended in order to `events` before the next request
+goes out; replaying them into a fresh `TradingState`
 rebuilds the session's picture exactly (the state is changed only by events). Beside that log the
 journal keeps tables an operator can query: `orders` (each order's latest values and status),
 `transitions` (every status change), `fills`, `funding`, `intents` (what the blocks asked for),
@@ -31,7 +32,7 @@ from playdeck.runtime.execution.orders import (
     Refused,
     Side,
 )
-from playdeck.runtime.execution.trading_state import TradingState
+from playdeck.runtime.execution.trading_state import RefusedIntent, TradingState
 
 __all__ = ["Journal", "JournalError", "decode_event", "encode_event"]
 
@@ -215,6 +216,10 @@ def encode_event(e: Any) -> tuple[str, dict[str, Any]]:
         d = e._asdict()
         d["code"] = None if e.code is None else e.code.name
         return "refused", d
+    if isinstance(e, RefusedIntent):
+        d = e._asdict()
+        d["code"] = None if e.code is None else e.code.name
+        return "refused_intent", d
     raise TypeError(f"not a venue event: {e!r}")
 
 
@@ -231,8 +236,8 @@ def decode_event(kind: str, d: dict[str, Any]) -> Any:
         return Fill(**d)
     if kind == "cash":
         return CashFlow(**d)
-    if kind == "refused":
+    if kind in ("refused", "refused_intent"):
         d = dict(d)
         d["code"] = None if d["code"] is None else RefusalCode[d["code"]]
-        return Refused(**d)
+        return Refused(**d) if kind == "refused" else RefusedIntent(**d)
     raise JournalError(f"unknown event kind {kind!r} in the journal")

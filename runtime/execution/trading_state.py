@@ -192,6 +192,8 @@ class TradingState:
             self.apply_fill(event)
         elif isinstance(event, CashFlow):
             self.apply_cash(event)
+        elif isinstance(event, RefusedIntent):
+            self.refusals.append(event)  # a refused intent read back from a journal
         elif isinstance(event, Refused):
             # Part of an earlier command refused at a fill (attached protection): a refused part of
             # the intent that sent it.
@@ -350,5 +352,9 @@ class TradingState:
 
     def refuse(self, bar: int, kind: str, tag: str | None, reason: str, where: str,
                code: RefusalCode | None = None) -> None:
-        """Record an intent refused before it reached a venue, or by the venue's answer."""
-        self.refusals.append(RefusedIntent(bar, kind, tag, reason, where, code))
+        """Record an intent refused before it reached a venue, or by the venue's answer (kept with the
+        events, when they are kept: a journal replays it like one)."""
+        refused = RefusedIntent(bar, kind, tag, reason, where, code)
+        self.refusals.append(refused)
+        if self._keep_events:
+            self.events.append(refused)

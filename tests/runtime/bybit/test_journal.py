@@ -25,6 +25,7 @@ def test_a_replayed_journal_rebuilds_the_same_trading_state(name: str, tmp_path:
     bars = exec_bars(generate(120_000, seed=5), plan.play.market.exec_tf)
     bt = prepare(plan, bars, keep_events=True)
     run_engine(bt)
+    # what a session journals: the venue's events and its refused intents, in the order they happened
     events = bt.state.events
     assert len(events) > 20
     with Journal(tmp_path / "j.sqlite") as journal:
