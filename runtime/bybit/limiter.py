@@ -1,0 +1,87 @@
+"""Bybit's request limits on the client side, sans-I/O (the clock is a parameter; the caller sleeps).
+
+bybit-v5.md section 4: per UID, each endpoint has a rolling one-second window (10 requests for the
+order endpoints, 50 for the queries), and per IP 600 requests in any five seconds. `acquire` says how
+long to wait before a request may go; `observe` believes the venue's `X-Bapi-Limit-*` headers when they
+say fewer requests remain than the local count; `blocked_until` holds a 10006's reset timestamp, so a
+retry after it re-acquires rather than firing at once.
+"""
+from __future__ import annotations
+
+from collections import deque
+
+import attrs
+
+__all__ = ["ENDPOINT_LIMITS", "RateLimiter"]
+
+# requests per rolling second, per endpoint (linear, unified account; the documented defaults)
+ENDPOINT_LIMITS: dict[str, int] = {
+    "/v5/order/create": 10, "/v5/order/amend": 10, "/v5/order/cancel": 10, "/v5/order/cancel-all": 10,
+    "/v5/order/realtime": 50, "/v5/order/history": 50, "/v5/execution/list": 50,
+    "/v5/position/list": 50, "/v5/position/set-leverage": 10, "/v5/position/trading-stop": 10,
+    "/v5/account/wallet-balance": 50,
+}
+IP_LIMIT, IP_WINDOW = 600, 5.0
+
+
+@attrs.define
+class _Window:
+    limit: int
+    seconds: float
+    sent: deque = attrs.field(factory=deque)  # times of the requests inside the window, oldest first
+    blocked_until: float = 0.0
+
+    def wait(self, now: float) -> float:
+        sent = self.sent
+        while sent and sent[0] <= now - self.seconds:
+            sent.popleft()
+        wait = max(0.0, self.blocked_until - now)
+        if len(sent) >= self.limit:
+            wait = max(wait, sent[len(sent) - self.limit] + self.seconds - now)
+        return wait
+
+
+class RateLimiter:
+    def __init__(self, limits: dict[str, int] | None = None) -> None:
+        self._limits = dict(ENDPOINT_LIMITS if limits is None else limits)
+        self._windows: dict[str, _Window] = {}
+        self._ip = _Window(IP_LIMIT, IP_WINDOW)
+
+    def _window(self, endpoint: str) -> _Window | None:
+        w = self._windows.get(endpoint)
+        if w is None and endpoint in self._limits:
+            w = self._windows[endpoint] = _Window(self._limits[endpoint], 1.0)
+        return w
+
+    def acquire(self, endpoint: str, now: float) -> float:
+        """Seconds to wait before a request to `endpoint` may go (0: now). The request is counted at
+        the time it will go, so calling again after sleeping that long is not needed."""
+        w = self._window(endpoint)
+        wait = self._ip.wait(now)
+        if w is not None:
+            wait = max(wait, w.wait(now))
+            w.sent.append(now + wait)
+        self._ip.sent.append(now + wait)
+        return wait
+
+    def observe(self, endpoint: str, now: float, *, limit: int | None = None, remaining: int | None = None,
+                reset_ms: int | None = None) -> None:
+        """The venue's headers for a request to `endpoint` answered at `now` (seconds): never believe
+        more room than it says; with nothing left, wait for its reset."""
+        w = self._window(endpoint)
+        if w is None:
+            return
+        if limit is not None and limit > 0:
+            w.limit = limit
+        if remaining is not None:
+            while len(w.sent) < w.limit - remaining:
+                w.sent.appendleft(now)  # requests we did not count (another process of the same key)
+            if remaining <= 0 and reset_ms is not None:
+                self.block(endpoint, reset_ms / 1000.0)
+
+    def block(self, endpoint: str, until: float) -> None:
+        """A 10006 (too many visits): no request to `endpoint` before `until` (seconds, the venue's
+        X-Bapi-Limit-Reset-Timestamp)."""
+        w = self._window(endpoint)
+        if w is not None:
+            w.blocked_until = max(w.blocked_until, until)
