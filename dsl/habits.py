@@ -135,7 +135,8 @@ def namespaced_call(line: str, col: int, functions: Collection[str]) -> Habit | 
     if name in PINE_CROSSES:
         parts = _split_arguments(args)
         fixed = f"{parts[0]} {PINE_CROSSES[name]} {parts[1]}" if len(parts) == 2 else f"a {PINE_CROSSES[name]} b"
-        return Habit(message, start, end + 1, f"Pine's {written}(a, b) is an operator here: write '{shorten(fixed, 60)}'")
+        return Habit(message, start, end + 1,
+                     f"Pine's {written}(a, b) is an operator here: write '{shorten(fixed, 60)}'")
     bare = PINE_NAMES.get(name, name)
     if bare in functions:
         return Habit(message, start, end + 1, f"write '{shorten(f'{bare}({args})', 60)}'")
