@@ -4,12 +4,13 @@ from __future__ import annotations
 import math
 
 from playdeck.dsl import syntax as s
-from playdeck.dsl.fmt import number_text
+from playdeck.dsl.diagnostics import shorten
+from playdeck.dsl.fmt import format_expr, number_text
 from playdeck.dsl.limits import MAX_BARS
 from playdeck.dsl.vocabulary import DEFAULT_TIME_IN_FORCE, PROTECTION_KINDS, SIDES, TIF_WORDS, TIME_IN_FORCE
 
 from . import ir
-from .builtins import KEYWORDS, RESERVED
+from .builtins import FUNCTIONS, KEYWORDS, RESERVED
 from .check import Checker, _Ctx, _Stop, constant_value, listed
 
 ENTRIES = ("market", "limit", "stop", "scale")
@@ -119,14 +120,107 @@ def _options(c: Checker, a: s.Action) -> dict[str, s.Option]:
     return found
 
 
-def _price(c: Checker, e: s.Expr, ctx: _Ctx, what: str) -> ir.Expr:
+def _price(c: Checker, e: s.Expr, ctx: _Ctx, what: str, slot: str, attached: bool = False) -> ir.Expr:
+    """A price (or trail distance) written in `slot`: an option word (`at`, `limit`) or a protection kind."""
+    added = percent_added(e)
+    if added is not None:
+        raise c.fail("percent", _percent_added_message(added, "a distance" if slot == "trail" else "a price"),
+                     added.span, _percent_added_hint(added, slot, attached))
     x = c.expr(e, ctx)
     c.need_num(x, e, what)
     v = constant_value(x)
     if v is not None and not v > 0:  # NaN too: a division by zero
-        raise c.fail("value", f"{what} must be positive, not {v:g}", e.span,
-                     "prices and trail distances are positive numbers")
+        hint = "prices and trail distances are positive numbers"
+        if slot in PROTECTIONS and isinstance(e, s.Neg) and isinstance(e.operand, s.Pct):
+            hint = (f"a percentage distance is written without a sign: '{slot} {_pct_text(e.operand)}' is "
+                    f"{_pct_text(e.operand)} from the {_reference(slot, attached)}")
+        raise c.fail("value", f"{what} must be positive, not {v:g}", e.span, hint)
     return x
+
+
+# ---- percent protection (PLAY-LANGUAGE.md 7.1) -------------------------------------------------
+
+def _protection(c: Checker, a: s.Action, ctx: _Ctx, attached: bool) -> ir.Protection:
+    """`stop_loss PRICE`, `take_profit PRICE`, `trail DISTANCE`, or any of them with a bare percentage
+    literal (`stop_loss 2%`): a distance from the reference price (the fill under an entry, the
+    position's average entry standing alone; a trail's best price), kept as its fraction."""
+    if isinstance(a.value, s.Pct):
+        c._finite(a.value)
+        v = a.value.value
+        if not 0 < v < 100:
+            written = f"{a.kind} {_pct_text(a.value)}"
+            raise c.fail("value", f"'{written}' is out of range: a percentage distance must be more than 0% and "
+                         "less than 100%", a.value.span, _percent_example(a.kind, attached))
+        return ir.Protection(a.kind, ir.Const(v / 100.0, span=a.value.span), a.span, percent=True)
+    what = f"the {a.kind} {'distance' if a.kind == 'trail' else 'price'}"
+    return ir.Protection(a.kind, _price(c, a.value, ctx, what, a.kind, attached), a.span)
+
+
+def _pct_text(p: s.Pct) -> str:
+    return shorten(p.text or number_text(p.value) + "%")
+
+
+def _reference(kind: str, attached: bool) -> str:
+    if kind == "trail":
+        return "best price since it was set"
+    return "fill" if attached else "position's average entry"
+
+
+def _percent_example(kind: str, attached: bool) -> str:
+    example = "1.5%" if kind == "trail" else "2%"
+    return f"e.g. '{kind} {example}': {example} from the {_reference(kind, attached)}"
+
+
+def _is_pct(e: s.Expr) -> bool:
+    return isinstance(e, s.Pct) or (isinstance(e, s.Neg) and isinstance(e.operand, s.Pct))
+
+
+def percent_added(e: s.Expr) -> s.BinOp | None:
+    """The first `PRICE + N%` or `PRICE - N%` (either order) where `e`'s value is still a price: at the
+    top, or under `+`, `-`, unary minus, min, max or abs. There `2%` is the number 0.02, never what
+    the writer meant. Under `*` or `/` it is a fraction as usual (`fill * (1 - 2%)`)."""
+    stack = [e]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, s.BinOp) and x.op in ("+", "-"):
+            if _is_pct(x.left) or _is_pct(x.right):
+                return x
+            stack += [x.right, x.left]
+        elif isinstance(x, s.Neg):
+            stack.append(x.operand)
+        elif isinstance(x, s.Call) and x.fn in FUNCTIONS:
+            stack.extend(reversed(x.args))
+    return None
+
+
+def _percent_added_message(e: s.BinOp, what: str) -> str:
+    pct, other_left = (e.right, True) if _is_pct(e.right) else (e.left, False)
+    p = pct.operand if isinstance(pct, s.Neg) else pct
+    number = number_text(round(p.value / 100.0, 15) * (-1 if isinstance(pct, s.Neg) else 1))
+    written, shown = shorten(format_expr(pct)), shorten(format_expr(e), 40)
+    if other_left:
+        verb = f"adds the number {number} to" if e.op == "+" else f"subtracts the number {number} from"
+        return f"'{shown}' {verb} {what}, not {written} of it"
+    return f"'{shown}' mixes the number {number} with {what} by '{e.op}', not {written} of it"
+
+
+def _percent_added_hint(e: s.BinOp, slot: str, attached: bool) -> str:
+    pct, other = (e.right, e.left) if _is_pct(e.right) else (e.left, e.right)
+    p = pct.operand if isinstance(pct, s.Neg) else pct
+    op = e.op if not isinstance(pct, s.Neg) else ("-" if e.op == "+" else "+")
+    scaled = shorten(format_expr(s.BinOp("*", other, s.BinOp(op, s.Num(1.0, "1"), p))), 60)
+    written = _pct_text(p)
+    if slot == "trail":
+        return (f"write 'trail {written}' (it follows the best price at {written} from it), or a distance in "
+                f"price such as 'close * {written}'")
+    if slot in PROTECTIONS:
+        ref = _reference(slot, attached)
+        bare = f"'{slot} {written}' ({written} from the {ref})"
+        reads_reference = other == (s.Name("fill") if attached else s.Field(s.Name("position"), "entry"))
+        return f"write {bare} or '{scaled}'" if reads_reference else f"write '{scaled}', or {bare}"
+    side = "above" if op == "+" else "below"
+    return (f"write '{scaled}' for {written} {side} {shorten(format_expr(other), 40)}; a percentage is a fraction "
+            "of what it multiplies")
 
 
 def _pct(c: Checker, size: s.Size, *, high: float | None) -> float:
@@ -168,8 +262,7 @@ def check_action(c: Checker, a: s.Action, ctx: _Ctx) -> ir.Action:
                      child.span, f"only {_words(ENTRIES, 'and')} orders carry attached "
                      f"{_words(PROTECTIONS, 'or')}; move it out to the action level")
     if a.kind in PROTECTIONS:
-        value = _price(c, a.value, ctx, f"the {a.kind} {'distance' if a.kind == 'trail' else 'price'}")
-        return ir.Protection(a.kind, value, a.span)
+        return _protection(c, a, ctx, attached=False)
     if a.kind == "cancel":
         if a.target is not None and a.target not in c.tags:
             close = c.suggest("tag", a.target, lambda: [[*c.tags, "all"]])
@@ -179,7 +272,7 @@ def check_action(c: Checker, a: s.Action, ctx: _Ctx) -> ir.Action:
                          + (f"; known: {listed(c.tags)}" if c.tags else ""))
         return ir.Cancel(a.target, a.span)
     opts = _options(c, a)
-    at = _price(c, opts["at"].value, ctx, "a price") if "at" in opts else None
+    at = _price(c, opts["at"].value, ctx, "a price", "at") if "at" in opts else None
     if a.kind == "close":
         return ir.Close(at, a.span)
     if a.kind == "partial_close":
@@ -215,16 +308,14 @@ def check_action(c: Checker, a: s.Action, ctx: _Ctx) -> ir.Action:
                          f"a position has one {child.kind}; keep one, and move it later with a standalone "
                          f"'{child.kind}' action")
         kinds.add(child.kind)
-        what = f"the {child.kind} {'distance' if child.kind == 'trail' else 'price'}"
-        attached.append(ir.Protection(child.kind, _price(c, child.value, _Ctx(ctx.tf, allow_fill=True), what),
-                                      child.span))
+        attached.append(_protection(c, child, _Ctx(ctx.tf, allow_fill=True), attached=True))
     if size.kind == "risk" and "stop_loss" not in kinds:
         raise c.fail("risk", "'risk' sizing needs a stop_loss attached under this order", size.span,
                      "the quantity is risk / distance to the stop: indent 'stop_loss PRICE' under the order")
     tif = TIME_IN_FORCE[opts["tif"].value if "tif" in opts else DEFAULT_TIME_IN_FORCE]
     tag = opts["tag"].value if "tag" in opts else None
     if a.kind == "stop":
-        limit = _price(c, opts["limit"].value, ctx, "a limit price") if "limit" in opts else None
+        limit = _price(c, opts["limit"].value, ctx, "a limit price", "limit") if "limit" in opts else None
         return ir.OrderAction("stop", a.side, size, price=limit, trigger=at, expire=expire, tag=tag,
                               attached=tuple(attached), span=a.span)
     return ir.OrderAction(a.kind, a.side, size, price=at, expire=expire, tif=tif, tag=tag,

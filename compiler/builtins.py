@@ -81,6 +81,9 @@ NO_ARGUMENT_FORMS = {s.written: s.name for s in INDICATORS.values() if s.written
 # Plain functions usable anywhere an expression is.
 FUNCTIONS: dict[str, int] = {"min": 2, "max": 2, "abs": 1}
 
+# Every name a Play may call, as written (`vwap`, not vwap_session): the parser's hints name them.
+CALLS: tuple[str, ...] = tuple(dict.fromkeys([*(s.written or s.name for s in INDICATORS.values()), *FUNCTIONS]))
+
 SERIES = ("open", "high", "low", "close", "volume")
 STATE_WORDS = {"flat": "bool", "long": "bool", "short": "bool", "equity": "float"}
 POSITION_FIELDS = {"size": "float", "entry": "float", "layers": "float", "upnl": "float", "r": "float",

@@ -19,6 +19,7 @@ from playdeck.dsl.source import PlaySource, YValue, parse_play_text, read_play
 
 from . import ir
 from .actions import check_blocks, collect_tags
+from .builtins import CALLS
 from .check import Checker
 from .readiness import Warmups, readiness
 from .settings import check_settings
@@ -75,7 +76,7 @@ def _compile(src: PlaySource) -> Compiled:
                                         "features"))
                 continue
             try:
-                f = parse_feature(v.raw, key, v.where)
+                f = parse_feature(v.raw, key, v.where, CALLS)
             except ParseFailure as e:
                 diags.append(e.diagnostic)
                 continue
@@ -84,7 +85,7 @@ def _compile(src: PlaySource) -> Compiled:
     if settings["blocks"] is not None:
         b = settings["blocks"]
         try:
-            blocks = parse_blocks(b.value, b.where)
+            blocks = parse_blocks(b.value, b.where, CALLS)
         except ParseFailure as e:
             diags.append(e.diagnostic)
     _raise(src, diags)

@@ -86,9 +86,19 @@ def _size(s: ir.Size, ex: _Expr) -> str:
     return {"equity": f"{pct} equity", "risk": f"risk {pct}", "position": f"{pct} of position"}[s.kind]
 
 
+def _protection(p: ir.Protection, ex: _Expr, reference: str) -> str:
+    """`stop_loss (fill - (2 * atr))`; a percentage (7.1) names what it is a distance from:
+    `stop_loss 2% of fill`, `take_profit 3% of entry`, `trail 1.5%` (of the best price)."""
+    if not p.percent:
+        return f"{p.kind} {ex(p.value)}"
+    assert isinstance(p.value, ir.Const)
+    pct = _num(round(p.value.value * 100, 10)) + "%"
+    return f"{p.kind} {pct}" if p.kind == "trail" else f"{p.kind} {pct} of {reference}"
+
+
 def _action(a: ir.Action, ex: _Expr) -> list[str]:
     if isinstance(a, ir.Protection):
-        return [f"{a.kind} {ex(a.value)}"]
+        return [_protection(a, ex, "entry")]
     if isinstance(a, ir.Cancel):
         return [f"cancel {a.tag if a.tag is not None else 'all'}"]
     if isinstance(a, ir.Close):
@@ -110,7 +120,7 @@ def _action(a: ir.Action, ex: _Expr) -> list[str]:
     if a.tag is not None:
         words.append(f"as {a.tag}")
     lines = [" ".join(words)]
-    lines.extend(f"  attached {p.kind} {ex(p.value)}" for p in a.attached)
+    lines.extend(f"  attached {_protection(p, ex, 'fill')}" for p in a.attached)
     return lines
 
 

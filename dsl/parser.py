@@ -9,7 +9,7 @@ import math
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator
+from typing import Collection, Iterator
 
 import attrs
 from lark import Lark, Token, Transformer, Tree, v_args
@@ -18,10 +18,11 @@ from lark.indenter import Indenter
 
 from . import syntax as s
 from .diagnostics import Diagnostic
+from .habits import Habit, equals_sign, misspelled_keyword, namespaced_call, slash_comment
 from .source import char_name
 from .limits import DEPTH_HINT, MAX_DEPTH, room_to_recurse
 from .spans import IDENTITY, LineMap, Span
-from .vocabulary import PROTECTION_KINDS, SIDES
+from .vocabulary import PROTECTION_KINDS, SIDES, TIF_WORDS
 
 GRAMMAR = Path(__file__).with_name("play.lark")
 
@@ -75,8 +76,9 @@ class ParseFailure(Exception):
         self.diagnostic = diagnostic
 
 
-def parse_blocks(text: str, where: LineMap = IDENTITY) -> tuple[s.Block, ...]:
-    """Parse the `blocks:` text. Raises ParseFailure with a diagnostic positioned via `where`."""
+def parse_blocks(text: str, where: LineMap = IDENTITY, functions: Collection[str] = ()) -> tuple[s.Block, ...]:
+    """Parse the `blocks:` text. Raises ParseFailure with a diagnostic positioned via `where`.
+    `functions` are the names a call may have, for hints (`ta.rsi(...)` is `rsi(...)`)."""
     if not text.endswith("\n"):
         text += "\n"
     tab = _tab_in_indentation(text)
@@ -86,7 +88,7 @@ def parse_blocks(text: str, where: LineMap = IDENTITY) -> tuple[s.Block, ...]:
                                       where.span(line, col, line, col + 1),
                                       "editors show a tab as 2, 4 or 8 columns, so whether a line is under an action "
                                       "(an attached stop_loss) or beside it would depend on the editor"))
-    tree = _run(text, "start", where)
+    tree = _run(text, "start", where, functions)
     with room_to_recurse():
         return tuple(_Build(where).transform(tree))
 
@@ -100,20 +102,20 @@ def _tab_in_indentation(text: str) -> tuple[int, int] | None:
     return None
 
 
-def parse_feature(text: str, name: str, where: LineMap = IDENTITY) -> s.FeatureDef:
-    """Parse one feature's value: `expr` or `expr @ tf`."""
+def parse_feature(text: str, name: str, where: LineMap = IDENTITY, functions: Collection[str] = ()) -> s.FeatureDef:
+    """Parse one feature's value: `expr` or `expr @ tf` (`functions` as for parse_blocks)."""
     if "\n" in text.strip():
         raise ParseFailure(Diagnostic("syntax", "a feature is one expression on one line",
                                       where.span(1, 1, 1, 2), "write 'name: expression' on one line; "
                                       "split a long one into several features"))
     # Leading spaces stay (the lexer skips them) so that columns still match the file.
-    tree = _run(text.rstrip(), "feature", where)
+    tree = _run(text.rstrip(), "feature", where, functions)
     with room_to_recurse():
         expr, tf, tf_span = _Build(where).transform(tree)
     return s.FeatureDef(name, expr, tf, expr.span, tf_span)
 
 
-def _run(text: str, start: str, where: LineMap):
+def _run(text: str, start: str, where: LineMap, functions: Collection[str] = ()):
     paren = _too_many_parentheses(text)
     if paren is not None:
         # Refused before parsing: a line of thousands of '(' would cost seconds to parse first.
@@ -125,6 +127,10 @@ def _run(text: str, start: str, where: LineMap):
     try:
         tree = _lark().parse(text, start=start)
     except IndentationProblem as e:
+        lines = text.split("\n")
+        slashes = slash_comment(lines[e.line - 1]) if e.line <= len(lines) else None
+        if slashes is not None:  # a `// comment` line indented as no code line is
+            raise ParseFailure(_habit_diagnostic(slashes, e.line, where)) from None
         # Say columns of the Play file: the embedded text lost the YAML indentation.
         span = where.span(e.line, e.col, e.line, e.col + 1)
         levels = ", ".join(str(where.point(e.line, lvl + 1)[1]) for lvl in e.levels)
@@ -132,7 +138,7 @@ def _run(text: str, start: str, where: LineMap):
                                       f"{span.col}, which matches no enclosing level (columns {levels})",
                                       span, "indent every line of a level by the same number of spaces")) from None
     except UnexpectedInput as e:
-        raise ParseFailure(_describe(e, text, where)) from None
+        raise ParseFailure(_describe(e, text, where, functions)) from None
     deep = too_deep(tree)
     if deep is not None:
         root, depth = deep
@@ -294,13 +300,30 @@ def _char_hint(ch: str, shown: str) -> str:
             "or 2%, and comments start with '#'")
 
 
-def _describe(e: UnexpectedInput, text: str, where: LineMap) -> Diagnostic:
+# Keywords someone may write in camel case, in capitals or without their '_' (`stopLoss`).
+_SPELLED = _ACTIONS + TIF_WORDS + ("crosses_above", "crosses_below")
+
+
+def _habit(line: str, col: int, expected: set[str], functions: Collection[str]) -> Habit | None:
+    """A habit of Pine, Python or JavaScript at the place the parser failed (dsl/habits.py)."""
+    return (slash_comment(line, col) or equals_sign(line, col, after_operand="COMP_OP" in expected)
+            or namespaced_call(line, col, functions) or misspelled_keyword(line, col, _SPELLED))
+
+
+def _habit_diagnostic(h: Habit, line: int, where: LineMap) -> Diagnostic:
+    return Diagnostic("syntax", h.message, where.span(line, h.col, line, h.end_col), h.hint)
+
+
+def _describe(e: UnexpectedInput, text: str, where: LineMap, functions: Collection[str] = ()) -> Diagnostic:
     lines = text.splitlines() or [""]
     if isinstance(e, UnexpectedCharacters):
         ch = text[e.pos_in_stream] if e.pos_in_stream < len(text) else "?"
         shown = f"'{ch}'" if ch.isascii() and ch.isprintable() else char_name(ch)
         msg = f"unexpected character {shown}"
         expected = _acceptable(e) if getattr(e, "interactive_parser", None) is not None else set(e.allowed or ())
+        habit = _habit(lines[e.line - 1], e.column, expected, functions) if e.line <= len(lines) else None
+        if habit is not None:
+            return _habit_diagnostic(habit, e.line, where)
         if expected:
             msg += "; expected " + _describe_expected(expected)
         return Diagnostic("syntax", msg, where.span(e.line, e.column, e.line, e.column + 1), _char_hint(ch, shown))
@@ -317,6 +340,13 @@ def _describe(e: UnexpectedInput, text: str, where: LineMap) -> Diagnostic:
             line, col = tok.line, tok.column
         width = max(1, len(str(tok))) if tok.type not in ("_NL", "$END", "_INDENT", "_DEDENT") else 1
         expected = _acceptable(e)
+        if 1 <= line <= len(lines):
+            if tok.type in ("_INDENT", "_DEDENT"):
+                habit = slash_comment(lines[line - 1])  # a `// comment` line indented as no other
+            else:
+                habit = None if tok.type in ("_NL", "$END") else _habit(lines[line - 1], col, expected, functions)
+            if habit is not None:
+                return _habit_diagnostic(habit, line, where)
         if expected == {"_INDENT"}:
             at = len(lines) + 1 if tok.type == "$END" or tok.line is None else \
                 (tok.end_line if tok.type == "_DEDENT" else tok.line)

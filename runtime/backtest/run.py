@@ -234,10 +234,13 @@ def run_backtest(play_path: str, *, data: str | None = None, data_tf: str | None
     # and `bar` in every file keeps counting from the first bar of the data.
     first, last = bar_range(bars, parse_when(start), parse_when(end))
     if first >= last:
-        if start is None and end is None:
+        if len(bars) == 0:
             raise BacktestError(f"the data holds no complete {plan.play.market.exec_tf} bar "
                                 f"({len(base)} {base.tf} bars)")
-        raise BacktestError("no bars in the chosen range")
+        # Say where the data is, so the next --from/--to can land in it.
+        chosen = " ".join(f"{flag} {value}" for flag, value in (("--from", start), ("--to", end)) if value is not None)
+        raise BacktestError(f"no bars in the chosen range ({chosen}): the data's {bars.tf} bars open from "
+                            f"{format_ts(int(bars.ts_open[0]))} to {format_ts(int(bars.ts_open[-1]))}")
     funding = funding_series(base)
     bt = prepare(plan, bars, where=play_path, detail=detail_bars(base, plan.play.account.magnifier),
                  funding_rates=funding)

@@ -97,22 +97,25 @@ class DataProblem:
 class DataError(Exception):
     """Bad input data: carries every problem found, rendered as a readable multi-line report."""
 
-    def __init__(self, problems: Iterable[DataProblem], path: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, problems: Iterable[DataProblem], path: str | os.PathLike[str] | None = None,
+                 hint: str = "") -> None:
         self.problems: list[DataProblem] = sorted(problems, key=lambda p: p.row)
         self.path = None if path is None else os.fspath(path)
+        self.hint = hint  # what to do about the problems, said once after them
         super().__init__(self.problems)
 
     def __str__(self) -> str:
+        hint = f"\nhint: {self.hint}" if self.hint else ""
         where = f"{self.path}: " if self.path is not None else ""
         count = len(self.problems)
         if count == 1 and self.problems[0].row == 0:
-            return f"{where}{self.problems[0].message}"  # a whole-file problem needs no list
+            return f"{where}{self.problems[0].message}{hint}"  # a whole-file problem needs no list
         lines = [f"{where}{count} problem{'s' if count != 1 else ''} in the data"]
         for p in self.problems[:_MAX_REPORTED]:
             lines.append(f"  {'file' if p.row == 0 else f'row {p.row}'}: {p.message}")
         if count > _MAX_REPORTED:
             lines.append(f"  ... and {count - _MAX_REPORTED} more")
-        return "\n".join(lines)
+        return "\n".join(lines) + hint
 
 
 @attrs.frozen(eq=False)
@@ -360,9 +363,14 @@ def _order_message(ts: np.ndarray, rows: np.ndarray, i: int, direction: int) -> 
             "older than the row before it")
 
 
+# Said after gap errors (not when most bars are another distance apart: filling would make most bars up).
+GAPS_HINT = ("--gaps fill (an option of backtest --data and of data import) inserts flat bars where bars are "
+             "missing, open = high = low = close = the previous close and volume 0, instead of failing")
+
+
 def _sequence_problems(ts: np.ndarray, rows: np.ndarray, step: int, tf: str, gaps: str,
-                       bad_rows: list[int], direction: int) -> list[DataProblem]:
-    """Order, duplicate, grid and (unless filling) gap problems, in file order.
+                       bad_rows: list[int], direction: int) -> tuple[list[DataProblem], str]:
+    """Order, duplicate, grid and (unless filling) gap problems, in file order, and the hint to give.
 
     `direction` is the file's (see `file_direction`); a step against it is out of order.
     `bad_rows` (sorted) are data rows already rejected: each may be meant for one missing bar.
@@ -381,11 +389,10 @@ def _sequence_problems(ts: np.ndarray, rows: np.ndarray, step: int, tf: str, gap
         # An off-grid row is that row's problem: the slot it was probably meant for is no gap.
         rejected = sorted(set(bad_rows) | set(rows[off_grid].tolist()))
         gap_problems = _gap_problems(ts[~off_grid], rows[~off_grid], step, tf, rejected)
-    if gap_problems or off_grid.any():
-        spacing = _spacing_hint(ts, step, tf)
-        if spacing:
-            problems.append(DataProblem(0, spacing))
-    return problems + gap_problems
+    spacing = _spacing_hint(ts, step, tf) if gap_problems or off_grid.any() else ""
+    if spacing:
+        problems.append(DataProblem(0, spacing))
+    return problems + gap_problems, GAPS_HINT if gap_problems and not spacing else ""
 
 
 def _step_counts(ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -760,9 +767,10 @@ def import_csv(path: str | os.PathLike[str], symbol: str, tf: str | None, gaps: 
     step = tf_ms(tf)
     direction = file_direction(ts)
     bad_rows = sorted({p.row for p in problems} | set(swallowed))
-    problems += _sequence_problems(ts, rows, step, tf, gaps, bad_rows, direction)
+    sequence, hint = _sequence_problems(ts, rows, step, tf, gaps, bad_rows, direction)
+    problems += sequence
     if problems:
-        raise DataError(problems, path)
+        raise DataError(problems, path, hint)
     was_reversed = direction < 0
     if was_reversed:
         values, ts = values[::-1], ts[::-1]

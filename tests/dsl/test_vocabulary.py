@@ -22,6 +22,7 @@ WORDS = (set(TIMEFRAMES) | set(SIDES) | set(TIME_IN_FORCE) | set(TIME_IN_FORCE.v
 ALLOWED = {
     ("compiler/actions.py", "trail"),  # a trail's value is a distance, the others' a price
     ("compiler/actions.py", "stop_loss"),  # 'risk' sizing needs a stop_loss
+    ("compiler/printer.py", "trail"),  # a percentage trail follows the best price; the others name a reference
     ("compiler/settings.py", "worst_case"),  # the default intrabar model
     # the transformer turns each grammar rule into the action of its name
     ("dsl/parser.py", "stop_loss"), ("dsl/parser.py", "take_profit"), ("dsl/parser.py", "trail"),

@@ -675,6 +675,77 @@ CASES = [
             when flat:
               close
         """), "yaml", "7:3", "block b"),
+    # ---- percent protection (PLAY-LANGUAGE.md 7.1) ------------------------------------------------
+    Case("percent_subtracted_from_the_fill", blocks("""
+        block main:
+          when flat:
+            market buy qty 1
+              stop_loss fill - 2%
+        """), "percent", "14:19", "fill - 2%"),
+    Case("percent_added_to_the_position_entry", blocks("""
+        block main:
+          when long:
+            take_profit position.entry + 3%
+        """), "percent", "13:19", "position.entry + 3%"),
+    Case("percent_subtracted_from_a_limit_price", blocks("""
+        block main:
+          when flat:
+            limit buy qty 1 at close - 1%
+        """), "percent", "13:26", "close - 1%"),
+    Case("percent_stop_loss_of_100", blocks("""
+        block main:
+          when long:
+            stop_loss 100%
+        """), "value", "13:17", "100%"),
+    Case("percent_trail_of_0", blocks("""
+        block main:
+          when flat:
+            market sell qty 1
+              trail 0%
+        """), "value", "14:15", "0%"),
+    # ---- habits of Pine, Python and JavaScript ------------------------------------------------------
+    Case("single_equals_in_a_condition", blocks("""
+        block main:
+          when close = open:
+            close
+        """), "syntax", "12:16", "= open"),
+    Case("pine_comment_at_the_end_of_a_line", blocks("""
+        block main:
+          when flat:
+            market buy qty 1 // the first entry
+        """), "syntax", "13:24", "// the first"),
+    Case("pine_comment_on_its_own_line", blocks("""
+        block main:
+          // entries
+          when flat:
+            market buy qty 1
+        """), "syntax", "12:5", "// entries"),
+    Case("camel_case_stop_loss", blocks("""
+        block main:
+          when flat:
+            market buy qty 1
+              stopLoss fill - atr
+        """), "syntax", "14:9", "stopLoss"),
+    Case("camel_case_take_profit", blocks("""
+        block main:
+          when long:
+            takeProfit close + atr
+        """), "syntax", "13:7", "takeProfit"),
+    Case("stop_loss_without_its_underscore", blocks("""
+        block main:
+          when long:
+            stoploss close - atr
+        """), "syntax", "13:7", "stoploss"),
+    Case("capitalised_stop_loss", blocks("""
+        block main:
+          when long:
+            StopLoss close - atr
+        """), "syntax", "13:7", "StopLoss"),
+    Case("pine_ta_namespace", blocks("""
+        block main:
+          when ta.rsi(close, 14) > 70:
+            close
+        """), "syntax", "12:10", "ta.rsi(close, 14)"),
     Case("unclosed_quote", play("""
         play: bad
         market: {symbol: BTCUSDT, exec: 15m}
@@ -822,6 +893,22 @@ def test_cli_compile_error_exits_2_with_location_and_caret(tmp_path: Path):
     assert "\n    | " + " " * 38 + "^" * len("position.entry") + "\n" in r.stderr
     assert "Traceback" not in r.stdout + r.stderr
 
+
+def test_cli_shows_a_pine_habit_at_its_place_with_a_caret(tmp_path: Path, capsys):
+    from playdeck.tui.cli import main
+
+    case = next(c for c in CASES if c.id == "camel_case_stop_loss")
+    path = tmp_path / "bad.yml"
+    path.write_text(case.text)
+    assert main(["compile", str(path)]) == 2
+    out = capsys.readouterr()
+    assert out.out == ""
+    assert out.err.splitlines() == [
+        f"{path}:{case.where}: error[syntax]: unknown word 'stopLoss'; did you mean 'stop_loss'?",
+        " 14 |         stopLoss fill - atr",
+        "    |         ^^^^^^^^",
+        "hint: write 'stop_loss': the words of a Play are lower case, with '_' between words",
+    ]
 
 def test_cli_check_prints_one_line_per_file_and_exits_2_if_any_fails(tmp_path: Path):
     (tmp_path / "good.yml").write_text(GOOD)

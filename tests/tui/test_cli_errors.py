@@ -400,3 +400,59 @@ def test_a_range_of_one_bar_after_the_warm_up_is_an_error(tmp_path: Path):
     assert line == ("error: the Play cannot trade in this run: the chosen range is the one bar 288, and an "
                     "order sent at its close would fill in bar 289 at the earliest; give --from and --to at "
                     "least two 15m bars apart")
+
+
+# --------------------------------------------------------------------------- what to do about the data
+
+GAPS_HINT = ("hint: --gaps fill (an option of backtest --data and of data import) inserts flat bars where bars are "
+             "missing, open = high = low = close = the previous close and volume 0, instead of failing")
+
+
+def run_main(capsys, *args: str) -> tuple[int, list[str]]:
+    """`playdeck ARGS` in this process: the exit code and the lines of stderr."""
+    code = cli_module.main(list(args))
+    return code, capsys.readouterr().err.splitlines()
+
+
+def test_a_gap_in_a_backtest_data_file_names_gaps_fill(tmp_path: Path, capsys):
+    gappy = write_bars(tmp_path / "gappy.csv", skip=range(1000, 1010))  # ten 1m bars missing
+    code, err = run_main(capsys, "backtest", str(EMA_CROSS), "--data", str(gappy), "--out", str(tmp_path / "o"),
+                         "--no-progress")
+    assert code == 2
+    assert err == [f"error: {gappy}: 1 problem in the data",
+                   "  row 1002: gap: 10 missing 1m bars between 2025-01-01T16:39:00Z (row 1001) and "
+                   "2025-01-01T16:50:00Z", GAPS_HINT]
+
+
+def test_a_gap_in_an_imported_file_names_gaps_fill_and_importing_with_it_works(tmp_path: Path, capsys):
+    gappy = write_bars(tmp_path / "gappy.csv", skip=range(5, 7))
+    args = ("data", "import", str(gappy), "--symbol", "BTCUSDT", "--tf", "1m", "--cache-dir", str(tmp_path / "c"))
+    code, err = run_main(capsys, *args)
+    assert code == 2
+    assert err[1:] == ["  row 7: gap: 2 missing 1m bars between 2025-01-01T00:04:00Z (row 6) and 2025-01-01T00:07:00Z",
+                       GAPS_HINT]
+    code, err = run_main(capsys, *args, "--gaps", "fill")
+    assert code == 0, err
+
+
+def test_a_file_of_another_timeframe_is_not_told_to_fill_its_gaps(tmp_path: Path, capsys):
+    hourly = write_bars(tmp_path / "hourly.csv", n=50, step_ms=3_600_000)
+    code, err = run_main(capsys, "data", "import", str(hourly), "--symbol", "BTCUSDT", "--tf", "1m",
+                         "--cache-dir", str(tmp_path / "c"))
+    assert code == 2
+    assert any("most bars are 60 minutes apart, not 1m" in line for line in err)
+    assert not any(line.startswith("hint:") for line in err)
+
+
+@pytest.mark.parametrize("args,chosen", [
+    (("--from", "2031-01-01"), "--from 2031-01-01"),
+    (("--to", "2024-06-01"), "--to 2024-06-01"),
+    (("--from", "2024-01-01", "--to", "2024-12-31T23:59"), "--from 2024-01-01 --to 2024-12-31T23:59"),
+])
+def test_a_range_without_bars_names_the_range_of_the_data(tmp_path: Path, data: Path, capsys, args, chosen):
+    code, err = run_main(capsys, "backtest", str(EMA_CROSS), "--data", str(data), *args, "--out", str(tmp_path / "o"),
+                         "--no-progress")
+    assert code == 2
+    # 3000 1m bars from 2025-01-01 are 200 15m bars, the last opening at 49:45 hours
+    assert err == [f"error: no bars in the chosen range ({chosen}): the data's 15m bars open from "
+                   "2025-01-01T00:00:00Z to 2025-01-03T01:45:00Z"]

@@ -355,3 +355,36 @@ def test_close_takes_a_position_left_below_min_qty_by_a_partial_close():
                      (3, "sell", 0.5, 103.0, 0.02575, "taker")]
     assert bt.state.qty == 0.0
     assert [r.reason for r in bt.processor.rejections] == ["qty 0.5 below min_qty 1"]
+
+
+# ---- percent protection (7.1), from the Play's text to the fills ------------------------------------
+
+def test_attached_percentages_are_distances_from_the_fill_and_size_a_risk_entry():
+    # bar 0 closes at 100: market buy, filled at bar 1's open 100; stop 2% under it (98), target 3%
+    # over it (103). risk 1% = 100 USDT over the distance 100 - 98 -> qty 50. Bar 2 reaches 103.
+    bt, _, fills = run("""
+        block entry:
+          when flat and close == 100:
+            market buy risk 1%
+              stop_loss 2%
+              take_profit 3%
+        """, [(100, 100, 100, 100), (100, 101, 99, 100.5), (100.5, 103.5, 100, 103), (103, 103, 103, 103)])
+    assert [f[:4] for f in fills] == [(1, "buy", 50.0, 100.0), (2, "sell", 50.0, 103.0)]
+    stop = next(rec for rec in bt.state.orders.values() if rec.role.value == "stop_loss")
+    assert stop.trigger == 98.0
+
+
+def test_a_standalone_percentage_is_a_distance_from_the_position_entry_mirrored_for_a_short():
+    # a short of 1 filled at bar 1's open 100; at bar 1's close 'stop_loss 2%' puts the stop 2% over
+    # the entry (102), whatever the close; bar 2 rises through it
+    bt, _, fills = run("""
+        block entry:
+          when flat and close == 100:
+            market sell qty 1
+        block protect:
+          when short:
+            stop_loss 2%
+        """, [(100, 100, 100, 100), (100, 101, 99, 99.5), (99.5, 102.5, 99.5, 102), (102, 102, 102, 102)])
+    assert [f[:4] for f in fills] == [(1, "sell", 1.0, 100.0), (2, "buy", 1.0, 102.0)]
+    stop = next(rec for rec in bt.state.orders.values() if rec.role.value == "stop_loss")
+    assert stop.trigger == 102.0
