@@ -388,3 +388,33 @@ def test_a_standalone_percentage_is_a_distance_from_the_position_entry_mirrored_
     assert [f[:4] for f in fills] == [(1, "sell", 1.0, 100.0), (2, "buy", 1.0, 102.0)]
     stop = next(rec for rec in bt.state.orders.values() if rec.role.value == "stop_loss")
     assert stop.trigger == 102.0
+
+
+@pytest.mark.parametrize(("side", "stop", "target"), [("buy", 98.0, 103.0), ("sell", 102.0, 97.0)])
+def test_readme_percent_protection_attached_is_a_distance_from_the_fill(side: str, stop: float, target: float):
+    # README "Perpetuals": `stop_loss 2%` under a buy filled at 100 is 98, `take_profit 3%` 103; a sell mirrored
+    bt, _, fills = run(f"""
+        block entry:
+          when flat and close == 99:
+            market {side} qty 1
+              stop_loss 2%
+              take_profit 3%
+        """, [(99, 99.5, 98.5, 99), (100, 100.5, 99.5, 100), (100, 100.5, 99.5, 100)])
+    assert fills[0][:4] == (1, side, 1.0, 100.0)
+    levels = {rec.role.value: rec.trigger if rec.trigger is not None else rec.price
+              for rec in bt.state.orders.values() if rec.role.is_protection}
+    assert levels == {"stop_loss": stop, "take_profit": target}
+
+
+def test_readme_percent_stop_standing_alone_is_a_distance_from_the_average_entry():
+    # README: a block's `stop_loss 2%` on a long averaging 101.02 sits at 101.02 x 0.98 = 98.9996, 99.0
+    bt, _, fills = run("""
+        block entry:
+          when flat and close == 99:
+            market buy qty 1
+        block protect:
+          when long:
+            stop_loss 2%
+        """, [(99, 99.5, 98.5, 99), (101.02, 101.5, 100.5, 101), (101, 101.5, 100.5, 101)])
+    assert fills[0][3] == 101.02
+    assert bt.state.protection["stop_loss"].trigger == 99.0
