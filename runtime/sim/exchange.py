@@ -114,6 +114,7 @@ switch want); a strategy's `cancel all` therefore also drops the stop-loss.
 from __future__ import annotations
 
 import math
+from collections.abc import Generator, Iterator
 from typing import NamedTuple
 
 import numpy as np
@@ -231,6 +232,7 @@ class SimExchange(ProtectionDesk):
         self._bar = -1
         self._ts = 0
         self._detail_ts: int | None = None  # the open of the detail bar being walked (bar magnifier)
+        self._at = _NAN  # the path's price at the last fill of the bar being walked
         self._taker_first = 0  # how many working limits still hold taker_first
         self._split_next = 0  # split_next_fill: the parts the next limit fill comes in
 
@@ -278,10 +280,16 @@ class SimExchange(ProtectionDesk):
         return events
 
     # ------------------------------------------------------------------ commands
-    def submit(self, order: OrderRequest, bar: int, last_close: float) -> OrderResult:
-        """Send `order` at the close of `bar`; it can first fill in bar + 1."""
+    def submit(self, order: OrderRequest, bar: int, last_close: float, at: float | None = None) -> OrderResult:
+        """Send `order` at the close of `bar`; it can first fill in bar + 1. With `at`, it is sent
+        while bar `bar` is being walked (`walk_bar` waits after a fill at price `at`): it works from
+        that point of the path on, and `at` is the price it is judged against."""
         self._bar = bar
-        self.last_close = last_close
+        if at is not None:
+            last_close = at
+        else:
+            self.last_close = last_close
+        start = bar + 1 if at is None else bar
         client_id = order.client_id
         known = self.orders.get(client_id)
         if not client_id or (known is not None and known.path[-1] is not _REJECTED):
@@ -320,22 +328,22 @@ class SimExchange(ProtectionDesk):
         if refusal is None and len(self._live) >= MAX_CONDITIONAL_ORDERS:  # (cheap test first)
             refusal = self.book.cap_refusal(otype is _STOP or otype is _STOP_LIMIT)
         if refusal is None and not reduce_only:
-            refusal = self._margin_refusal(accepted, exclude=None)
+            refusal = self._margin_refusal(accepted, exclude=None, price=last_close)
         order_id = self.book.next_order_id()
         if refusal is not None:
             # The record keeps what was asked (unrounded), so the journal shows the intent that failed.
-            rec = self._record(order, order_id, bar + 1, reduce_only, matched=False)
+            rec = self._record(order, order_id, start, reduce_only, matched=False)
             self._change(rec, Ev.REJECT, refusal.text, code=refusal.code)
             return OrderResult(False, client_id, _REJECTED, order_id, refusal)
 
-        rec = self._record(accepted, order_id, bar + 1, reduce_only)
+        rec = self._record(accepted, order_id, start, reduce_only)
         kind = rec.kind
         if kind == KIND_LIMIT and marketable(order.side, rec.level, last_close):
             rec.taker_first = True
             self._taker_first += 1
         tif = order.tif
         if tif is _IOC or tif is _FOK:
-            rec.ioc_bar = bar + 1
+            rec.ioc_bar = start
         self._change(rec, Ev.ACCEPT_CONDITIONAL if kind == KIND_STOP else Ev.ACCEPT)
         self.book.go_live(rec)
         return OrderResult(True, client_id, rec.path[-1], order_id)
@@ -350,8 +358,10 @@ class SimExchange(ProtectionDesk):
         trigger: float | None = None,
         expire_bar: int | None | object = KEEP,
         attached: tuple[ProtectionSpec, ...] | object = KEEP,
+        at: float | None = None,
     ) -> OrderResult:
-        """Change qty (new total), limit price or trigger of a pending order, at the close of `bar`.
+        """Change qty (new total), limit price or trigger of a pending order, at the close of `bar`
+        (with `at`, while the bar is walked, at that price: see `submit`).
 
         `expire_bar` / `attached` (default: keep) replace playdeck's own attributes of the order, as a
         same-tag replacement does; they are taken along with an accepted amend, and alone they change
@@ -394,7 +404,8 @@ class SimExchange(ProtectionDesk):
         if refusal is not None:
             return OrderResult(False, client_id, rec.path[-1], rec.order_id, refusal)
         rec.expire_bar, rec.attached = new_expire, new_attached  # type: ignore[assignment]
-        self._amend_in_place(rec, new_qty, new_price, new_trigger, self.last_close, bar + 1)
+        self._amend_in_place(rec, new_qty, new_price, new_trigger, self.last_close if at is None else at,
+                             bar + 1 if at is None else bar)
         return OrderResult(True, client_id, rec.path[-1], rec.order_id)
 
     def cancel(self, client_id: str, bar: int, reason: str = "") -> bool:
@@ -447,6 +458,15 @@ class SimExchange(ProtectionDesk):
                   detail_ts: int | None = None) -> None:
         """Walk one price bar of exec bar `bar` (opened at `ts`): the exec bar itself, or one of its
         detail bars (opened at `detail_ts`) under the bar magnifier, in order."""
+        for _ in self.walk_bar(bar, ts, o, h, l, c, detail_ts):
+            pass
+
+    def walk_bar(self, bar: int, ts: int, o: float, h: float, l: float, c: float,
+                 detail_ts: int | None = None) -> Iterator[float]:
+        """`match_bar`, stopping after every fill at the path's price there (a generator): a venue
+        with clients on the other side of a wire (the emulator) lets them act on a fill before
+        the bar goes on, as their answers would reach Bybit within the bar. An order sent while
+        the walk waits (`submit(..., at=price)`) works from that point of the path."""
         live = self._live
         if not live and self.position.qty == 0.0:
             return
@@ -458,7 +478,7 @@ class SimExchange(ProtectionDesk):
         self._detail_ts = detail_ts
         self._bar = bar
         self._ts = ts
-        self._sweep(o, o, replan=False)  # the open point: everything through it fills first
+        yield from self._sweep(o, o, False)  # the open point: everything through it fills first
         if self._taker_first:
             self._end_taker_first(bar)
         prev = o
@@ -469,7 +489,7 @@ class SimExchange(ProtectionDesk):
             if point == prev:
                 k += 1
                 continue
-            at = self._sweep(prev, point, replan=self._worst)
+            at = yield from self._sweep(prev, point, self._worst)
             if at is None:
                 prev = point
                 k += 1
@@ -510,13 +530,14 @@ class SimExchange(ProtectionDesk):
         adverse_low = adverse_is_low(self.position.qty, self._live.values(), self._bar) if self._worst else None
         return intrabar_path(self._worst, adverse_low, start, h, l, c)
 
-    def _sweep(self, cur: float, end: float, replan: bool) -> float | None:
-        """Walk the path from `cur` to `end` (cur == end: the open point), filling as reached.
+    def _sweep(self, cur: float, end: float, replan: bool) -> Generator[float, None, float | None]:
+        """Walk the path from `cur` to `end` (cur == end: the open point), filling as reached, and
+        yield the price after each fill (see `walk_bar`).
 
-        The book is searched again after each fill, because a fill may place orders (attached
-        protection) or remove them (position closed), and it moves the liquidation level. With
-        `replan`, the walk stops at the first fill that changes the position and returns that price
-        (else None: `end` was reached).
+        The book is searched again after each fill, because a fill (or a client's answer to it) may
+        place orders (attached protection) or remove them (position closed), and it moves the
+        liquidation level. With `replan`, the walk stops at the first fill that changes the
+        position and returns that price (else None: `end` was reached).
         """
         bar = self._bar
         live = self._live
@@ -529,6 +550,8 @@ class SimExchange(ProtectionDesk):
                 if liq is not None and (found is None or abs(liq - cur) < abs(found[1] - cur)
                                         or (liq == found[1] and found[0].kind == KIND_LIMIT)):
                     self._liquidate(liq)
+                    self._at = liq
+                    yield liq
                     if replan:
                         return liq
                     cur = liq
@@ -537,7 +560,11 @@ class SimExchange(ProtectionDesk):
                 return None
             rec, cur = found
             before = self.position.qty
+            filled = rec.filled_qty
             self._reach(rec, cur)
+            if rec.filled_qty != filled:
+                self._at = cur
+                yield cur
             if replan and self.position.qty != before:
                 return cur
 
@@ -739,14 +766,17 @@ class SimExchange(ProtectionDesk):
         between ends it PartiallyFilledCanceled)."""
         self._split_next = parts
 
-    def _margin_refusal(self, order: OrderRequest | _Values, exclude: SimOrder | None) -> Refusal | None:
+    def _margin_refusal(self, order: OrderRequest | _Values, exclude: SimOrder | None,
+                        price: float | None = None) -> Refusal | None:
+        """Margin at `price` (the last close; the path's price for an order sent within a bar)."""
+        price = self.last_close if price is None else price
         return margin_refusal(
             order,
             self._live.values(),
             exclude=exclude,
             position_qty=self.position.qty,
-            last_close=self.last_close,
-            buying_power=self.equity(self.last_close) * self.leverage,
+            last_close=price,
+            buying_power=self.equity(price) * self.leverage,
         )
 
     # ------------------------------------------------------------------ book keeping

@@ -82,13 +82,16 @@ def trail_level(extreme: float, long: bool, distance: float, pct: float) -> floa
 class ProtectionDesk:
     """Mixed into SimExchange; every attribute it uses is the exchange's."""
 
-    def set_protection(self, kind: str, value: float, bar: int, last_close: float, percent: bool = False
-                       ) -> OrderResult:
+    def set_protection(self, kind: str, value: float, bar: int, last_close: float, percent: bool = False,
+                       at: float | None = None) -> OrderResult:
         """Set or move the position's stop_loss / take_profit (value = price) or trail (distance; with
-        `percent`, the fraction of the best price it trails by)."""
+        `percent`, the fraction of the best price it trails by). With `at`: while bar `bar` is walked,
+        at that price (see SimExchange.submit)."""
         self._bar = bar
-        self.last_close = last_close
-        return self._place_protection(kind, value, last_close, bar + 1, percent=percent)
+        if at is None:
+            self.last_close = last_close
+            return self._place_protection(kind, value, last_close, bar + 1, percent=percent)
+        return self._place_protection(kind, value, at, bar, now=at, percent=percent)
 
     def _place_protection(self, kind: str, value: float, reference: float, active_from: int,
                           now: float | None = None, origin: str = "", percent: bool = False) -> OrderResult:
