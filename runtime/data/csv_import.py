@@ -52,7 +52,7 @@ import codecs
 import csv
 import os
 from datetime import datetime, timezone
-from typing import Iterable
+from typing import Any, Iterable
 
 import attrs
 import numpy as np
@@ -617,17 +617,39 @@ def _parse_arrow(data: bytes, path: str | os.PathLike[str]) -> _Parsed | None:
         return None  # a row of another width, a field that is no number
     if any(table.column(n).null_count for n in wanted[:len(FIELDS)]):
         return None
-    ts = _epoch_ms(table.column(wanted[0]).to_numpy())
+    ts = _epoch_ms(_column(table.column(wanted[0]))[0])
     if ts is None:
         return None
     values = np.empty((table.num_rows, len(wanted) - 1), dtype=np.float64)
-    for k, name in enumerate(wanted[1:]):
-        values[:, k] = table.column(name).to_numpy()  # a null (an empty funding cell) is NaN
     blank = None
-    if funding:
-        blank = table.column(wanted[-1]).is_null().to_numpy(zero_copy_only=False)
+    for k, name in enumerate(wanted[1:]):
+        values[:, k], nulls = _column(table.column(name))  # a null (an empty funding cell) is NaN
+        if funding and k == len(wanted) - 2:
+            blank = nulls
     first_row = start + 1
     return ts, values, np.arange(first_row, first_row + table.num_rows, dtype=np.int64), blank
+
+
+def _column(chunked: Any) -> tuple[np.ndarray, np.ndarray]:
+    """A float64 column of pyarrow's as numpy values (NaN where null) and its null mask, read from
+    its buffers: pyarrow's own `to_numpy` imports pandas wherever pandas is installed, which no
+    backtest may pay for (a test checks)."""
+    parts, masks = [], []
+    for chunk in chunked.chunks:
+        n, off = len(chunk), chunk.offset
+        validity, data = chunk.buffers()[:2]
+        values = np.frombuffer(data, dtype=np.float64, count=n, offset=off * 8).copy()
+        if chunk.null_count and validity is not None:
+            bits = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), bitorder="little")[off:off + n]
+            null = bits == 0
+            values[null] = np.nan
+        else:
+            null = np.zeros(n, dtype=bool)
+        parts.append(values)
+        masks.append(null)
+    if not parts:
+        return np.empty(0), np.zeros(0, dtype=bool)
+    return np.concatenate(parts), np.concatenate(masks)
 
 
 def _fields(line: str) -> list[list[str]]:
