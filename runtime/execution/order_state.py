@@ -49,6 +49,7 @@ __all__ = [
     "OrderStateMachine",
     "amend_ack_event",
     "end_event",
+    "path_to",
 ]
 
 
@@ -240,3 +241,26 @@ def advance(path: list[OrderStatus], event: Ev, order_id: str | None = None) -> 
         raise IllegalTransition(path[-1], event, order_id)
     path.append(new)
     return new
+
+
+def path_to(current: OrderStatus, target: OrderStatus) -> list[Ev] | None:
+    """The fewest events that take an order from `current` to `target` through `TRANSITIONS`, or None
+    when no path exists: how a venue's report of an order's status (read after a lost message, a
+    reconnect, a restart) becomes events a TradingState can apply, every step a legal move. Among
+    paths of one length the table's order decides (the first edge listed wins), so a conditional
+    that is reported Filled goes Untriggered -> Triggered -> Filled."""
+    if current is target:
+        return []
+    frontier: list[tuple[OrderStatus, list[Ev]]] = [(current, [])]
+    seen = {current}
+    while frontier:
+        nxt: list[tuple[OrderStatus, list[Ev]]] = []
+        for status, events in frontier:
+            for (src, ev), dst in TRANSITIONS.items():
+                if src is status and dst not in seen:
+                    if dst is target:
+                        return events + [ev]
+                    seen.add(dst)
+                    nxt.append((dst, events + [ev]))
+        frontier = nxt
+    return None

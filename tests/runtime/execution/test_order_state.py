@@ -13,6 +13,7 @@ from playdeck.runtime.execution.order_state import (
     OrderStateMachine,
     advance,
     end_event,
+    path_to,
 )
 from playdeck.runtime.execution.orders import OrderRecord, OrderRequest, OrderRole, OrderType, Side, TimeInForce
 from playdeck.runtime.execution.orders import OrderStatus as S
@@ -197,3 +198,30 @@ def test_random_event_sequences_stay_inside_the_table(events: list[Ev]) -> None:
     for i, status in enumerate(path):
         if status.is_final:
             assert i == len(path) - 1
+
+
+@pytest.mark.parametrize(("current", "target", "events"), [
+    (S.SUBMITTED, S.NEW, [Ev.ACCEPT]),
+    (S.SUBMITTED, S.FILLED, [Ev.FILL]),  # the fill came before the ack
+    (S.UNTRIGGERED, S.FILLED, [Ev.TRIGGER, Ev.FILL]),
+    (S.UNTRIGGERED, S.NEW, [Ev.TRIGGER, Ev.ACCEPT]),  # a stop-limit now resting
+    (S.SUBMITTED, S.DEACTIVATED, [Ev.ACCEPT_CONDITIONAL, Ev.DEACTIVATE]),
+    (S.PENDING_CANCEL, S.FILLED, [Ev.FILL]),  # the cancel lost the race
+    (S.PARTIALLY_FILLED, S.PARTIALLY_FILLED_CANCELED, [Ev.CANCEL]),
+    (S.NEW, S.NEW, []),
+    (S.FILLED, S.NEW, None),  # nothing leaves a final status
+])
+def test_path_to_finds_the_fewest_legal_events(current: S, target: S, events) -> None:
+    assert path_to(current, target) == events
+
+
+@settings(deadline=None)
+@given(st.sampled_from(list(S)), st.sampled_from(list(S)))
+def test_every_path_found_is_legal(current: S, target: S) -> None:
+    events = path_to(current, target)
+    if events is None:
+        return
+    path = [current]
+    for ev in events:
+        advance(path, ev)
+    assert path[-1] is target
