@@ -68,6 +68,12 @@ def start(*bars: Bars, **kw: Any) -> BackgroundEmulator:
     return BackgroundEmulator(make_config(*bars, **kw)).start()
 
 
+def flush(bg: BackgroundEmulator) -> None:
+    """Wait until every push queued so far is written to its socket."""
+    assert bg.emu is not None
+    bg.run(bg.emu.streams.flush())
+
+
 def http(url: str, key: str | None = DEFAULT_KEY, secret: str | None = DEFAULT_SECRET, **kw: Any) -> HTTP:
     """A pybit session on the emulator: no retries (every failure reaches the test at once)."""
     session = HTTP(api_key=key, api_secret=secret, max_retries=1, **kw)
@@ -78,7 +84,8 @@ def http(url: str, key: str | None = DEFAULT_KEY, secret: str | None = DEFAULT_S
 
 
 def ws_connect(url: str, **kw: Any) -> ClientConnection:
-    return connect(url, proxy=None, open_timeout=5, **kw)
+    # legacy=True: a plain connection (not the reconnecting iterator websockets 17 returns by default)
+    return connect(url, proxy=None, open_timeout=5, legacy=True, **kw)
 
 
 def recv_json(ws: ClientConnection, timeout: float = 5.0) -> dict[str, Any]:
@@ -107,12 +114,12 @@ class PrivateStream:
         assert reply["success"] is True, reply
         self.pushes: list[dict[str, Any]] = []
 
-    def read(self, until: Any = None, timeout: float = 5.0) -> list[dict[str, Any]]:
-        """Read pushes until `until(push)` is true (or, with no `until`, until none comes for a moment)."""
+    def read(self, until: Any = None, timeout: float = 5.0, quiet: float = 0.3) -> list[dict[str, Any]]:
+        """Read pushes until `until(push)` is true (or, with no `until`, until none comes for `quiet` s)."""
         got = []
         while True:
             try:
-                msg = recv_json(self.ws, timeout=timeout if until is not None else 0.3)
+                msg = recv_json(self.ws, timeout=timeout if until is not None else quiet)
             except TimeoutError:
                 if until is None:
                     return got

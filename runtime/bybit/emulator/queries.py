@@ -82,8 +82,8 @@ def _page(items: list[Any], p: dict[str, Any], default: int, high: int) -> tuple
 
 
 def _newest_first(orders: list[VenueOrder]) -> list[VenueOrder]:
-    # creation order within a book is the tie-break of equal times
-    return sorted(orders, key=lambda o: o.created_ms, reverse=True)
+    # creation order is the tie-break of equal times
+    return sorted(orders, key=lambda o: (o.created_ms, o.seq), reverse=True)
 
 
 def _order_filter(p: dict[str, Any]) -> str | None:

@@ -62,6 +62,7 @@ class VenueOrder:
     created_ms: int
     last_price_on_created: float
     rec: SimOrder | None = None  # None only for the moment between the create and the submit
+    seq: int = 0  # creation order across the venue: the tie-break of equal createdTimes
     updated_ms: int = 0
     status: str = ""  # the orderStatus last reported ('' before the first)
     cancel_type: str = "UNKNOWN"

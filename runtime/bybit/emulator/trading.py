@@ -135,7 +135,7 @@ def create_order(v: Venue, p: dict[str, Any], now_ms: int) -> dict[str, Any]:
     close_on_trigger = as_bool(p, "closeOnTrigger")
     price = None if market else _price(book, p, "price")
     if not market and price is None:
-        raise param_error("price")
+        raise BybitError(10001, "params error: price is required for a Limit order")
     trigger = _price(book, p, "triggerPrice", zero_is_none=True)
     direction = as_int(p, "triggerDirection", 0) or 0
     trigger_by = text(p, "triggerBy") or "LastPrice"

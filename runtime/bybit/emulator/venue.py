@@ -150,6 +150,7 @@ class Venue:
         self.by_link: dict[str, VenueOrder] = {}  # orderLinkIds are unique across the account
         self._order_ids = order_ids
         self._exec_seq = 0
+        self._order_seq = 0
         self._pushes: list[Push] = []
         self.started_ms = now_ms
 
@@ -304,11 +305,13 @@ class Venue:
             stop_order_type=_STOP_ORDER_TYPE.get(role, ""), create_type=_CREATE_TYPE.get(role, "CreateByUser"),
             take_profit=None, stop_loss=None, created_ms=now_ms,
             last_price_on_created=book.ex.last_close, updated_ms=now_ms)
-        book.by_client[ev.client_id] = o
+        self.register(book, o)
         return o
 
     def register(self, book: SymbolBook, o: VenueOrder) -> None:
         """A user's order, before it is sent to the simulator (so its events find it)."""
+        self._order_seq += 1
+        o.seq = self._order_seq
         book.by_client[o.client_id] = o
 
     def _show(self, book: SymbolBook, o: VenueOrder) -> None:
