@@ -118,6 +118,11 @@ class EmulatorConfig:
     idle_timeout_s: float = 600.0  # no ping and no data for this long: the server closes a stream
     idle_check_s: float = 30.0  # how often that is checked (Bybit: about every 30 s)
     lost_reply_hold_s: float = 60.0  # how long a "lost" reply is held before the connection drops
+    # Stream requests are read this long after they arrive: network latency, which loopback lacks.
+    # pybit's thread-based WebSocket records a subscription's req_id only after sending it, so an
+    # instant reply finds no id (KeyError in its thread); 0.05 s is ample for it. playdeck's own
+    # client does not need it (0).
+    ws_latency_s: float = 0.0
 
     def __attrs_post_init__(self) -> None:
         if not self.markets:

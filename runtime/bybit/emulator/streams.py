@@ -84,12 +84,15 @@ class Streams:
         conn = Connection(ws, kind, idle_s, loop.time())
         self.conns.add(conn)
         writer = asyncio.create_task(self._write(conn))
+        latency = self.emu.config.ws_latency_s
         try:
             async for msg in ws:
                 conn.last_active = loop.time()
                 if msg.type is WSMsgType.PING:
                     await ws.pong(msg.data)
                 elif msg.type is WSMsgType.TEXT:
+                    if latency:
+                        await asyncio.sleep(latency)
                     self._on_text(conn, msg.data)
                 elif msg.type is WSMsgType.BINARY:
                     conn.send({"success": False, "ret_msg": "error:binary messages are not read", "op": "",
