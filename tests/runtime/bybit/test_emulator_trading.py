@@ -329,3 +329,26 @@ def test_at_most_500_active_orders_and_10_conditional():
         assert refused(api.place_order, **order(price="20")) == (110020, "Not allowed to have more than 500 active orders.")
         assert len(api.cancel_all_orders(category="linear", symbol="BTCUSDT")["result"]["list"]) == 500
         assert api.place_order(**order())["retCode"] == 0
+
+
+def test_two_symbols_trade_on_their_own_margin_and_the_wallet_reports_the_sum():
+    eth = bars_from([(50.0, 50.2, 49.8, 50.0)] * 3, symbol="ETHUSDT")
+    with start(bars_from([B] * 3), eth, start_bar=0) as bg:
+        api = http(bg.url)
+        api.place_order(**order(orderType="Market", price=None, qty="1"))
+        api.place_order(**order(symbol="ETHUSDT", side="Sell", orderType="Market", price=None, qty="2",
+                                orderLinkId="eth-short"))
+        bg.advance(1)
+        sizes = {p["symbol"]: (p["side"], p["size"], p["avgPrice"])
+                 for p in api.get_positions(category="linear", settleCoin="USDT")["result"]["list"]}
+        assert sizes == {"BTCUSDT": ("Buy", "1.000", "100.1"), "ETHUSDT": ("Sell", "2.000", "49.95")}
+        wallet = api.get_wallet_balance(accountType="UNIFIED")["result"]["list"][0]
+        # 2 x 10,000 less the fees 0.05005 and 0.04995
+        assert wallet["totalWalletBalance"] == "19999.9"
+        assert [o["orderLinkId"] for o in api.get_order_history(category="linear", symbol="ETHUSDT")["result"]["list"]] \
+            == ["eth-short"]
+        both = api.get_order_history(category="linear", settleCoin="USDT")["result"]["list"]
+        assert len(both) == 2
+        assert len(api.cancel_all_orders(category="linear", baseCoin="ETH")["result"]["list"]) == 0
+        kline = api.get_kline(category="linear", symbol="ETHUSDT", interval="1", limit=1)["result"]["list"][0]
+        assert kline[4] == "50.0"
