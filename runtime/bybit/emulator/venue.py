@@ -395,7 +395,8 @@ class Venue:
             "orderPrice": "0", "orderQty": "0", "leavesQty": "0", "orderType": "UNKNOWN",
             "stopOrderType": "UNKNOWN", "createType": "",
             "execId": str(uuid.uuid4()),
-            "execPrice": f.price(flow.price), "execQty": f.qty(flow.qty), "execValue": plain(abs(flow.qty) * flow.price),
+            "execPrice": f.price(flow.price), "execQty": f.qty(flow.qty),
+            "execValue": plain(abs(flow.qty) * flow.price),
             # Bybit's fee sign: positive is paid. The funding instant is the data's time; the
             # execution happens now on the API clock like every other one.
             "execFee": plain(-flow.amount), "feeRate": plain(flow.rate, 8), "feeCurrency": "USDT",

@@ -162,7 +162,7 @@ def position_item(p: PositionView, f: Formats, *, ws: bool = False) -> dict[str,
         "riskLimitValue": "2000000",
         "symbol": p.symbol,
         "side": "" if flat else ("Buy" if p.qty > 0 else "Sell"),
-        "size": f.qty(p.qty),
+        "size": "0" if flat else f.qty(p.qty),  # an empty position's size is "0" (bybit-v5.md 2.4)
         "avgPrice": "0" if flat else f.avg(p.avg),
         "positionValue": plain(value),
         "tradeMode": 0,

@@ -49,7 +49,8 @@ def emu():
 
 def test_state_advance_pause_and_resume_through_the_control_api(emu):
     state = control(emu.url, "state")["state"]
-    assert (state["bar"], state["bars"], state["timeframe"], state["paused"], state["end"]) == (0, 12, "1m", True, False)
+    assert (state["bar"], state["bars"], state["timeframe"], state["paused"], state["end"]) == \
+        (0, 12, "1m", True, False)
     moved = control(emu.url, "advance", {"bars": 3})
     assert moved["advanced"] == 3 and moved["state"]["bar"] == 3 and moved["state"]["closes"] == {"BTCUSDT": 100.0}
     assert control(emu.url, "advance", {"bars": 50})["advanced"] == 8
@@ -111,8 +112,8 @@ def test_dropped_private_pushes_never_arrive_and_the_next_ones_do(emu):
         stream.close()
     assert [(p["topic"], p["data"][0].get("orderLinkId", "")) for p in stream.pushes] == [
         ("position", ""), ("order", "b"), ("position", "")]
-    assert {o["orderLinkId"] for o in http(emu.url).get_open_orders(category="linear", symbol="BTCUSDT")["result"]["list"]} \
-        == {"a", "b"}  # the order exists: only its message was lost
+    listed = http(emu.url).get_open_orders(category="linear", symbol="BTCUSDT")["result"]["list"]
+    assert {o["orderLinkId"] for o in listed} == {"a", "b"}  # the order exists: only its message was lost
 
 
 def test_slow_answers_time_a_client_out_and_then_come_back(emu):
@@ -123,7 +124,8 @@ def test_slow_answers_time_a_client_out_and_then_come_back(emu):
     assert http(emu.url, timeout=5).get_server_time()["retCode"] == 0
 
 
-@pytest.mark.parametrize("code, message", [(10006, "Too many visits!"), (10016, "System error. Please try again later."),
+@pytest.mark.parametrize("code, message", [(10006, "Too many visits!"),
+                                           (10016, "System error. Please try again later."),
                                            (10002, "invalid request, please check your server timestamp")])
 def test_the_next_requests_answer_a_forced_code(emu, code, message):
     control(emu.url, "fault/error", {"code": code, "count": 2})
@@ -143,7 +145,8 @@ def test_a_gateway_failure_is_http_502(emu):
     with pytest.raises(FailedRequestError) as e:
         http(emu.url).get_positions(category="linear", symbol="BTCUSDT")
     assert e.value.status_code == 502
-    assert control_error(emu.url, "fault/error", {"code": 10005}) == (400, "code must be one of 10006, 10002, 10016, 502, was 10005")
+    assert control_error(emu.url, "fault/error", {"code": 10005}) == \
+        (400, "code must be one of 10006, 10002, 10016, 502, was 10005")
 
 
 def test_a_lost_reply_times_the_client_out_but_the_order_exists(emu):

@@ -229,8 +229,8 @@ def emulator_run(case: Case) -> tuple[dict[str, str], list[tuple], dict[str, Any
             if not seq or seq[-1] != item["orderStatus"]:
                 seq.append(item["orderStatus"])
         execs = api.get_executions(category="linear", symbol="BTCUSDT")["result"]["list"]
-        fills = [(e["side"].lower(), float(e["execQty"]), round(float(e["execPrice"]), 6), round(float(e["execFee"]), 8),
-                  "maker" if e["isMaker"] else "taker") for e in reversed(execs)]
+        fills = [(e["side"].lower(), float(e["execQty"]), round(float(e["execPrice"]), 6),
+                  round(float(e["execFee"]), 8), "maker" if e["isMaker"] else "taker") for e in reversed(execs)]
         history = {kinds.get(o["orderId"], o["orderLinkId"]): o
                    for o in api.get_order_history(category="linear", symbol="BTCUSDT")["result"]["list"]}
     return {k: ">".join(v) for k, v in pushed.items()}, fills, history

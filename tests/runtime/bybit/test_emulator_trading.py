@@ -136,7 +136,7 @@ def test_a_round_trip_realises_its_pnl_in_the_wallet_and_the_position():
         api.place_order(**order(side="Sell", price="102", qty="0", reduceOnly=True, closeOnTrigger=True))
         bg.advance(1)  # out at 102 as a maker: +1.9, fee 0.0204
         p = api.get_positions(category="linear", symbol="BTCUSDT")["result"]["list"][0]
-        assert (p["side"], p["size"], p["avgPrice"]) == ("", "0.000", "0")
+        assert (p["side"], p["size"], p["avgPrice"]) == ("", "0", "0")
         assert p["cumRealisedPnl"] == "1.82955"  # 1.9 - 0.05005 - 0.0204
         wallet = api.get_wallet_balance(accountType="UNIFIED")["result"]["list"][0]
         assert wallet["totalWalletBalance"] == wallet["totalEquity"] == "10001.82955"
@@ -195,7 +195,7 @@ def test_a_liquidation_cancels_the_orders_first_then_is_a_bust_trade():
         assert (bust["execPrice"], bust["execQty"], bust["side"], bust["createType"]) == \
             ("66.0", "290.000", "Sell", "CreateByLiq")
         p = api.get_positions(category="linear", symbol="BTCUSDT")["result"]["list"][0]
-        assert p["size"] == "0.000"
+        assert p["size"] == "0"
         assert api.get_order_history(category="linear", symbol="BTCUSDT",
                                      orderLinkId="tp")["result"]["list"][0]["cancelType"] == "CancelAllBeforeLiq"
 
@@ -326,7 +326,8 @@ def test_at_most_500_active_orders_and_10_conditional():
             (110009, "The number of stop orders exceeds the maximum allowable limit")
         for k in range(490):
             api.place_order(**order(price=f"{90 - k * 0.1:.1f}"))
-        assert refused(api.place_order, **order(price="20")) == (110020, "Not allowed to have more than 500 active orders.")
+        assert refused(api.place_order, **order(price="20")) == \
+            (110020, "Not allowed to have more than 500 active orders.")
         assert len(api.cancel_all_orders(category="linear", symbol="BTCUSDT")["result"]["list"]) == 500
         assert api.place_order(**order())["retCode"] == 0
 
@@ -345,8 +346,8 @@ def test_two_symbols_trade_on_their_own_margin_and_the_wallet_reports_the_sum():
         wallet = api.get_wallet_balance(accountType="UNIFIED")["result"]["list"][0]
         # 2 x 10,000 less the fees 0.05005 and 0.04995
         assert wallet["totalWalletBalance"] == "19999.9"
-        assert [o["orderLinkId"] for o in api.get_order_history(category="linear", symbol="ETHUSDT")["result"]["list"]] \
-            == ["eth-short"]
+        eth_orders = api.get_order_history(category="linear", symbol="ETHUSDT")["result"]["list"]
+        assert [o["orderLinkId"] for o in eth_orders] == ["eth-short"]
         both = api.get_order_history(category="linear", settleCoin="USDT")["result"]["list"]
         assert len(both) == 2
         assert len(api.cancel_all_orders(category="linear", baseCoin="ETH")["result"]["list"]) == 0
