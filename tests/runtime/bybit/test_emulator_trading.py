@@ -100,6 +100,18 @@ def test_the_wallet_follows_fills_and_fees(traded, json_snapshot):
     assert golden(reply) == json_snapshot
 
 
+def test_amend_and_cancel_answer_the_ids(json_snapshot):
+    with start(bars_from([B, B]), start_bar=0) as bg:
+        api = http(bg.url)
+        api.place_order(**order(orderLinkId="moved"))
+        replies = [api.amend_order(category="linear", symbol="BTCUSDT", orderLinkId="moved", price="94", qty="2"),
+                   api.cancel_order(category="linear", symbol="BTCUSDT", orderLinkId="moved")]
+        assert [r["result"]["orderLinkId"] for r in replies] == ["moved", "moved"]
+        (moved,) = api.get_order_history(category="linear", symbol="BTCUSDT")["result"]["list"]
+        assert (moved["price"], moved["qty"], moved["orderStatus"]) == ("94.0", "2.000", "Cancelled")
+        assert golden(replies) == json_snapshot
+
+
 def test_cancel_all_answers_the_list_and_clears_the_book(traded, json_snapshot):
     bg, api, _ = traded
     reply = api.cancel_all_orders(category="linear", symbol="BTCUSDT", orderFilter="Order")
