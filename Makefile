@@ -24,6 +24,7 @@ bench: $(STAMP)
 	$(PY) bench/compile.py
 	$(PY) bench/backtest.py
 	$(PY) bench/magnifier.py
+	$(PY) bench/emulator.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .hypothesis

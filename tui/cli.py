@@ -244,6 +244,89 @@ def cmd_data_remove(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_emulator(args: argparse.Namespace) -> int:
+    """Serve a Bybit V5 emulator until Ctrl-C (see README, "The Bybit emulator")."""
+    import asyncio
+    import signal
+
+    config = emulator_config(args)
+    from playdeck.runtime.bybit.emulator import Emulator
+
+    try:
+        emu = Emulator(config)  # checks the data against the options (bars that line up, the start bar)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+
+    async def serve() -> None:
+        await emu.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        v = emu.venue
+        from playdeck.runtime.data.csv_import import format_ts
+
+        print(f"emulator listening on {emu.url}", flush=True)
+        print(f"public stream  {emu.public_url}")
+        print(f"private stream {emu.private_url}")
+        print(f"key {config.key}  secret {config.secret}")
+        mode = (f"--speed {config.speed:g}: one bar every {1 / config.speed:g} s" if config.speed is not None
+                else "--step: POST /_emulator/advance moves it")
+        print(f"{', '.join(v.books)}: {v.n_bars} {v.tf} bars, at the close of bar {v.bar} "
+              f"({format_ts(v.ts(v.bar))}); {mode}", flush=True)
+        try:
+            await stop.wait()
+        finally:
+            await emu.stop()
+        print("emulator stopped", flush=True)
+
+    asyncio.run(serve())
+    return 0
+
+
+def emulator_config(args: argparse.Namespace) -> Any:
+    """The emulator's configuration from `playdeck emulator`'s options (UserError for bad ones)."""
+    from playdeck.runtime.bybit.emulator import AccountSpec, EmulatorConfig, InstrumentSpec, Market, RateLimitSpec
+    from playdeck.runtime.data.synthetic import DEFAULT_SYMBOL
+
+    files = args.data or []
+    symbols = args.symbol or []
+    for symbol in symbols:
+        check_symbol(symbol)
+    if not files:
+        if symbols not in ([], [DEFAULT_SYMBOL]):
+            raise UserError(f"without --data the emulator replays the bundled {DEFAULT_SYMBOL} set; "
+                            f"give --data FILE for {', '.join(symbols)}")
+        from playdeck.runtime.data import cache
+
+        loaded = [(DEFAULT_SYMBOL, cache.default_bars())]
+    else:
+        if len(files) > 1 and len(symbols) != len(files):
+            raise UserError(f"{len(files)} --data files need as many --symbol options, one for each (in order)")
+        from playdeck.runtime.data.csv_import import import_csv
+
+        names = symbols or [DEFAULT_SYMBOL]
+        loaded = [(symbol, import_csv(path, symbol, None).bars) for symbol, path in zip(names, files)]
+    for option, value in (("--tick", args.tick), ("--qty-step", args.qty_step), ("--min-qty", args.min_qty),
+                          ("--equity", args.equity), ("--leverage", args.leverage)):
+        if not value > 0:
+            raise UserError(f"{option} must be greater than 0, was {value:g}")
+    if args.speed is not None and not args.speed > 0:
+        raise UserError(f"--speed must be greater than 0 bars per second, was {args.speed:g}")
+    if not 0 <= args.port <= 65535:
+        raise UserError(f"--port must be 0 .. 65535, was {args.port}")
+    markets = tuple(Market(InstrumentSpec(symbol, tick=args.tick, qty_step=args.qty_step, min_qty=args.min_qty), bars)
+                    for symbol, bars in loaded)
+    account = AccountSpec(equity=args.equity, leverage=args.leverage, maker_fee=args.maker_fee,
+                          taker_fee=args.taker_fee, slippage_bps=args.slippage_bps)
+    try:
+        return EmulatorConfig(markets, account=account, key=args.key, secret=args.secret, host=args.host,
+                              port=args.port, start_bar=args.start_bar, speed=args.speed,
+                              rate_limits=RateLimitSpec(enabled=args.rate_limits))
+    except ValueError as e:
+        raise UserError(str(e)) from None
+
+
 class _Parser(argparse.ArgumentParser):
     """Option mistakes are one `error:` line like every other user error (not a usage block)."""
 
@@ -303,6 +386,31 @@ def build_parser() -> argparse.ArgumentParser:
     dr.add_argument("--tf", default=None, help="only this timeframe (default: every timeframe of the symbol)")
     dr.add_argument("--cache-dir", default=None)
     dr.set_defaults(run=cmd_data_remove)
+
+    e = sub.add_parser("emulator", help="serve a Bybit V5 exchange on loopback, backed by the simulator")
+    e.add_argument("--host", default="127.0.0.1")
+    e.add_argument("--port", type=int, default=8765, help="0 takes a free port (default 8765)")
+    e.add_argument("--data", action="append", metavar="CSV",
+                   help="OHLCV CSV or Bybit kline export, one per symbol (repeat); default: the bundled BTCUSDT set")
+    e.add_argument("--symbol", action="append", metavar="SYM", help="the symbol of each --data file, in order")
+    pace = e.add_mutually_exclusive_group()
+    pace.add_argument("--speed", type=float, metavar="BARS_PER_SECOND", help="advance one bar every 1/N s")
+    pace.add_argument("--step", action="store_true", help="advance only when told (the default)")
+    e.add_argument("--start-bar", type=int, default=None,
+                   help="start at the close of this bar (default 1000, so /kline has history)")
+    e.add_argument("--key", default="emulator-key")
+    e.add_argument("--secret", default="emulator-secret")
+    e.add_argument("--equity", type=float, default=10_000.0, help="USDT per symbol (default 10000)")
+    e.add_argument("--leverage", type=float, default=10.0, help="until set-leverage changes it (default 10)")
+    e.add_argument("--maker-fee", type=float, default=0.0002)
+    e.add_argument("--taker-fee", type=float, default=0.00055)
+    e.add_argument("--slippage-bps", type=float, default=0.0)
+    e.add_argument("--tick", type=float, default=0.1)
+    e.add_argument("--qty-step", type=float, default=0.001)
+    e.add_argument("--min-qty", type=float, default=0.001)
+    e.add_argument("--rate-limits", action=argparse.BooleanOptionalAction, default=True,
+                   help="Bybit's per-UID and per-IP limits (default on)")
+    e.set_defaults(run=cmd_emulator)
     return p
 
 
