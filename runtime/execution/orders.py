@@ -361,7 +361,7 @@ class RefusalCode(enum.Enum):
     DUPLICATE_CLIENT_ID = ("duplicate client id", 110072)
     DUPLICATE_ORDER_ID = ("duplicate order id", 0)
     TOO_MANY_ORDERS = ("more than active orders", 110020)
-    TOO_MANY_CONDITIONALS = ("more than active conditional orders", 10001)
+    TOO_MANY_CONDITIONALS = ("more than active conditional orders", 110009)  # "stop orders exceeds the maximum"
     TRIGGER_MUST_RISE = ("trigger on the wrong side", 110092)  # Bybit: triggerDirection 1
     TRIGGER_MUST_FALL = ("trigger on the wrong side", 110093)  # Bybit: triggerDirection 2
     BELOW_MIN_NOTIONAL = ("order value below the minimum", 110094)

@@ -61,12 +61,9 @@ def param_error(field: str) -> BybitError:
     return BybitError(10001, f"params error: {field} invalid")
 
 
-# RefusalCode -> retCode where the enum's own `.bybit` is none (0) or not the closest documented
-# code: more than 10 untriggered conditionals is 110009 ("The number of stop orders exceeds the
-# maximum allowable limit"), not a parameter error. POST_ONLY_WOULD_TAKE is no error at all on
-# Bybit (the order is made and ends Cancelled), so it never reaches this table.
+# RefusalCode -> retCode where the enum's own `.bybit` is none (0). POST_ONLY_WOULD_TAKE is no
+# error at all on Bybit (the order is made and ends Cancelled), so it never reaches this table.
 _CODE_OVERRIDES = {
-    RefusalCode.TOO_MANY_CONDITIONALS: 110009,
     RefusalCode.DUPLICATE_ORDER_ID: 10001,
 }
 
