@@ -119,6 +119,9 @@ def control_routes(emu: Emulator) -> list[web.RouteDef]:
         moved = await emu.advance(n)
         return answer({"advanced": moved})
 
+    async def step(request: web.Request, data: dict[str, Any]) -> web.Response:
+        return answer({"step": await emu.step()})
+
     async def pause(request: web.Request, data: dict[str, Any]) -> web.Response:
         emu.pause()
         return answer()
@@ -170,6 +173,7 @@ def control_routes(emu: Emulator) -> list[web.RouteDef]:
     return [
         web.get("/_emulator/state", guarded(state)),
         web.post("/_emulator/advance", guarded(advance)),
+        web.post("/_emulator/step", guarded(step)),
         web.post("/_emulator/pause", guarded(pause)),
         web.post("/_emulator/resume", guarded(resume)),
         web.post("/_emulator/fault/close-stream", guarded(close_stream)),

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 import attrs
@@ -60,6 +60,7 @@ class Emulator:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._dropping: asyncio.Event | None = None  # set while a restart drops every connection
         self._stopped = False
+        self._walk: Iterator[tuple[str, float]] | None = None  # a bar `step()` is walking
 
     # ------------------------------------------------------------------ addresses and clocks
     @property
@@ -133,23 +134,51 @@ class Emulator:
     # ------------------------------------------------------------------ the bar clock
     async def advance(self, n: int = 1) -> int:
         """Match the next `n` bars, one at a time, each one's pushes written before the next; returns
-        how many bars were matched (fewer at the end of the data)."""
+        how many bars were matched (fewer at the end of the data). A bar a `step()` left half
+        walked is finished first and counts as one."""
         assert self._lock is not None, "start the emulator first"
-        venue = self.venue
-        streams = self.streams
         moved = 0
         async with self._lock:
             for _ in range(n):
-                if venue.at_end:
+                if self._walk is None and self.venue.at_end:
                     break
-                bar = venue.bar + 1
-                streams.publish_bar(bar, opening=True)
-                venue.advance(self.now_ms())
-                self.publish_private()
-                streams.publish_bar(bar, opening=False)
+                while not (await self._step())["closed"]:
+                    pass
                 moved += 1
-                await streams.flush()
         return moved
+
+    async def step(self) -> dict[str, Any]:
+        """Lockstep by fills: walk the current bar (or start the next) up to its next fill, or to its
+        close. Returns where it stopped: `bar` (the bar being walked, or the one that closed),
+        `closed` (False: paused after a fill of `symbol` at path price `at`), `end` (the data is
+        used up: nothing was done), and `private_seq`, the number of the last private push (read
+        every push up to it and you know all the step did). Every push is written before it returns.
+        Whatever a client sends while a bar is paused is sent inside that bar at `at`; after
+        `closed`, at the bar's close, as with `advance`."""
+        assert self._lock is not None, "start the emulator first"
+        async with self._lock:
+            return await self._step()
+
+    async def _step(self) -> dict[str, Any]:
+        venue = self.venue
+        streams = self.streams
+        if self._walk is None:
+            if venue.at_end:
+                return {"bar": venue.bar, "closed": True, "end": True, "private_seq": streams.private_seq}
+            streams.publish_bar(venue.bar + 1, opening=True)
+            self._walk = venue.walk(self.now_ms)
+        try:
+            symbol, at = next(self._walk)
+        except StopIteration:
+            self._walk = None
+            self.publish_private()
+            streams.publish_bar(venue.bar, opening=False)
+            await streams.flush()
+            return {"bar": venue.bar, "closed": True, "end": False, "private_seq": streams.private_seq}
+        self.publish_private()
+        await streams.flush()
+        return {"bar": venue.bar + 1, "closed": False, "end": False, "symbol": symbol, "at": at,
+                "private_seq": streams.private_seq}
 
     async def _run_speed(self, bars_per_second: float) -> None:
         period = 1.0 / bars_per_second
@@ -303,6 +332,10 @@ class BackgroundEmulator:
     def advance(self, n: int = 1) -> int:
         assert self.emu is not None
         return self.run(self.emu.advance(n))
+
+    def step(self) -> dict[str, Any]:
+        assert self.emu is not None
+        return self.run(self.emu.step())
 
     @property
     def url(self) -> str:

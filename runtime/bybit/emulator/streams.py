@@ -59,7 +59,7 @@ class Streams:
     def __init__(self, emu: Emulator) -> None:
         self.emu = emu
         self.conns: set[Connection] = set()
-        self._ids = itertools.count(1)
+        self.private_seq = 0  # private pushes published so far, dropped ones included
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # ------------------------------------------------------------------ connections
@@ -237,18 +237,24 @@ class Streams:
     # ------------------------------------------------------------------ pushes
     def publish_private(self, pushes: list[Push]) -> None:
         """Queue the venue's private pushes to every authed subscriber, under its topic; a push the
-        faults drop is lost for every connection, as a message lost on the way would be."""
+        faults drop is lost for every connection, as a message lost on the way would be.
+
+        Each push is numbered (`private_seq`) before a fault can drop it, and its message `id`
+        starts with that number: a lockstep client (the parity test, `playdeck run` on the
+        in-process emulator) compares the last number it read with `step()`'s to know it has
+        every push of a step, or that one was lost. Bybit's ids carry no such order."""
         if not pushes:
             return
         now = self.emu.now_ms()
         faults = self.emu.faults
         private = [c for c in self.conns if c.kind == "private" and c.authed and c.topics]
         for push in pushes:
+            self.private_seq += 1
             if faults.take_drop(push.topic):
                 continue
             if not private:
                 continue
-            msg_id = f"{next(self._ids)}-{uuid.uuid4().hex[:12]}"
+            msg_id = f"{self.private_seq}-{uuid.uuid4().hex[:12]}"
             for conn in private:
                 for topic in (push.topic, f"{push.topic}.linear"):
                     if topic in conn.topics:

@@ -93,7 +93,7 @@ def _qty(book: SymbolBook, d: Decimal, *, market: bool, reduce_only: bool) -> fl
 
 def _check_trigger(book: SymbolBook, direction: int, trigger: float) -> None:
     """110092 / 110093: a trigger must lie on the side of the last price its direction says."""
-    last = book.ex.last_close
+    last = book.price_now
     f = book.fmt
     if direction == 1 and not trigger > last:
         raise BybitError(110092, trigger_msg(True, f.price(trigger), f.price(last)))
@@ -167,7 +167,7 @@ def create_order(v: Venue, p: dict[str, Any], now_ms: int) -> dict[str, Any]:
         raise BybitError(110072, MSG_DUPLICATE)
     if trigger is not None:
         _check_trigger(book, direction, trigger)
-    last = book.ex.last_close
+    last = book.price_now
     if not reduce_only:
         ref = price if price is not None else (trigger if trigger is not None else last)
         if qty * ref < book.spec.min_notional:
@@ -191,9 +191,10 @@ def create_order(v: Venue, p: dict[str, Any], now_ms: int) -> dict[str, Any]:
     v.register(book, o)
     # A market order is GTC to the simulator (it fills at the next open, as a backtest's does);
     # Bybit reports it IOC.
+    bar, at = book.command_point()
     request = OrderRequest(client_id, Side.BUY if side == "Buy" else Side.SELL, kind, qty, price, trigger,
-                           TimeInForce.GTC if market else TIFS[tif], reduce_only, role, None, v.bar, None, attached)
-    result = book.ex.submit(request, v.bar, last)
+                           TimeInForce.GTC if market else TIFS[tif], reduce_only, role, None, bar, None, attached)
+    result = book.ex.submit(request, bar, last, at=at)
     post_only = result.refusal is not None and result.refusal.code is RefusalCode.POST_ONLY_WOULD_TAKE
     v.absorb(book, now_ms, command=result.accepted or post_only)
     if not result.accepted and not post_only:
@@ -236,7 +237,8 @@ def amend_order(v: Venue, p: dict[str, Any], now_ms: int) -> dict[str, Any]:
         raise BybitError(10001, MSG_UNCHANGED)
     attached = tuple(ProtectionSpec(k, x) for k, x in (("take_profit", take_profit), ("stop_loss", stop_loss))
                      if x is not None)
-    result = book.ex.amend(o.client_id, v.bar, qty=qty, price=price, trigger=trigger, attached=attached)
+    bar, at = book.command_point()
+    result = book.ex.amend(o.client_id, bar, qty=qty, price=price, trigger=trigger, attached=attached, at=at)
     if not result.accepted:
         assert result.refusal is not None
         raise refusal_error(result.refusal)
@@ -253,7 +255,7 @@ def cancel_order(v: Venue, p: dict[str, Any], now_ms: int) -> dict[str, Any]:
     require_linear(p)
     book = v.book(text(p, "symbol", required=True))
     o = _open_order(v, book, p, MSG_NOT_EXISTS)
-    book.ex.cancel(o.client_id, v.bar, "CancelByUser")
+    book.ex.cancel(o.client_id, book.bar, "CancelByUser")
     v.absorb(book, now_ms, command=True)
     return {"orderId": o.order_id, "orderLinkId": o.link_id}
 
@@ -289,7 +291,7 @@ def cancel_all(v: Venue, p: dict[str, Any], now_ms: int) -> dict[str, Any]:
                 continue
             if flt == "StopOrder" and (not o.is_conditional or (stop_type == "Stop" and o.stop_order_type != "Stop")):
                 continue
-            book.ex.cancel(client_id, v.bar, "CancelByUser")
+            book.ex.cancel(client_id, book.bar, "CancelByUser")
             done.append({"orderId": o.order_id, "orderLinkId": o.link_id})
         v.absorb(book, now_ms, command=True)
     return {"list": done, "success": "1"}
@@ -320,7 +322,8 @@ def trading_stop(v: Venue, p: dict[str, Any], now_ms: int) -> dict[str, Any]:
     pos = ex.position.qty
     if pos == 0.0:
         raise BybitError(10001, MSG_ZERO_POSITION)
-    last = ex.last_close
+    last = book.price_now
+    bar, at = book.command_point()
     names = {"take_profit": "takeProfit", "stop_loss": "stopLoss", "trail": "trailingStop"}
     values: dict[str, float] = {}
     for kind, d in wanted.items():
@@ -340,12 +343,12 @@ def trading_stop(v: Venue, p: dict[str, Any], now_ms: int) -> dict[str, Any]:
         existing = ex.protection(kind)
         if value == 0.0:
             if existing is not None:
-                ex.cancel(existing.client_id, v.bar, "CancelByUser")
+                ex.cancel(existing.client_id, bar, "CancelByUser")
                 changed = True
             continue
         if existing is not None and _level(kind, existing) == value:
             continue
-        result = ex.set_protection(kind, value, v.bar, last)
+        result = ex.set_protection(kind, value, bar, last, at=at)
         if not result.accepted:
             v.absorb(book, now_ms, command=changed)
             assert result.refusal is not None

@@ -110,6 +110,20 @@ class SymbolBook:
         self.position_created = 0
         self.position_updated = 0
         self.qty = 0.0  # the position as the fills seen so far left it (for closedSize)
+        # Where this symbol's exchange is: at the close of `bar`, or, while the venue walks bar
+        # `bar` fill by fill (`Venue.walk`), paused after a fill at the path's price `walk_at`.
+        self.bar = start_bar
+        self.walk_at: float | None = None
+
+    def command_point(self) -> tuple[int, float | None]:
+        """(bar, at) for a command arriving now: at the close of `bar` (at None), or inside bar
+        `bar` at the path's price `at` while a walk is paused there (SimExchange.submit's `at`)."""
+        return self.bar, self.walk_at
+
+    @property
+    def price_now(self) -> float:
+        """The last price a command is judged against: the path's price mid-walk, else the close."""
+        return self.walk_at if self.walk_at is not None else self.ex.last_close
 
     @property
     def leverage(self) -> float:
@@ -192,15 +206,33 @@ class Venue:
         """Match the next bar for every symbol (False, and nothing done, at the end of the data)."""
         if self.at_end:
             return False
+        for _ in self.walk(lambda: now_ms):
+            pass
+        return True
+
+    def walk(self, now_ms: Callable[[], int]) -> Iterator[tuple[str, float]]:
+        """`advance`, pausing after every fill (a generator of (symbol, path price)): while it waits,
+        commands to that symbol are sent inside the bar at that price, as a client's answer to a
+        fill reaches Bybit while the market goes on. Each symbol's bar is walked in turn: funding at
+        its open, its path, its close. The venue's bar (market data) moves once every symbol is done."""
+        if self.at_end:
+            return
         i = self.bar + 1
-        self.bar = i
         for book in self.books.values():
             b = book.bars
             o, h, l, c = float(b.open[i]), float(b.high[i]), float(b.low[i]), float(b.close[i])
-            book.ex.process_bar(i, int(b.ts_open[i]), o, h, l, c)
-            book.ex.close_bar(i, h, l, c)
-            self.absorb(book, now_ms, command=False)
-        return True
+            ts = int(b.ts_open[i])
+            ex = book.ex
+            book.bar = i
+            ex.open_bar(i, ts, o)
+            for at in ex.walk_bar(i, ts, o, h, l, c):
+                book.walk_at = at
+                self.absorb(book, now_ms(), command=False)
+                yield book.symbol, at
+            book.walk_at = None
+            ex.close_bar(i, h, l, c)
+            self.absorb(book, now_ms(), command=False)
+        self.bar = i
 
     def next_funding(self, book: SymbolBook) -> tuple[int, float]:
         """The next funding instant after the current bar's close and its rate (the data's, else the
