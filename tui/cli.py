@@ -22,7 +22,9 @@ EXIT_USER = 2
 # the command never imported cannot have been raised, so `main` needs none of them imported first.
 PLAY_ERROR = ("playdeck.dsl.diagnostics", "PlayError")
 USER_ERRORS = (("playdeck.runtime.data.csv_import", "DataError"), ("playdeck.runtime.backtest.run", "BacktestError"),
-               ("playdeck.runtime.data.cache", "CacheError"), ("playdeck.runtime.data.sources", "SourceError"))
+               ("playdeck.runtime.data.cache", "CacheError"), ("playdeck.runtime.data.sources", "SourceError"),
+               ("playdeck.runtime.bybit.runner", "LiveError"), ("playdeck.runtime.bybit.journal", "JournalError"),
+               ("playdeck.runtime.bybit.stream", "StreamError"), ("playdeck.runtime.bybit.errors", "BybitFailure"))
 
 
 class UserError(Exception):
@@ -244,6 +246,32 @@ def cmd_data_remove(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    """Trade a Play through Bybit's API: the emulator, demo or live (README, "Trading: playdeck run")."""
+    import logging
+
+    from playdeck.runtime.backtest.report import format_report
+    from playdeck.runtime.bybit.runner import RunConfig, run_play
+
+    if args.out is not None and not args.out.strip():
+        raise UserError("--out is empty; give a folder, or omit --out for runs/<play>-<time>/")
+    # Keys come from the environment only: never from the command line, where ps and shell
+    # histories would show them.
+    key = os.environ.get("PLAYDECK_BYBIT_KEY") or None
+    secret = os.environ.get("PLAYDECK_BYBIT_SECRET") or None
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+    def echo(line: str) -> None:
+        print(line, flush=True)
+
+    report = run_play(RunConfig(args.play, backend=args.backend, data=args.data, endpoint=args.endpoint,
+                                journal=args.journal, out=args.out, key=key, secret=secret,
+                                i_understand_live=args.i_understand_live, echo=None if args.quiet else echo))
+    print(format_report(report).replace("playdeck backtest:", f"playdeck run ({args.backend}):", 1))
+    print(f"journal     {report['journal']}")
+    return 0
+
+
 def cmd_emulator(args: argparse.Namespace) -> int:
     """Serve a Bybit V5 emulator until Ctrl-C (see README, "The Bybit emulator")."""
     import asyncio
@@ -386,6 +414,19 @@ def build_parser() -> argparse.ArgumentParser:
     dr.add_argument("--tf", default=None, help="only this timeframe (default: every timeframe of the symbol)")
     dr.add_argument("--cache-dir", default=None)
     dr.set_defaults(run=cmd_data_remove)
+
+    r = sub.add_parser("run", help="trade a Play on Bybit: the emulator, demo or live")
+    r.add_argument("play")
+    r.add_argument("--backend", choices=("emulator", "demo", "live"), default="emulator")
+    r.add_argument("--data", help="bars for the in-process emulator (default: the bundled set)")
+    r.add_argument("--endpoint", help="REST URL of the venue (a running `playdeck emulator`, e.g. "
+                                      "http://127.0.0.1:8765); default: Bybit's host of the backend")
+    r.add_argument("--journal", help="the SQLite journal (default: <out>/journal.sqlite); an existing "
+                                     "one is read back and the run goes on from it")
+    r.add_argument("--out", help="output folder (default runs/<play>-<time>/)")
+    r.add_argument("--i-understand-live", action="store_true", help="required for --backend live")
+    r.add_argument("--quiet", action="store_true", help="no line per intent, order change and fill")
+    r.set_defaults(run=cmd_run)
 
     e = sub.add_parser("emulator", help="serve a Bybit V5 exchange on loopback, backed by the simulator")
     e.add_argument("--host", default="127.0.0.1")

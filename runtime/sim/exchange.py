@@ -462,11 +462,15 @@ class SimExchange(ProtectionDesk):
             pass
 
     def walk_bar(self, bar: int, ts: int, o: float, h: float, l: float, c: float,
-                 detail_ts: int | None = None) -> Iterator[float]:
+                 detail_ts: int | None = None, points: list[float] | None = None) -> Iterator[float]:
         """`match_bar`, stopping after every fill at the path's price there (a generator): a venue
         with clients on the other side of a wire (the emulator) lets them act on a fill before
         the bar goes on, as their answers would reach Bybit within the bar. An order sent while
-        the walk waits (`submit(..., at=price)`) works from that point of the path."""
+        the walk waits (`submit(..., at=price)`) works from that point of the path.
+
+        `points` collects the path's prices as the walk passes them (each segment's end, and where
+        a fill re-planned the path): the prices a trail set inside the bar has seen by its close,
+        which a client that keeps its trail itself (the live backend) follows as market data."""
         live = self._live
         if not live and self.position.qty == 0.0:
             return
@@ -501,6 +505,8 @@ class SimExchange(ProtectionDesk):
                 k = 0
             if self._protection:
                 self._trail_follows_path(prev)
+            if points is not None:
+                points.append(prev)
 
     def close_bar(self, bar: int, h: float, l: float, c: float) -> None:
         """At the close of `bar`, after process_bar: expiry, IOC/FOK end of life, trailing stops."""

@@ -67,12 +67,19 @@ class Engine:
         self.state = processor.state
         self.venue = self.executor.backend  # ExecutionBackend and VenueClock
         self.where = where
+        self.rebind(feeds)
+        self.has_cancels = any(isinstance(a, ir.Cancel) for cases in plan.blocks for c in cases for a in c.actions)
+
+    def rebind(self, feeds: FeedStore) -> None:
+        """Evaluate the plan's series on `feeds`: at construction, and in live trading whenever a bar
+        closes (the feeds grew by it; the series are causal, so the bars before read the same)."""
+        self.feeds = feeds
+        plan = self.plan
         self.series = make_evaluator(plan, feeds)
-        self.blocks = bind_plan(plan, self.series, where)
+        self.blocks = bind_plan(plan, self.series, self.where)
         # What `_evaluate` reads per case, unpacked once so the per-bar loop does no attribute lookups.
         self.flat_blocks = tuple(tuple(bc.unpacked() for bc in cases) for cases in self.blocks)
         self.ready_bar = ready_bar(plan, self.series, len(feeds))
-        self.has_cancels = any(isinstance(a, ir.Cancel) for cases in plan.blocks for c in cases for a in c.actions)
 
     # ---- the loop ----------------------------------------------------------------------------------
     async def run(self, start: int = 0, end: int | None = None,

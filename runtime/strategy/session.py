@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 import math
 from collections import deque
+from typing import Callable
 import attrs
 import numpy as np
 
@@ -60,15 +61,18 @@ class SessionSnapshot:
 
 
 class Session:
-    def __init__(self, engine: Engine, *, history: int = 200) -> None:
+    def __init__(self, engine: Engine, *, history: int = 200, trade_from: int = 0,
+                 on_intent: Callable[[Intent], None] | None = None) -> None:
+        """`trade_from`: the first bar the blocks may act on (a live run: the first bar closed while
+        connected; the bars before are history). `on_intent` sees every intent before it is sent."""
         self.engine = engine
         self.state = engine.state
         self.venue = engine.venue
         self.executor = engine.executor
         self.processor = engine.processor
-        bars = engine.feeds.bars()
-        self._ts = np.asarray(bars.ts_open)
-        self._o, self._h, self._l, self._c = bars.open, bars.high, bars.low, bars.close
+        self.trade_from = trade_from
+        self.on_intent = on_intent
+        self.refresh()
         self.mode = Mode.WARMING_UP
         self.bar_index = -1
         self.log: deque[str] = deque(maxlen=history)
@@ -77,6 +81,12 @@ class Session:
 
     def __len__(self) -> int:
         return len(self._c)
+
+    def refresh(self) -> None:
+        """Read the engine's bars again (live: after `Engine.rebind` with a bar more)."""
+        bars = self.engine.feeds.bars()
+        self._ts = np.asarray(bars.ts_open)
+        self._o, self._h, self._l, self._c = bars.open, bars.high, bars.low, bars.close
 
     @property
     def ready_bar(self) -> int:
@@ -92,7 +102,7 @@ class Session:
             self.executor.sync()
         self.venue.at_close(i, ts, c)
         self.bar_index = i
-        if self.mode is Mode.WARMING_UP and i >= self.engine.ready_bar:
+        if self.mode is Mode.WARMING_UP and i >= self.engine.ready_bar and i >= self.trade_from:
             self.mode = Mode.TRADING
             self.log.append(f"bar {i}: ready, trading")
         if self.mode is Mode.TRADING:
@@ -100,6 +110,8 @@ class Session:
             intents = self.engine._evaluate(i, st)
             for it in intents:
                 self.log.append(f"bar {i}: {_describe(it)}")
+                if self.on_intent is not None:
+                    self.on_intent(it)
             if intents:
                 await self.engine._send(intents, st)
         self._log_refusals()

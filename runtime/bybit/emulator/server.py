@@ -151,8 +151,10 @@ class Emulator:
         """Lockstep by fills: walk the current bar (or start the next) up to its next fill, or to its
         close. Returns where it stopped: `bar` (the bar being walked, or the one that closed),
         `closed` (False: paused after a fill of `symbol` at path price `at`), `end` (the data is
-        used up: nothing was done), and `private_seq`, the number of the last private push (read
-        every push up to it and you know all the step did). Every push is written before it returns.
+        used up: nothing was done), `private_seq`, the number of the last private push (read
+        every push up to it and you know all the step did), and `path`: per symbol, the prices the
+        bar's path passed since the last step (what a trail the client keeps itself has seen, as
+        tickers would show it). Every push is written before it returns.
         Whatever a client sends while a bar is paused is sent inside that bar at `at`; after
         `closed`, at the bar's close, as with `advance`."""
         assert self._lock is not None, "start the emulator first"
@@ -174,11 +176,12 @@ class Emulator:
             self.publish_private()
             streams.publish_bar(venue.bar, opening=False)
             await streams.flush()
-            return {"bar": venue.bar, "closed": True, "end": False, "private_seq": streams.private_seq}
+            return {"bar": venue.bar, "closed": True, "end": False, "private_seq": streams.private_seq,
+                    "path": venue.take_walk_points()}
         self.publish_private()
         await streams.flush()
         return {"bar": venue.bar + 1, "closed": False, "end": False, "symbol": symbol, "at": at,
-                "private_seq": streams.private_seq}
+                "private_seq": streams.private_seq, "path": venue.take_walk_points()}
 
     async def _run_speed(self, bars_per_second: float) -> None:
         period = 1.0 / bars_per_second

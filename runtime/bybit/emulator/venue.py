@@ -167,6 +167,14 @@ class Venue:
         self._order_seq = 0
         self._pushes: list[Push] = []
         self.started_ms = now_ms
+        # per symbol, the path prices a walk passed since `take_walk_points` (the market a lockstep
+        # client sees between two steps, as it would see tickers)
+        self.walk_points: dict[str, list[float]] = {}
+
+    def take_walk_points(self) -> dict[str, list[float]]:
+        points = {s: p for s, p in self.walk_points.items() if p}
+        self.walk_points = {}
+        return points
 
     # ------------------------------------------------------------------ lookups
     def book(self, symbol: str | None) -> SymbolBook:
@@ -208,6 +216,7 @@ class Venue:
             return False
         for _ in self.walk(lambda: now_ms):
             pass
+        self.take_walk_points()  # nobody steps through this bar: its path is not kept
         return True
 
     def walk(self, now_ms: Callable[[], int]) -> Iterator[tuple[str, float]]:
@@ -224,8 +233,9 @@ class Venue:
             ts = int(b.ts_open[i])
             ex = book.ex
             book.bar = i
+            points = self.walk_points.setdefault(book.symbol, [])
             ex.open_bar(i, ts, o)
-            for at in ex.walk_bar(i, ts, o, h, l, c):
+            for at in ex.walk_bar(i, ts, o, h, l, c, points=points):
                 book.walk_at = at
                 self.absorb(book, now_ms(), command=False)
                 yield book.symbol, at
