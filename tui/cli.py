@@ -23,6 +23,7 @@ EXIT_USER = 2
 PLAY_ERROR = ("playdeck.dsl.diagnostics", "PlayError")
 USER_ERRORS = (("playdeck.runtime.data.csv_import", "DataError"), ("playdeck.runtime.backtest.run", "BacktestError"),
                ("playdeck.runtime.data.cache", "CacheError"), ("playdeck.runtime.data.sources", "SourceError"),
+               ("playdeck.runtime.bybit.history", "FetchError"),
                ("playdeck.runtime.bybit.runner", "LiveError"), ("playdeck.runtime.bybit.journal", "JournalError"),
                ("playdeck.runtime.bybit.stream", "StreamError"), ("playdeck.runtime.bybit.errors", "BybitFailure"))
 
@@ -218,7 +219,58 @@ def _source_text(e: Any) -> str:
         return f"--data {source.get('file', '?')} (remembered)"
     if source.get("kind") == "csv":
         return f"imported from {source.get('file', '?')}"
+    if source.get("kind") == "bybit":
+        return f"fetched from {source.get('endpoint', '?')}"
     return "imported"
+
+
+def cmd_data_fetch(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from playdeck.runtime.bybit.history import FetchProgress, fetch_klines, parse_date
+    from playdeck.runtime.data.csv_import import format_ts
+
+    check_symbol(args.symbol, "symbol")
+    check_timeframe("--tf", args.tf)
+    check_cache_dir(args.cache_dir)
+    start = parse_date(args.start, "--from")
+    end = None if args.end is None else parse_date(args.end, "--to")
+    shown = sys.stderr.isatty() if args.progress is None else args.progress
+    drawn: list[FetchProgress] = []
+
+    def show(p: FetchProgress) -> None:
+        drawn.append(p)
+        print(f"\r{progress_text(p.page, p.pages)}  page {p.page}/{p.pages}, {p.bars} bars", end="",
+              file=sys.stderr, flush=True)
+
+    try:
+        r = asyncio.run(fetch_klines(args.symbol, args.tf, start, end, endpoint=args.endpoint,
+                                     cache_dir=args.cache_dir, progress=show if shown else None))
+    except KeyboardInterrupt:
+        r = None
+    finally:
+        if drawn:
+            print(file=sys.stderr)  # end the progress line, whatever ended the fetch
+    if r is None:
+        print("interrupted: the pages fetched so far are kept in the cache; run the same command again to "
+              "fetch the rest", file=sys.stderr)
+        return 130
+    span = f"{r.n_bars} bars {format_ts(r.first_ts)} .. {format_ts(r.last_ts)}"
+    if r.unchanged:
+        print(f"{r.entry} already holds {span} of {r.symbol} {r.tf} from {r.endpoint}; nothing to fetch")
+        return 0
+    notes = []
+    if r.kept:
+        notes.append(f"{r.kept} bars were fetched before")  # a resumed or extended fetch: said, not asked for
+    if r.replaced is not None:
+        notes.append(f"replaced the cached {r.replaced}")
+    if r.forming is not None:
+        notes.append(f"the newest candle, opened at {format_ts(r.forming)}, may still be forming: not stored")
+    if r.missing:
+        notes.append(f"no candle for {r.missing} {r.tf} slot{'s' * (r.missing != 1)} inside the range")
+    print(f"fetched {r.fetched} {r.tf} bars of {r.symbol} from {r.endpoint} in {r.pages} "
+          f"page{'s' * (r.pages != 1)}; {r.entry} holds {span}" + (f" ({'; '.join(notes)})" if notes else ""))
+    return 0
 
 
 def cmd_data_remove(args: argparse.Namespace) -> int:
@@ -396,7 +448,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="draw the progress bar on stderr (default: when stderr is a terminal)")
     b.set_defaults(run=cmd_backtest)
 
-    d = sub.add_parser("data", help="market data: import CSV into the local cache, list it, remove it")
+    d = sub.add_parser("data", help="market data: import CSV or fetch Bybit klines into the local cache, list it, "
+                                 "remove it")
     dsub = d.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     di = dsub.add_parser("import", help="import an OHLCV or Bybit kline CSV into the cache")
     di.add_argument("file")
@@ -414,6 +467,17 @@ def build_parser() -> argparse.ArgumentParser:
     dr.add_argument("--tf", default=None, help="only this timeframe (default: every timeframe of the symbol)")
     dr.add_argument("--cache-dir", default=None)
     dr.set_defaults(run=cmd_data_remove)
+    dfe = dsub.add_parser("fetch", help="fetch Bybit's closed klines into the cache (resumable)")
+    dfe.add_argument("symbol")
+    dfe.add_argument("--tf", required=True, help="timeframe of the bars, e.g. 1m")
+    dfe.add_argument("--from", dest="start", required=True, help="first bar (UTC date or date-time)")
+    dfe.add_argument("--to", dest="end", default=None,
+                     help="bars opening before this (UTC; default: up to the newest closed candle)")
+    dfe.add_argument("--endpoint", default=None, help="REST address (default: Bybit mainnet, https://api.bybit.com)")
+    dfe.add_argument("--cache-dir", default=None)
+    dfe.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                     help="draw the progress bar on stderr (default: when stderr is a terminal)")
+    dfe.set_defaults(run=cmd_data_fetch)
 
     r = sub.add_parser("run", help="trade a Play on Bybit: the emulator, demo or live")
     r.add_argument("play")
