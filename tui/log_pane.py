@@ -6,6 +6,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import RichLog
 
+from playdeck.tui.replay import HISTORY
 from playdeck.tui.snapshot import ConsoleSnapshot
 
 
@@ -21,13 +22,18 @@ def line_kind(line: str) -> str:
     return "log--intent"
 
 
+LINES = HISTORY  # the session's log length
+
+
 class LogPane(RichLog):
     COMPONENT_CLASSES = {"log--error", "log--refused", "log--operator", "log--intent"}
 
     snapshot: reactive[ConsoleSnapshot | None] = reactive(None, always_update=True)
 
     def __init__(self, **kwargs) -> None:
-        super().__init__(wrap=False, markup=False, max_lines=1000, **kwargs)
+        # As many lines as the session keeps: what is shown is then exactly its log, however many
+        # snapshots a busy screen skipped.
+        super().__init__(wrap=False, markup=False, max_lines=LINES, **kwargs)
         self._shown: tuple[str, ...] = ()
 
     def on_mount(self) -> None:

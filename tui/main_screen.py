@@ -45,6 +45,10 @@ class MainScreen(Screen):
 
     snapshot: reactive[ConsoleSnapshot | None] = reactive(None, always_update=True)
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._selected: str | None = None  # last said upwards
+
     def compose(self) -> ComposeResult:
         yield SessionHeader(id="header")
         with Horizontal(id="top"):
@@ -75,19 +79,28 @@ class MainScreen(Screen):
             return
         for pane in PANES:
             self.query_one(pane).snapshot = snap
+        # Rows come and go under the cursor (an order fills, a new one arrives): the order under
+        # the focused table's cursor is the selected one.
+        if isinstance(self.focused, OrderTable):
+            self._select(self.focused.selected_id)
+
+    def _select(self, client_id: str | None) -> None:
+        if client_id != self._selected:
+            self._selected = client_id
+            self.post_message(self.OrderSelected(client_id))
 
     @on(DataTable.RowHighlighted)
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:
         if isinstance(event.data_table, OrderTable) and event.data_table.has_focus:
-            self.post_message(self.OrderSelected(event.row_key.value))
+            self._select(event.row_key.value)
 
     @on(DataTable.RowSelected)
     def _chosen(self, event: DataTable.RowSelected) -> None:
         if isinstance(event.data_table, OrderTable) and event.row_key.value is not None:
-            self.post_message(self.OrderSelected(event.row_key.value))
+            self._select(event.row_key.value)
             self.post_message(self.OrderChosen(event.row_key.value))
 
     def on_descendant_focus(self, event: DescendantFocus) -> None:
         # Tab to the other table: its order under the cursor is the selected one now.
         if isinstance(event.widget, OrderTable):
-            self.post_message(self.OrderSelected(event.widget.selected_id))
+            self._select(event.widget.selected_id)

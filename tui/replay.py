@@ -40,6 +40,7 @@ WINDOW = 120  # bars in the market window
 EQUITY_POINTS = 2000  # visible bars kept for the equity curve
 PUBLISH_EVERY_S = 1 / 30  # at high speed, at most this often (a screen cannot show more)
 DAY_MS = 86_400_000
+HISTORY = 200  # log lines, finished orders and trades a snapshot carries
 
 
 class Command(enum.Enum):
@@ -114,7 +115,7 @@ class Replay:
         """`visible_from`: the first bar shown at `speed` (default: LEAD bars before the first order,
         see `first_order_bar`); `hold_at`: stop after this bar until a STEP command moves it."""
         self.plan = plan
-        self.session = Session(bt.engine)
+        self.session = Session(bt.engine, history=HISTORY)
         self.bars = bars
         self.speed = speed
         self.backend = backend
@@ -172,7 +173,10 @@ class Replay:
 
     # ------------------------------------------------------------------ the task
     async def run(self) -> None:
-        """Replay every bar, then keep serving commands (flatten, kill ...) until cancelled."""
+        """Replay every bar, then keep serving commands (flatten, kill ...) until cancelled. Once:
+        the session cannot go back to bar 0."""
+        if self._commands is not None:
+            raise RuntimeError("a Replay runs once")
         self._commands = asyncio.Queue()
         for c in self._early:
             self._commands.put_nowait(c)
