@@ -15,7 +15,6 @@ class EquityChart(PlotextPlot):
         self._drawn: tuple | None = None
 
     def on_mount(self) -> None:
-        super().on_mount()
         self.watch_snapshot(self.snapshot)
 
     def watch_snapshot(self, snap: ConsoleSnapshot | None) -> None:

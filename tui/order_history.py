@@ -12,7 +12,6 @@ ROWS = 100  # of the session's recent finished orders
 
 class FinishedOrders(OrderTable):
     def on_mount(self) -> None:
-        super().on_mount()
         self.border_title = "Order history"
 
     def orders(self, snap: ConsoleSnapshot) -> Sequence[OrderSnapshot]:

@@ -61,7 +61,6 @@ class OrderTable(DataTable):
 
 class WorkingOrders(OrderTable):
     def on_mount(self) -> None:
-        super().on_mount()
         self.border_title = "Working orders"
 
     def orders(self, snap: ConsoleSnapshot) -> Sequence[OrderSnapshot]:

@@ -28,7 +28,7 @@ def replay_of(play=PLAY, hold_at: int | None = None, speed: float = math.inf, mi
     return Replay(plan, prepare(plan, bars, keep_events=True), bars, speed=speed, hold_at=hold_at)
 
 
-async def until(pilot, condition, what: str = "the condition", polls: int = 3000) -> None:
+async def until(pilot, condition, what: str = "the condition", polls: int = 400) -> None:
     """Let the app and its replay run until `condition()` holds (a bounded number of turns of the
     event loop, not a time)."""
     for _ in range(polls):
