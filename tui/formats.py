@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timezone
-from typing import Callable
+from typing import Any, Callable
 
 from rich.style import Style
 from rich.text import Text
@@ -15,7 +15,7 @@ from rich.text import Text
 from playdeck.runtime.execution.orders import OrderSnapshot, OrderStatus
 
 NA = "n/a"  # a value the venue does not have (never a made-up zero)
-ARROW = " -> "
+ARROW = " → "  # between the states of a path
 
 
 def bar_time(ts_ms: int) -> str:
@@ -69,11 +69,21 @@ def order_price(o: OrderSnapshot) -> str:
         return f"@ {price(o.trigger)}"
     if o.price is not None:
         return price(o.price)
-    return "market"
+    return "-"  # a market order
 
 
 def order_type(o: OrderSnapshot) -> str:
     return o.request.type.value
+
+
+def side_and_type(o: OrderSnapshot) -> str:
+    """`buy limit`, `sell stop`: one column for both, so the state path gets the room."""
+    return f"{o.request.side.value} {o.request.type.value}"
+
+
+def filled_of(o: OrderSnapshot) -> str:
+    """`0.1/0.451`: filled of the order's quantity."""
+    return f"{qty(o.filled_qty)}/{qty(o.qty)}"
 
 
 def tag(o: OrderSnapshot) -> str:
@@ -98,10 +108,20 @@ def path_plain(path: tuple[OrderStatus, ...]) -> str:
 
 
 def path_text(path: tuple[OrderStatus, ...], style_of: Callable[[str], Style]) -> Text:
-    """`Submitted -> New -> Filled`, each state in its colour (`style_of` a widget's component style)."""
+    """`Submitted → New → Filled`, each state in its colour (`style_of` a widget's component style)."""
     text = Text(no_wrap=True, overflow="ellipsis")
     for k, status in enumerate(path):
         if k:
             text.append(ARROW, style="dim")
         text.append(status.value, style=style_of(state_class(status)))
     return text
+
+
+def colour(widget: Any, component: str) -> Style:
+    """The colours console.tcss gives a widget's component class, and nothing else: a state's colour
+    over a table's zebra stripe or cursor keeps that row's background."""
+    return widget.get_component_rich_style(component, partial=True)
+
+
+def colours(widget: Any) -> Callable[[str], Style]:
+    return lambda component: colour(widget, component)

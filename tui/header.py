@@ -7,7 +7,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from playdeck.tui.formats import bar_time, money, signed_money
+from playdeck.tui.formats import bar_time, colour, money, signed_money
 from playdeck.tui.snapshot import ConsoleSnapshot
 
 
@@ -25,14 +25,14 @@ class SessionHeader(Static):
         if snap is None:
             return Text("loading the Play and its data ...")
         s, r = snap.session, snap.replay
-        label = self.get_component_rich_style("header--label")
+        label = colour(self, "header--label")
         mode = s.mode.value
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(f" {snap.play} ", style="bold")
         text.append(f"{snap.symbol} {snap.exec_tf} ")
         text.append("on ", style=label)
         text.append(f"{snap.backend}  ")
-        text.append(f" {mode.upper()} ", style=self.get_component_rich_style(f"mode--{mode.replace(' ', '-')}"))
+        text.append(f" {mode.upper()} ", style=colour(self, f"mode--{mode.replace(' ', '-')}"))
         when = "not started" if s.bar < 0 else f"{bar_time(s.ts)} UTC"
         text.append(f"  {when} ")
         text.append(f"bar {max(s.bar, 0)}/{r.bars - 1}  ", style=label)
@@ -40,7 +40,7 @@ class SessionHeader(Static):
         text.append(f"{money(s.equity)}  ")
         text.append("PnL today ", style=label)
         text.append(signed_money(snap.pnl_today),
-                    style=self.get_component_rich_style("header--gain" if snap.pnl_today >= 0 else "header--loss"))
+                    style=colour(self, "header--gain" if snap.pnl_today >= 0 else "header--loss"))
         text.append("  replay ", style=label)
         text.append(speed_text(r.speed))
         if r.held and not r.finished:

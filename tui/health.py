@@ -10,7 +10,7 @@ from textual.reactive import reactive
 from textual.widgets import Static
 
 from playdeck.runtime.execution.venue_status import HealthSnapshot
-from playdeck.tui.formats import NA
+from playdeck.tui.formats import NA, colour
 from playdeck.tui.snapshot import ConsoleSnapshot
 
 
@@ -29,12 +29,12 @@ class HealthPane(Static):
 
     def _value(self, text: str | None, style: str | None = None) -> Text:
         if text is None:
-            return Text(NA, style=self.get_component_rich_style("pane--na"))
-        return Text(text, style=self.get_component_rich_style(style) if style is not None else "")
+            return Text(NA, style=colour(self, "pane--na"))
+        return Text(text, style=colour(self, style) if style is not None else "")
 
     def body(self, h: HealthSnapshot) -> Group:
         grid = Table.grid(padding=(0, 1))
-        grid.add_column(style=self.get_component_rich_style("pane--label"), no_wrap=True)
+        grid.add_column(style=colour(self, "pane--label"), no_wrap=True)
         grid.add_column()
         stream = None if h.stream is None else h.stream + ("" if h.reconnects is None else f" ({h.reconnects} reconnects)")
         grid.add_row("stream", self._value(stream, None if h.stream is None else f"stream--{h.stream}"))
@@ -56,5 +56,5 @@ class HealthPane(Static):
                                                      "pane--warning" if near else None))
         parts: list = [grid]
         if h.note:
-            parts.append(Text(h.note, style=self.get_component_rich_style("pane--na")))
+            parts.append(Text(h.note, style=colour(self, "pane--na")))
         return Group(*parts)

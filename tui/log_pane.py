@@ -7,6 +7,7 @@ from textual.reactive import reactive
 from textual.widgets import RichLog
 
 from playdeck.tui.replay import HISTORY
+from playdeck.tui.formats import colour
 from playdeck.tui.snapshot import ConsoleSnapshot
 
 
@@ -33,7 +34,7 @@ class LogPane(RichLog):
     def __init__(self, **kwargs) -> None:
         # As many lines as the session keeps: what is shown is then exactly its log, however many
         # snapshots a busy screen skipped.
-        super().__init__(wrap=False, markup=False, max_lines=LINES, **kwargs)
+        super().__init__(wrap=True, markup=False, max_lines=LINES, min_width=20, **kwargs)
         self._shown: tuple[str, ...] = ()
 
     def on_mount(self) -> None:
@@ -56,4 +57,4 @@ class LogPane(RichLog):
                 self.clear()
         self._shown = log
         for line in log[start:]:
-            self.write(Text(line, style=self.get_component_rich_style(line_kind(line))))
+            self.write(Text(line, style=colour(self, line_kind(line))))

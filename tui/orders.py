@@ -8,10 +8,10 @@ from textual.reactive import reactive
 from textual.widgets import DataTable
 
 from playdeck.runtime.execution.orders import OrderSnapshot
-from playdeck.tui.formats import STATE_CLASSES, order_price, order_type, path_text, qty, tag
+from playdeck.tui.formats import STATE_CLASSES, colours, filled_of, order_price, path_text, side_and_type, tag
 from playdeck.tui.snapshot import ConsoleSnapshot
 
-COLUMNS = ("tag / role", "type", "side", "qty", "price / trigger", "filled", "state path")
+COLUMNS = ("tag", "order", "price", "filled", "state path")
 
 
 class OrderTable(DataTable):
@@ -33,8 +33,7 @@ class OrderTable(DataTable):
         raise NotImplementedError
 
     def row(self, o: OrderSnapshot) -> tuple:
-        return (tag(o), order_type(o), o.request.side.value, qty(o.qty), order_price(o), qty(o.filled_qty),
-                path_text(o.path, self.get_component_rich_style))
+        return (tag(o), side_and_type(o), order_price(o), filled_of(o), path_text(o.path, colours(self)))
 
     def watch_snapshot(self, snap: ConsoleSnapshot | None) -> None:
         if snap is None:
@@ -48,7 +47,9 @@ class OrderTable(DataTable):
         self.clear()
         for o in orders:
             self.add_row(*self.row(o), key=o.client_id)
-        if keep is not None and keep in self.rows:
+        # The table the operator is in keeps the cursor on the same order as rows come and go;
+        # another one starts again from its top row (the newest history).
+        if keep is not None and keep in self.rows and self.has_focus:
             self.move_cursor(row=self.get_row_index(keep), animate=False)
 
     @property

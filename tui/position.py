@@ -8,7 +8,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from playdeck.tui.formats import bar_time, money, price, qty, signed_money
+from playdeck.tui.formats import bar_time, colour, money, price, qty, signed_money
 from playdeck.tui.snapshot import ConsoleSnapshot
 
 PROTECTION_KINDS = ("stop_loss", "take_profit", "trail")
@@ -28,12 +28,12 @@ class PositionPane(Static):
             self.update(self.body(snap))
 
     def _pnl(self, value: float) -> Text:
-        return Text(signed_money(value), style=self.get_component_rich_style(
+        return Text(signed_money(value), style=colour(self, 
             "position--gain" if value >= 0 else "position--loss"))
 
     def body(self, snap: ConsoleSnapshot) -> Group:
         s = snap.session
-        label = self.get_component_rich_style("position--label")
+        label = colour(self, "position--label")
         grid = Table.grid(padding=(0, 1))
         grid.add_column(style=label, no_wrap=True)
         grid.add_column(no_wrap=True)
@@ -41,10 +41,10 @@ class PositionPane(Static):
         grid.add_column(no_wrap=True)
         q = s.position_qty
         if q == 0.0:
-            side = Text("FLAT", style=self.get_component_rich_style("position--flat"))
+            side = Text("FLAT", style=colour(self, "position--flat"))
         else:
             kind = "long" if q > 0 else "short"
-            side = Text(f"{kind.upper()} {qty(abs(q))}", style=self.get_component_rich_style(f"position--{kind}"))
+            side = Text(f"{kind.upper()} {qty(abs(q))}", style=colour(self, f"position--{kind}"))
         grid.add_row("side", side, "layers", str(s.layers))
         grid.add_row("avg entry", price(s.avg_entry) if q != 0.0 else "-", "close", price(s.close))
         grid.add_row("unrealized", self._pnl(s.upnl), "realized", self._pnl(s.realized_pnl))

@@ -9,7 +9,7 @@ from textual.reactive import reactive
 from textual.widgets import Static
 
 from playdeck.runtime.execution.venue_status import ReconciliationSnapshot
-from playdeck.tui.formats import NA, bar_time
+from playdeck.tui.formats import NA, bar_time, colour
 from playdeck.tui.snapshot import ConsoleSnapshot
 
 DRIFT_ROWS = 5  # the newest drift events shown here
@@ -28,11 +28,11 @@ class ReconciliationPane(Static):
             self.update(self.body(snap.reconciliation))
 
     def _value(self, text: str | None) -> Text:
-        return Text(NA, style=self.get_component_rich_style("pane--na")) if text is None else Text(text)
+        return Text(NA, style=colour(self, "pane--na")) if text is None else Text(text)
 
     def body(self, r: ReconciliationSnapshot) -> Group:
         grid = Table.grid(padding=(0, 1))
-        grid.add_column(style=self.get_component_rich_style("pane--label"), no_wrap=True)
+        grid.add_column(style=colour(self, "pane--label"), no_wrap=True)
         grid.add_column()
         grid.add_row("venue", r.venue)
         grid.add_row("last run", self._value(None if r.last_run_ts is None else f"{bar_time(r.last_run_ts)} UTC"))
@@ -41,8 +41,8 @@ class ReconciliationPane(Static):
         grid.add_row("drift events", self._value(None if r.drift_count is None else str(r.drift_count)))
         parts: list = [grid]
         if r.note:
-            parts.append(Text(r.note, style=self.get_component_rich_style("pane--na")))
-        warn = self.get_component_rich_style("pane--warning")
+            parts.append(Text(r.note, style=colour(self, "pane--na")))
+        warn = colour(self, "pane--warning")
         for d in r.drift[-DRIFT_ROWS:]:
             parts.append(Text(f"{bar_time(d.ts)} {d.what}: ours {d.local}, venue {d.exchange} -> {d.action}",
                               style=warn))

@@ -8,7 +8,7 @@ from textual.widgets import Static
 
 from playdeck.runtime.execution.order_state import TRANSITIONS
 from playdeck.runtime.execution.orders import OrderStatus
-from playdeck.tui.formats import STATE_CLASSES, state_class
+from playdeck.tui.formats import STATE_CLASSES, colour, state_class
 
 Edge = tuple[OrderStatus, str, OrderStatus]  # (from, event, to)
 
@@ -40,11 +40,11 @@ class StateCard(Static):
         self.set_class(self.state is current, "current")
         edges = edges_from(self.state)
         if not edges:
-            self.update(Text(self.state.value, style=self.get_component_rich_style(state_class(self.state))))
+            self.update(Text(self.state.value, style=colour(self, state_class(self.state))))
             return
         text = Text(no_wrap=True, overflow="ellipsis")
-        event_style = self.get_component_rich_style("card--event")
-        taken_style = self.get_component_rich_style("card--taken")
+        event_style = colour(self, "card--event")
+        taken_style = colour(self, "card--taken")
         pad = max(len(event) for event, _ in edges)  # targets aligned within the card
         for k, (event, target) in enumerate(edges):
             took = (self.state, event, target) in taken
@@ -53,6 +53,6 @@ class StateCard(Static):
             text.append("● " if took else "  ", style=taken_style)
             text.append(f"{event:<{pad}} ", style=taken_style if took else event_style)
             text.append("-> ", style="dim")
-            target_style = self.get_component_rich_style(state_class(target))
+            target_style = colour(self, state_class(target))
             text.append(target.value, style=target_style + taken_style if took else target_style)
         self.update(text)

@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import DataTable
 
-from playdeck.tui.formats import bar_time, money, price, qty, signed_money
+from playdeck.tui.formats import bar_time, colour, money, price, qty, signed_money
 from playdeck.tui.snapshot import ConsoleSnapshot
 
 
@@ -30,7 +30,7 @@ class TradesTable(DataTable):
         self._shown = snap.session.trades
         self.clear()
         for t, (entry_ts, exit_ts) in zip(reversed(snap.session.trades), reversed(snap.trade_times)):
-            style = self.get_component_rich_style("trade--gain" if t.pnl >= 0 else "trade--loss")
+            style = colour(self, "trade--gain" if t.pnl >= 0 else "trade--loss")
             self.add_row(t.side, bar_time(entry_ts), bar_time(exit_ts), str(t.exit_bar - t.entry_bar), qty(t.qty),
                          price(t.entry_price), price(t.exit_price), Text(signed_money(t.pnl), style=style),
                          Text(f"{t.return_pct:+.2f}%", style=style), money(t.fees), t.exit_reason)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import DataTable
 
-from playdeck.tui.formats import STATE_CLASSES, bar_time, state_class
+from playdeck.tui.formats import STATE_CLASSES, bar_time, colours, state_class
 from playdeck.tui.snapshot import OrderDetail
 
 
@@ -19,7 +19,7 @@ class TransitionTable(DataTable):
         self.clear()
         if d is None:
             return
-        style = self.get_component_rich_style
+        style = colours(self)
         for t in d.transitions:
             old = Text("-") if t.old is None else Text(t.old.value, style=style(state_class(t.old)))
             self.add_row(str(t.bar), bar_time(t.ts), old, Text(t.new.value, style=style(state_class(t.new))),

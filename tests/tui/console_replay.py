@@ -1,7 +1,7 @@
 """A fixed replay for the console's tests: ema_pullback on 60,000 synthetic minutes (seed 9), 4,000
 15m bars. Its readiness is bar 3199 and its first order is sent at the close of bar 3525, so the
 visible replay starts at 3513; at bar 3691 it is long 0.451 in two layers with a stop_loss that was
-amended (Submitted -> Untriggered -> PendingAmend -> Untriggered), a take_profit and a
+amended (Submitted → Untriggered → PendingAmend → Untriggered), a take_profit and a
 partial_close working, and a refused scale in its history."""
 from __future__ import annotations
 
