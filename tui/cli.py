@@ -102,13 +102,14 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 def cmd_console(args: argparse.Namespace) -> int:
     check_timeframe("--data-tf", args.data_tf)
     speed = parse_speed(args.speed)
-    # Said before the data is read: a console without a terminal would only write escape codes.
-    if not (sys.stdin.isatty() and sys.stdout.isatty()):
-        raise UserError("the console needs a terminal (stdin and stdout); `playdeck backtest` runs a Play "
-                        "without a screen")
     from playdeck.tui.replay import Replay, load_replay
 
+    # The Play and its data first: their mistakes are the ones worth a message.
     plan, bt, bars = load_replay(args.play, data=args.data, data_tf=args.data_tf, gaps=args.gaps)
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        # Without a terminal the app would only write escape codes into a pipe or a file.
+        raise UserError("the console needs a terminal (stdin and stdout); `playdeck backtest` runs a Play "
+                        "without a screen")
     replay = Replay(plan, bt, bars, speed=speed)
     from playdeck.tui.app import ConsoleApp  # textual is imported here, by this command only
 

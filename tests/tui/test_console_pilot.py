@@ -244,3 +244,31 @@ def test_every_key_is_in_the_footer_and_in_the_command_palette() -> None:
         assert {action for key, action, _, _ in KEYS if key != "enter"} <= shown
 
     console(FLAT_BEFORE_FIRST_ORDER, scenario)
+
+
+def test_a_replay_that_fails_stops_loudly_and_the_console_stays_up() -> None:
+    app = ConsoleApp(replay_of(hold_at=LONG))
+    session = app.replay.session
+    bar = session.bar
+
+    async def breaks_at_3600(i: int) -> None:
+        # A bug (or a venue that cannot go on) inside the engine's bar: not the operator's doing.
+        if i == 3600:
+            raise RuntimeError("the venue stopped answering")
+        await bar(i)
+
+    session.bar = breaks_at_3600
+
+    async def go() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await held_at(pilot, LONG)
+            await step_to_failure(pilot)
+
+    async def step_to_failure(pilot) -> None:
+        app.replay.send(OperatorCommand(Command.STEP, 100))
+        await until(pilot, lambda: "the replay stopped" in app.snapshot.session.log[-1], "the failure logged")
+        assert app.snapshot.session.log[-1] == \
+            "bar 3599: error: the replay stopped: RuntimeError: the venue stopped answering"
+        assert app.return_code is None and isinstance(app.screen, MainScreen)  # still up, the last picture shown
+
+    asyncio.run(go())
