@@ -51,11 +51,12 @@ class PositionPane(Static):
         grid.add_row("fees", money(-s.fees), "funding", signed_money(s.funding))
         # Layers and protection get full-width rows of their own: a layer's line is long.
         rest = Table.grid(padding=(0, 1))
-        rest.add_column(style=label, no_wrap=True)
-        rest.add_column(no_wrap=True)
+        rest.add_column(style=label, no_wrap=True, min_width=11)
+        rest.add_column(no_wrap=True, overflow="ellipsis")
         for n, e in enumerate(snap.entries, 1):
             tagged = "" if e.tag is None else f"  {e.tag}"
-            rest.add_row(f"layer {n}", f"{e.side} {qty(e.qty)} @ {price(e.price)}  {bar_time(e.ts)}{tagged}")
+            when = bar_time(e.ts)[5:]  # month-day and time: the year is in the header
+            rest.add_row(f"layer {n}", f"{e.side} {qty(e.qty)} @ {price(e.price)}  {when}{tagged}")
         levels = dict(s.protection)
         for kind in PROTECTION_KINDS:
             level = levels.get(kind)
