@@ -14,7 +14,7 @@ from playdeck.tui.transition_table import TransitionTable
 
 
 class OrderDetailScreen(ModalScreen):
-    BINDINGS = [Binding("escape,enter", "app.pop_screen", "Close")]
+    BINDINGS = [Binding("escape", "app.pop_screen", "Close")]
 
     snapshot: reactive[ConsoleSnapshot | None] = reactive(None, always_update=True)
 

@@ -43,7 +43,11 @@ class ReconciliationPane(Static):
         if r.note:
             parts.append(Text(r.note, style=colour(self, "pane--na")))
         warn = colour(self, "pane--warning")
+        earlier = (r.drift_count if r.drift_count is not None else len(r.drift)) - min(len(r.drift), DRIFT_ROWS)
+        if earlier > 0:
+            parts.append(Text(f"{earlier} earlier drift event{'s' * (earlier != 1)} (the journal has them all)",
+                              style=colour(self, "pane--na")))
         for d in r.drift[-DRIFT_ROWS:]:
-            parts.append(Text(f"{bar_time(d.ts)} {d.what}: ours {d.local}, venue {d.exchange} -> {d.action}",
+            parts.append(Text(f"{bar_time(d.ts)} {d.what}: ours {d.local}, venue {d.exchange}; {d.action}",
                               style=warn))
         return Group(*parts)

@@ -5,20 +5,26 @@ order, state machine and trades screens open on the selected order."""
 from __future__ import annotations
 
 import asyncio
+import io
 
+import attrs
 import pytest
+from rich.console import Console
 
 from console_replay import AMENDED, AMENDED_STOP, ENTRY_WORKING, LONG, held_at, replay_of, until
+from playdeck.runtime.execution.venue_status import DriftEvent, EndpointBudget, HealthSnapshot, ReconciliationSnapshot
 from playdeck.runtime.strategy.session import Mode
 from playdeck.tui.app import KEYS, ConsoleApp
 from playdeck.tui.confirm import ConfirmScreen
 from playdeck.tui.formats import colour
 from playdeck.tui.header import SessionHeader
+from playdeck.tui.health import HealthPane
 from playdeck.tui.log_pane import LogPane
 from playdeck.tui.main_screen import MainScreen
 from playdeck.tui.order_detail import OrderDetailScreen
 from playdeck.tui.order_history import FinishedOrders
 from playdeck.tui.orders import WorkingOrders
+from playdeck.tui.reconciliation import ReconciliationPane
 from playdeck.tui.replay import Command, OperatorCommand
 from playdeck.tui.state_card import StateCard
 from playdeck.tui.state_machine import StateMachineScreen
@@ -272,3 +278,45 @@ def test_a_replay_that_fails_stops_loudly_and_the_console_stays_up() -> None:
         assert app.return_code is None and isinstance(app.screen, MainScreen)  # still up, the last picture shown
 
     asyncio.run(go())
+
+
+def test_reconciliation_and_health_render_what_a_live_venue_reports() -> None:
+    """The simulator has no stream and nothing to reconcile; a live venue's snapshots fill the same
+    panes (drawn here from made-up values: the live backend comes next)."""
+    health = HealthSnapshot("demo", stream="reconnecting", reconnects=3, last_message_age_s=12.5,
+                            rate_limits=(EndpointBudget("/v5/order/create", 9, 10), EndpointBudget("/v5/order/cancel", 2, 10)),
+                            clock_offset_ms=-35.0, retries=4, journal_path="runs/demo.db", journal_bytes=2_500_000)
+    t0 = 1_738_972_800_000  # 2025-02-08 00:00 UTC
+    drift = tuple(DriftEvent(t0 + k * 60_000, "order", f"pd-{k} New", "absent", "marked Cancelled") for k in range(7))
+    checked = ReconciliationSnapshot("demo", last_run_ts=t0 + 3_600_000, result="7 drifts fixed", runs=12, drift=drift,
+                                     drift_count=9)
+
+    async def scenario(pilot) -> None:
+        app = pilot.app
+        sim = text_of(app.screen.query_one(HealthPane))
+        assert "stream       n/a" in sim and "rate limits  n/a" in sim and "no stream" in sim
+        assert "no venue to reconcile" in text_of(app.screen.query_one(ReconciliationPane))
+        app.snapshot = attrs.evolve(app.snapshot, health=health, reconciliation=checked)
+        await pilot.pause()
+        shown = text_of(app.screen.query_one(HealthPane))
+        for line in ("stream           reconnecting (3 reconnects)", "last message     12.5 s ago",
+                     "clock offset     -35 ms", "retries          4", "journal          2.5 MB runs/demo.db",
+                     "/v5/order/create 9/10 per 1 s", "/v5/order/cancel 2/10 per 1 s"):
+            assert line in shown, (line, shown)
+        assert "n/a" not in shown
+        shown = text_of(app.screen.query_one(ReconciliationPane))
+        for line in ("last run     2025-02-08 01:00 UTC", "result       7 drifts fixed", "runs         12",
+                     "drift events 9", "4 earlier drift events (the journal has them all)"):
+            assert line in shown, (line, shown)
+        # a drift event may wrap in a narrow pane
+        assert "2025-02-08 00:06 order: ours pd-6 New, venue absent; marked Cancelled" in " ".join(shown.split())
+        assert "pd-1 " not in shown  # the oldest are counted, not listed
+
+    console(FLAT_BEFORE_FIRST_ORDER, scenario)
+
+
+def text_of(pane) -> str:
+    """A pane's content as plain text, one line per row, as wide as the pane."""
+    out = Console(width=pane.content_region.width, file=io.StringIO(), color_system=None, record=True)
+    out.print(pane.content)  # what the pane was last given to show
+    return "\n".join(line.rstrip() for line in out.export_text().splitlines())
