@@ -40,6 +40,7 @@ WINDOW = 120  # bars in the market window
 EQUITY_POINTS = 2000  # visible bars kept for the equity curve
 PUBLISH_EVERY_S = 1 / 30  # at high speed, at most this often (a screen cannot show more)
 DAY_MS = 86_400_000
+FAST_CHUNK = 512  # bars run at full speed between two looks at the screen and the commands
 HISTORY = 200  # log lines, finished orders and trades a snapshot carries
 
 
@@ -139,7 +140,6 @@ class Replay:
         self._finished = False
         self._held = False
         self._last_publish = -math.inf
-        self._next_bar = 0
 
     # ------------------------------------------------------------------ the app's side
     def send(self, command: OperatorCommand) -> None:
@@ -184,19 +184,8 @@ class Replay:
         s = self.session
         n = len(self.bars)
         loop = asyncio.get_running_loop()
+        last = loop.time()  # when the last visible bar was shown
         i = 0
-        # Full speed up to the visible start; a yield (and the commands) every chunk keeps the
-        # screen alive during a long warm-up.
-        while i < self.visible_from:
-            end = min(i + 512, self.visible_from)
-            for k in range(i, end):
-                await s.bar(k)
-                self._after_bar(k)
-            i = end
-            await self._run_queued()
-            self._publish(force=True)
-            await asyncio.sleep(0)
-        due = loop.time()
         while i < n:
             while self.hold_at is not None and i > self.hold_at:
                 self._held = True
@@ -206,9 +195,18 @@ class Replay:
             await s.bar(i)
             self._after_bar(i)
             i += 1
+            if i < self.visible_from:
+                # Warm-up and the quiet start at full speed; a yield (and the commands) every chunk
+                # keeps the screen alive during a long warm-up.
+                if i % FAST_CHUNK == 0:
+                    await self._run_queued()
+                    self._publish(force=True)
+                    await asyncio.sleep(0)
+                continue
             self._publish(force=self.speed <= 1 / PUBLISH_EVERY_S)
-            due = max(due + (0.0 if math.isinf(self.speed) else 1.0 / self.speed), loop.time() - 1.0)
-            await self._wait_until(due)
+            # At most one bar behind: after a stall (or the warm-up) the replay does not race to catch up.
+            last = max(last, loop.time() - (0.0 if math.isinf(self.speed) else 1.0 / self.speed))
+            last = await self._wait_next(last)
         s.finish()
         self._finished = self._held = True
         self._publish(force=True)
@@ -227,20 +225,22 @@ class Replay:
         if i >= self.visible_from:
             self._equity_curve.append((i, equity))
 
-    async def _wait_until(self, due: float) -> None:
-        """Sleep until the next bar is due, running commands as they come (a speed change moves
-        the deadline, so `+` is felt at once)."""
+    async def _wait_next(self, last: float) -> float:
+        """Wait until the next bar is due (1/speed after `last`), running commands as they come;
+        the deadline is read again after each, so `+` or `-` is felt at once. Returns when the bar
+        was due."""
         loop = asyncio.get_running_loop()
         await self._run_queued()
         while True:
+            due = last + (0.0 if math.isinf(self.speed) else 1.0 / self.speed)
             left = due - loop.time()
             if left <= 0:
                 await asyncio.sleep(0)  # let the screen and the commands in even at full speed
-                return
+                return due
             try:
                 command = await asyncio.wait_for(self._commands.get(), left)
             except TimeoutError:
-                return
+                return due
             await self._run(command)
 
     async def _run_queued(self) -> None:

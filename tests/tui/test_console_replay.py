@@ -196,3 +196,19 @@ def test_replayed_to_the_end_without_commands_it_trades_as_the_backtest() -> Non
     run_engine(bt)
     assert replay.session.state.fills == bt.state.fills
     assert snaps[-1].session.mode is Mode.FINISHED and snaps[-1].trade_stats.count == len(bt.state.trades)
+
+
+def test_a_hold_point_in_the_warm_up_holds_there_and_a_kill_there_means_no_trading_at_all() -> None:
+    replay = replay_of(hold_at=100)
+
+    async def script(wait) -> None:
+        s = await wait(held(100))
+        assert s.session.mode is Mode.WARMING_UP and s.replay.visible_from == 3513
+        replay.send(OperatorCommand(Command.KILL))
+        s = await wait(lambda s: s.session.mode is Mode.KILLED)
+        assert s.session.bar == 100
+        replay.send(OperatorCommand(Command.STEP, 3700))  # past readiness (3199) and the first signal (3525)
+        s = await wait(held(3800))
+        assert s.session.mode is Mode.KILLED and replay.session.state.orders == {}
+
+    drive(replay, script)
