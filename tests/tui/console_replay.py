@@ -25,7 +25,9 @@ AMENDED_STOP = "stop_loss-sim-8"
 def replay_of(play=PLAY, hold_at: int | None = None, speed: float = math.inf, minutes=MINUTES) -> Replay:
     plan = lower(compile_file(play).ir)
     bars = exec_bars(minutes, plan.play.market.exec_tf)
-    return Replay(plan, prepare(plan, bars, keep_events=True), bars, speed=speed, hold_at=hold_at)
+    # Orders name the Play line they came from: relative, so the pictures are the same on every machine.
+    where = str(play.relative_to(ROOT_DIR))
+    return Replay(plan, prepare(plan, bars, where=where, keep_events=True), bars, speed=speed, hold_at=hold_at)
 
 
 async def until(pilot, condition, what: str = "the condition", polls: int = 400) -> None:
