@@ -8,6 +8,7 @@ between bars. No widget touches the session.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Iterable
 
 from textual.app import App, SystemCommand
@@ -56,7 +57,7 @@ class SnapshotPosted(Message):
 
 
 class ConsoleApp(App):
-    CSS_PATH = "console.tcss"
+    CSS_PATH = Path(__file__).with_name("console.tcss")  # absolute: also for a subclass elsewhere
     TITLE = "playdeck console"
     # enter is the tables' own key (they say RowSelected); it is listed for the footer and palette.
     BINDINGS = [Binding(key, action, label, key_display=KEY_DISPLAY.get(key), show=key != "enter")

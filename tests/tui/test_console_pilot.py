@@ -14,7 +14,7 @@ from rich.console import Console
 from console_replay import AMENDED, AMENDED_STOP, ENTRY_WORKING, LONG, held_at, replay_of, until
 from playdeck.runtime.execution.venue_status import DriftEvent, EndpointBudget, HealthSnapshot, ReconciliationSnapshot
 from playdeck.runtime.strategy.session import Mode
-from playdeck.tui.app import KEYS, ConsoleApp
+from playdeck.tui.app import KEYS, ConsoleApp, SnapshotPosted
 from playdeck.tui.confirm import ConfirmScreen
 from playdeck.tui.formats import colour
 from playdeck.tui.header import SessionHeader
@@ -320,3 +320,29 @@ def text_of(pane) -> str:
     out = Console(width=pane.content_region.width, file=io.StringIO(), color_system=None, record=True)
     out.print(pane.content)  # what the pane was last given to show
     return "\n".join(line.rstrip() for line in out.export_text().splitlines())
+
+
+def test_a_busy_screen_draws_only_the_newest_of_the_snapshots_waiting_for_it() -> None:
+    drawn: list[int] = []
+
+    class Counting(ConsoleApp):
+        def watch_snapshot(self, snap) -> None:
+            if snap is not None:
+                drawn.append(snap.session.bar)
+            super().watch_snapshot(snap)
+
+    app = Counting(replay_of(hold_at=LONG))
+
+    async def go() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await held_at(pilot, LONG)
+            drawn.clear()
+            base = app.snapshot
+            # Fifty snapshots arrive while the app is busy (nothing awaits between the posts) ...
+            for k in range(50):
+                app.post_message(SnapshotPosted(attrs.evolve(base, session=attrs.evolve(base.session, bar=k))))
+            await pilot.pause()
+            # ... and only the newest is drawn: the replay never waits for the screen to catch up.
+            assert drawn == [49]
+
+    asyncio.run(go())
