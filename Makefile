@@ -3,7 +3,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench clean
+.PHONY: run console test bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +15,11 @@ $(STAMP): pyproject.toml | $(PY)
 
 run: $(STAMP)
 	$(VENV)/bin/playdeck backtest plays/ema_cross.yml
+
+# The operator console on the bundled data: the simulator replays it, a few bars a second.
+CONSOLE_PLAY ?= plays/ema_pullback.yml
+console: $(STAMP)
+	$(VENV)/bin/playdeck console $(CONSOLE_PLAY)
 
 test: $(STAMP)
 	$(PY) -m pytest tests

@@ -10,6 +10,7 @@ error types `main` tells apart are looked up among the modules the command has l
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
@@ -99,6 +100,40 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         print(file=sys.stderr)
     print(format_report(report))
     return 0
+
+
+def cmd_console(args: argparse.Namespace) -> int:
+    check_timeframe("--data-tf", args.data_tf)
+    speed = parse_speed(args.speed)
+    from playdeck.tui.replay import Replay, load_replay
+
+    # The Play and its data first: their mistakes are the ones worth a message.
+    plan, bt, bars = load_replay(args.play, data=args.data, data_tf=args.data_tf, gaps=args.gaps)
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        # Without a terminal the app would only write escape codes into a pipe or a file.
+        raise UserError("the console needs a terminal (stdin and stdout); `playdeck backtest` runs a Play "
+                        "without a screen")
+    replay = Replay(plan, bt, bars, speed=speed)
+    from playdeck.tui.app import ConsoleApp  # textual is imported here, by this command only
+
+    ConsoleApp(replay).run()
+    s = replay.session.snapshot()
+    print(f"{plan.play.name}: stopped at bar {s.bar} of {len(bars)} ({s.mode.value}); equity {s.equity:,.2f}, "
+          f"{len(s.working)} order{'s' * (len(s.working) != 1)} working")
+    return 0
+
+
+def parse_speed(text: str) -> float:
+    """`--speed`: bars a second, a positive number, or `max` (as fast as it goes)."""
+    if text.strip().lower() == "max":
+        return math.inf
+    try:
+        speed = float(text)
+    except ValueError:
+        speed = math.nan
+    if not (0 < speed < math.inf):
+        raise UserError(f"--speed {text!r}: give bars a second (a number above 0, e.g. 4) or 'max'")
+    return speed
 
 
 def progress_text(done: int, total: int, width: int = 30) -> str:
@@ -415,7 +450,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="playdeck", description="Compile, check and backtest Plays.")
+    p = _Parser(prog="playdeck", description="Compile, check and backtest Plays; run them in the console.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     c = sub.add_parser("compile", help="print a Play's typed IR")
@@ -447,6 +482,16 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="draw the progress bar on stderr (default: when stderr is a terminal)")
     b.set_defaults(run=cmd_backtest)
+
+    o = sub.add_parser("console", help="run a Play in the operator console (a replay of its data on the simulator)")
+    o.add_argument("play")
+    o.add_argument("--data", help="OHLCV CSV or Bybit kline export, as for backtest; 'synthetic' for the bundled set")
+    o.add_argument("--data-tf", default=None, help="timeframe of the --data bars (default: read from the timestamps)")
+    o.add_argument("--gaps", choices=("error", "fill"), default=None,
+                   help="missing bars in the --data file: an error (default) or filled with flat bars")
+    o.add_argument("--speed", default="4", help="visible replay speed in bars a second, or 'max' (default 4; "
+                                                 "+ and - change it; the warm-up always runs at full speed)")
+    o.set_defaults(run=cmd_console)
 
     d = sub.add_parser("data", help="market data: import CSV or fetch Bybit klines into the local cache, list it, "
                                  "remove it")

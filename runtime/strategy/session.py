@@ -3,9 +3,11 @@
 `Engine.run` is the backtest's loop: every bar at once, skipping what cannot matter. A console or a
 live runner needs the same engine one closed bar at a time, with an operator's commands in between:
 pause (bars keep flowing to the venue, the blocks stop sending), cancel an order, flatten (cancel
-everything and close the position), kill (flatten and stop trading for good). `Session.bar(i)` does
-for bar i exactly what `Engine.run` does; `snapshot()` is a frozen picture for a screen, made from the
-TradingState only, so a slow screen reads a copy and never the live objects.
+everything and close the position), kill (flatten and stop trading for good), reconcile now.
+`Session.bar(i)` does for bar i exactly what `Engine.run` does; `snapshot()` is a frozen picture for a
+screen, made from the TradingState only, so a slow screen reads a copy and never the live objects;
+`transitions(order_id)` is one order's status changes with their bars and reasons, and `health()` /
+`reconciliation()` what the venue says about itself (runtime/execution/venue_status.py).
 """
 from __future__ import annotations
 
@@ -16,13 +18,15 @@ from typing import Callable
 import attrs
 import numpy as np
 
-from playdeck.runtime.execution.orders import OrderSnapshot
+from playdeck.runtime.execution.orders import OrderEvent, OrderSnapshot, OrderStatus
 from playdeck.runtime.execution.trading_state import RefusedIntent, Trade
+from playdeck.runtime.execution.venue_status import (SIMULATOR_HEALTH, SIMULATOR_RECONCILIATION, HealthSnapshot,
+                                                     ReconciliationSnapshot)
 from playdeck.runtime.strategy.engine import Engine
 from playdeck.runtime.strategy.intents import Intent
 from playdeck.runtime.strategy.state_view import StateView
 
-__all__ = ["Mode", "Session", "SessionSnapshot"]
+__all__ = ["Mode", "Session", "SessionSnapshot", "Transition"]
 
 NAN = math.nan
 
@@ -60,6 +64,19 @@ class SessionSnapshot:
     log: tuple[str, ...]
 
 
+@attrs.frozen
+class Transition:
+    """One status change of one order: in which bar (and that bar's open time), from what, to what,
+    by which state-machine event ('' for the first status, Submitted), and the reason the venue gave."""
+
+    bar: int
+    ts: int
+    old: OrderStatus | None
+    new: OrderStatus
+    event: str
+    reason: str
+
+
 class Session:
     def __init__(self, engine: Engine, *, history: int = 200, trade_from: int = 0,
                  on_intent: Callable[[Intent], None] | None = None) -> None:
@@ -78,6 +95,9 @@ class Session:
         self.log: deque[str] = deque(maxlen=history)
         self._history = history
         self._seen_refusals = 0
+        # Status changes by order id, indexed from the TradingState's events when a screen asks.
+        self._transitions: dict[str, list[Transition]] = {}
+        self._seen_events = 0
 
     def __len__(self) -> int:
         return len(self._c)
@@ -152,7 +172,45 @@ class Session:
         self.mode = Mode.KILLED
         self.log.append(f"bar {self.bar_index}: KILLED by the operator")
 
+    async def reconcile(self) -> ReconciliationSnapshot:
+        """The operator's "reconcile now": the venue compares its book with ours and reports what it
+        changed as events (never written into our state directly); the simulator has nothing to do."""
+        await self.venue.sync_state()
+        self.executor.sync()
+        status = self.reconciliation()
+        said = status.result if status.result is not None else status.note
+        self.log.append(f"bar {self.bar_index}: reconcile: {said}")
+        return status
+
     # ------------------------------------------------------------------ reading
+    def health(self) -> HealthSnapshot:
+        """The venue's stream, rate-limit budgets, clock, retries and journal; the simulator has none."""
+        own = getattr(self.venue, "health", None)
+        return SIMULATOR_HEALTH if own is None else own()
+
+    def reconciliation(self) -> ReconciliationSnapshot:
+        own = getattr(self.venue, "reconciliation", None)
+        return SIMULATOR_RECONCILIATION if own is None else own()
+
+    def transitions(self, order_id: str) -> tuple[Transition, ...]:
+        """Every status change of the order `order_id`, oldest first (in-flight states included).
+
+        Read from the TradingState's events, so it needs one that keeps them
+        (`prepare(..., keep_events=True)`); without them it is (). Keyed by the venue's order id,
+        which every event carries, because a refused create frees its client id for a new order.
+        """
+        events = self.state.events
+        if self._seen_events < len(events):
+            ts = self._ts
+            index = self._transitions
+            for e in events[self._seen_events:]:
+                if e.__class__ is OrderEvent:
+                    index.setdefault(e.order_id, []).append(Transition(
+                        e.bar, int(ts[min(max(e.bar, 0), len(ts) - 1)]), e.old, e.new,
+                        "" if e.ev is None else e.ev.value, e.reason))
+            self._seen_events = len(events)
+        return tuple(self._transitions.get(order_id, ()))
+
     def snapshot(self) -> SessionSnapshot:
         st = self.state
         i = max(self.bar_index, 0)

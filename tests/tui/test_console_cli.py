@@ -1,0 +1,79 @@
+"""`playdeck console` on the command line: option, Play and data mistakes are one `error:` line and
+exit 2 like every command's, a console without a terminal says so (after the Play and data are
+checked), and only a console that starts imports textual."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from paths import ROOT_DIR
+from playdeck.tui.cli import UserError, main, parse_speed
+from test_startup_imports import NEVER, imported
+
+PLAY = ROOT_DIR / "plays" / "ema_pullback.yml"
+
+
+def error_of(capsys, *argv: str) -> str:
+    assert main(list(argv)) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: "), err
+    return err.strip()
+
+
+def write_minutes(path: Path, n: int) -> Path:
+    rng = np.random.default_rng(5)
+    close = np.round(60_000 * np.exp(np.cumsum(rng.normal(0, 0.002, n))), 1)
+    open_ = np.concatenate([[60_000.0], close[:-1]])
+    rows = [f"{1_735_689_600_000 + k * 60_000},{o},{max(o, c) + 1:.1f},{min(o, c) - 1:.1f},{c},1.5"
+            for k, (o, c) in enumerate(zip(open_.tolist(), close.tolist()))]
+    path.write_text("timestamp,open,high,low,close,volume\n" + "\n".join(rows) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("text, speed", [("4", 4.0), ("0.5", 0.5), ("max", math.inf), (" MAX ", math.inf)])
+def test_speed_is_bars_a_second_or_max(text: str, speed: float) -> None:
+    assert parse_speed(text) == speed
+
+
+@pytest.mark.parametrize("text", ["0", "-2", "fast", "nan", "inf", ""])
+def test_a_speed_that_is_no_pace_is_refused(text: str) -> None:
+    with pytest.raises(UserError, match="--speed"):
+        parse_speed(text)
+
+
+def test_a_bad_speed_is_one_error_line(capsys) -> None:
+    assert "give bars a second" in error_of(capsys, "console", str(PLAY), "--speed", "fast")
+
+
+def test_missing_data_is_one_error_line(capsys, tmp_path: Path) -> None:
+    assert "nowhere.csv" in error_of(capsys, "console", str(PLAY), "--data", str(tmp_path / "nowhere.csv"))
+
+
+def test_data_too_short_for_the_play_to_trade_is_said_before_any_screen(capsys, tmp_path: Path) -> None:
+    short = write_minutes(tmp_path / "short.csv", 600)  # 40 bars of 15m: ema_pullback is ready at 3199
+    assert "cannot trade on this data" in error_of(capsys, "console", str(PLAY), "--data", str(short))
+
+
+def test_a_broken_play_is_shown_with_its_line_and_caret(capsys, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yml"
+    broken.write_text(PLAY.read_text().replace("limit buy risk", "limit buy rissk", 1))
+    assert main(["console", str(broken)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"{broken}:") and "^" in err
+
+
+def test_without_a_terminal_the_console_says_so_and_imports_no_textual(tmp_path: Path) -> None:
+    data = write_minutes(tmp_path / "minutes.csv", 3000)
+    play = ROOT_DIR / "plays" / "ema_cross.yml"  # ready at bar 21 of the 200 15m bars
+    got = imported("console", str(play), "--data", str(data), cwd=tmp_path)
+    assert got["code"] == 2
+    assert NEVER.isdisjoint(got["packages"]), got["packages"]
+
+
+def test_help_lists_the_console(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "console" in capsys.readouterr().out
