@@ -2,8 +2,9 @@
 
 Bybit refuses a request whose timestamp is not within `recv_window` before its server time, nor a
 second after it (10002). The offset is measured from `/v5/market/time` (the server's ms, taken to be
-the middle of the request's round trip), refreshed every few minutes, and again after a 10002.
-Sans-I/O: the caller fetches the server time and gives the local times around the request.
+the middle of the request's round trip), refreshed every few minutes (`stale`), and again after a
+10002 (`expire`). Sans-I/O: the caller fetches the server time and gives the local times around the
+request, read with `local_ms`.
 """
 from __future__ import annotations
 
@@ -29,6 +30,10 @@ class ClockSync:
         self.offset_ms = server_ms - (sent_ms + received_ms) // 2
         self.measured_at = received_ms
 
+    def local_ms(self) -> int:
+        """The local clock this one corrects (read it around a measurement)."""
+        return self._local()
+
     def now_ms(self) -> int:
         """The venue's time now, as best known."""
         return self._local() + self.offset_ms
@@ -36,3 +41,8 @@ class ClockSync:
     def stale(self) -> bool:
         """True when a measurement is due (never measured, or older than `refresh_ms`)."""
         return self.measured_at is None or self._local() - self.measured_at >= self.refresh_ms
+
+    def expire(self) -> None:
+        """The venue refused a timestamp (10002): the offset is wrong, so measure again before the
+        next signed request. The offset is kept until then (it is still the best guess)."""
+        self.measured_at = None

@@ -5,9 +5,13 @@ order endpoints, 50 for the queries), and per IP 600 requests in any five second
 long to wait before a request may go; `observe` believes the venue's `X-Bapi-Limit-*` headers when they
 say fewer requests remain than the local count; `blocked_until` holds a 10006's reset timestamp, so a
 retry after it re-acquires rather than firing at once.
+
+Every time here is on one clock, the caller's (`now`, `until`, `reset_ms`): a caller on a monotonic
+clock turns the venue's X-Bapi-Limit-Reset-Timestamp into that clock before giving it.
 """
 from __future__ import annotations
 
+import sys
 from collections import deque
 
 import attrs
@@ -67,7 +71,7 @@ class RateLimiter:
     def observe(self, endpoint: str, now: float, *, limit: int | None = None, remaining: int | None = None,
                 reset_ms: int | None = None) -> None:
         """The venue's headers for a request to `endpoint` answered at `now` (seconds): never believe
-        more room than it says; with nothing left, wait for its reset."""
+        more room than it says; with nothing left, wait for its reset (`reset_ms`, on this clock)."""
         w = self._window(endpoint)
         if w is None:
             return
@@ -81,7 +85,14 @@ class RateLimiter:
 
     def block(self, endpoint: str, until: float) -> None:
         """A 10006 (too many visits): no request to `endpoint` before `until` (seconds, the venue's
-        X-Bapi-Limit-Reset-Timestamp)."""
+        X-Bapi-Limit-Reset-Timestamp on this clock). An endpoint with no limit of its own in the table
+        is held too: the venue said so."""
         w = self._window(endpoint)
-        if w is not None:
-            w.blocked_until = max(w.blocked_until, until)
+        if w is None:
+            w = self._windows[endpoint] = _Window(sys.maxsize, 1.0)
+        w.blocked_until = max(w.blocked_until, until)
+
+    def blocked_for(self, endpoint: str, now: float) -> float:
+        """Seconds until a 10006's block on `endpoint` ends (0: not blocked). Nothing is counted."""
+        w = self._windows.get(endpoint)
+        return 0.0 if w is None else max(0.0, w.blocked_until - now)

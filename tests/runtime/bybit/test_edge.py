@@ -98,3 +98,18 @@ def test_what_is_retried(exc: BaseException, retry: bool) -> None:
 def test_a_bug_is_not_a_failure_of_bybit() -> None:
     with pytest.raises(KeyError):
         classify(KeyError("orderId"))
+
+
+def test_a_10002_expires_the_clock_and_a_blocked_endpoint_says_for_how_long() -> None:
+    local = [1_000_000]
+    clock = ClockSync(lambda: local[0])
+    clock.update(server_ms=1_030_050, sent_ms=1_000_000, received_ms=1_000_100)
+    assert not clock.stale()
+    clock.expire()
+    assert clock.stale() and clock.offset_ms == 30_000  # measured again before the next signature
+    rl = RateLimiter()
+    assert rl.blocked_for(CREATE, 5.0) == 0.0
+    rl.block(CREATE, 6.5)
+    assert rl.blocked_for(CREATE, 5.0) == pytest.approx(1.5) and rl.blocked_for("/v5/order/cancel", 5.0) == 0.0
+    rl.block("/v5/account/fee-rate", 7.0)  # not in the table, but the venue said wait
+    assert rl.acquire("/v5/account/fee-rate", 5.0) == pytest.approx(2.0)
