@@ -207,6 +207,7 @@ class LiveRun:
         self.session: Session | None = None
         self.engine: Engine | None = None
         self.stopping = asyncio.Event()
+        self.reconcile_due = False
         self.last_bar = -1
         self.lock = asyncio.Lock()
 
@@ -253,21 +254,18 @@ class LiveRun:
             self.processor.executor.sync()
 
     async def _wait_connected(self, stream: ResilientStream) -> None:
-        waiter = asyncio.create_task(stream.wait_connected(30.0))
-        done, _ = await asyncio.wait([waiter, *self._tasks], return_when=asyncio.FIRST_COMPLETED)
-        for task in self._tasks:
-            if task in done and task.exception() is not None:
-                waiter.cancel()
-                raise LiveError(str(task.exception())) from None
-        if waiter not in done or not waiter.result():
-            raise LiveError(f"the {stream.name} stream did not connect")
+        try:
+            await stream.wait_connected(30.0)
+        except TimeoutError:
+            raise LiveError(f"the {stream.name} stream did not connect in 30 s") from None
 
     async def _private_connected(self, n: int) -> None:
         if n > 1:
-            # Pushes may have been lost while the stream was down: take the exchange's word.
+            # Pushes may have been lost while the stream was down: the loop takes the exchange's
+            # word at its next step (not here: the stream delivers nothing until this returns).
             self.echo(f"private stream reconnected ({n}); reconciling")
-            async with self.lock:
-                await self.backend.reconcile("reconnect")
+            self.reconcile_due = True
+            self.private.arrived.set()
 
     async def _public_connected(self, n: int) -> None:
         if n > 1:
@@ -391,6 +389,9 @@ class LiveRun:
                 self.echo("private pushes lost in this step; reconciling")
                 self.private.lost = False
                 self.private.last_seq = max(self.private.last_seq, step["private_seq"])
+                self.reconcile_due = True
+            if self.reconcile_due:
+                self.reconcile_due = False
                 await b.reconcile("lost pushes")
             path = step.get("path", {}).get(self.symbol, [])
             if not step["closed"]:
@@ -441,6 +442,9 @@ class LiveRun:
             await self.private.arrived.wait()
             self.private.arrived.clear()
             async with self.lock:
+                if self.reconcile_due:
+                    self.reconcile_due = False
+                    await self.backend.reconcile("reconnect")
                 await self.backend.catch_up()
                 self.processor.executor.sync()
 

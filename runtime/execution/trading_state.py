@@ -214,6 +214,8 @@ class TradingState:
             self.orders[e.client_id] = OrderRecord(values, e.order_id)
             return
         rec = self.orders[e.client_id]
+        if not rec.order_id and e.order_id:
+            rec.order_id = e.order_id  # a live venue names the order in its answer, after Submitted
         path = rec.path
         old = path[-1]
         new = _TRANSITIONS_GET((old, e.ev))  # the one state machine, inlined: every event comes here

@@ -172,8 +172,10 @@ class Venue:
         self.walk_points: dict[str, list[float]] = {}
 
     def take_walk_points(self) -> dict[str, list[float]]:
-        points = {s: p for s, p in self.walk_points.items() if p}
-        self.walk_points = {}
+        # emptied in place: a walk in progress keeps appending to its symbol's list
+        points = {s: p[:] for s, p in self.walk_points.items() if p}
+        for p in self.walk_points.values():
+            p.clear()
         return points
 
     # ------------------------------------------------------------------ lookups
