@@ -334,7 +334,8 @@ class BybitBackend:
                 await self._look_up(rec)  # it finished meanwhile (filled, cancelled): the report says how
             refusal = refusal_for(failure)
             return OrderResult(False, rec.client_id, rec.status, rec.order_id, refusal)
-        values = attrs.evolve(r, qty=r.qty if qty is None else qty, price=r.price if price is None else price,
+        values = attrs.evolve(r, qty=self._qty_of(rec) if qty is None else qty,
+                              price=r.price if price is None else price,
                               trigger=r.trigger if trigger is None else trigger, **(own or {}))
         rec.request = values
         if rec.status is _S.PENDING_AMEND:
@@ -431,7 +432,8 @@ class BybitBackend:
             self._change(rec, Ev.REJECT, refusal.text, code=refusal.code)
             return OrderResult(False, rec.client_id, _S.REJECTED, None, refusal)
         if existing is not None:
-            values = attrs.evolve(existing.request, **({"price": level} if kind == "take_profit" else {"trigger": level}))
+            values = attrs.evolve(existing.request, qty=self._qty_of(existing),
+                                  **({"price": level} if kind == "take_profit" else {"trigger": level}))
             existing.request = values
             if existing.status is _S.PENDING_AMEND:
                 assert before is not None
@@ -475,6 +477,11 @@ class BybitBackend:
         if result.accepted:
             self.trail, self.trail_id = plan, request.client_id
         return result
+
+    def _qty_of(self, rec: LiveOrder) -> float:
+        """An order's qty now: protection is for the whole position, whatever it was set for."""
+        r = rec.request
+        return abs(self.position.qty) if r.role.is_protection and self.position.qty != 0.0 else r.qty
 
     def _protection(self, kind: str) -> LiveOrder | None:
         role = OrderRole(kind)
@@ -610,7 +617,7 @@ class BybitBackend:
         trigger = report.trigger if r.type.is_conditional and not rec.triggered else r.trigger
         if (price, trigger) == (r.price, r.trigger) or (price is None and trigger is None):
             return
-        values = attrs.evolve(r, price=price, trigger=trigger)
+        values = attrs.evolve(r, price=price, trigger=trigger, qty=self._qty_of(rec))
         before = rec.status
         self._change(rec, Ev.AMEND, "moved by Bybit")
         rec.request = values

@@ -29,7 +29,7 @@ FUNDING_FIELDS = ("ts", "rate", "qty", "price", "amount")
 NUMBER_TOLERANCE = 1e-6  # absolute: 8-decimal fees and PnL summed over a few hundred fills
 
 
-def write_exec_csv(play: str, path: Path, extra: int = 360) -> Path:
+def write_exec_csv(play: str, path: Path, extra: int = 700) -> Path:
     """The bundled bars at the Play's exec timeframe: its warm-up plus `extra` bars, as a CSV."""
     plan = lower(compile_file(play).ir)
     tf = plan.play.market.exec_tf
