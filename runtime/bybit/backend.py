@@ -708,6 +708,18 @@ class BybitBackend:
         for rec in list(self.orders.values()):
             if rec.is_open and rec.client_id not in seen:
                 await self._look_up(rec, missing_ok=True)
+        for order_id in list(self._orphans):
+            # Executions of orders we never heard of (traded by hand, or while we were away): the
+            # order's report adopts it, and its executions follow.
+            got = await self._req("call", "get_open_orders", category="linear", symbol=self.symbol, orderId=order_id)
+            items = got.get("list") or []
+            if not items:
+                got = await self._req("call", "get_order_history", category="linear", symbol=self.symbol,
+                                      orderId=order_id)
+                items = got.get("list") or []
+            if items:
+                self._queue.append(("order", items[0]))
+                self._apply_queue()
         await self._check_position(why)
         await self.catch_up()
 

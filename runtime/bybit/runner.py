@@ -22,7 +22,8 @@ import asyncio
 import logging
 import re
 import signal
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,8 @@ class RunConfig:
     warmup_bars: int = 1000  # history to fetch when the journal says nothing (streaming runs)
     cache_dir: str | None = None
     echo: Callable[[str], None] | None = None  # one line per intent, order change, fill, drift
+    push_wait_s: float = 5.0  # lockstep: how long a step's pushes may take before they count as lost
+    rest_timeout: float = 10.0  # seconds for one REST answer
 
 
 def interval_of(tf: str) -> str:
@@ -152,8 +155,9 @@ class PrivateFeed:
                 return False
             self.arrived.clear()
             try:
-                await asyncio.wait_for(self.arrived.wait(), left)
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(left):  # (3.11's wait_for can swallow a cancellation)
+                    await self.arrived.wait()
+            except TimeoutError:
                 return False
         return not self.lost
 
@@ -210,6 +214,10 @@ class LiveRun:
         self.reconcile_due = False
         self.last_bar = -1
         self.lock = asyncio.Lock()
+        self.out_dir: Path | None = None
+        self.journal_path: Path | None = None
+        # a test's hand in lockstep: called with each step before the backend answers it
+        self.on_step: Callable[[dict[str, Any]], Any] | None = None
 
     # ------------------------------------------------------------------ journal and log
     def _record(self, events: list[Any]) -> None:
@@ -239,8 +247,8 @@ class LiveRun:
         self._read_journal()
         self.streams = [
             ResilientStream(self.private_url, PRIVATE_TOPICS, key=self.cfg.key, secret=self.cfg.secret,
-                            clock=rest.clock, on_message=self.private.on_message, on_connect=self._private_connected,
-                            name="private"),
+                            clock=rest.clock, resync=rest.sync_clock, on_message=self.private.on_message,
+                            on_connect=self._private_connected, name="private"),
             ResilientStream(self.public_url, (f"kline.{interval_of(self.tf)}.{self.symbol}",),
                             on_message=self.public.on_message, on_connect=self._public_connected, name="public"),
         ]
@@ -374,44 +382,73 @@ class LiveRun:
     # ------------------------------------------------------------------ the loops
     async def run_lockstep(self) -> None:
         """Step the in-process emulator fill by fill to the end of its data."""
-        emu = self.emu
-        b = self.backend
-        # The bars the warm-up read: each one closed before we traded (the last is the emulator's
-        # current bar, whose close the first orders are sent at).
+        await self.warm_bars()
+        while not self.stopping.is_set():
+            step = await self.step_once()
+            if step["end"]:
+                break
+
+    async def warm_bars(self) -> None:
+        """The bars the warm-up read, each closed before we trade (the last is the venue's current
+        bar: the first orders are sent at its close)."""
         async with self.lock:
             for i in range(len(self.bars)):
                 await self.close_bar(i)
-        while not self.stopping.is_set():
-            step = await emu.step()
-            if step["end"]:
+
+    async def step_once(self) -> dict[str, Any]:
+        """One lockstep step: the emulator walks to its next fill (the backend answers it inside
+        the bar) or to the bar's close (the engine acts)."""
+        b = self.backend
+        self.check_streams()
+        step = await self.emu.step()
+        if step["end"]:
+            return step
+        if not await self.private.wait_for(step["private_seq"], self.cfg.push_wait_s):
+            self.echo("private pushes lost in this step; reconciling")
+            self.private.lost = False
+            self.private.last_seq = max(self.private.last_seq, step["private_seq"])
+            self.reconcile_due = True
+        if self.reconcile_due:
+            self.reconcile_due = False
+            await b.reconcile("lost pushes")
+        path = step.get("path", {}).get(self.symbol, [])
+        if self.on_step is not None:
+            await self.on_step(step)
+        if not step["closed"]:
+            b.follow_path(path)
+            b.pause_at(step["at"])
+            await b.catch_up()
+            self.processor.executor.sync()
+            return step
+        i = await self._closed_bar(int(step["bar"]), self.emu.venue.ts(int(step["bar"])))
+        await self.close_bar(i, path)
+        return step
+
+    async def _closed_bar(self, bar: int, ts: int) -> int:
+        """Bar `bar` (opening at `ts`) from the public stream's confirm:true kline, or, when the stream
+        has not brought it in time (it reconnected meanwhile), from the kline endpoint."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.cfg.push_wait_s
+        while True:
+            left = deadline - loop.time()
+            try:
+                async with asyncio.timeout(max(left, 0.0)):
+                    k = await self.public.queue.get()
+            except TimeoutError:
                 break
-            if not await self.private.wait_for(step["private_seq"], 5.0):
-                self.echo("private pushes lost in this step; reconciling")
-                self.private.lost = False
-                self.private.last_seq = max(self.private.last_seq, step["private_seq"])
-                self.reconcile_due = True
-            if self.reconcile_due:
-                self.reconcile_due = False
-                await b.reconcile("lost pushes")
-            path = step.get("path", {}).get(self.symbol, [])
-            if not step["closed"]:
-                b.follow_path(path)
-                b.pause_at(step["at"])
-                await b.catch_up()
-                self.processor.executor.sync()
-                continue
-            k = await asyncio.wait_for(self.public.queue.get(), 30.0)
-            i = self.bars.add(*k)
-            if i != step["bar"]:
-                raise LiveError(f"the stream's bar {i} is not the emulator's bar {step['bar']}")
-            await self.close_bar(i, path)
+            if k[0] == ts:
+                return self.bars.add(*k)
+        self.echo(f"bar {bar}: not on the public stream in time; read from the kline endpoint")
+        for r in await self._klines(ts, ts):
+            if r[0] == ts:
+                return self.bars.add(*r)
+        raise LiveError(f"bar {bar} ({_iso(ts)}) closed at the venue but neither its stream nor its kline "
+                        "endpoint has it")
 
     async def run_streaming(self) -> None:
         """Follow the venue's bars (confirm:true) until stopped."""
         b = self.backend
-        async with self.lock:
-            for i in range(len(self.bars)):
-                await self.close_bar(i)
+        await self.warm_bars()
         catcher = asyncio.create_task(self._catch_up_loop())
         try:
             while not self.stopping.is_set():
@@ -423,6 +460,7 @@ class LiveRun:
                     break
                 stop.cancel()
                 k = getter.result()
+                self.check_streams()
                 if self.bars.ts and k[0] <= self.bars.ts[-1]:
                     continue
                 async with self.lock:
@@ -448,14 +486,27 @@ class LiveRun:
                 await self.backend.catch_up()
                 self.processor.executor.sync()
 
+    def check_streams(self) -> None:
+        """A stream that stopped for good (a refused key, a refused topic) stops the run."""
+        for task in getattr(self, "_tasks", []):
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                raise LiveError(str(task.exception())) from None
+
     async def stop_streams(self) -> None:
-        for s in self.streams:
+        for s in getattr(self, "streams", []):
             await s.close()
-        for t in self._tasks:
+        tasks = getattr(self, "_tasks", [])
+        for t in tasks:
             t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     # ------------------------------------------------------------------ the end
+    def finish(self) -> dict[str, Any]:
+        """The report, with the files written to the run's folder."""
+        report = self.report(self.out_dir)
+        report["journal"] = str(self.journal_path)
+        return report
+
     def report(self, out_dir: Path | None) -> dict[str, Any]:
         """The same report and files as a backtest, for the bars the run saw."""
         play = self.plan.play
@@ -539,56 +590,68 @@ def run_play(cfg: RunConfig) -> dict[str, Any]:
 
 
 async def _run(cfg: RunConfig, plan: ExecutionPlan) -> dict[str, Any]:
-    out_dir = claim_out_dir(cfg.out, plan.play.name, datetime.now(timezone.utc))
-    journal_path = Path(cfg.journal) if cfg.journal else out_dir / "journal.sqlite"
-    journal = Journal(journal_path)
-    emu = None
+    emu = await emulator_for(cfg, plan) if cfg.backend == "emulator" and cfg.endpoint is None else None
     try:
-        if cfg.backend == "emulator" and cfg.endpoint is None:
-            emu = await _start_emulator(cfg, plan)
-            url, public, private = emu.url, emu.public_url, emu.private_url
-        elif cfg.backend == "emulator":
-            url = cfg.endpoint.rstrip("/")
-            ws = "ws" + url[4:] if url.startswith("http") else url
-            public, private = f"{ws}/v5/public/linear", f"{ws}/v5/private"
-        else:
-            demo = cfg.backend == "demo"
-            url = cfg.endpoint
-            # Demo trades on its own hosts; its market data is mainnet's public stream.
-            public = "wss://stream.bybit.com/v5/public/linear"
-            private = "wss://stream-demo.bybit.com/v5/private" if demo else "wss://stream.bybit.com/v5/private"
-        key = cfg.key
-        secret = cfg.secret
-        if cfg.backend == "emulator" and not key:
-            from playdeck.runtime.bybit.emulator import DEFAULT_KEY, DEFAULT_SECRET  # noqa: PLC0415
-            key, secret = DEFAULT_KEY, DEFAULT_SECRET
-        cfg = attrs.evolve(cfg, key=key, secret=secret)
-        rest = BybitRest(key=key, secret=secret, endpoint=url, demo=cfg.backend == "demo")
-        run = LiveRun(cfg, plan, rest, journal, (public, private), emulator=emu)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(sig, run.stopping.set)
-            except (NotImplementedError, RuntimeError):
-                pass
-        await run.start()
-        try:
+        async with live_run(cfg, plan, emu) as run:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                try:
+                    loop.add_signal_handler(sig, run.stopping.set)
+                except (NotImplementedError, RuntimeError):
+                    pass
             if emu is not None:
                 await run.run_lockstep()
             else:
                 await run.run_streaming()
-        finally:
             await run.stop_streams()
-        report = run.report(out_dir)
-        report["journal"] = str(journal_path)
-        return report
+            return run.finish()
     finally:
-        journal.close()
         if emu is not None:
             await emu.stop()
 
 
-async def _start_emulator(cfg: RunConfig, plan: ExecutionPlan) -> Any:
+@asynccontextmanager
+async def live_run(cfg: RunConfig, plan: ExecutionPlan, emu: Any | None = None) -> AsyncIterator[LiveRun]:
+    """A started run (warmed up, reconciled, streams up) of `cfg`: on the in-process emulator `emu`
+    (lockstep), or on `cfg.endpoint` / Bybit's hosts. Its streams and journal are closed after."""
+    out_dir = claim_out_dir(cfg.out, plan.play.name, datetime.now(timezone.utc))
+    journal_path = Path(cfg.journal) if cfg.journal else out_dir / "journal.sqlite"
+    journal = Journal(journal_path)
+    try:
+        if emu is not None:
+            url, public, private = emu.url, emu.public_url, emu.private_url
+        elif cfg.backend == "emulator":
+            if cfg.endpoint is None:
+                raise LiveError("the emulator backend needs --endpoint or an in-process emulator")
+            url = cfg.endpoint.rstrip("/")
+            ws = "ws" + url[4:] if url.startswith("http") else url
+            public, private = f"{ws}/v5/public/linear", f"{ws}/v5/private"
+        else:
+            url = cfg.endpoint
+            # Demo trades on its own hosts; its market data is mainnet's public stream.
+            public = "wss://stream.bybit.com/v5/public/linear"
+            private = ("wss://stream-demo.bybit.com/v5/private" if cfg.backend == "demo"
+                       else "wss://stream.bybit.com/v5/private")
+        key, secret = cfg.key, cfg.secret
+        if cfg.backend == "emulator" and not key:
+            from playdeck.runtime.bybit.emulator import DEFAULT_KEY, DEFAULT_SECRET  # noqa: PLC0415
+            key, secret = DEFAULT_KEY, DEFAULT_SECRET
+        cfg = attrs.evolve(cfg, key=key, secret=secret)
+        rest = BybitRest(key=key, secret=secret, endpoint=url, demo=cfg.backend == "demo", timeout=cfg.rest_timeout)
+        run = LiveRun(cfg, plan, rest, journal, (public, private), emulator=emu)
+        run.out_dir, run.journal_path = out_dir, journal_path
+        try:
+            await run.start()
+            yield run
+        finally:
+            await run.stop_streams()
+    finally:
+        journal.close()
+
+
+async def emulator_for(cfg: RunConfig, plan: ExecutionPlan) -> Any:
+    """The in-process emulator of `--backend emulator` without `--endpoint`: the Play's data (or the
+    bundled set) at its exec timeframe, from bar 0, its instrument and account, started."""
     from playdeck.runtime.bybit.emulator import (  # noqa: PLC0415 (only this mode serves one)
         AccountSpec,
         Emulator,

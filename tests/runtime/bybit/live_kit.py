@@ -1,0 +1,85 @@
+"""Driving `playdeck run` in lockstep from a test, with a hand on every step (faults, trades by hand),
+and the check every fault test ends with: journal == exchange.
+
+Everything is real: the emulator serves loopback HTTP and WebSockets, the runner talks pybit and
+websockets to it; a test only injects what goes wrong, through the emulator's own fault API.
+"""
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from playdeck.compiler import compile_file
+from playdeck.compiler.lower import lower
+from playdeck.runtime.bybit.journal import Journal
+from playdeck.runtime.bybit.reports import order_report, position_report
+from playdeck.runtime.bybit.runner import LiveRun, RunConfig, emulator_for, live_run
+from playdeck.runtime.execution.orders import Fill, Instrument
+from playdeck.runtime.execution.trading_state import TradingState
+
+Hook = Callable[[LiveRun, Any, dict[str, Any]], Awaitable[None]]
+
+
+async def drive(play: str, data: Path, out: Path, on_step: Hook | None = None, *, lines: list[str] | None = None,
+                **cfg: Any) -> tuple[dict[str, Any], list[str]]:
+    """Run `play` on `data` through the in-process emulator to the end, calling `on_step(run, emu,
+    step)` at every step; then compare journal and exchange. Returns the report and the problems."""
+    plan = lower(compile_file(play).ir)
+    config = RunConfig(play, backend="emulator", data=str(data), out=str(out), echo=(lines.append if lines is not None
+                                                                                     else None),
+                       **{"push_wait_s": 0.5, **cfg})
+    emu = await emulator_for(config, plan)
+    try:
+        async with live_run(config, plan, emu) as run:
+            if on_step is not None:
+                async def hook(step: dict[str, Any]) -> None:
+                    await on_step(run, emu, step)
+                run.on_step = hook
+            await run.warm_bars()
+            while not (await run.step_once())["end"]:
+                pass
+            report = run.finish()
+            problems = await journal_vs_exchange(run)
+        return report, problems
+    finally:
+        await emu.stop()
+
+
+async def journal_vs_exchange(run: LiveRun) -> list[str]:
+    """Where the journal and the exchange disagree: open orders, executions (each execId of the
+    exchange in the journal exactly once), the position."""
+    rest, symbol = run.rest, run.symbol
+    problems: list[str] = []
+    journal = Journal(run.journal_path)
+    try:
+        events = journal.events()
+    finally:
+        journal.close()
+    inst: Instrument = run.instrument
+    state = TradingState(inst, run.plan.play.account.equity, solvent=False)
+    state.apply_all(events)
+    open_at_exchange = {order_report(i).order_id for i in await rest.open_orders(symbol)}
+    open_in_journal = {rec.order_id for rec in state.open.values()}
+    if open_at_exchange != open_in_journal:
+        problems.append(f"open orders: exchange {sorted(open_at_exchange)}, journal {sorted(open_in_journal)}")
+    counted = Counter(e.exec_id for e in events if isinstance(e, Fill))
+    trades = [i for i in await rest.executions(symbol) if i.get("execType") in ("Trade", "BustTrade")]
+    for item in trades:
+        n = counted.get(item["execId"], 0)
+        if n != 1:
+            problems.append(f"execution {item['execId']} ({item.get('orderLinkId')}) is in the journal {n} times")
+    unknown = set(counted) - {i["execId"] for i in trades} - {""}
+    unknown = {x for x in unknown if not x.startswith("adopted-")}
+    if unknown:
+        problems.append(f"fills in the journal the exchange does not have: {sorted(unknown)[:5]}")
+    position = position_report(await rest.position(symbol)).qty
+    if abs(position - state.position.qty) > inst.qty_step / 2:
+        problems.append(f"position: exchange {position}, journal {state.position.qty}")
+    return problems
+
+
+def run_sync(coro: Awaitable[Any]) -> Any:
+    return asyncio.run(coro)  # type: ignore[arg-type]
