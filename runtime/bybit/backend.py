@@ -145,6 +145,7 @@ class BybitBackend:
         self._n = 0  # for the ids of protection records
         self.drift: list[tuple[str, Any, Any, str]] = []
         self.on_drift: Callable[[str, Any, Any, str], None] | None = None
+        self.on_log: Callable[[str], None] | None = None  # the runner's log (default: logging)
         self._wakeup: asyncio.Event | None = None
         self._closed = False
 
@@ -828,7 +829,10 @@ class BybitBackend:
             self.on_drift(what, local, exchange, action)
 
     def _log(self, text: str) -> None:
-        log.info(text)
+        if self.on_log is not None:
+            self.on_log(text)
+        else:
+            log.info(text)
 
 
 def _end_reason(report: OrderReport, rec: LiveOrder) -> str:

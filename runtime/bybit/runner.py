@@ -202,6 +202,7 @@ class LiveRun:
         prefix = re.sub(r"[^A-Za-z0-9_]", "", play.name)[:9] + run_id
         self.backend = BybitBackend(rest, instrument=self.instrument, equity=acc.equity,
                                     on_events=self._record, id_prefix=prefix)
+        self.backend.on_log = self.echo
         self.backend.on_drift = lambda what, local, exchange, action: journal.record_drift(what, local, exchange, action)
         self.state = TradingState(self.instrument, acc.equity, keep_events=False)
         self.processor = IntentProcessor(Executor(self.backend, self.state), self.instrument, id_prefix=prefix)
@@ -649,9 +650,11 @@ async def live_run(cfg: RunConfig, plan: ExecutionPlan, emu: Any | None = None) 
         journal.close()
 
 
-async def emulator_for(cfg: RunConfig, plan: ExecutionPlan) -> Any:
+async def emulator_for(cfg: RunConfig, plan: ExecutionPlan, **emulator_options: Any) -> Any:
     """The in-process emulator of `--backend emulator` without `--endpoint`: the Play's data (or the
-    bundled set) at its exec timeframe, from bar 0, its instrument and account, started."""
+    bundled set) at its exec timeframe, from bar 0, its instrument and account, started; it takes the
+    run's keys when it has them (PLAYDECK_BYBIT_KEY / _SECRET), else the emulator's defaults.
+    `emulator_options`: more of EmulatorConfig (tests: how long a lost reply is held)."""
     from playdeck.runtime.bybit.emulator import (  # noqa: PLC0415 (only this mode serves one)
         AccountSpec,
         Emulator,
@@ -672,6 +675,7 @@ async def emulator_for(cfg: RunConfig, plan: ExecutionPlan) -> Any:
     account = AccountSpec(equity=acc.equity, leverage=acc.leverage, maker_fee=acc.maker_fee, taker_fee=acc.taker_fee,
                           slippage_bps=acc.slippage_bps, intrabar=acc.intrabar if acc.magnifier is None else "ohlc_path",
                           mmr=acc.mmr, funding=acc.funding)
-    config = EmulatorConfig((Market(spec, bars),), account=account, start_bar=0)
+    keys = {} if not cfg.key or not cfg.secret else {"key": cfg.key, "secret": cfg.secret}
+    config = EmulatorConfig((Market(spec, bars),), account=account, start_bar=0, **keys, **(emulator_options or {}))
     return await Emulator(config).start()
 

@@ -24,16 +24,22 @@ Hook = Callable[[LiveRun, Any, dict[str, Any]], Awaitable[None]]
 
 
 async def drive(play: str, data: Path, out: Path, on_step: Hook | None = None, *, lines: list[str] | None = None,
-                **cfg: Any) -> tuple[dict[str, Any], list[str]]:
+                before: Callable[[Any], Awaitable[None]] | None = None, emulator: dict[str, Any] | None = None,
+                keep: list[LiveRun] | None = None, **cfg: Any) -> tuple[dict[str, Any], list[str]]:
     """Run `play` on `data` through the in-process emulator to the end, calling `on_step(run, emu,
-    step)` at every step; then compare journal and exchange. Returns the report and the problems."""
+    step)` at every step; then compare journal and exchange. Returns the report and the problems.
+    `before(emu)` runs before the runner starts (a trade by hand); `keep` receives the run."""
     plan = lower(compile_file(play).ir)
     config = RunConfig(play, backend="emulator", data=str(data), out=str(out), echo=(lines.append if lines is not None
                                                                                      else None),
                        **{"push_wait_s": 0.5, **cfg})
-    emu = await emulator_for(config, plan)
+    emu = await emulator_for(config, plan, **(emulator or {}))
     try:
+        if before is not None:
+            await before(emu)
         async with live_run(config, plan, emu) as run:
+            if keep is not None:
+                keep.append(run)
             if on_step is not None:
                 async def hook(step: dict[str, Any]) -> None:
                     await on_step(run, emu, step)
