@@ -126,6 +126,7 @@ class BybitBackend:
         self._reactions: deque[tuple[str, Any]] = deque()
         self.exec_ids: set[str] = set()
         self.last_exec_ms = 0
+        self.exec_since: int | None = None  # where reconciliation looks for executions before any is seen
         # the ledger of our own fills: realized PnL, the wallet, the liquidation's insurance
         self.position = FLAT
         self.cash = equity
@@ -689,13 +690,14 @@ class BybitBackend:
         """Take Bybit's word: executions since the last seen one, every order we think open, orders
         open at Bybit we do not know, and the position. Each difference is a drift record."""
         await self.catch_up()
-        since = self.last_exec_ms - 60_000 if self.last_exec_ms else None
-        executions = await self._req("executions", self.symbol, since)
+        # Executions since the last one seen (a minute's overlap: ids make it harmless), or since the
+        # session began; a fresh session takes none from before it: the position says what they left.
+        since = self.last_exec_ms - 60_000 if self.last_exec_ms else self.exec_since
+        executions = [] if since is None else await self._req("executions", self.symbol, since)
         for item in sorted(executions, key=lambda x: (int(x.get("execTime") or 0), int(x.get("seq") or 0))):
             if item.get("execId") not in self.exec_ids:
-                if self.last_exec_ms and why != "start":
-                    self._drift("execution missed", None, {"execId": item.get("execId"),
-                                                           "orderLinkId": item.get("orderLinkId")}, "applied")
+                self._drift("execution missed", None, {"execId": item.get("execId"),
+                                                       "orderLinkId": item.get("orderLinkId")}, "applied")
                 self._queue.append(("execution", item))
         self._apply_queue()
         open_items = await self._req("open_orders", self.symbol)

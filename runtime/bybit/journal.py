@@ -146,12 +146,15 @@ class Journal:
                        " time_in_force, reduce_only, role, tag, created_bar, status, reason, updated_at)"
                        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(order_link_id) DO UPDATE SET"
                        " qty = excluded.qty, price = excluded.price, trigger_price = excluded.trigger_price,"
-                       " status = excluded.status, reason = excluded.reason, updated_at = excluded.updated_at",
+                       " status = excluded.status, reason = excluded.reason, updated_at = excluded.updated_at,"
+                       " order_id = COALESCE(NULLIF(orders.order_id, ''), excluded.order_id)",
                        (e.client_id, e.order_id, v.side.value, v.type.value, v.qty, v.price, v.trigger, v.tif.value,
                         int(v.reduce_only), v.role.value, v.tag, v.created_bar, e.new.value, e.reason, now))
         else:
-            db.execute("UPDATE orders SET status = ?, reason = ?, updated_at = ? WHERE order_link_id = ?",
-                       (e.new.value, e.reason, now, e.client_id))
+            # a live venue's order id comes with its answer, after the Submitted row was written
+            db.execute("UPDATE orders SET status = ?, reason = ?, updated_at = ?,"
+                       " order_id = COALESCE(NULLIF(order_id, ''), ?) WHERE order_link_id = ?",
+                       (e.new.value, e.reason, now, e.order_id or None, e.client_id))
 
     def record_intent(self, intent: Any) -> None:
         """What a block asked for (an `Intent`), before it is sized and sent."""
@@ -185,6 +188,11 @@ class Journal:
         """Apply every journaled event to `state` (a fresh one): the session's picture before the crash."""
         state.apply_all(self.events())
         return state
+
+    def first_recorded_ms(self) -> int:
+        """When the first event was written (the session's start), or now for an empty journal."""
+        row = self._db.execute("SELECT MIN(recorded_at) FROM events").fetchone()
+        return int(row[0]) if row and row[0] is not None else _now_ms()
 
     def exec_ids(self) -> set[str]:
         return {row[0] for row in self._db.execute("SELECT exec_id FROM fills")}

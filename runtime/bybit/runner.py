@@ -258,8 +258,11 @@ class LiveRun:
             await self._wait_connected(s)
         # What happened while we were away (or by hand) is adopted before anything trades.
         async with self.lock:
+            # What happened while no one watched happened by the close of the last closed bar.
+            ts, _, _, _, close = self.bars.row(len(self.bars) - 1)
+            self.backend.bar_opened(len(self.bars) - 1, ts)
+            self.backend.at_close(len(self.bars) - 1, ts, close)
             await self.backend.reconcile("start")
-            self.backend.drain_events()
             self.processor.executor.sync()
 
     async def _wait_connected(self, stream: ResilientStream) -> None:
@@ -349,6 +352,8 @@ class LiveRun:
                     b.exec_ids.add(e.exec_id)
         b.position = self.state.position
         b.cash = self.state.cash
+        # executions since the session began are the session's (a minute's margin for the clocks)
+        b.exec_since = self.journal.first_recorded_ms() - 60_000
         b.realized = self.state.realized_pnl
         seq = self.journal.runner("seq")
         if seq is not None:
@@ -367,7 +372,6 @@ class LiveRun:
             self._feeds_for = len(self.bars)
         ts, o, h, l, c = self.bars.row(i)
         b = self.backend
-        self.journal.set_runner("seq", self.processor._seq)
         await b.close_bar(i, ts, o, h, l, c, path)
         self.processor.executor.sync()
         if i >= self.session.trade_from:
@@ -377,6 +381,7 @@ class LiveRun:
         else:
             b.at_close(i, ts, c)
         self.journal.set_runner("bar", i)
+        self.journal.set_runner("seq", self.processor._seq)
         self.last_bar = i
         b.bar_opened(i + 1, ts + self.tf_ms)
 

@@ -57,22 +57,28 @@ async def drive(play: str, data: Path, out: Path, on_step: Hook | None = None, *
 async def journal_vs_exchange(run: LiveRun) -> list[str]:
     """Where the journal and the exchange disagree: open orders, executions (each execId of the
     exchange in the journal exactly once), the position."""
-    rest, symbol = run.rest, run.symbol
+    return await compare(run.rest, run.journal_path, run.instrument, run.plan.play.account.equity)
+
+
+async def compare(rest: Any, journal_path: Path, inst: Instrument, equity: float) -> list[str]:
+    """`journal_vs_exchange` for a journal on disk and a BybitRest on the exchange."""
+    symbol = inst.symbol
     problems: list[str] = []
-    journal = Journal(run.journal_path)
+    journal = Journal(journal_path)
     try:
         events = journal.events()
+        began = journal.first_recorded_ms()  # executions before the session are not its own
     finally:
         journal.close()
-    inst: Instrument = run.instrument
-    state = TradingState(inst, run.plan.play.account.equity, solvent=False)
+    state = TradingState(inst, equity, solvent=False)
     state.apply_all(events)
     open_at_exchange = {order_report(i).order_id for i in await rest.open_orders(symbol)}
     open_in_journal = {rec.order_id for rec in state.open.values()}
     if open_at_exchange != open_in_journal:
         problems.append(f"open orders: exchange {sorted(open_at_exchange)}, journal {sorted(open_in_journal)}")
     counted = Counter(e.exec_id for e in events if isinstance(e, Fill))
-    trades = [i for i in await rest.executions(symbol) if i.get("execType") in ("Trade", "BustTrade")]
+    trades = [i for i in await rest.executions(symbol)
+              if i.get("execType") in ("Trade", "BustTrade") and int(i["execTime"]) >= began]
     for item in trades:
         n = counted.get(item["execId"], 0)
         if n != 1:
