@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(PY) bench/backtest.py
 	$(PY) bench/magnifier.py
 	$(PY) bench/emulator.py
+	$(PY) bench/live_loop.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .hypothesis

@@ -51,6 +51,13 @@ class RateLimiter:
         self._windows: dict[str, _Window] = {}
         self._ip = _Window(IP_LIMIT, IP_WINDOW)
 
+    @classmethod
+    def unlimited(cls) -> RateLimiter:
+        """No window of its own (a venue's 10006 still blocks): for a venue without limits (benches)."""
+        limiter = cls({})
+        limiter._ip = _Window(sys.maxsize, IP_WINDOW)
+        return limiter
+
     def _window(self, endpoint: str) -> _Window | None:
         w = self._windows.get(endpoint)
         if w is None and endpoint in self._limits:

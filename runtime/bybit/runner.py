@@ -22,6 +22,7 @@ import asyncio
 import logging
 import re
 import signal
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
@@ -40,6 +41,7 @@ from playdeck.runtime.bybit.backend import BybitBackend
 from playdeck.runtime.bybit.client import BybitRest
 from playdeck.runtime.bybit.errors import BybitFailure
 from playdeck.runtime.bybit.journal import Journal
+from playdeck.runtime.bybit.limiter import RateLimiter
 from playdeck.runtime.bybit.stream import ResilientStream
 from playdeck.runtime.data.bars import Bars, tf_minutes, tf_ms
 from playdeck.runtime.data.feeds import FeedStore
@@ -81,6 +83,7 @@ class RunConfig:
     echo: Callable[[str], None] | None = None  # one line per intent, order change, fill, drift
     push_wait_s: float = 5.0  # lockstep: how long a step's pushes may take before they count as lost
     rest_timeout: float = 10.0  # seconds for one REST answer
+    rate_limits: bool = True  # off: the in-process emulator without Bybit's limits, and none kept here (benches)
 
 
 def interval_of(tf: str) -> str:
@@ -167,12 +170,14 @@ class PublicBars:
 
     def __init__(self) -> None:
         self.queue: asyncio.Queue[tuple[int, float, float, float, float, float]] = asyncio.Queue()
+        self.last_confirm = (0, 0.0)  # (open time, perf_counter when read) of the newest closed bar
 
     def on_message(self, msg: dict[str, Any]) -> None:
         if not str(msg.get("topic", "")).startswith("kline."):
             return
         for k in msg.get("data") or []:
             if k.get("confirm"):
+                self.last_confirm = (int(k["start"]), time.perf_counter())
                 self.queue.put_nowait((int(k["start"]), float(k["open"]), float(k["high"]), float(k["low"]),
                                        float(k["close"]), float(k["volume"])))
 
@@ -643,7 +648,9 @@ async def live_run(cfg: RunConfig, plan: ExecutionPlan, emu: Any | None = None) 
             from playdeck.runtime.bybit.emulator import DEFAULT_KEY, DEFAULT_SECRET  # noqa: PLC0415
             key, secret = DEFAULT_KEY, DEFAULT_SECRET
         cfg = attrs.evolve(cfg, key=key, secret=secret)
-        rest = BybitRest(key=key, secret=secret, endpoint=url, demo=cfg.backend == "demo", timeout=cfg.rest_timeout)
+        limiter = None if cfg.rate_limits else RateLimiter.unlimited()
+        rest = BybitRest(key=key, secret=secret, endpoint=url, demo=cfg.backend == "demo", timeout=cfg.rest_timeout,
+                         limiter=limiter)
         run = LiveRun(cfg, plan, rest, journal, (public, private), emulator=emu)
         run.out_dir, run.journal_path = out_dir, journal_path
         try:
@@ -666,6 +673,7 @@ async def emulator_for(cfg: RunConfig, plan: ExecutionPlan, **emulator_options: 
         EmulatorConfig,
         InstrumentSpec,
         Market,
+        RateLimitSpec,
     )
     play = plan.play
     acc = play.account
@@ -681,6 +689,8 @@ async def emulator_for(cfg: RunConfig, plan: ExecutionPlan, **emulator_options: 
                           slippage_bps=acc.slippage_bps, intrabar=acc.intrabar if acc.magnifier is None else "ohlc_path",
                           mmr=acc.mmr, funding=acc.funding)
     keys = {} if not cfg.key or not cfg.secret else {"key": cfg.key, "secret": cfg.secret}
-    config = EmulatorConfig((Market(spec, bars),), account=account, start_bar=0, **keys, **(emulator_options or {}))
+    if not cfg.rate_limits:
+        emulator_options.setdefault("rate_limits", RateLimitSpec(enabled=False))
+    config = EmulatorConfig((Market(spec, bars),), account=account, start_bar=0, **keys, **emulator_options)
     return await Emulator(config).start()
 
