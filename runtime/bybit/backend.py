@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -45,6 +46,7 @@ from playdeck.runtime.bybit.mapping import STOP_ORDER_ROLES, create_fields, num,
 from playdeck.runtime.bybit.reports import ExecutionReport, OrderReport, execution_report, order_report, position_report
 from playdeck.runtime.bybit.trail import TrailPlan
 from playdeck.runtime.execution.backend import PositionSnapshot
+from playdeck.runtime.execution.venue_status import DriftEvent, EndpointBudget, HealthSnapshot, ReconciliationSnapshot
 from playdeck.runtime.execution.ledger import FLAT, apply_fill
 from playdeck.runtime.execution.order_state import TRANSITIONS, Ev, IllegalTransition, amend_ack_event, end_event, path_to
 from playdeck.runtime.execution.orders import (
@@ -149,6 +151,14 @@ class BybitBackend:
         self.on_log: Callable[[str], None] | None = None  # the runner's log (default: logging)
         self._wakeup: asyncio.Event | None = None
         self._closed = False
+        # for the console's health and reconciliation panes (the runner fills in what it owns)
+        self.venue_name = "bybit"
+        self.stream: Any = None  # the private ResilientStream
+        self.journal_path: str | None = None
+        self.reconciled_at: int | None = None
+        self.reconciled_result: str | None = None
+        self.reconciles = 0
+        self._drift_ts: list[int] = []
 
     # ================================================================== VenueClock (the engine's side)
     def bar_closed(self, bar: int, ts: int, o: float, h: float, l: float, c: float) -> None:
@@ -690,6 +700,7 @@ class BybitBackend:
         """Take Bybit's word: executions since the last seen one, every order we think open, orders
         open at Bybit we do not know, and the position. Each difference is a drift record."""
         await self.catch_up()
+        drift_before = len(self.drift)
         # Executions since the last one seen (a minute's overlap: ids make it harmless), or since the
         # session began; a fresh session takes none from before it: the position says what they left.
         since = self.last_exec_ms - 60_000 if self.last_exec_ms else self.exec_since
@@ -725,6 +736,11 @@ class BybitBackend:
                 self._apply_queue()
         await self._check_position(why)
         await self.catch_up()
+        found = len(self.drift) - drift_before
+        self.reconciles += 1
+        self.reconciled_at = self.rest.clock.now_ms()
+        self.reconciled_result = "in sync" if not found else f"{found} drift{'s' if found > 1 else ''} adopted ({why})"
+
 
     async def _look_up(self, rec: LiveOrder, missing_ok: bool = False) -> None:
         """Ask Bybit for one order (any status) and apply what it says, its executions first."""
@@ -785,6 +801,32 @@ class BybitBackend:
         rec.filled = abs(delta)
         self._change(rec, Ev.FILL, "adopted from Bybit")
 
+    # ================================================================== for a screen
+    def health(self) -> HealthSnapshot:
+        """The private stream, the request budgets, the clock, retries and the journal, now."""
+        rest = self.rest
+        h = self.stream.health() if self.stream is not None else None
+        stream = None if h is None else ("connected" if h.ready else ("reconnecting" if h.attempts else "disconnected"))
+        now = rest.clock.now_ms()
+        age = None if h is None or h.last_message_ms is None else max(0.0, (now - h.last_message_ms) / 1000)
+        budgets = tuple(EndpointBudget(e, used, limit, window) for e, used, limit, window
+                        in rest.limiter.budgets(rest._monotonic()))
+        size = None
+        if self.journal_path is not None:
+            try:
+                size = sum(os.path.getsize(self.journal_path + x) for x in ("", "-wal") if os.path.exists(self.journal_path + x))
+            except OSError:
+                size = None
+        return HealthSnapshot(self.venue_name, stream=stream, reconnects=None if h is None else h.reconnects,
+                              last_message_age_s=age, rate_limits=budgets, clock_offset_ms=rest.clock.offset_ms,
+                              retries=rest.retries, journal_path=self.journal_path, journal_bytes=size)
+
+    def reconciliation(self, keep: int = 50) -> ReconciliationSnapshot:
+        drift = tuple(DriftEvent(ts, what, str(local), str(exchange), action)
+                      for ts, (what, local, exchange, action) in zip(self._drift_ts[-keep:], self.drift[-keep:]))
+        return ReconciliationSnapshot(self.venue_name, last_run_ts=self.reconciled_at, result=self.reconciled_result,
+                                      runs=self.reconciles, drift=drift, drift_count=len(self.drift))
+
     # ================================================================== plumbing
     @property
     def _cmd_bar(self) -> int:
@@ -826,6 +868,7 @@ class BybitBackend:
 
     def _drift(self, what: str, local: Any, exchange: Any, action: str) -> None:
         self.drift.append((what, local, exchange, action))
+        self._drift_ts.append(self.rest.clock.now_ms() if self.rest is not None else 0)
         self._log(f"drift: {what}: local {local!r}, Bybit {exchange!r}: {action}")
         if self.on_drift is not None:
             self.on_drift(what, local, exchange, action)

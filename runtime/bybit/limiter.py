@@ -99,6 +99,15 @@ class RateLimiter:
             w = self._windows[endpoint] = _Window(sys.maxsize, 1.0)
         w.blocked_until = max(w.blocked_until, until)
 
+    def budgets(self, now: float) -> list[tuple[str, int, int, float]]:
+        """(endpoint, requests in its window now, its limit, window seconds) of each endpoint used."""
+        out = []
+        for endpoint, w in sorted(self._windows.items()):
+            w.wait(now)  # drops what has left the window
+            if w.limit < sys.maxsize:
+                out.append((endpoint, len(w.sent), w.limit, w.seconds))
+        return out
+
     def blocked_for(self, endpoint: str, now: float) -> float:
         """Seconds until a 10006's block on `endpoint` ends (0: not blocked). Nothing is counted."""
         w = self._windows.get(endpoint)

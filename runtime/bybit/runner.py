@@ -258,6 +258,9 @@ class LiveRun:
             ResilientStream(self.public_url, (f"kline.{interval_of(self.tf)}.{self.symbol}",),
                             on_message=self.public.on_message, on_connect=self._public_connected, name="public"),
         ]
+        self.backend.stream = self.streams[0]
+        self.backend.venue_name = self.cfg.backend
+        self.backend.journal_path = str(self.journal.path)
         self._tasks = [asyncio.create_task(s.run()) for s in self.streams]
         for s in self.streams:
             await self._wait_connected(s)
