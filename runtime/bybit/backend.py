@@ -43,12 +43,14 @@ import attrs
 from playdeck.runtime.bybit.client import BybitRest
 from playdeck.runtime.bybit.errors import BybitFailure
 from playdeck.runtime.bybit.mapping import STOP_ORDER_ROLES, create_fields, num, refusal_for
-from playdeck.runtime.bybit.reports import ExecutionReport, OrderReport, execution_report, order_report, position_report
+from playdeck.runtime.bybit.live_order import LiveOrder
+from playdeck.runtime.bybit.reconciler import StateReconciler
+from playdeck.runtime.bybit.reports import ExecutionReport, OrderReport, execution_report, order_report
 from playdeck.runtime.bybit.trail import TrailPlan
 from playdeck.runtime.execution.backend import PositionSnapshot
 from playdeck.runtime.execution.venue_status import DriftEvent, EndpointBudget, HealthSnapshot, ReconciliationSnapshot
 from playdeck.runtime.execution.ledger import FLAT, apply_fill
-from playdeck.runtime.execution.order_state import TRANSITIONS, Ev, IllegalTransition, amend_ack_event, end_event, path_to
+from playdeck.runtime.execution.order_state import TRANSITIONS, Ev, IllegalTransition, amend_ack_event, path_to
 from playdeck.runtime.execution.orders import (
     KEEP,
     CashFlow,
@@ -79,34 +81,6 @@ _S = OrderStatus
 _FINAL_WITH_FILLS = (_S.FILLED, _S.PARTIALLY_FILLED_CANCELED, _S.PARTIALLY_FILLED)
 _IN_FLIGHT = (_S.PENDING_CANCEL, _S.PENDING_AMEND)
 _ENDED_BY_US = (_S.CANCELLED, _S.DEACTIVATED)
-
-
-@attrs.define(eq=False)
-class LiveOrder:
-    """This backend's picture of one order: its values (as sent or amended), its status, its id at
-    Bybit, what of it executed, and why we asked for its cancel."""
-
-    request: OrderRequest
-    status: OrderStatus = _S.SUBMITTED
-    order_id: str = ""
-    filled: float = 0.0
-    why_cancel: str = ""  # "", "expire", "position closed": said in its final event
-    held: OrderReport | None = None  # a report that waits for executions not seen yet
-    triggered: bool = False
-    adopted: bool = False  # made by Bybit (TP/SL, liquidation) or found at Bybit, not sent by us
-
-    @property
-    def client_id(self) -> str:
-        return self.request.client_id
-
-    @property
-    def is_open(self) -> bool:
-        return not self.status.is_final and self.status is not _S.REJECTED
-
-    def snapshot(self) -> OrderSnapshot:
-        r = self.request
-        return OrderSnapshot(self.order_id, r.client_id, r.tag, r.type, r.side, r.qty, r.price, r.trigger,
-                             self.status, self.filled, r.role)
 
 
 class BybitBackend:
@@ -155,9 +129,7 @@ class BybitBackend:
         self.venue_name = "bybit"
         self.stream: Any = None  # the private ResilientStream
         self.journal_path: str | None = None
-        self.reconciled_at: int | None = None
-        self.reconciled_result: str | None = None
-        self.reconciles = 0
+        self.reconciler = StateReconciler(self)
         self._drift_ts: list[int] = []
 
     # ================================================================== VenueClock (the engine's side)
@@ -695,111 +667,13 @@ class BybitBackend:
         qty = e.qty if e.side is Side.BUY else -e.qty
         self._emit(CashFlow(self.bar_now, instant, "funding", amount, e.fee_rate, qty, e.price))
 
-    # ================================================================== reconciliation
+    # ================================================================== reconciliation (reconciler.py)
     async def reconcile(self, why: str) -> None:
-        """Take Bybit's word: executions since the last seen one, every order we think open, orders
-        open at Bybit we do not know, and the position. Each difference is a drift record."""
-        await self.catch_up()
-        drift_before = len(self.drift)
-        # Executions since the last one seen (a minute's overlap: ids make it harmless), or since the
-        # session began; a fresh session takes none from before it: the position says what they left.
-        since = self.last_exec_ms - 60_000 if self.last_exec_ms else self.exec_since
-        executions = [] if since is None else await self._req("executions", self.symbol, since)
-        for item in sorted(executions, key=lambda x: (int(x.get("execTime") or 0), int(x.get("seq") or 0))):
-            if item.get("execId") not in self.exec_ids:
-                self._drift("execution missed", None, {"execId": item.get("execId"),
-                                                       "orderLinkId": item.get("orderLinkId")}, "applied")
-                self._queue.append(("execution", item))
-        self._apply_queue()
-        open_items = await self._req("open_orders", self.symbol)
-        seen = set()
-        for item in open_items:
-            rec = self._find(str(item.get("orderLinkId", "")), str(item.get("orderId", "")))
-            if rec is not None:
-                seen.add(rec.client_id)
-            self._queue.append(("order", item))
-        self._apply_queue()
-        for rec in list(self.orders.values()):
-            if rec.is_open and rec.client_id not in seen:
-                await self._look_up(rec, missing_ok=True)
-        for order_id in list(self._orphans):
-            # Executions of orders we never heard of (traded by hand, or while we were away): the
-            # order's report adopts it, and its executions follow.
-            got = await self._req("call", "get_open_orders", category="linear", symbol=self.symbol, orderId=order_id)
-            items = got.get("list") or []
-            if not items:
-                got = await self._req("call", "get_order_history", category="linear", symbol=self.symbol,
-                                      orderId=order_id)
-                items = got.get("list") or []
-            if items:
-                self._queue.append(("order", items[0]))
-                self._apply_queue()
-        await self._check_position(why)
-        await self.catch_up()
-        found = len(self.drift) - drift_before
-        self.reconciles += 1
-        self.reconciled_at = self.rest.clock.now_ms()
-        self.reconciled_result = "in sync" if not found else f"{found} drift{'s' if found > 1 else ''} adopted ({why})"
-
+        """Take Bybit's word for orders, executions and the position (StateReconciler.run)."""
+        await self.reconciler.run(why)
 
     async def _look_up(self, rec: LiveOrder, missing_ok: bool = False) -> None:
-        """Ask Bybit for one order (any status) and apply what it says, its executions first."""
-        found = None
-        if rec.order_id or not rec.adopted:
-            ref = self._ref(rec) if rec.order_id else {"orderLinkId": rec.client_id}
-            for method, extra in (("get_open_orders", {}), ("get_order_history", {})):
-                got = await self._req("call", method, category="linear", symbol=self.symbol, **ref, **extra)
-                items = got.get("list") or []
-                if items:
-                    found = items[0]
-                    break
-        if found is not None:
-            report = order_report(found)
-            if report.cum_exec_qty > rec.filled + self._half_step:
-                # executions we have not seen: fetch them first
-                got = await self._req("call", "get_executions", category="linear", symbol=self.symbol,
-                                           orderId=report.order_id, limit=100)
-                for item in sorted(got.get("list") or [], key=lambda x: int(x.get("execTime") or 0)):
-                    if item.get("execId") not in self.exec_ids:
-                        self._queue.append(("execution", item))
-            self._queue.append(("order", found))
-            self._apply_queue()
-            return
-        if rec.status is _S.SUBMITTED and not rec.adopted:
-            # Bybit has no order with this orderLinkId: the create never got through.
-            self._drift("order absent", rec.status.value, None, "rejected locally")
-            self._change(rec, Ev.REJECT, "never reached Bybit (no order with this orderLinkId)")
-        elif not missing_ok and rec.status is _S.PENDING_CANCEL and rec.adopted and not rec.order_id:
-            self._change(rec, end_event(_S.UNTRIGGERED if rec.request.type.is_conditional else _S.NEW, rec.filled),
-                         "cancelled")
-
-    async def _check_position(self, why: str) -> None:
-        item = await self._req("position", self.symbol)
-        venue = position_report(item)
-        local = self.position.qty
-        if abs(venue.qty - local) < self._half_step:
-            return
-        # Traded by hand, or fills we cannot see: take Bybit's position, say so, never flatten it.
-        self._drift("position", local, venue.qty, "adopted Bybit's position")
-        delta = round(venue.qty - local, self._dp)
-        price = venue.avg_price or self.last_close
-        side = Side.BUY if delta > 0 else Side.SELL
-        self._n += 1
-        client_id = f"adopted-{self._n}"
-        request = OrderRequest(client_id, side, OrderType.MARKET, abs(delta), None, None, TimeInForce.GTC, False,
-                               OrderRole.ENTRY, None, self._cmd_bar, None)
-        rec = LiveOrder(request, adopted=True)
-        self.orders[client_id] = rec
-        self._emit(OrderEvent("", None, _S.SUBMITTED, self._cmd_bar, "adopted from Bybit", client_id, None, request))
-        self._change(rec, Ev.ACCEPT, "adopted from Bybit")
-        effect = apply_fill(self.position, side.sign, abs(delta), price, False, self._dp, self._half_step)
-        self.position = effect.position
-        self.realized += effect.realized
-        self.cash += effect.realized
-        self._emit(Fill(self.bar, self.ts, "", None, side, abs(delta), price, 0.0, "taker", OrderRole.ENTRY,
-                        effect.realized, client_id, None, f"adopted-{why}-{self._n}"))
-        rec.filled = abs(delta)
-        self._change(rec, Ev.FILL, "adopted from Bybit")
+        await self.reconciler.look_up(rec, missing_ok)
 
     # ================================================================== for a screen
     def health(self) -> HealthSnapshot:
@@ -824,8 +698,9 @@ class BybitBackend:
     def reconciliation(self, keep: int = 50) -> ReconciliationSnapshot:
         drift = tuple(DriftEvent(ts, what, str(local), str(exchange), action)
                       for ts, (what, local, exchange, action) in zip(self._drift_ts[-keep:], self.drift[-keep:]))
-        return ReconciliationSnapshot(self.venue_name, last_run_ts=self.reconciled_at, result=self.reconciled_result,
-                                      runs=self.reconciles, drift=drift, drift_count=len(self.drift))
+        r = self.reconciler
+        return ReconciliationSnapshot(self.venue_name, last_run_ts=r.last_run_ms, result=r.last_result, runs=r.runs,
+                                      drift=drift, drift_count=len(self.drift))
 
     # ================================================================== plumbing
     @property

@@ -18,7 +18,7 @@ import os
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from playdeck.runtime.execution.order_state import Ev
 from playdeck.runtime.execution.orders import (
@@ -73,8 +73,10 @@ def _now_ms() -> int:
 
 
 class Journal:
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], clock: Callable[[], int] | None = None) -> None:
+        """`clock`: epoch ms for `recorded_at` (a live run gives the venue's; default the local clock)."""
         self.path = Path(path)
+        self.clock = clock or _now_ms
         try:
             if not self.path.exists():
                 # Created owner-only before SQLite touches it (its WAL and shm files follow the mode).
@@ -104,7 +106,7 @@ class Journal:
     def record(self, events: Iterable[Any]) -> None:
         """Append a venue's events (in the order they happened) and update the tables, in one
         transaction: committed when this returns."""
-        now = _now_ms()
+        now = self.clock()
         db = self._db
         db.execute("BEGIN")
         try:
@@ -162,12 +164,13 @@ class Journal:
                          " source, recorded_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
                          (intent.bar, intent.kind, None if intent.side is None else intent.side.value,
                           intent.size_kind, _finite_or_none(intent.size_value), intent.price, intent.trigger,
-                          intent.tag, intent.where, _now_ms()))
+                          intent.tag, intent.where, self.clock()))
 
     def record_drift(self, what: str, local: Any, exchange: Any, action: str) -> None:
         """A difference reconciliation found between the journal's picture and the exchange's."""
         self._db.execute("INSERT INTO drift (recorded_at, what, local, exchange, action) VALUES (?,?,?,?,?)",
-                         (_now_ms(), what, json.dumps(local, default=str), json.dumps(exchange, default=str), action))
+                         (self.clock(), what, json.dumps(local, default=str), json.dumps(exchange, default=str),
+                          action))
 
     def set_runner(self, key: str, value: Any) -> None:
         """Where the runner is (e.g. `bar`: the last bar it acted on)."""
@@ -192,7 +195,7 @@ class Journal:
     def first_recorded_ms(self) -> int:
         """When the first event was written (the session's start), or now for an empty journal."""
         row = self._db.execute("SELECT MIN(recorded_at) FROM events").fetchone()
-        return int(row[0]) if row and row[0] is not None else _now_ms()
+        return int(row[0]) if row and row[0] is not None else self.clock()
 
     def exec_ids(self) -> set[str]:
         return {row[0] for row in self._db.execute("SELECT exec_id FROM fills")}

@@ -84,6 +84,7 @@ class RunConfig:
     push_wait_s: float = 5.0  # lockstep: how long a step's pushes may take before they count as lost
     rest_timeout: float = 10.0  # seconds for one REST answer
     rate_limits: bool = True  # off: the in-process emulator without Bybit's limits, and none kept here (benches)
+    reconcile_every_s: float = 300.0  # a full reconciliation at least this often (wall clock)
 
 
 def interval_of(tf: str) -> str:
@@ -344,7 +345,7 @@ class LiveRun:
             return
         self.state.apply_all(events)
         b = self.backend
-        from playdeck.runtime.bybit.backend import LiveOrder  # noqa: PLC0415 (one use, at restart)
+        from playdeck.runtime.bybit.live_order import LiveOrder  # noqa: PLC0415 (one use, at restart)
         for rec in self.state.orders.values():
             live = LiveOrder(rec.request, status=rec.path[-1], order_id=rec.order_id, filled=rec.filled_qty,
                              triggered=any(s.value == "Triggered" for s in rec.path),
@@ -425,6 +426,8 @@ class LiveRun:
         if self.reconcile_due:
             self.reconcile_due = False
             await b.reconcile("lost pushes")
+        elif self._reconcile_is_due():
+            await b.reconcile("every few minutes")
         path = step.get("path", {}).get(self.symbol, [])
         if self.on_step is not None:
             await self.on_step(step)
@@ -489,14 +492,24 @@ class LiveRun:
         finally:
             catcher.cancel()
 
+    def _reconcile_is_due(self) -> bool:
+        last = self.backend.reconciler.last_run_ms
+        return last is None or self.rest.clock.now_ms() - last >= self.cfg.reconcile_every_s * 1000
+
     async def _catch_up_loop(self) -> None:
         while True:
-            await self.private.arrived.wait()
+            try:  # woken by a push, or by the clock for the periodic reconciliation
+                async with asyncio.timeout(min(self.cfg.reconcile_every_s, 30.0)):
+                    await self.private.arrived.wait()
+            except TimeoutError:
+                pass
             self.private.arrived.clear()
             async with self.lock:
                 if self.reconcile_due:
                     self.reconcile_due = False
                     await self.backend.reconcile("reconnect")
+                elif self._reconcile_is_due():
+                    await self.backend.reconcile("every few minutes")
                 await self.backend.catch_up()
                 self.processor.executor.sync()
 
@@ -654,6 +667,7 @@ async def live_run(cfg: RunConfig, plan: ExecutionPlan, emu: Any | None = None) 
         limiter = None if cfg.rate_limits else RateLimiter.unlimited()
         rest = BybitRest(key=key, secret=secret, endpoint=url, demo=cfg.backend == "demo", timeout=cfg.rest_timeout,
                          limiter=limiter)
+        journal.clock = rest.clock.now_ms  # rows carry the venue's time
         run = LiveRun(cfg, plan, rest, journal, (public, private), emulator=emu)
         run.out_dir, run.journal_path = out_dir, journal_path
         try:

@@ -287,3 +287,13 @@ def test_a_trade_by_hand_during_the_run_is_adopted(ema: dict[str, Any], tmp_path
     assert any(what == "unknown order" and "by-hand-2" in exchange and action == "adopted"
                for what, exchange, action in drift), drift
     assert any("drift" in line and "by-hand-2" in line for line in lines)
+
+
+def test_reconciliation_on_a_clock_finds_nothing_when_nothing_went_wrong(ema: dict[str, Any], tmp_path: Path) -> None:
+    runs: list[Any] = []
+    report, problems = go(drive(EMA, ema["data"], tmp_path, keep=runs, reconcile_every_s=0.0))
+    assert problems == []
+    r = runs[0].backend.reconciliation()
+    assert r.runs is not None and r.runs > 100  # every step: the clock's interval is 0 here
+    assert r.result == "in sync" and r.drift_count == 0
+    assert differences(ema["bt"], tmp_path) == []
