@@ -641,7 +641,7 @@ class BybitBackend:
         self._emit(fill)
         rec.filled = round(rec.filled + e.qty, self._dp)
         leaves = float(item.get("leavesQty") or 0.0)
-        done = leaves < self._half_step or role is OrderRole.CLOSE or role.is_protection
+        done = leaves < self._half_step
         self._change(rec, Ev.FILL if done else Ev.FILL_PARTIAL, "")
         if role is OrderRole.LIQUIDATION and self.cash < 0.0:
             cover = -self.cash

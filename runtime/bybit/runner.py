@@ -364,6 +364,11 @@ class LiveRun:
         # executions since the session began are the session's (a minute's margin for the clocks)
         b.exec_since = self.journal.first_recorded_ms() - 60_000
         b.realized = self.state.realized_pnl
+        kept = self.journal.runner("trail")
+        if kept is not None and kept.get("order") in b.orders and b.orders[kept["order"]].is_open:
+            from playdeck.runtime.bybit.trail import TrailPlan  # noqa: PLC0415 (one use, at restart)
+            b.trail_id = kept.pop("order")
+            b.trail = TrailPlan(**kept)
         seq = self.journal.runner("seq")
         if seq is not None:
             self.processor._seq = int(seq)
@@ -381,16 +386,22 @@ class LiveRun:
             self._feeds_for = len(self.bars)
         ts, o, h, l, c = self.bars.row(i)
         b = self.backend
+        if i < self.session.trade_from:
+            # History: closed before this session could act (warm-up, or while no one watched).
+            b.at_close(i, ts, c)
+            self.last_bar = i
+            b.bar_opened(i + 1, ts + self.tf_ms)
+            return
         await b.close_bar(i, ts, o, h, l, c, path)
         self.processor.executor.sync()
-        if i >= self.session.trade_from:
-            await self.session.bar(i)
-            await b.catch_up()
-            self.processor.executor.sync()
-        else:
-            b.at_close(i, ts, c)
+        await self.session.bar(i)
+        await b.catch_up()
+        self.processor.executor.sync()
         self.journal.set_runner("bar", i)
         self.journal.set_runner("seq", self.processor._seq)
+        trail = b.trail
+        # the trail playdeck keeps itself, so a restart moves it on from where it was
+        self.journal.set_runner("trail", None if trail is None else {"order": b.trail_id, **attrs.asdict(trail)})
         self.last_bar = i
         b.bar_opened(i + 1, ts + self.tf_ms)
 

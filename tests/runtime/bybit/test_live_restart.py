@@ -139,3 +139,55 @@ def test_killed_with_sigkill_then_restarted_on_its_journal(tmp_path: Path) -> No
             if path.is_file():
                 data = path.read_bytes()
                 assert SECRET.encode() not in data, path
+
+
+def test_a_trail_moves_on_after_a_restart(tmp_path: Path) -> None:
+    """The trail playdeck keeps itself (its best price, its distance) survives a restart on the
+    journal and goes on ratcheting; the whole run still ends journal == exchange."""
+    import attrs
+
+    from playdeck.compiler import compile_file
+    from playdeck.compiler.lower import lower
+    from playdeck.runtime.bybit.runner import RunConfig, emulator_for, live_run
+
+    play = str(ROOT_DIR / "plays" / "atr_trail.yml")
+    data = write_exec_csv(play, tmp_path / "bars.csv", 300)
+    plan = lower(compile_file(play).ir)
+    journal = tmp_path / "journal.sqlite"
+
+    def config(out: str) -> RunConfig:
+        return RunConfig(play, backend="emulator", data=str(data), out=str(tmp_path / out), journal=str(journal),
+                         push_wait_s=0.5, echo=lambda line: None)
+
+    async def scenario() -> tuple[dict, dict, list[str], list[float]]:
+        emu = await emulator_for(config("first"), plan)
+        try:
+            async with live_run(config("first"), plan, emu) as run:
+                await run.warm_bars()
+                moved = 0
+                while moved < 2:  # until a trail has ratcheted twice
+                    before = None if run.backend.trail is None else run.backend.trail.level
+                    step = await run.step_once()
+                    assert not step["end"], "the data ended before a trail moved"
+                    trail = run.backend.trail
+                    if step["closed"] and trail is not None and before is not None and trail.level != before:
+                        moved += 1
+                kept = {"order": run.backend.trail_id, **attrs.asdict(run.backend.trail)}
+            async with live_run(config("second"), plan, emu) as run:
+                restored = {"order": run.backend.trail_id, **attrs.asdict(run.backend.trail)}
+                await run.warm_bars()
+                levels = []
+                while not (await run.step_once())["end"]:
+                    if run.backend.trail_id == kept["order"] and run.backend.trail is not None:
+                        levels.append(run.backend.trail.level)
+                problems = await compare(run.rest, journal, run.instrument, 10_000.0)
+            return kept, restored, problems, levels
+        finally:
+            await emu.stop()
+
+    kept, restored, problems, levels = asyncio.run(scenario())
+    assert repr(restored) == repr(kept)  # (a distance trail's pct is NaN, which equals nothing)
+    assert problems == []
+    # it went on from where it was: never looser than before the restart (a long's stop only rises)
+    assert all(level >= kept["level"] for level in levels) if kept["long"] else \
+        all(level <= kept["level"] for level in levels)

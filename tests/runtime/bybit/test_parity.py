@@ -28,3 +28,38 @@ def test_a_run_through_bybit_does_what_the_backtest_does(name: str, tmp_path: Pa
     assert all(not f[0].startswith("sim-") for f in fills)
     assert run_report["journal"].endswith("journal.sqlite") and Path(run_report["journal"]).exists()
     assert bt_report["metrics"]["trades"] == run_report["metrics"]["trades"]
+
+
+LIQUIDATED = """\
+play: liquidated
+description: too much leverage on purpose, a take-profit attached and a far limit resting; the data liquidates it
+market:
+  symbol: BTCUSDT
+  exec: 15m
+account:
+  equity: 10000
+  leverage: 50
+  fees: {maker: 0.0002, taker: 0.00055}
+  slippage_bps: 2
+features:
+  fast: ema(close, 3)
+blocks: |
+  block enter:
+    when flat and fast > 0:
+      market buy 4500% equity
+        take_profit fill * 1.05
+      limit buy qty 0.01 at close * 0.9 as far
+"""
+
+
+def test_liquidations_through_bybit_are_the_backtests(tmp_path: Path) -> None:
+    """Bybit's liquidation (the orders it cancels first, its own order and BustTrade execution, a
+    take-profit it clears, the insurance fund's cover) adopted by the backend as the simulator has it."""
+    play = tmp_path / "liquidated.yml"
+    play.write_text(LIQUIDATED)
+    data = write_exec_csv(str(play), tmp_path / "bars.csv", 300)
+    bt, live, bt_report, run_report = run_both(str(play), data, tmp_path)
+    assert differences(bt, live) == []
+    assert len(run_report["liquidations"]) >= 2
+    assert [(x["bar"], x["qty"], x["price"]) for x in run_report["liquidations"]] == \
+        [(x["bar"], x["qty"], x["price"]) for x in bt_report["liquidations"]]
