@@ -25,7 +25,9 @@ ENDPOINT_LIMITS: dict[str, int] = {
     "/v5/position/list": 50, "/v5/position/set-leverage": 10, "/v5/position/trading-stop": 10,
     "/v5/account/wallet-balance": 50,
 }
-IP_LIMIT, IP_WINDOW = 600, 5.0
+# Bybit's 600 requests per 5 s per IP, kept with a tenth to spare: its window is not ours (it counts
+# on arrival, we at sending), and going over it is a 403 and a ten-minute ban, not a 10006 to wait out.
+IP_LIMIT, IP_WINDOW = 540, 5.0
 
 
 @attrs.define
