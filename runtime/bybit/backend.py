@@ -75,6 +75,8 @@ from playdeck.runtime.sim.protection import protection_request
 
 __all__ = ["BybitBackend", "LiveOrder"]
 
+_CLOSED = object()  # the end of an events() iteration
+
 log = logging.getLogger("playdeck.bybit")
 
 _S = OrderStatus
@@ -123,8 +125,7 @@ class BybitBackend:
         self.drift: list[tuple[str, Any, Any, str]] = []
         self.on_drift: Callable[[str, Any, Any, str], None] | None = None
         self.on_log: Callable[[str], None] | None = None  # the runner's log (default: logging)
-        self._wakeup: asyncio.Event | None = None
-        self._closed = False
+        self._listeners: list[asyncio.Queue[Any]] = []  # consumers of events()
         # for the console's health and reconciliation panes (the runner fills in what it owns)
         self.venue_name = "bybit"
         self.stream: Any = None  # the private ResilientStream
@@ -163,8 +164,6 @@ class BybitBackend:
             for item in msg.get("data") or []:
                 if item.get("symbol", self.symbol) == self.symbol:
                     self._queue.append((topic, item))
-        if self._wakeup is not None:
-            self._wakeup.set()
 
     async def catch_up(self) -> None:
         """Apply every report received so far, then carry out what they call for (protection of a
@@ -378,8 +377,23 @@ class BybitBackend:
         await self.reconcile("asked")
 
     async def events(self) -> AsyncIterator[Any]:
-        raise NotImplementedError("the live backend's events reach the engine through drain_events")
-        yield  # pragma: no cover
+        """Every event from now on, as it is emitted, for a consumer task beside the engine (the
+        engine itself drains them); ends after `close()`."""
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._listeners.append(queue)
+        try:
+            while True:
+                event = await queue.get()
+                if event is _CLOSED:
+                    return
+                yield event
+        finally:
+            self._listeners.remove(queue)
+
+    def close(self) -> None:
+        """End every `events()` iteration (after what it has been handed)."""
+        for queue in self._listeners:
+            queue.put_nowait(_CLOSED)
 
     # ================================================================== protection
     async def _set_protection(self, kind: str, value: float, percent: bool, *, reference: float,
@@ -733,6 +747,8 @@ class BybitBackend:
     def _emit(self, event: Any) -> None:
         self._events.append(event)
         self._unsaved.append(event)
+        for queue in self._listeners:
+            queue.put_nowait(event)
 
     def _save(self) -> None:
         if self._unsaved and self._on_events is not None:

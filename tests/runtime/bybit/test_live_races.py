@@ -110,6 +110,27 @@ def test_a_fill_reported_before_the_create_answer() -> None:
     assert len(fills(events, "race-1")) == 1
 
 
+def test_events_reach_a_consumer_beside_the_engine() -> None:
+    async def body(emu: Emulator, v: Venue) -> tuple[list[Any], list[Any]]:
+        seen: list[Any] = []
+
+        async def consume() -> None:
+            async for event in v.backend.events():
+                seen.append(event)
+
+        consumer = asyncio.create_task(consume())
+        await asyncio.sleep(0)
+        await v.backend.submit_order(request("both-1"))
+        await emu.advance(1)
+        drained = await v.settle()
+        v.backend.close()
+        await asyncio.wait_for(consumer, 5)
+        return drained, seen
+
+    drained, seen = scenario(body)
+    assert seen == drained and path(seen, "both-1") == ["Submitted", "New", "Filled"]
+
+
 def test_the_same_filled_push_twice_is_one_fill() -> None:
     async def body(emu: Emulator, v: Venue) -> list[Any]:
         await v.backend.submit_order(request("twice-1"))
