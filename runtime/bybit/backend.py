@@ -80,7 +80,7 @@ _CLOSED = object()  # the end of an events() iteration
 log = logging.getLogger("playdeck.bybit")
 
 _S = OrderStatus
-_FINAL_WITH_FILLS = (_S.FILLED, _S.PARTIALLY_FILLED_CANCELED, _S.PARTIALLY_FILLED)
+_SHOW_FILLS = (_S.FILLED, _S.PARTIALLY_FILLED_CANCELED, _S.PARTIALLY_FILLED)  # wait for their executions
 _IN_FLIGHT = (_S.PENDING_CANCEL, _S.PENDING_AMEND)
 _ENDED_BY_US = (_S.CANCELLED, _S.DEACTIVATED)
 
@@ -230,13 +230,11 @@ class BybitBackend:
             if found is not None:
                 report = order_report(found)
                 if report.status is _S.CANCELLED and "PostOnly" in report.reject_reason:
+                    refusal = Refusal(RefusalCode.POST_ONLY_WOULD_TAKE,
+                                      f"post_only limit would take liquidity ({report.reject_reason})")
                     if rec.status is _S.SUBMITTED:
-                        refusal = Refusal(RefusalCode.POST_ONLY_WOULD_TAKE,
-                                          f"post_only limit would take liquidity ({report.reject_reason})")
                         self._change(rec, Ev.REJECT, refusal.text, code=refusal.code)
-                    return OrderResult(False, order.client_id, rec.status, rec.order_id, Refusal(
-                        RefusalCode.POST_ONLY_WOULD_TAKE, f"post_only limit would take liquidity "
-                                                          f"({report.reject_reason})"))
+                    return OrderResult(False, order.client_id, rec.status, rec.order_id, refusal)
         if rec.status is _S.SUBMITTED:
             self._change(rec, Ev.ACCEPT_CONDITIONAL if order.type.is_conditional else Ev.ACCEPT)
         return OrderResult(True, order.client_id, rec.status, rec.order_id)
@@ -411,15 +409,16 @@ class BybitBackend:
         if existing is not None and current == level:
             return OrderResult(True, existing.client_id, existing.status, existing.order_id)
         field = "takeProfit" if kind == "take_profit" else "stopLoss"
-        before = None if existing is None else existing.status
-        if existing is not None:
+        # A move of a resting level goes through PendingAmend as the simulator's does; one caught
+        # mid-flight (triggering, another request out) is just sent, its report tells the rest.
+        before = None if existing is None or existing.status not in (_S.NEW, _S.UNTRIGGERED) else existing.status
+        if before is not None:
             self._change(existing, Ev.AMEND, f"{kind} {current}->{level}")
         try:
             await self._req("trading_stop", symbol=self.symbol, **{field: num(level, self._price_dp)})
         except BybitFailure as failure:
             if existing is not None:
-                if existing.status is _S.PENDING_AMEND:
-                    assert before is not None
+                if existing.status is _S.PENDING_AMEND and before is not None:
                     self._change(existing, amend_ack_event(before), f"{kind} refused: {failure}")
                 if failure.code != 34040:
                     return OrderResult(False, existing.client_id, existing.status, existing.order_id,
@@ -433,8 +432,7 @@ class BybitBackend:
             values = attrs.evolve(existing.request, qty=self._qty_of(existing),
                                   **({"price": level} if kind == "take_profit" else {"trigger": level}))
             existing.request = values
-            if existing.status is _S.PENDING_AMEND:
-                assert before is not None
+            if existing.status is _S.PENDING_AMEND and before is not None:
                 self._change(existing, amend_ack_event(before), f"{kind} moved to {level}", values=values)
             return OrderResult(True, existing.client_id, existing.status, existing.order_id)
         rec = self._protection_record(kind, level, origin)
@@ -579,7 +577,7 @@ class BybitBackend:
             if target is not current:
                 self._drift("order status", current.value, target.value, "kept the local final status")
             return
-        if target in _FINAL_WITH_FILLS and report.cum_exec_qty > rec.filled + self._half_step:
+        if target in _SHOW_FILLS and report.cum_exec_qty > rec.filled + self._half_step:
             rec.held = report  # its executions come first
             return
         if target in (_S.CANCELLED, _S.PARTIALLY_FILLED_CANCELED) and rec.filled > 0.0:
