@@ -26,6 +26,7 @@ USER_ERRORS = (("playdeck.runtime.data.csv_import", "DataError"), ("playdeck.run
                ("playdeck.runtime.data.cache", "CacheError"), ("playdeck.runtime.data.sources", "SourceError"),
                ("playdeck.runtime.bybit.history", "FetchError"),
                ("playdeck.runtime.bybit.runner", "LiveError"), ("playdeck.runtime.bybit.journal", "JournalError"),
+               ("playdeck.runtime.bybit.live_bars", "BarGap"),
                ("playdeck.runtime.bybit.stream", "StreamError"), ("playdeck.runtime.bybit.errors", "BybitFailure"))
 
 

@@ -41,9 +41,10 @@ from playdeck.runtime.bybit.backend import BybitBackend
 from playdeck.runtime.bybit.client import BybitRest
 from playdeck.runtime.bybit.errors import BybitFailure
 from playdeck.runtime.bybit.journal import Journal
+from playdeck.runtime.bybit.live_bars import LiveBars
 from playdeck.runtime.bybit.limiter import RateLimiter
 from playdeck.runtime.bybit.stream import ResilientStream
-from playdeck.runtime.data.bars import Bars, tf_minutes, tf_ms
+from playdeck.runtime.data.bars import tf_minutes, tf_ms
 from playdeck.runtime.data.feeds import FeedStore
 from playdeck.runtime.data.sources import load_bars
 from playdeck.runtime.execution.executor import Executor
@@ -91,38 +92,6 @@ def interval_of(tf: str) -> str:
     """Bybit's kline interval for a timeframe ("15m" -> "15", "4h" -> "240", "1d" -> "D")."""
     minutes = tf_minutes(tf)
     return "D" if minutes == 1440 else str(minutes)
-
-
-class LiveBars:
-    """The exec bars so far, growing by each closed bar; `bars()` is them as `Bars`."""
-
-    def __init__(self, symbol: str, tf: str) -> None:
-        self.symbol, self.tf = symbol, tf
-        self.ts: list[int] = []
-        self.cols: tuple[list[float], ...] = ([], [], [], [], [])
-
-    def __len__(self) -> int:
-        return len(self.ts)
-
-    def add(self, ts: int, o: float, h: float, l: float, c: float, v: float) -> int:
-        """Append a closed bar (a bar already held is skipped); returns its index."""
-        if self.ts and ts <= self.ts[-1]:
-            return self.ts.index(ts) if ts in self.ts else -1
-        if self.ts and ts != self.ts[-1] + tf_ms(self.tf):
-            raise LiveError(f"bars skip from {_iso(self.ts[-1])} to {_iso(ts)}: a gap in the venue's klines")
-        self.ts.append(ts)
-        for col, x in zip(self.cols, (o, h, l, c, v)):
-            col.append(x)
-        return len(self.ts) - 1
-
-    def bars(self) -> Bars:
-        o, h, l, c, v = self.cols
-        return Bars(self.symbol, self.tf, np.array(self.ts, dtype=np.int64), np.array(o), np.array(h), np.array(l),
-                    np.array(c), np.array(v))
-
-    def row(self, i: int) -> tuple[int, float, float, float, float]:
-        o, h, l, c, _ = self.cols
-        return self.ts[i], o[i], h[i], l[i], c[i]
 
 
 def _iso(ms: int) -> str:
