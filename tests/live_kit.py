@@ -67,7 +67,7 @@ async def compare(rest: Any, journal_path: Path, inst: Instrument, equity: float
     journal = Journal(journal_path)
     try:
         events = journal.events()
-        began = journal.first_recorded_ms()  # executions before the session are not its own
+        began = journal.session_start_ms()  # executions before the session are not its own
     finally:
         journal.close()
     state = TradingState(inst, equity, solvent=False)

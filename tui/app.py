@@ -1,7 +1,8 @@
-"""The console app: it owns the Replay (and so the Session), runs it as its own task, turns keys
-into operator commands, and hands each published snapshot down to the screens.
+"""The console app: it owns a driver (a Replay on the simulator or a VenueRun on the emulator, demo
+or live; tui/driver.py) and so the Session, runs it as its own task, turns keys into operator
+commands, and hands each published snapshot down to the screens.
 
-Data flows one way: the replay publishes frozen snapshots (a newer one replaces one not yet read,
+Data flows one way: the driver publishes frozen snapshots (a newer one replaces one not yet read,
 so a slow screen skips frames and never holds up the engine); widgets render them; what the
 operator does goes up as messages and actions and reaches the session as queued commands, run
 between bars. No widget touches the session.
@@ -21,7 +22,7 @@ from textual.worker import Worker, WorkerState
 from playdeck.tui.confirm import ConfirmScreen
 from playdeck.tui.main_screen import MainScreen
 from playdeck.tui.order_detail import OrderDetailScreen
-from playdeck.tui.replay import Command, OperatorCommand, Replay
+from playdeck.tui.driver import Command, OperatorCommand, SessionDriver
 from playdeck.tui.snapshot import ConsoleSnapshot
 from playdeck.tui.state_machine import StateMachineScreen
 from playdeck.tui.trades import TradesScreen
@@ -46,7 +47,7 @@ KEY_DISPLAY = {"plus": "+", "minus": "-", "enter": "⏎"}
 
 
 class SnapshotPosted(Message):
-    """A new snapshot from the replay; it replaces one still waiting (only the latest is drawn)."""
+    """A new snapshot from the driver; it replaces one still waiting (only the latest is drawn)."""
 
     def __init__(self, snapshot: ConsoleSnapshot) -> None:
         super().__init__()
@@ -65,9 +66,9 @@ class ConsoleApp(App):
 
     snapshot: reactive[ConsoleSnapshot | None] = reactive(None, always_update=True)
 
-    def __init__(self, replay: Replay) -> None:
+    def __init__(self, replay: SessionDriver) -> None:
         super().__init__()
-        self.replay = replay
+        self.replay = replay  # the driver (the name from when a replay was the only one)
         replay.publish = self._publish
         self.selected: str | None = None  # client id of the order under the cursor
 
@@ -76,7 +77,9 @@ class ConsoleApp(App):
 
     def on_mount(self) -> None:
         self.push_screen(MainScreen())
-        # Its own task: bars advance on the replay's clock, whatever the screen is doing. A failure
+        if self.replay.session is None:  # a venue: connecting, warming up, reconciling come first
+            self.notify(f"connecting to the {self.replay.backend} venue...", timeout=5)
+        # Its own task: bars advance on the driver's clock, whatever the screen is doing. A failure
         # is reported by on_worker_state_changed, not by tearing the app down mid-session.
         self.run_worker(self.replay.run(), name="replay", group="replay", exit_on_error=False)
 
@@ -96,8 +99,12 @@ class ConsoleApp(App):
         # The engine cannot go on: say so loudly, keep the last picture on screen.
         error = event.worker.error
         session = self.replay.session
-        session.log.append(f"bar {session.bar_index}: error: the replay stopped: {type(error).__name__}: {error}")
-        self.notify(f"the replay stopped: {error}", title="error", severity="error", timeout=30)
+        if session is None:  # it never started (the venue refused the key, could not connect)
+            self.notify(f"could not start: {error}", title="error", severity="error", timeout=60)
+            return
+        what = "replay" if self.replay.pace == "replay" else "run"
+        session.log.append(f"bar {session.bar_index}: error: the {what} stopped: {type(error).__name__}: {error}")
+        self.notify(f"the {what} stopped: {error}", title="error", severity="error", timeout=30)
         try:
             self.snapshot = self.replay.snapshot()
         except Exception:  # the snapshot itself may be what failed; the notice stands
@@ -170,15 +177,25 @@ class ConsoleApp(App):
         snap = self.snapshot
         working = 0 if snap is None else len(snap.session.working)
         if working == 0:
-            self.exit()
+            self.run_worker(self._quit(), group="quit", exclusive=True)
             return
         s = "s are" if working != 1 else " is"
 
         def answered(ok: bool | None) -> None:
             if ok:
-                self.exit()
+                self.run_worker(self._quit(), group="quit", exclusive=True)
         self.push_screen(ConfirmScreen(f"{working} order{s} working. Quit anyway? (nothing is cancelled)", "Quit"),
                          answered)
+
+    def action_quit(self) -> None:  # Textual's own ctrl+q: the same questions and the same clean stop
+        self.action_request_quit()
+
+    async def _quit(self) -> None:
+        # The driver ends at a bar boundary first: a venue's requests in flight are answered and
+        # journalled, its streams closed and its report written, before the screen goes away.
+        self.notify("stopping at the end of the bar...", timeout=5)
+        await self.replay.stop()
+        self.exit()
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

@@ -106,22 +106,66 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 def cmd_console(args: argparse.Namespace) -> int:
     check_timeframe("--data-tf", args.data_tf)
     speed = parse_speed(args.speed)
+    if args.backend == "sim":
+        for flag, value in (("--endpoint", args.endpoint), ("--journal", args.journal), ("--out", args.out)):
+            if value is not None:
+                raise UserError(f"{flag} is for a venue (--backend emulator, demo or live); the simulator's "
+                                "replay has no journal or run folder")
+        if args.i_understand_live:
+            raise UserError("--i-understand-live is for --backend live")
+        driver = _replay_driver(args, speed)
+    else:
+        driver = _venue_driver(args, speed)
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        # Without a terminal the app would only write escape codes into a pipe or a file.
+        raise UserError("the console needs a terminal (stdin and stdout); `playdeck backtest` runs a Play "
+                        "without a screen, `playdeck run` trades one")
+    from playdeck.tui.app import ConsoleApp  # textual is imported here, by this command only
+
+    ConsoleApp(driver).run()
+    if driver.session is None:
+        print(f"{driver.plan.play.name}: the run did not start", file=sys.stderr)
+        return 1
+    s = driver.session.snapshot()
+    print(f"{driver.plan.play.name}: stopped at bar {s.bar} of {driver.bar_count()} ({s.mode.value}); equity "
+          f"{s.equity:,.2f}, {len(s.working)} order{'s' * (len(s.working) != 1)} working")
+    journal = getattr(driver, "journal_path", None)
+    if journal is not None:
+        report = getattr(driver, "report", None)
+        if report is not None and report.get("out"):
+            print(f"run folder  {report['out']}")
+        print(f"journal     {journal}")
+    return 0
+
+
+def _replay_driver(args: argparse.Namespace, speed: float) -> Any:
     from playdeck.tui.replay import Replay, load_replay
 
     # The Play and its data first: their mistakes are the ones worth a message.
     plan, bt, bars = load_replay(args.play, data=args.data, data_tf=args.data_tf, gaps=args.gaps)
-    if not (sys.stdin.isatty() and sys.stdout.isatty()):
-        # Without a terminal the app would only write escape codes into a pipe or a file.
-        raise UserError("the console needs a terminal (stdin and stdout); `playdeck backtest` runs a Play "
-                        "without a screen")
-    replay = Replay(plan, bt, bars, speed=speed)
-    from playdeck.tui.app import ConsoleApp  # textual is imported here, by this command only
+    return Replay(plan, bt, bars, speed=speed)
 
-    ConsoleApp(replay).run()
-    s = replay.session.snapshot()
-    print(f"{plan.play.name}: stopped at bar {s.bar} of {len(bars)} ({s.mode.value}); equity {s.equity:,.2f}, "
-          f"{len(s.working)} order{'s' * (len(s.working) != 1)} working")
-    return 0
+
+def _venue_driver(args: argparse.Namespace, speed: float) -> Any:
+    from playdeck.compiler import compile_file
+    from playdeck.compiler.lower import lower
+    from playdeck.runtime.bybit.runner import RunConfig, check_config
+    from playdeck.tui.venue_run import VenueRun
+
+    if args.data_tf is not None or args.gaps is not None:
+        raise UserError("--data-tf and --gaps are for the simulator's replay; the emulator reads --data as "
+                        "`playdeck run` does")
+    if args.data is not None and (args.backend != "emulator" or args.endpoint is not None):
+        raise UserError("--data is for the in-process emulator (--backend emulator without --endpoint); a "
+                        "running venue has its own bars")
+    if args.out is not None and not args.out.strip():
+        raise UserError("--out is empty; give a folder, or omit --out for runs/<play>-<time>/")
+    cfg = RunConfig(args.play, backend=args.backend, data=args.data, endpoint=args.endpoint, journal=args.journal,
+                    out=args.out, key=os.environ.get("PLAYDECK_BYBIT_KEY") or None,
+                    secret=os.environ.get("PLAYDECK_BYBIT_SECRET") or None, i_understand_live=args.i_understand_live)
+    check_config(cfg)
+    plan = lower(compile_file(args.play).ir)
+    return VenueRun(cfg, plan, speed=speed)
 
 
 def parse_speed(text: str) -> float:
@@ -484,14 +528,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="draw the progress bar on stderr (default: when stderr is a terminal)")
     b.set_defaults(run=cmd_backtest)
 
-    o = sub.add_parser("console", help="run a Play in the operator console (a replay of its data on the simulator)")
+    o = sub.add_parser("console", help="run a Play in the operator console: a replay of its data on the simulator, "
+                                       "or trading the emulator, Bybit demo or live")
     o.add_argument("play")
+    o.add_argument("--backend", choices=("sim", "emulator", "demo", "live"), default="sim",
+                   help="sim: a replay on the simulator (default); emulator: the in-process Bybit emulator in "
+                        "lockstep, or a running one with --endpoint; demo, live: as for `playdeck run`")
+    o.add_argument("--endpoint", help="REST URL of a running `playdeck emulator` (or another Bybit host)")
+    o.add_argument("--journal", help="the SQLite journal, as for `playdeck run` (default: <out>/journal.sqlite)")
+    o.add_argument("--out", help="a venue run's folder (default runs/<play>-<time>/)")
+    o.add_argument("--i-understand-live", action="store_true", help="required for --backend live")
     o.add_argument("--data", help="OHLCV CSV or Bybit kline export, as for backtest; 'synthetic' for the bundled set")
     o.add_argument("--data-tf", default=None, help="timeframe of the --data bars (default: read from the timestamps)")
     o.add_argument("--gaps", choices=("error", "fill"), default=None,
                    help="missing bars in the --data file: an error (default) or filled with flat bars")
     o.add_argument("--speed", default="4", help="visible replay speed in bars a second, or 'max' (default 4; "
-                                                 "+ and - change it; the warm-up always runs at full speed)")
+                                                 "+ and - change it; the warm-up always runs at full speed; "
+                                                 "sim and the in-process emulator)")
     o.set_defaults(run=cmd_console)
 
     d = sub.add_parser("data", help="market data: import CSV or fetch Bybit klines into the local cache, list it, "

@@ -41,8 +41,11 @@ class SessionHeader(Static):
         text.append("PnL today ", style=label)
         text.append(signed_money(snap.pnl_today),
                     style=colour(self, "header--gain" if snap.pnl_today >= 0 else "header--loss"))
-        text.append("  replay ", style=label)
-        text.append(speed_text(r.speed))
+        if r.pace == "venue":
+            text.append("  the venue's clock", style=label)  # a running venue: no speed of ours
+        else:
+            text.append(f"  {r.pace} ", style=label)
+            text.append(speed_text(r.speed))
         if r.held and not r.finished:
             text.append(" (held)", style=label)
         return text

@@ -45,7 +45,9 @@ class HealthPane(Static):
         journal = None
         if h.journal_bytes is not None:
             journal = f"{h.journal_bytes / 1e6:.1f} MB" + ("" if h.journal_path is None else f" {h.journal_path}")
-        grid.add_row("journal", self._value(journal))
+        value = self._value(journal)
+        value.overflow = "fold"  # a long path wraps: its end, the file's name, is what tells journals apart
+        grid.add_row("journal", value)
         if h.rate_limits is None:
             grid.add_row("rate limits", self._value(None))
         else:

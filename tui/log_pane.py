@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import RichLog
 
-from playdeck.tui.replay import HISTORY
+from playdeck.tui.driver import HISTORY
 from playdeck.tui.formats import colour
 from playdeck.tui.snapshot import ConsoleSnapshot
 

@@ -75,6 +75,8 @@ class ReplayStatus:
     visible_from: int  # bars before it ran at full speed (warm-up and the quiet start)
     held: bool  # waiting at a hold point (a test's fixed point), bars do not advance
     finished: bool  # the data ended
+    pace: str = "replay"  # replay: the simulator, lockstep: the in-process emulator (both at `speed`);
+    # venue: a running venue's own clock (`speed` means nothing there)
 
 
 @attrs.frozen

@@ -708,7 +708,7 @@ class BybitBackend:
                               retries=rest.retries, journal_path=self.journal_path, journal_bytes=size)
 
     def reconciliation(self, keep: int = 50) -> ReconciliationSnapshot:
-        drift = tuple(DriftEvent(ts, what, str(local), str(exchange), action)
+        drift = tuple(DriftEvent(ts, what, _said(local), _said(exchange), action)
                       for ts, (what, local, exchange, action) in zip(self._drift_ts[-keep:], self.drift[-keep:]))
         r = self.reconciler
         return ReconciliationSnapshot(self.venue_name, last_run_ts=r.last_run_ms, result=r.last_result, runs=r.runs,
@@ -782,3 +782,12 @@ def _end_reason(report: OrderReport, rec: LiveOrder) -> str:
 def _decimals(step: float) -> int:
     text = f"{step:.10f}".rstrip("0")
     return len(text.split(".")[1]) if "." in text else 0
+
+
+def _said(value: Any) -> str:
+    """A side of a drift for a screen: nothing, a value, or a report's fields as `name value`."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {v}" for k, v in value.items())
+    return str(value)

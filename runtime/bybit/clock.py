@@ -22,6 +22,7 @@ class ClockSync:
         self.offset_ms = 0  # server - local
         self.round_trip_ms: int | None = None
         self.measured_at: int | None = None  # local ms of the last measurement
+        self.server_ms: int | None = None  # the venue's own time in its last answer: exact, and already past
 
     def update(self, server_ms: int, sent_ms: int, received_ms: int) -> None:
         """A measurement: the server said `server_ms` to a request sent at `sent_ms` and answered at
@@ -29,6 +30,7 @@ class ClockSync:
         self.round_trip_ms = received_ms - sent_ms
         self.offset_ms = server_ms - (sent_ms + received_ms) // 2
         self.measured_at = received_ms
+        self.server_ms = server_ms
 
     def local_ms(self) -> int:
         """The local clock this one corrects (read it around a measurement)."""

@@ -192,6 +192,14 @@ class Journal:
         state.apply_all(self.events())
         return state
 
+    def session_start_ms(self) -> int:
+        """When the session began, on the venue's clock: the venue's own time in its first answer to
+        the session (the runner keeps it as `started_ms`); every execution of the session is later.
+        A journal without it: its first row less a minute (our estimate of the venue's clock is off
+        by up to half a round trip, tens of ms on a loaded machine)."""
+        started = self.runner("started_ms")
+        return int(started) if started is not None else self.first_recorded_ms() - 60_000
+
     def first_recorded_ms(self) -> int:
         """When the first event was written (the session's start), or now for an empty journal."""
         row = self._db.execute("SELECT MIN(recorded_at) FROM events").fetchone()

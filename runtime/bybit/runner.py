@@ -55,7 +55,8 @@ from playdeck.runtime.strategy.intents import Intent
 from playdeck.runtime.strategy.processor import IntentProcessor, refusal_counts
 from playdeck.runtime.strategy.session import Session
 
-__all__ = ["LiveError", "LiveRun", "RunConfig", "describe_event", "interval_of", "run_play"]
+__all__ = ["LiveError", "LiveRun", "RunConfig", "check_config", "describe_event", "emulator_for", "interval_of",
+           "live_run", "run_play"]
 
 log = logging.getLogger("playdeck.run")
 
@@ -86,6 +87,7 @@ class RunConfig:
     rest_timeout: float = 10.0  # seconds for one REST answer
     rate_limits: bool = True  # off: the in-process emulator without Bybit's limits, and none kept here (benches)
     reconcile_every_s: float = 300.0  # a full reconciliation at least this often (wall clock)
+    keep_events: bool = False  # the TradingState keeps every event (a console's order transitions)
 
 
 def interval_of(tf: str) -> str:
@@ -179,7 +181,7 @@ class LiveRun:
                                     on_events=self._record, id_prefix=prefix)
         self.backend.on_log = self.echo
         self.backend.on_drift = lambda what, local, exchange, action: journal.record_drift(what, local, exchange, action)
-        self.state = TradingState(self.instrument, acc.equity, keep_events=False)
+        self.state = TradingState(self.instrument, acc.equity, keep_events=cfg.keep_events)
         self.processor = IntentProcessor(Executor(self.backend, self.state), self.instrument, id_prefix=prefix)
         self.bars = LiveBars(self.symbol, self.tf)
         self.private = PrivateFeed(self.backend)
@@ -194,6 +196,8 @@ class LiveRun:
         self.journal_path: Path | None = None
         # a test's hand in lockstep: called with each step before the backend answers it
         self.on_step: Callable[[dict[str, Any]], Any] | None = None
+        # a screen's: called with each bar once the run has done its work on it (history bars too)
+        self.on_bar: Callable[[int], None] | None = None
 
     # ------------------------------------------------------------------ journal and log
     def _record(self, events: list[Any]) -> None:
@@ -214,6 +218,8 @@ class LiveRun:
         rest = self.rest
         try:
             await rest.sync_clock()
+            if self.journal.runner("started_ms") is None:  # a restart goes on with its session's start
+                self.journal.set_runner("started_ms", rest.clock.server_ms)
             await rest.instrument(self.symbol)
             await rest.set_leverage(self.symbol, self.plan.play.account.leverage)
         except BybitFailure as failure:
@@ -330,8 +336,8 @@ class LiveRun:
                     b.exec_ids.add(e.exec_id)
         b.position = self.state.position
         b.cash = self.state.cash
-        # executions since the session began are the session's (a minute's margin for the clocks)
-        b.exec_since = self.journal.first_recorded_ms() - 60_000
+        # executions since the session began are the session's
+        b.exec_since = self.journal.session_start_ms()
         b.realized = self.state.realized_pnl
         kept = self.journal.runner("trail")
         if kept is not None and kept.get("order") in b.orders and b.orders[kept["order"]].is_open:
@@ -360,6 +366,8 @@ class LiveRun:
             b.at_close(i, ts, c)
             self.last_bar = i
             b.bar_opened(i + 1, ts + self.tf_ms)
+            if self.on_bar is not None:
+                self.on_bar(i)
             return
         await b.close_bar(i, ts, o, h, l, c, path)
         self.processor.executor.sync()
@@ -373,6 +381,8 @@ class LiveRun:
         self.journal.set_runner("trail", None if trail is None else {"order": b.trail_id, **attrs.asdict(trail)})
         self.last_bar = i
         b.bar_opened(i + 1, ts + self.tf_ms)
+        if self.on_bar is not None:
+            self.on_bar(i)
 
     # ------------------------------------------------------------------ the loops
     async def run_lockstep(self) -> None:
@@ -585,6 +595,14 @@ def _start_failure(failure: BybitFailure, backend: str) -> str:
 # ------------------------------------------------------------------------------ entry point
 def run_play(cfg: RunConfig) -> dict[str, Any]:
     """Run `cfg.play` (see the module docstring); returns the report, after writing the files."""
+    check_config(cfg)
+    plan = lower(compile_file(cfg.play).ir)
+    return asyncio.run(_run(cfg, plan))
+
+
+def check_config(cfg: RunConfig) -> None:
+    """LiveError for a run that must not start: an unknown backend, live without the operator's
+    word, a real venue without keys. Checked before anything is compiled or connected."""
     if cfg.backend not in BACKENDS:
         raise LiveError(f"--backend must be one of {', '.join(BACKENDS)}, was {cfg.backend!r}")
     if cfg.backend == "live" and not cfg.i_understand_live:
@@ -592,8 +610,6 @@ def run_play(cfg: RunConfig) -> dict[str, Any]:
     if cfg.backend != "emulator" and (not cfg.key or not cfg.secret):
         raise LiveError("set PLAYDECK_BYBIT_KEY and PLAYDECK_BYBIT_SECRET to the API key of the "
                         f"{cfg.backend} account")
-    plan = lower(compile_file(cfg.play).ir)
-    return asyncio.run(_run(cfg, plan))
 
 
 async def _run(cfg: RunConfig, plan: ExecutionPlan) -> dict[str, Any]:

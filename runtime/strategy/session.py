@@ -95,8 +95,11 @@ class Session:
         self.log: deque[str] = deque(maxlen=history)
         self._history = history
         self._seen_refusals = 0
-        # Status changes by order id, indexed from the TradingState's events when a screen asks.
+        # Status changes by order id, indexed from the TradingState's events when a screen asks; and
+        # the latest order of each client id, for a live venue, whose order id comes with its answer
+        # (the order's Submitted carries none yet).
         self._transitions: dict[str, list[Transition]] = {}
+        self._by_client: dict[str, list[Transition]] = {}
         self._seen_events = 0
 
     def __len__(self) -> int:
@@ -192,24 +195,40 @@ class Session:
         own = getattr(self.venue, "reconciliation", None)
         return SIMULATOR_RECONCILIATION if own is None else own()
 
-    def transitions(self, order_id: str) -> tuple[Transition, ...]:
-        """Every status change of the order `order_id`, oldest first (in-flight states included).
+    def transitions(self, order_id: str, client_id: str | None = None) -> tuple[Transition, ...]:
+        """Every status change of the order `order_id`, oldest first (in-flight states included);
+        `client_id` finds an order the venue has not named yet (a live create not answered).
 
         Read from the TradingState's events, so it needs one that keeps them
         (`prepare(..., keep_events=True)`); without them it is (). Keyed by the venue's order id,
-        which every event carries, because a refused create frees its client id for a new order.
+        because a refused create frees its client id for a new order; an order's changes are
+        followed by client id from its Submitted on, since a live venue's Submitted has no order
+        id (Bybit names the order in its answer).
         """
         events = self.state.events
         if self._seen_events < len(events):
             ts = self._ts
-            index = self._transitions
+            index, by_client = self._transitions, self._by_client
             for e in events[self._seen_events:]:
-                if e.__class__ is OrderEvent:
-                    index.setdefault(e.order_id, []).append(Transition(
-                        e.bar, int(ts[min(max(e.bar, 0), len(ts) - 1)]), e.old, e.new,
-                        "" if e.ev is None else e.ev.value, e.reason))
+                if e.__class__ is not OrderEvent:
+                    continue
+                changes = None
+                if e.client_id:
+                    if e.old is None:  # Submitted: a new order holds this client id from now on
+                        changes = by_client[e.client_id] = []
+                    else:
+                        changes = by_client.get(e.client_id)
+                if changes is None:
+                    changes = index.setdefault(e.order_id, [])
+                changes.append(Transition(e.bar, int(ts[min(max(e.bar, 0), len(ts) - 1)]), e.old, e.new,
+                                          "" if e.ev is None else e.ev.value, e.reason))
+                if e.order_id:
+                    index[e.order_id] = changes
             self._seen_events = len(events)
-        return tuple(self._transitions.get(order_id, ()))
+        found = self._transitions.get(order_id) if order_id else None
+        if found is None and client_id is not None:
+            found = self._by_client.get(client_id)
+        return tuple(found or ())
 
     def snapshot(self) -> SessionSnapshot:
         st = self.state

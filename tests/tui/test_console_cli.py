@@ -77,3 +77,31 @@ def test_help_lists_the_console(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "console" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["--endpoint", "http://127.0.0.1:1"], "--endpoint is for a venue"),
+    (["--journal", "j.sqlite"], "--journal is for a venue"),
+    (["--i-understand-live"], "--i-understand-live is for --backend live"),
+    (["--backend", "emulator", "--gaps", "fill"], "--data-tf and --gaps are for the simulator's replay"),
+    (["--backend", "emulator", "--endpoint", "http://127.0.0.1:1", "--data", "x.csv"],
+     "--data is for the in-process emulator"),
+    (["--backend", "live"], "--i-understand-live"),
+])
+def test_venue_options_that_do_not_fit_are_one_error_line(capsys, monkeypatch, argv: list[str], said: str) -> None:
+    monkeypatch.delenv("PLAYDECK_BYBIT_KEY", raising=False)
+    assert said in error_of(capsys, "console", str(PLAY), *argv)
+
+
+def test_demo_without_keys_says_which_variables_to_set(capsys, monkeypatch) -> None:
+    monkeypatch.delenv("PLAYDECK_BYBIT_KEY", raising=False)
+    monkeypatch.delenv("PLAYDECK_BYBIT_SECRET", raising=False)
+    assert "PLAYDECK_BYBIT_KEY and PLAYDECK_BYBIT_SECRET" in error_of(capsys, "console", str(PLAY), "--backend", "demo")
+
+
+def test_the_emulator_console_without_a_terminal_says_so_before_connecting(tmp_path: Path) -> None:
+    play = ROOT_DIR / "plays" / "ema_cross.yml"
+    got = imported("console", str(play), "--backend", "emulator", cwd=tmp_path)
+    assert got["code"] == 2
+    assert "textual" not in got["packages"], got["packages"]
+    assert not (tmp_path / "runs").exists()  # nothing started, no run folder claimed
