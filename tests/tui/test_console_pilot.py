@@ -282,7 +282,7 @@ def test_a_replay_that_fails_stops_loudly_and_the_console_stays_up() -> None:
 
 def test_reconciliation_and_health_render_what_a_live_venue_reports() -> None:
     """The simulator has no stream and nothing to reconcile; a live venue's snapshots fill the same
-    panes (drawn here from made-up values: the live backend comes next)."""
+    panes (drawn here from fixed values, every field; test_console_venue.py draws the emulator's)."""
     health = HealthSnapshot("demo", stream="reconnecting", reconnects=3, last_message_age_s=12.5,
                             rate_limits=(EndpointBudget("/v5/order/create", 9, 10), EndpointBudget("/v5/order/cancel", 2, 10)),
                             clock_offset_ms=-35.0, retries=4, journal_path="runs/demo.db", journal_bytes=2_500_000)

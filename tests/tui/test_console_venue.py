@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from console_replay import until
 from live_kit import journal_vs_exchange
 from parity_kit import write_exec_csv
 from paths import ROOT_DIR
@@ -36,7 +35,18 @@ from playdeck.tui.venue_run import VenueRun
 from test_console_pilot import SIZE, paths, text_of
 
 EMA = str(ROOT_DIR / "plays" / "ema_cross.yml")
-POLLS = 3000  # turns of the event loop; a step of the emulator is a few of them
+POLLS = 6000  # looks, 10 ms apart: a minute for what a loaded machine's loopback takes
+
+
+async def until(pilot, condition, what: str = "the condition", polls: int = POLLS) -> None:
+    """Let the app and its run go on until `condition()` holds: the venue answers over loopback,
+    so the wait is in time (bounded), not in turns of the event loop."""
+    for _ in range(polls):
+        if condition():
+            await pilot.pause()  # and let the screen draw what made it true
+            return
+        await pilot.pause(0.01)
+    raise AssertionError(f"never reached: {what}")
 
 
 @pytest.fixture(scope="module")
