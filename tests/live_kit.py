@@ -93,5 +93,43 @@ async def compare(rest: Any, journal_path: Path, inst: Instrument, equity: float
     return problems
 
 
+# A Play that keeps something open at the venue nearly always: a position (a market sell when flat)
+# and, while short, a take-profit limit resting under the close.
+HOLD_AND_QUOTE = """\
+play: hold_and_quote
+description: sell at market when flat; while short, keep a take-profit limit resting under the close.
+market:
+  symbol: BTCUSDT
+  exec: 15m
+account:
+  equity: 10000
+  leverage: 2
+  fees: {maker: 0.0002, taker: 0.00055}
+  slippage_bps: 2
+features:
+  fast: ema(close, 3)
+blocks: |
+  block enter:
+    when flat and fast > 0:
+      market sell qty 0.05
+  block quote:
+    when short and not tp.pending:
+      limit buy qty 0.05 at close - 40 as tp
+"""
+
+
+def by_hand(url: str, link: str, side: str = "Buy") -> None:
+    """A market order of 0.05 BTCUSDT placed on the emulator's default account by someone else
+    (pybit, as a person's script would)."""
+    from pybit.unified_trading import HTTP
+
+    from playdeck.runtime.bybit.emulator import DEFAULT_KEY, DEFAULT_SECRET
+
+    s = HTTP(api_key=DEFAULT_KEY, api_secret=DEFAULT_SECRET, max_retries=1)
+    s.endpoint = url
+    s.client.trust_env = False
+    s.place_order(category="linear", symbol="BTCUSDT", side=side, orderType="Market", qty="0.05", orderLinkId=link)
+
+
 def run_sync(coro: Awaitable[Any]) -> Any:
     return asyncio.run(coro)  # type: ignore[arg-type]

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from live_kit import journal_vs_exchange
+from live_kit import HOLD_AND_QUOTE, by_hand, journal_vs_exchange
 from parity_kit import write_exec_csv
 from paths import ROOT_DIR
 from playdeck.compiler import compile_file
@@ -92,18 +92,6 @@ async def quit_(pilot) -> None:
         await pilot.press("y")
     await until(pilot, lambda: app.replay.report is not None, "the run's report", polls=POLLS)
     await until(pilot, lambda: app.return_code is not None, "the app's exit", polls=POLLS)
-
-
-def by_hand(url: str, link: str, side: str) -> None:
-    """A market order placed on the account by someone else (pybit, as a person's script would)."""
-    from pybit.unified_trading import HTTP
-
-    from playdeck.runtime.bybit.emulator import DEFAULT_KEY, DEFAULT_SECRET
-
-    s = HTTP(api_key=DEFAULT_KEY, api_secret=DEFAULT_SECRET, max_retries=1)
-    s.endpoint = url
-    s.client.trust_env = False
-    s.place_order(category="linear", symbol="BTCUSDT", side=side, orderType="Market", qty="0.05", orderLinkId=link)
 
 
 def test_a_dropped_stream_and_a_trade_by_hand_show_in_health_and_reconciliation(ema: dict[str, Any],
@@ -190,27 +178,6 @@ def test_flatten_and_kill_act_on_the_exchange(ema: dict[str, Any], tmp_path: Pat
     assert app.replay.report is not None
 
 
-SHORT_AND_QUOTE = """\
-play: short_and_quote
-description: sell at market when flat; while short, a take-profit limit rests under the close.
-market:
-  symbol: BTCUSDT
-  exec: 15m
-account:
-  equity: 10000
-  leverage: 2
-  fees: {maker: 0.0002, taker: 0.00055}
-  slippage_bps: 2
-features:
-  fast: ema(close, 3)
-blocks: |
-  block enter:
-    when flat and fast > 0:
-      market sell qty 0.05
-  block quote:
-    when short and not tp.pending:
-      limit buy qty 0.05 at close - 40 as tp
-"""
 KEY, SECRET = "console-key-2b71", "console-secret-9e0c4a"
 
 
@@ -224,8 +191,8 @@ def test_on_a_running_emulator_the_venue_clock_rules_and_commands_wait_for_the_b
     from playdeck.runtime.bybit.emulator import AccountSpec, BackgroundEmulator
     from playdeck.runtime.data.csv_import import import_csv
     from playdeck.runtime.execution.orders import Instrument
-    play = tmp_path / "short_and_quote.yml"
-    play.write_text(SHORT_AND_QUOTE)
+    play = tmp_path / "hold_and_quote.yml"
+    play.write_text(HOLD_AND_QUOTE)
     data = write_exec_csv(EMA, tmp_path / "bars.csv", 120)
     config = make_config(import_csv(str(data), "BTCUSDT", None).bars, start_bar=40,
                          account=AccountSpec(equity=10_000.0, leverage=2.0, maker_fee=0.0002, taker_fee=0.00055,

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from live_kit import drive
+from live_kit import by_hand, drive
 from parity_kit import differences, write_exec_csv
 from paths import ROOT_DIR
 from playdeck.runtime.backtest.run import run_backtest
@@ -242,26 +242,15 @@ def test_an_order_refused_for_balance_is_not_retried_and_says_why(tmp_path: Path
     assert report["rejected_by_reason"] == {"insufficient margin": refused}
 
 
-def _by_hand(url: str, link: str, side: str = "Buy") -> None:
-    from pybit.unified_trading import HTTP
-
-    from playdeck.runtime.bybit.emulator import DEFAULT_KEY, DEFAULT_SECRET
-
-    s = HTTP(api_key=DEFAULT_KEY, api_secret=DEFAULT_SECRET, max_retries=1)
-    s.endpoint = url
-    s.client.trust_env = False
-    s.place_order(category="linear", symbol="BTCUSDT", side=side, orderType="Market", qty="0.05", orderLinkId=link)
-
-
 def test_a_position_traded_by_hand_before_the_start_is_adopted_not_flattened(ema: dict[str, Any],
                                                                             tmp_path: Path) -> None:
-    async def by_hand(emu: Any) -> None:
-        await asyncio.to_thread(_by_hand, emu.url, "by-hand-1")
+    async def trade_first(emu: Any) -> None:
+        await asyncio.to_thread(by_hand, emu.url, "by-hand-1")
         await emu.advance(1)  # it fills before the runner starts
 
     out = tmp_path / "run"
     lines: list[str] = []
-    report, problems = go(drive(EMA, ema["data"], out, before=by_hand, lines=lines))
+    report, problems = go(drive(EMA, ema["data"], out, before=trade_first, lines=lines))
     assert problems == []
     drift = sqlite3.connect(out / "journal.sqlite").execute("SELECT what, local, exchange, action FROM drift").fetchall()
     assert ("position", "0.0", "0.05", "adopted Bybit's position") in drift, drift
@@ -277,7 +266,7 @@ def test_a_trade_by_hand_during_the_run_is_adopted(ema: dict[str, Any], tmp_path
 
     async def hook(run: Any, emu: Any, step: dict[str, Any]) -> None:
         if at_close(bar, step):
-            await asyncio.to_thread(_by_hand, emu.url, "by-hand-2", "Sell")
+            await asyncio.to_thread(by_hand, emu.url, "by-hand-2", "Sell")
 
     out = tmp_path / "run"
     lines: list[str] = []

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from emulator_kit import make_config
-from live_kit import compare
+from live_kit import HOLD_AND_QUOTE, compare
 from parity_kit import write_exec_csv
 from paths import ROOT_DIR
 from playdeck.runtime.bybit.client import BybitRest
@@ -22,27 +22,7 @@ from playdeck.runtime.bybit.emulator import AccountSpec, BackgroundEmulator, Rat
 from playdeck.runtime.data.csv_import import import_csv
 from playdeck.runtime.execution.orders import Instrument
 
-PLAY = """\
-play: hold_and_quote
-description: sell at market when flat; while short, keep a take-profit limit resting under the close.
-market:
-  symbol: BTCUSDT
-  exec: 15m
-account:
-  equity: 10000
-  leverage: 2
-  fees: {maker: 0.0002, taker: 0.00055}
-  slippage_bps: 2
-features:
-  fast: ema(close, 3)
-blocks: |
-  block enter:
-    when flat and fast > 0:
-      market sell qty 0.05
-  block quote:
-    when short and not tp.pending:
-      limit buy qty 0.05 at close - 40 as tp
-"""
+PLAY = HOLD_AND_QUOTE
 KEY, SECRET = "restart-key-7f3a", "restart-secret-c41d9e"
 
 
