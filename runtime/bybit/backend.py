@@ -705,7 +705,8 @@ class BybitBackend:
                 size = None
         return HealthSnapshot(self.venue_name, stream=stream, reconnects=None if h is None else h.reconnects,
                               last_message_age_s=age, rate_limits=budgets, clock_offset_ms=rest.clock.offset_ms,
-                              retries=rest.retries, journal_path=self.journal_path, journal_bytes=size)
+                              retries=rest.retries, journal_path=self.journal_path, journal_bytes=size,
+                              note="" if rest.limiter.kept else "no request limits kept (lockstep: compressed time)")
 
     def reconciliation(self, keep: int = 50) -> ReconciliationSnapshot:
         drift = tuple(DriftEvent(ts, what, _said(local), _said(exchange), action)

@@ -52,12 +52,14 @@ class RateLimiter:
         self._limits = dict(ENDPOINT_LIMITS if limits is None else limits)
         self._windows: dict[str, _Window] = {}
         self._ip = _Window(IP_LIMIT, IP_WINDOW)
+        self.kept = True  # False: no limits of our own (see `unlimited`)
 
     @classmethod
     def unlimited(cls) -> RateLimiter:
         """No window of its own (a venue's 10006 still blocks): for a venue without limits (benches)."""
         limiter = cls({})
         limiter._ip = _Window(sys.maxsize, IP_WINDOW)
+        limiter.kept = False
         return limiter
 
     def _window(self, endpoint: str) -> _Window | None:

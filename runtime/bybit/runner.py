@@ -85,7 +85,10 @@ class RunConfig:
     echo: Callable[[str], None] | None = None  # one line per intent, order change, fill, drift
     push_wait_s: float = 5.0  # lockstep: how long a step's pushes may take before they count as lost
     rest_timeout: float = 10.0  # seconds for one REST answer
-    rate_limits: bool = True  # off: the in-process emulator without Bybit's limits, and none kept here (benches)
+    # Bybit's request limits, kept by the client and (in-process) enforced by the emulator. None: on,
+    # except in lockstep, where a year of bars passes in minutes: limits per real second would
+    # throttle a compressed clock no real run ever sees (two orders a bar, 100 bars a second).
+    rate_limits: bool | None = None
     reconcile_every_s: float = 300.0  # a full reconciliation at least this often (wall clock)
     keep_events: bool = False  # the TradingState keeps every event (a console's order transitions)
 
@@ -660,7 +663,8 @@ async def live_run(cfg: RunConfig, plan: ExecutionPlan, emu: Any | None = None) 
             from playdeck.runtime.bybit.emulator import DEFAULT_KEY, DEFAULT_SECRET  # noqa: PLC0415
             key, secret = DEFAULT_KEY, DEFAULT_SECRET
         cfg = attrs.evolve(cfg, key=key, secret=secret)
-        limiter = None if cfg.rate_limits else RateLimiter.unlimited()
+        limits = cfg.rate_limits if cfg.rate_limits is not None else emu is None
+        limiter = None if limits else RateLimiter.unlimited()
         rest = BybitRest(key=key, secret=secret, endpoint=url, demo=cfg.backend == "demo", timeout=cfg.rest_timeout,
                          limiter=limiter)
         journal.clock = rest.clock.now_ms  # rows carry the venue's time
@@ -702,7 +706,7 @@ async def emulator_for(cfg: RunConfig, plan: ExecutionPlan, **emulator_options: 
                           slippage_bps=acc.slippage_bps, intrabar=acc.intrabar if acc.magnifier is None else "ohlc_path",
                           mmr=acc.mmr, funding=acc.funding)
     keys = {} if not cfg.key or not cfg.secret else {"key": cfg.key, "secret": cfg.secret}
-    if not cfg.rate_limits:
+    if not cfg.rate_limits:  # None: lockstep, see RunConfig
         emulator_options.setdefault("rate_limits", RateLimitSpec(enabled=False))
     config = EmulatorConfig((Market(spec, bars),), account=account, start_bar=0, **keys, **emulator_options)
     return await Emulator(config).start()

@@ -110,7 +110,8 @@ def test_a_dropped_stream_and_a_trade_by_hand_show_in_health_and_reconciliation(
             header = text_of(app.screen.query_one(SessionHeader))
             assert "emulator" in header and "lockstep" in header
             health = text_of(app.screen.query_one(HealthPane))
-            assert "connected (0 reconnects)" in health and "/v5/order/create" in health, health
+            assert "connected (0 reconnects)" in health, health
+            assert "no request limits kept (lockstep: compressed time)" in health
             assert str(out / "journal.sqlite") in "".join(health.split())
             # the run's orders, with the paths Bybit's reports drove them through
             history = paths(app.screen.query_one(FinishedOrders))
@@ -221,6 +222,8 @@ def test_on_a_running_emulator_the_venue_clock_rules_and_commands_wait_for_the_b
                 assert s.position_qty == -0.05, s
                 assert [o.request.tag for o in s.working] == ["tp"]
                 assert s.working[0].path[-1].value == "New"
+                health = text_of(app.screen.query_one(HealthPane))
+                assert "/v5/order/create" in health and "per 1 s" in health, health  # a real clock: limits kept
                 await pilot.press("plus")
                 await pilot.press("r")
                 await until(pilot, lambda: any("reconcile: in sync" in line for line in app.snapshot.session.log),
