@@ -123,9 +123,13 @@ def cmd_console(args: argparse.Namespace) -> int:
     from playdeck.tui.app import ConsoleApp  # textual is imported here, by this command only
 
     ConsoleApp(driver).run()
+    error = getattr(driver, "error", None)
     if driver.session is None:
-        print(f"{driver.plan.play.name}: the run did not start", file=sys.stderr)
+        print(f"error: {driver.plan.play.name} did not start: {error or 'stopped before it connected'}",
+              file=sys.stderr)
         return 1
+    if error is not None:
+        print(f"error: the run stopped: {type(error).__name__}: {error}", file=sys.stderr)
     s = driver.session.snapshot()
     print(f"{driver.plan.play.name}: stopped at bar {s.bar} of {driver.bar_count()} ({s.mode.value}); equity "
           f"{s.equity:,.2f}, {len(s.working)} order{'s' * (len(s.working) != 1)} working")
@@ -165,6 +169,16 @@ def _venue_driver(args: argparse.Namespace, speed: float) -> Any:
                     secret=os.environ.get("PLAYDECK_BYBIT_SECRET") or None, i_understand_live=args.i_understand_live)
     check_config(cfg)
     plan = lower(compile_file(args.play).ir)
+    if cfg.backend == "emulator" and cfg.endpoint is None:
+        # The in-process emulator's data is read again when it starts; its mistakes are said here,
+        # before any screen.
+        from playdeck.runtime.backtest.run import exec_bars
+        from playdeck.runtime.data.sources import load_bars
+
+        market = plan.play.market
+        bars = exec_bars(load_bars(market.symbol, cfg.data, None, None, market.exec_tf, None).bars, market.exec_tf)
+        if len(bars) < 2:
+            raise UserError(f"the data holds {len(bars)} {market.exec_tf} bar(s): the emulator needs two or more")
     return VenueRun(cfg, plan, speed=speed)
 
 

@@ -59,6 +59,7 @@ class VenueRun(SessionDriver):
         self.live: LiveRun | None = None
         self.emu: Any | None = None
         self.report: dict[str, Any] | None = None
+        self.error: BaseException | None = None  # what ended the run, when something did
         self.out_dir: str | None = None
         self.journal_path: str | None = None
 
@@ -98,6 +99,15 @@ class VenueRun(SessionDriver):
         """Start the run (connect, warm up, reconcile), trade until stopped (or, in lockstep, to the
         end of the emulator's data, then serve commands until stopped), then finish it."""
         self._start()
+        try:
+            await self._run_venue()
+        except Exception as e:  # said by the app now, and by the command line after the screen is gone
+            self.error = e
+            raise
+        self._finished = True
+        self._publish(force=True)
+
+    async def _run_venue(self) -> None:
         cfg = self.cfg
         if self.lockstep:
             self.emu = await emulator_for(cfg, self.plan, **self.emulator_options)
@@ -120,8 +130,6 @@ class VenueRun(SessionDriver):
         finally:
             if self.emu is not None:
                 await self.emu.stop()
-        self._finished = True
-        self._publish(force=True)
 
     def _first_visible(self, run: LiveRun) -> int:
         if not self.lockstep:

@@ -105,3 +105,9 @@ def test_the_emulator_console_without_a_terminal_says_so_before_connecting(tmp_p
     assert got["code"] == 2
     assert "textual" not in got["packages"], got["packages"]
     assert not (tmp_path / "runs").exists()  # nothing started, no run folder claimed
+
+
+def test_the_emulator_console_says_what_is_wrong_with_its_data_before_any_screen(capsys, tmp_path: Path) -> None:
+    said = error_of(capsys, "console", str(ROOT_DIR / "plays" / "ema_cross.yml"), "--backend", "emulator",
+                    "--data", str(tmp_path / "nowhere.csv"))
+    assert "nowhere.csv" in said

@@ -238,3 +238,27 @@ def test_on_a_running_emulator_the_venue_clock_rules_and_commands_wait_for_the_b
         problems = asyncio.run(compare(rest, Path(app.replay.journal_path), Instrument("BTCUSDT", 0.1, 0.001, 0.001),
                                        10_000.0))
         assert problems == []
+
+
+def test_a_venue_that_refuses_the_key_is_said_and_the_console_stays_up(tmp_path: Path) -> None:
+    from emulator_kit import make_config
+    from playdeck.runtime.bybit.emulator import BackgroundEmulator
+    from playdeck.runtime.data.csv_import import import_csv
+
+    data = write_exec_csv(EMA, tmp_path / "bars.csv", 60)
+    config = make_config(import_csv(str(data), "BTCUSDT", None).bars, start_bar=40, key=KEY, secret=SECRET)
+    with BackgroundEmulator(config) as bg:
+        cfg = RunConfig(EMA, backend="emulator", endpoint=bg.url, key="not-the-key", secret="nor-the-secret",
+                        out=str(tmp_path / "run"))
+        app = ConsoleApp(VenueRun(cfg, lower(compile_file(EMA).ir)))
+
+        async def go() -> None:
+            async with app.run_test(size=SIZE) as pilot:
+                await until(pilot, lambda: app.replay.error is not None, "the refusal")
+                assert "10003" in str(app.replay.error) and app.replay.session is None
+                await pilot.pause()
+                assert app.return_code is None  # still up: the operator reads why, then quits
+                await pilot.press("q")
+                await until(pilot, lambda: app.return_code is not None, "the app's exit")
+
+        asyncio.run(go())
