@@ -93,6 +93,24 @@ def test_a_burst_of_10006_waits_for_each_reset_in_the_limiter_then_succeeds(bg):
     assert rest.limiter.blocked_for(CREATE, fake.now) == 0.0
 
 
+def test_a_burst_of_creates_on_the_real_clock_is_paced_so_the_venue_refuses_none() -> None:
+    """Bybit counts a request when it arrives, the limiter when it lets it go: with its margin, a
+    burst of 40 concurrent creates goes out at the order endpoint's pace and none meets a 10006."""
+    with start(bars_from([B] * 4), start_bar=0, key=KEY, secret=SECRET, limits=RateLimitSpec(enabled=True)) as venue:
+        rest = rest_on(venue)
+
+        async def burst() -> list[dict[str, Any]]:
+            return await asyncio.gather(*(rest.call("place_order", category="linear", **limit(f"burst-{k}"))
+                                          for k in range(40)))
+
+        began = time.monotonic()
+        answers = asyncio.run(burst())
+        took = time.monotonic() - began
+    assert len({a["orderId"] for a in answers}) == 40
+    assert rest.retries == 0 and rest.sent[CREATE] == 40
+    assert took >= 3.0  # four windows of ten: the pace was kept, not the venue's patience tried
+
+
 def test_a_10006_blocks_its_endpoint_for_every_caller_and_no_other(bg):
     fake = FakeTime()
     rest = rest_on(bg, fake)
