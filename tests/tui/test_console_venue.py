@@ -223,7 +223,7 @@ def test_on_a_running_emulator_the_venue_clock_rules_and_commands_wait_for_the_b
                 assert [o.request.tag for o in s.working] == ["tp"]
                 assert s.working[0].path[-1].value == "New"
                 health = text_of(app.screen.query_one(HealthPane))
-                assert "/v5/order/create" in health and "per 1 s" in health, health  # a real clock: limits kept
+                assert "/v5/order/create" in health and "/10 per" in health, health  # a real clock: limits kept
                 await pilot.press("plus")
                 await pilot.press("r")
                 await until(pilot, lambda: any("reconcile: in sync" in line for line in app.snapshot.session.log),
