@@ -31,7 +31,7 @@ IP_LIMIT, IP_WINDOW = 540, 5.0
 # An endpoint's window is counted here a little longer than Bybit's second: Bybit counts a request when
 # it arrives, we when we let it go, and a request's way there varies (a thread to get, the network): a
 # request let go exactly one second after the first of ten could arrive before that first one's
-# second was over, and be refused (10006). A burst of 40 creates on loopback met 8-11 refusals
+# second was over, and be refused (10006). A burst of 40 creates on loopback met 5-11 refusals
 # without the margin, none with it (tests/runtime/bybit/test_rest_retries.py).
 WINDOW_MARGIN = 0.1
 
