@@ -13,6 +13,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from live_kit import HOLD_AND_QUOTE, by_hand, journal_vs_exchange
@@ -23,6 +24,7 @@ from playdeck.compiler.lower import lower
 from playdeck.runtime.backtest.run import run_backtest
 from playdeck.runtime.bybit.reports import position_report
 from playdeck.runtime.bybit.runner import RunConfig
+from playdeck.runtime.execution.orders import OrderStatus
 from playdeck.runtime.strategy.session import Mode
 from playdeck.tui.app import ConsoleApp
 from playdeck.tui.confirm import ConfirmScreen
@@ -90,7 +92,8 @@ async def quit_(pilot) -> None:
     if app.snapshot.session.working:
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("y")
-    await until(pilot, lambda: app.replay.report is not None, "the run's report", polls=POLLS)
+    if isinstance(app.replay, VenueRun):
+        await until(pilot, lambda: app.replay.report is not None, "the run's report", polls=POLLS)
     await until(pilot, lambda: app.return_code is not None, "the app's exit", polls=POLLS)
 
 
@@ -262,3 +265,40 @@ def test_a_venue_that_refuses_the_key_is_said_and_the_console_stays_up(tmp_path:
                 await until(pilot, lambda: app.return_code is not None, "the app's exit")
 
         asyncio.run(go())
+
+
+def test_the_venue_console_shows_what_the_replay_console_shows(tmp_path: Path) -> None:
+    """The fixed replay of the console's tests, once on the simulator and once through the emulator
+    in lockstep: held at the same bar, the two screens get the same position, protection, working
+    orders with their state paths (an amended stop_loss's PendingAmend among them) and equity."""
+    from console_replay import AMENDED, MINUTES, PLAY, replay_of
+
+    data = tmp_path / "minutes.csv"
+    columns = np.column_stack([np.asarray(MINUTES.ts_open, dtype=np.float64), MINUTES.open, MINUTES.high,
+                               MINUTES.low, MINUTES.close, MINUTES.volume])
+    np.savetxt(data, columns, fmt=["%d"] + ["%.10g"] * 5, delimiter=",",
+               header="timestamp,open,high,low,close,volume", comments="")
+    cfg = RunConfig(str(PLAY), backend="emulator", data=str(data), out=str(tmp_path / "run"), push_wait_s=1.0)
+    seen = []
+    for driver in (replay_of(hold_at=AMENDED), VenueRun(cfg, lower(compile_file(str(PLAY)).ir), speed=math.inf,
+                                                         hold_at=AMENDED)):
+        app = ConsoleApp(driver)
+
+        async def go() -> None:
+            async with app.run_test(size=SIZE) as pilot:
+                await held_at(pilot, AMENDED)
+                seen.append(app.snapshot)
+                await quit_(pilot)
+
+        asyncio.run(go())
+    sim, venue = (s.session for s in seen)
+    assert (seen[0].backend, seen[1].backend) == ("sim", "emulator")
+    assert (venue.position_qty, venue.avg_entry, venue.layers) == (sim.position_qty, sim.avg_entry, sim.layers)
+    assert venue.protection == sim.protection and venue.equity == pytest.approx(sim.equity, abs=1e-6)
+
+    def working(s):
+        return [(o.request.side, o.request.role, o.qty, o.price, o.trigger, o.path) for o in s.working]
+
+    assert working(venue) == working(sim)
+    assert any(o.path[-2:] == (OrderStatus.PENDING_AMEND, OrderStatus.UNTRIGGERED) for o in venue.working)
+    assert len(venue.finished) == len(sim.finished) and len(venue.trades) == len(sim.trades)
