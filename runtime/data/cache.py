@@ -376,8 +376,13 @@ def entries(cache_dir: str | os.PathLike[str] | None = None) -> list[Listed]:
                 entry = symbol_dir / tf
                 if os.path.lexists(entry):
                     found.append(_listed(kind, symbol_dir.name, tf, entry))
-    files = [_listed("file", p.name, "", p) for p in sorted((root / FILES).glob("*")) if _KEY.fullmatch(p.name)]
-    return found + sorted(files, key=lambda e: ((e.meta or {}).get("source", {}).get("file", ""), e.tf))
+    return found + sorted(file_entries(cache_dir), key=lambda e: ((e.meta or {}).get("source", {}).get("file", ""), e.tf))
+
+
+def file_entries(cache_dir: str | os.PathLike[str] | None = None) -> list[Listed]:
+    """The remembered --data files, by key."""
+    root = _root(cache_dir)
+    return [_listed("file", p.name, "", p) for p in sorted((root / FILES).glob("*")) if _KEY.fullmatch(p.name)]
 
 
 def _listed(kind: str, name: str, tf: str, entry: Path) -> Listed:

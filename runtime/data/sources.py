@@ -19,6 +19,7 @@ import hashlib
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import attrs
 
@@ -134,12 +135,22 @@ def _from_file(path: Path, symbol: str, data_tf: str | None, gaps: str, cache_di
             return remembered
     result = import_csv(path, symbol, data_tf, gaps)
     if entry is not None and fp is not None:
-        cache.write_entry(entry, result.bars, {
-            "kind": "data", "file": str(path.absolute()), "size": fp.size, "mtime_ns": fp.mtime_ns,
-            "data_tf": data_tf, "gaps": gaps, "import_version": IMPORT_VERSION,
-            "filled_gaps": result.filled_gaps, "reversed": result.reversed,
-        }, cache_dir)
+        source = {"kind": "data", "file": str(path.absolute()), "size": fp.size, "mtime_ns": fp.mtime_ns,
+                  "data_tf": data_tf, "gaps": gaps, "import_version": IMPORT_VERSION,
+                  "filled_gaps": result.filled_gaps, "reversed": result.reversed}
+        cache.write_entry(entry, result.bars, source, cache_dir)
+        _forget_older_copies(fp.key, source, cache_dir)
     return LoadedBars(result.bars, result.filled_gaps, cached=False)
+
+
+def _forget_older_copies(key: str, source: dict[str, Any], cache_dir: str | None) -> None:
+    """Remove what was remembered of the same file, read with the same options, before it changed:
+    its key can never match again, and each edit of a file would otherwise leave a copy behind."""
+    same = ("file", "data_tf", "gaps")
+    for listed in cache.file_entries(cache_dir):
+        kept = (listed.meta or {}).get("source", {})
+        if listed.name != key and all(kept.get(k) == source[k] for k in same):
+            cache.delete_entry(listed.entry)
 
 
 def _remembered(entry: Path, symbol: str) -> LoadedBars | None:

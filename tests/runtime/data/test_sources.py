@@ -114,6 +114,30 @@ def test_the_key_sees_an_edit_at_either_end_that_keeps_size_and_time(tmp_path, w
     assert (after.size, after.mtime_ns) == (before.size, before.mtime_ns) and after.key != before.key
 
 
+def test_an_edited_file_leaves_one_remembered_copy_and_other_options_keep_theirs(tmp_path, cache_dir):
+    data = write_bars(tmp_path / "bars.csv")
+    other = write_bars(tmp_path / "other.csv")
+    load_bars("BTCUSDT", str(data), None, None, "15m", None)
+    load_bars("BTCUSDT", str(data), None, None, "15m", "fill")  # the same file read another way
+    load_bars("BTCUSDT", str(other), None, None, "15m", None)
+    for n in (2900, 2800):  # two edits: each changes the size, so the file is read again
+        write_bars(data, n)
+        load_bars("BTCUSDT", str(data), None, None, "15m", None)
+
+    def remembered() -> dict[tuple[str, str], list[str]]:
+        found: dict[tuple[str, str], list[str]] = {}
+        for e in cache.file_entries(cache_dir):
+            source = e.meta["source"]
+            found.setdefault((Path(source["file"]).name, source["gaps"]), []).append(e.name)
+        return found
+
+    now = remembered()
+    assert sorted(now) == [("bars.csv", "error"), ("bars.csv", "fill"), ("other.csv", "error")]
+    assert now[("bars.csv", "error")] == [fingerprint(data, None, "error").key]  # the latest, alone
+    assert all(len(keys) == 1 for keys in now.values())
+    assert load_bars("BTCUSDT", str(data), None, None, "15m", None).cached  # and it serves the next run
+
+
 def test_a_damaged_remembered_copy_is_read_again_and_replaced(tmp_path, cache_dir):
     data = write_bars(tmp_path / "bars.csv", n=500)
     load_bars("BTCUSDT", str(data), None, None, "15m")
