@@ -3,7 +3,9 @@ BybitBackend (pybit and websockets on loopback), in lockstep at the console's pa
 stream dropped and a trade made by hand behind the runner's back, the health pane shows the
 reconnect and the reconciliation pane the drift that was repaired; the keys act on the venue (a
 flatten closes the exchange's position); quitting ends the run with its journal equal to the
-exchange and its report written."""
+exchange and its report written. In lockstep the venue console shows what the replay console shows
+at the same bar; on a running emulator (`--endpoint`) the venue's clock rules; a venue that refuses
+the key is said, and the console stays up."""
 from __future__ import annotations
 
 import asyncio
