@@ -26,6 +26,14 @@ def json_snapshot(snapshot):
     return snapshot.use_extension(JsonSnapshot)
 
 
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    """A cache folder of the test's own (PLAYDECK_CACHE), for what the test reads back from it."""
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("PLAYDECK_CACHE", str(folder))
+    return folder
+
+
 @pytest.fixture(autouse=True, scope="session")
 def private_cache(tmp_path_factory):
     """One cache folder for the whole run, never the user's: a backtest remembers its --data file

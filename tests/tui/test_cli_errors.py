@@ -6,6 +6,7 @@ the Play's exec bars or is damaged; and the progress bar, which must end at 100%
 """
 from __future__ import annotations
 
+from csv_kit import walk_csv
 from paths import ROOT_DIR
 
 import json
@@ -15,7 +16,6 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from playdeck.runtime.backtest.run import BacktestError, claim_out_dir, run_backtest
@@ -23,7 +23,6 @@ from playdeck.tui import cli as cli_module
 from playdeck.tui.cli import progress_text
 
 ROOT = ROOT_DIR
-T0 = 1_735_689_600_000  # 2025-01-01T00:00:00Z
 EMA_CROSS = ROOT / "plays" / "ema_cross.yml"
 
 
@@ -45,15 +44,7 @@ def write_bars(path: Path, n: int = 3000, step_ms: int = 60_000, newest_first: b
                skip: range = range(0)) -> Path:
     """A valid generic CSV of `n` bars `step_ms` apart from 2025-01-01, as a random walk; the bars
     numbered in `skip` left out (a gap)."""
-    rng = np.random.default_rng(11)
-    close = np.round(100 * np.exp(np.cumsum(rng.normal(0, 0.002, n))), 1)
-    open_ = np.concatenate([[100.0], close[:-1]])
-    rows = [f"{T0 + k * step_ms},{o},{max(o, c) + 0.1:.1f},{min(o, c) - 0.1:.1f},{c},1.5"
-            for k, (o, c) in enumerate(zip(open_.tolist(), close.tolist())) if k not in skip]
-    if newest_first:
-        rows.reverse()
-    path.write_text("timestamp,open,high,low,close,volume\n" + "\n".join(rows) + "\n")
-    return path
+    return walk_csv(path, n, seed=11, step_ms=step_ms, skip=skip, newest_first=newest_first)
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import numpy as np
 import pytest
 
+from csv_kit import walk_csv
 from paths import ROOT_DIR
 from playdeck.tui.cli import UserError, main, parse_speed
 from test_startup_imports import NEVER, imported
@@ -24,13 +24,7 @@ def error_of(capsys, *argv: str) -> str:
 
 
 def write_minutes(path: Path, n: int) -> Path:
-    rng = np.random.default_rng(5)
-    close = np.round(60_000 * np.exp(np.cumsum(rng.normal(0, 0.002, n))), 1)
-    open_ = np.concatenate([[60_000.0], close[:-1]])
-    rows = [f"{1_735_689_600_000 + k * 60_000},{o},{max(o, c) + 1:.1f},{min(o, c) - 1:.1f},{c},1.5"
-            for k, (o, c) in enumerate(zip(open_.tolist(), close.tolist()))]
-    path.write_text("timestamp,open,high,low,close,volume\n" + "\n".join(rows) + "\n")
-    return path
+    return walk_csv(path, n, seed=5, price=60_000.0)
 
 
 @pytest.mark.parametrize("text, speed", [("4", 4.0), ("0.5", 0.5), ("max", math.inf), (" MAX ", math.inf)])

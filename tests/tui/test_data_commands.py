@@ -5,31 +5,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
+from csv_kit import walk_csv
 from paths import ROOT_DIR
 from playdeck.tui.cli import main
 
-T0 = 1_735_689_600_000  # 2025-01-01T00:00:00Z
 EMA_CROSS = ROOT_DIR / "plays" / "ema_cross.yml"
 
 
 def write_bars(path: Path, n: int, step_ms: int = 60_000) -> Path:
-    rng = np.random.default_rng(3)
-    close = np.round(100 * np.exp(np.cumsum(rng.normal(0, 0.002, n))), 1)
-    open_ = np.concatenate([[100.0], close[:-1]])
-    rows = [f"{T0 + k * step_ms},{o},{max(o, c) + 0.1:.1f},{min(o, c) - 0.1:.1f},{c},1.5"
-            for k, (o, c) in enumerate(zip(open_.tolist(), close.tolist()))]
-    path.write_text("timestamp,open,high,low,close,volume\n" + "\n".join(rows) + "\n")
-    return path
-
-
-@pytest.fixture
-def cache_dir(tmp_path, monkeypatch) -> Path:
-    folder = tmp_path / "cache"
-    monkeypatch.setenv("PLAYDECK_CACHE", str(folder))
-    return folder
+    return walk_csv(path, n, seed=3, step_ms=step_ms)
 
 
 def run(capsys, *args: str) -> tuple[int, str, str]:

@@ -33,13 +33,6 @@ def emu():
     bg.stop()
 
 
-@pytest.fixture
-def cache_dir(tmp_path, monkeypatch) -> Path:
-    folder = tmp_path / "cache"
-    monkeypatch.setenv("PLAYDECK_CACHE", str(folder))
-    return folder
-
-
 def run(capsys, *args: str) -> tuple[int, str, str]:
     code = main(list(args))
     captured = capsys.readouterr()

@@ -4,6 +4,7 @@ needs no numpy, and `--help` needs nothing but argparse. Checked in a fresh inte
 by the packages in `sys.modules` after `main` returns."""
 from __future__ import annotations
 
+from csv_kit import walk_csv
 from paths import ROOT_DIR
 
 import json
@@ -11,7 +12,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 PLAY = ROOT_DIR / "plays" / "ema_cross.yml"
@@ -43,15 +43,7 @@ def imported(*argv: str, cwd: Path) -> dict:
 @pytest.fixture(scope="module")
 def tiny_csv(tmp_path_factory) -> Path:
     """3000 one-minute bars: 200 exec bars for the 15m ema_cross Play."""
-    n = 3000
-    rng = np.random.default_rng(3)
-    close = np.round(60_000 * np.exp(np.cumsum(rng.normal(0, 0.002, n))), 1)
-    open_ = np.concatenate([[60_000.0], close[:-1]])
-    rows = [f"{1_735_689_600_000 + k * 60_000},{o},{max(o, c) + 1:.1f},{min(o, c) - 1:.1f},{c},1.5"
-            for k, (o, c) in enumerate(zip(open_.tolist(), close.tolist()))]
-    path = tmp_path_factory.mktemp("data") / "tiny.csv"
-    path.write_text("timestamp,open,high,low,close,volume\n" + "\n".join(rows) + "\n")
-    return path
+    return walk_csv(tmp_path_factory.mktemp("data") / "tiny.csv", 3000, seed=3, price=60_000.0)
 
 
 def test_backtest_imports_no_console_exchange_client_or_pandas(tiny_csv: Path, tmp_path: Path):

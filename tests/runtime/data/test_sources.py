@@ -9,33 +9,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from csv_kit import walk_csv
 from paths import ROOT_DIR
 from playdeck.runtime.data import cache, sources
 from playdeck.runtime.data.sources import SourceError, fingerprint, load_bars
 from playdeck.tui.cli import main
 
-T0 = 1_735_689_600_000  # 2025-01-01T00:00:00Z
-MIN = 60_000
 EMA_CROSS = ROOT_DIR / "plays" / "ema_cross.yml"
 ARTIFACTS = ("fills.csv", "orders.csv", "trades.csv", "rejections.csv", "equity.csv", "equity.svg")
 
 
 def write_bars(path: Path, n: int = 3000, skip: range = range(0)) -> Path:
     """A random walk of n 1m bars from 2025-01-01 (the bars numbered in `skip` left out)."""
-    rng = np.random.default_rng(5)
-    close = np.round(100 * np.exp(np.cumsum(rng.normal(0, 0.002, n))), 1)
-    open_ = np.concatenate([[100.0], close[:-1]])
-    rows = [f"{T0 + k * MIN},{o},{max(o, c) + 0.1:.1f},{min(o, c) - 0.1:.1f},{c},1.5"
-            for k, (o, c) in enumerate(zip(open_.tolist(), close.tolist())) if k not in skip]
-    path.write_text("timestamp,open,high,low,close,volume\n" + "\n".join(rows) + "\n")
-    return path
-
-
-@pytest.fixture
-def cache_dir(tmp_path, monkeypatch) -> Path:
-    folder = tmp_path / "cache"
-    monkeypatch.setenv("PLAYDECK_CACHE", str(folder))
-    return folder
+    return walk_csv(path, n, seed=5, skip=skip)
 
 
 def backtest(capsys, out: Path, *args: str) -> tuple[str, dict]:
