@@ -7,13 +7,17 @@ websockets to it; a test only injects what goes wrong, through the emulator's ow
 from __future__ import annotations
 
 import asyncio
+import csv
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from parity_kit import write_exec_csv
+from paths import ROOT_DIR
 from playdeck.compiler import compile_file
 from playdeck.compiler.lower import lower
+from playdeck.runtime.backtest.run import run_backtest
 from playdeck.runtime.bybit.journal import Journal
 from playdeck.runtime.bybit.reports import order_report, position_report
 from playdeck.runtime.bybit.runner import LiveRun, RunConfig, emulator_for, live_run
@@ -129,6 +133,20 @@ def by_hand(url: str, link: str, side: str = "Buy") -> None:
     s.endpoint = url
     s.client.trust_env = False
     s.place_order(category="linear", symbol="BTCUSDT", side=side, orderType="Market", qty="0.05", orderLinkId=link)
+
+
+EMA = str(ROOT_DIR / "plays" / "ema_cross.yml")
+
+
+def ema_case(root: Path, bars: int = 240) -> dict[str, Any]:
+    """ema_cross on `bars` exec bars written to `root`: the data, its backtest, and the bars whose
+    close sends an order (the bar before a fill), where a test injects its fault."""
+    data = write_exec_csv(EMA, root / "bars.csv", bars)
+    bt = root / "backtest"
+    run_backtest(EMA, data=str(data), out=str(bt))
+    with (bt / "fills.csv").open() as fh:
+        fill_bars = sorted({int(r["bar"]) for r in csv.DictReader(fh)})
+    return {"data": data, "bt": bt, "send_bars": [b - 1 for b in fill_bars]}
 
 
 def run_sync(coro: Awaitable[Any]) -> Any:

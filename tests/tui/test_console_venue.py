@@ -9,7 +9,6 @@ the key is said, and the console stays up."""
 from __future__ import annotations
 
 import asyncio
-import csv
 import math
 import sqlite3
 from pathlib import Path
@@ -18,12 +17,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from live_kit import HOLD_AND_QUOTE, by_hand, journal_vs_exchange
+from live_kit import EMA, HOLD_AND_QUOTE, by_hand, ema_case, journal_vs_exchange
 from parity_kit import write_exec_csv
-from paths import ROOT_DIR
 from playdeck.compiler import compile_file
 from playdeck.compiler.lower import lower
-from playdeck.runtime.backtest.run import run_backtest
 from playdeck.runtime.bybit.reports import position_report
 from playdeck.runtime.bybit.runner import RunConfig
 from playdeck.runtime.execution.orders import OrderStatus
@@ -38,7 +35,6 @@ from playdeck.tui.reconciliation import ReconciliationPane
 from playdeck.tui.venue_run import VenueRun
 from test_console_pilot import SIZE, paths, text_of
 
-EMA = str(ROOT_DIR / "plays" / "ema_cross.yml")
 POLLS = 6000  # looks, 10 ms apart: a minute for what a loaded machine's loopback takes
 
 
@@ -55,14 +51,7 @@ async def until(pilot, condition, what: str = "the condition", polls: int = POLL
 
 @pytest.fixture(scope="module")
 def ema(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """ema_cross on 240 bars, and the bars whose close sends an order (the bar before a fill)."""
-    root = tmp_path_factory.mktemp("ema")
-    data = write_exec_csv(EMA, root / "bars.csv", 240)
-    bt = root / "backtest"
-    run_backtest(EMA, data=str(data), out=str(bt))
-    with (bt / "fills.csv").open() as fh:
-        fill_bars = sorted({int(r["bar"]) for r in csv.DictReader(fh)})
-    return {"data": data, "send_bars": [b - 1 for b in fill_bars]}
+    return ema_case(tmp_path_factory.mktemp("ema"))
 
 
 def venue_console(data: Path, out: Path, hold_at: int) -> ConsoleApp:

@@ -13,24 +13,12 @@ from typing import Any
 
 import pytest
 
-from live_kit import by_hand, drive
+from live_kit import EMA, by_hand, drive, ema_case
 from parity_kit import differences, write_exec_csv
-from paths import ROOT_DIR
-from playdeck.runtime.backtest.run import run_backtest
-
-EMA = str(ROOT_DIR / "plays" / "ema_cross.yml")
-
 
 @pytest.fixture(scope="module")
 def ema(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """ema_cross data, its backtest, and the bars whose close sends an order (the bar before a fill)."""
-    root = tmp_path_factory.mktemp("ema")
-    data = write_exec_csv(EMA, root / "bars.csv", 240)
-    bt = root / "backtest"
-    run_backtest(EMA, data=str(data), out=str(bt))
-    with (bt / "fills.csv").open() as fh:
-        fill_bars = sorted({int(r["bar"]) for r in csv.DictReader(fh)})
-    return {"data": data, "bt": bt, "send_bars": [b - 1 for b in fill_bars]}
+    return ema_case(tmp_path_factory.mktemp("ema"))
 
 
 def at_close(bar: int, step: dict[str, Any]) -> bool:
