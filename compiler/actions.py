@@ -7,7 +7,7 @@ from playdeck.dsl import syntax as s
 from playdeck.dsl.diagnostics import shorten
 from playdeck.dsl.fmt import format_expr, number_text
 from playdeck.dsl.limits import MAX_BARS
-from playdeck.dsl.vocabulary import DEFAULT_TIME_IN_FORCE, PROTECTION_KINDS, SIDES, TIF_WORDS, TIME_IN_FORCE
+from playdeck.dsl.vocabulary import DEFAULT_TIME_IN_FORCE, PROTECTION_KINDS, TIF_WORDS, TIME_IN_FORCE
 
 from . import ir
 from .builtins import FUNCTIONS, KEYWORDS, RESERVED

@@ -6,7 +6,6 @@ from paths import ROOT_DIR
 
 import enum
 import textwrap
-from pathlib import Path
 
 import attrs
 import lark

@@ -9,7 +9,6 @@ from __future__ import annotations
 from paths import ROOT_DIR
 
 import json
-from pathlib import Path
 
 import pytest
 

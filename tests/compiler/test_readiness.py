@@ -11,7 +11,6 @@ from paths import ROOT_DIR
 
 import asyncio
 import textwrap
-from pathlib import Path
 
 import attrs
 import numpy as np

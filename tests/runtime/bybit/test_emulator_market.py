@@ -125,7 +125,7 @@ def test_an_interval_finer_than_the_data_is_10001():
 
 def test_an_unknown_symbol_is_10001_and_the_emulator_keeps_serving(api):
     with pytest.raises(InvalidRequestError) as e:
-        rows_of_symbol = api.get_kline(category="linear", symbol="DOGEUSDT", interval="1")  # noqa: F841
+        api.get_kline(category="linear", symbol="DOGEUSDT", interval="1")
     assert (e.value.status_code, e.value.message) == (10001, "params error: symbol invalid")
     assert len(rows_of(api, interval="1", limit=2)) == 2
 
