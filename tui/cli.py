@@ -153,7 +153,7 @@ def _replay_driver(args: argparse.Namespace, speed: float) -> Any:
 def _venue_driver(args: argparse.Namespace, speed: float) -> Any:
     from playdeck.compiler import compile_file
     from playdeck.compiler.lower import lower
-    from playdeck.runtime.bybit.runner import RunConfig, check_config
+    from playdeck.runtime.bybit.runner import RunConfig, check_config, emulator_bars
     from playdeck.tui.venue_run import VenueRun
 
     if args.data_tf is not None or args.gaps is not None:
@@ -169,17 +169,9 @@ def _venue_driver(args: argparse.Namespace, speed: float) -> Any:
                     secret=os.environ.get("PLAYDECK_BYBIT_SECRET") or None, i_understand_live=args.i_understand_live)
     check_config(cfg)
     plan = lower(compile_file(args.play).ir)
-    if cfg.backend == "emulator" and cfg.endpoint is None:
-        # The in-process emulator's data is read again when it starts; its mistakes are said here,
-        # before any screen.
-        from playdeck.runtime.backtest.run import exec_bars
-        from playdeck.runtime.data.sources import load_bars
-
-        market = plan.play.market
-        bars = exec_bars(load_bars(market.symbol, cfg.data, None, None, market.exec_tf, None).bars, market.exec_tf)
-        if len(bars) < 2:
-            raise UserError(f"the data holds {len(bars)} {market.exec_tf} bar(s): the emulator needs two or more")
-    return VenueRun(cfg, plan, speed=speed)
+    # The in-process emulator's data is read here: its mistakes are said before any screen.
+    bars = emulator_bars(cfg, plan) if cfg.backend == "emulator" and cfg.endpoint is None else None
+    return VenueRun(cfg, plan, speed=speed, bars=bars)
 
 
 def parse_speed(text: str) -> float:

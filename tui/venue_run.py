@@ -23,10 +23,8 @@ import attrs
 import numpy as np
 
 from playdeck.compiler.lower import ExecutionPlan
-from playdeck.runtime.backtest.run import BacktestError, exec_bars
-from playdeck.runtime.bybit.runner import LiveError, LiveRun, RunConfig, emulator_for, live_run
-from playdeck.runtime.data.bars import tf_ms
-from playdeck.runtime.data.sources import load_bars
+from playdeck.runtime.bybit.runner import LiveRun, RunConfig, emulator_bars, emulator_for, live_run
+from playdeck.runtime.data.bars import Bars, tf_ms
 from playdeck.tui.driver import DEFAULT_SPEED, LEAD, Command, OperatorCommand, SessionDriver, feature_series
 from playdeck.tui.replay import first_order_bar
 from playdeck.tui.snapshot import ConsoleSnapshot, price_scale_features
@@ -42,16 +40,18 @@ _NOT_LOGGED = re.compile(r"^bar -?\d+: (intent|order) ")
 class VenueRun(SessionDriver):
     def __init__(self, cfg: RunConfig, plan: ExecutionPlan, *, speed: float = DEFAULT_SPEED,
                  hold_at: int | None = None, visible_from: int | None = None,
-                 publish: Callable[[ConsoleSnapshot], None] | None = None,
+                 publish: Callable[[ConsoleSnapshot], None] | None = None, bars: Bars | None = None,
                  emulator_options: dict[str, Any] | None = None) -> None:
         """`cfg` as for `playdeck run` (its `echo` is the console's log; events are kept for the
         order transitions). `visible_from` (lockstep only): the first bar shown at `speed`, default
-        LEAD bars before the Play's first order on the emulator's data; `hold_at` as for a replay."""
+        LEAD bars before the Play's first order on the emulator's data; `hold_at` as for a replay.
+        `bars` (lockstep only): the emulator's exec bars when the caller has read them already."""
         super().__init__(plan, speed=speed, hold_at=hold_at, backend=cfg.backend, publish=publish)
         self.lockstep = cfg.backend == "emulator" and cfg.endpoint is None
         self.pace = "lockstep" if self.lockstep else "venue"
         self.cfg = attrs.evolve(cfg, echo=self._echo, keep_events=True)
         self.emulator_options = emulator_options or {}
+        self._bars = bars
         self._visible_from = visible_from
         self._early_lines: list[str] = []
         self._features_for = -1
@@ -110,7 +110,9 @@ class VenueRun(SessionDriver):
     async def _run_venue(self) -> None:
         cfg = self.cfg
         if self.lockstep:
-            self.emu = await emulator_for(cfg, self.plan, **self.emulator_options)
+            if self._bars is None:
+                self._bars = emulator_bars(cfg, self.plan)
+            self.emu = await emulator_for(cfg, self.plan, self._bars, **self.emulator_options)
         try:
             async with live_run(cfg, self.plan, self.emu) as run:
                 self.live = run
@@ -136,13 +138,7 @@ class VenueRun(SessionDriver):
             return run.session.trade_from  # the bars before are history, read at once
         if self._visible_from is not None:
             return self._visible_from
-        play = self.plan.play.market
-        try:
-            loaded = load_bars(play.symbol, self.cfg.data, None, self.cfg.cache_dir, play.exec_tf, None)
-        except BacktestError as exc:
-            raise LiveError(str(exc)) from None
-        bars = exec_bars(loaded.bars, play.exec_tf)
-        first = first_order_bar(self.plan, bars)
+        first = first_order_bar(self.plan, self._bars)
         return max(0, (first if first is not None else run.engine.ready_bar) - LEAD)
 
     async def _run_lockstep(self, run: LiveRun) -> None:

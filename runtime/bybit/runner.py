@@ -44,7 +44,7 @@ from playdeck.runtime.bybit.journal import Journal
 from playdeck.runtime.bybit.live_bars import LiveBars
 from playdeck.runtime.bybit.limiter import RateLimiter
 from playdeck.runtime.bybit.stream import ResilientStream
-from playdeck.runtime.data.bars import tf_minutes, tf_ms
+from playdeck.runtime.data.bars import Bars, tf_minutes, tf_ms
 from playdeck.runtime.data.feeds import FeedStore
 from playdeck.runtime.data.sources import load_bars
 from playdeck.runtime.execution.executor import Executor
@@ -55,8 +55,8 @@ from playdeck.runtime.strategy.intents import Intent
 from playdeck.runtime.strategy.processor import IntentProcessor, refusal_counts
 from playdeck.runtime.strategy.session import Session
 
-__all__ = ["LiveError", "LiveRun", "RunConfig", "check_config", "describe_event", "emulator_for", "interval_of",
-           "live_run", "run_play"]
+__all__ = ["LiveError", "LiveRun", "RunConfig", "check_config", "describe_event", "emulator_bars", "emulator_for",
+           "interval_of", "live_run", "run_play"]
 
 log = logging.getLogger("playdeck.run")
 
@@ -679,10 +679,25 @@ async def live_run(cfg: RunConfig, plan: ExecutionPlan, emu: Any | None = None) 
         journal.close()
 
 
-async def emulator_for(cfg: RunConfig, plan: ExecutionPlan, **emulator_options: Any) -> Any:
+def emulator_bars(cfg: RunConfig, plan: ExecutionPlan) -> Bars:
+    """The exec bars the in-process emulator serves: `cfg.data` (or the bundled set) at the Play's
+    exec timeframe; LiveError when there are none to serve."""
+    market = plan.play.market
+    try:
+        loaded = load_bars(market.symbol, cfg.data, None, cfg.cache_dir, market.exec_tf, None)
+        bars = exec_bars(loaded.bars, market.exec_tf)
+    except BacktestError as exc:
+        raise LiveError(str(exc)) from None
+    if len(bars) < 2:
+        raise LiveError(f"the data holds {len(bars)} {market.exec_tf} bar(s): the emulator needs two or more")
+    return bars
+
+
+async def emulator_for(cfg: RunConfig, plan: ExecutionPlan, bars: Bars | None = None, **emulator_options: Any) -> Any:
     """The in-process emulator of `--backend emulator` without `--endpoint`: the Play's data (or the
     bundled set) at its exec timeframe, from bar 0, its instrument and account, started; it takes the
     run's keys when it has them (PLAYDECK_BYBIT_KEY / _SECRET), else the emulator's defaults.
+    `bars`: those exec bars when the caller has read them already (`emulator_bars`).
     `emulator_options`: more of EmulatorConfig (tests: how long a lost reply is held)."""
     from playdeck.runtime.bybit.emulator import (  # noqa: PLC0415 (only this mode serves one)
         AccountSpec,
@@ -694,13 +709,8 @@ async def emulator_for(cfg: RunConfig, plan: ExecutionPlan, **emulator_options: 
     )
     play = plan.play
     acc = play.account
-    try:
-        loaded = load_bars(play.market.symbol, cfg.data, None, cfg.cache_dir, play.market.exec_tf, None)
-        bars = exec_bars(loaded.bars, play.market.exec_tf)
-    except BacktestError as exc:
-        raise LiveError(str(exc)) from None
-    if len(bars) < 2:
-        raise LiveError(f"the data holds {len(bars)} {play.market.exec_tf} bar(s): the emulator needs two or more")
+    if bars is None:
+        bars = emulator_bars(cfg, plan)
     spec = InstrumentSpec(play.market.symbol, tick=acc.tick, qty_step=acc.qty_step, min_qty=acc.min_qty)
     account = AccountSpec(equity=acc.equity, leverage=acc.leverage, maker_fee=acc.maker_fee, taker_fee=acc.taker_fee,
                           slippage_bps=acc.slippage_bps, intrabar=acc.intrabar if acc.magnifier is None else "ohlc_path",
