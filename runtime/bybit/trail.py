@@ -18,7 +18,7 @@ import math
 import attrs
 
 from playdeck.runtime.execution.orders import Instrument
-from playdeck.runtime.sim.protection import trail_level
+from playdeck.runtime.sim.protection import trail_level, trail_step
 
 __all__ = ["TrailPlan"]
 
@@ -61,13 +61,8 @@ class TrailPlan:
 
     def ratchet(self, bar: int, h: float, l: float, c: float, inst: Instrument) -> float | None:
         """At the close of `bar`: the tighter trigger, or None when it does not move."""
-        if self.long:
-            self.extreme = max(self.extreme, h if bar > self.bar else c)
-        else:
-            self.extreme = min(self.extreme, l if bar > self.bar else c)
-        level = inst.round_price(trail_level(self.extreme, self.long, self.distance, self.pct))
-        tighter = level > self.level if self.long else level < self.level
-        if not tighter:
-            return None
-        self.level = level
-        return level
+        self.extreme, tighter = trail_step(self.long, self.extreme, self.bar, bar, h, l, c, self.distance, self.pct,
+                                           self.level, inst)
+        if tighter is not None:
+            self.level = tighter
+        return tighter

@@ -27,7 +27,7 @@ from playdeck.runtime.execution.orders import (
 if TYPE_CHECKING:
     from playdeck.runtime.sim.book import SimOrder
 
-__all__ = ["ProtectionDesk", "protection_request", "ratchet_trail", "trail_level", "wrong_side"]
+__all__ = ["ProtectionDesk", "protection_request", "ratchet_trail", "trail_level", "trail_step", "wrong_side"]
 
 _ROLE = {"stop_loss": OrderRole.STOP_LOSS, "take_profit": OrderRole.TAKE_PROFIT, "trail": OrderRole.TRAIL}
 
@@ -62,13 +62,23 @@ def ratchet_trail(rec: SimOrder, bar: int, h: float, l: float, c: float, instrum
     (an attached trail, set mid-bar) the exchange has kept `trail_extreme` up to date with the
     path's prices after the set point, and the close is the last of them.
     """
-    if rec.side is Side.SELL:  # protects a long
-        rec.trail_extreme = max(rec.trail_extreme, h if bar > rec.trail_bar else c)
-        level = instrument.round_price(trail_level(rec.trail_extreme, True, rec.trail_distance, rec.trail_pct))
-        return level if level > rec.level else None
-    rec.trail_extreme = min(rec.trail_extreme, l if bar > rec.trail_bar else c)
-    level = instrument.round_price(trail_level(rec.trail_extreme, False, rec.trail_distance, rec.trail_pct))
-    return level if level < rec.level else None
+    rec.trail_extreme, tighter = trail_step(rec.side is Side.SELL, rec.trail_extreme, rec.trail_bar, bar, h, l, c,
+                                            rec.trail_distance, rec.trail_pct, rec.level, instrument)
+    return tighter
+
+
+def trail_step(long: bool, extreme: float, set_bar: int, bar: int, h: float, l: float, c: float, distance: float,
+               pct: float, level: float, instrument: Instrument) -> tuple[float, float | None]:
+    """A trail at the close of `bar`: its new best price, and its tighter trigger (None when it does
+    not move past `level`). Highs (lows, for one protecting a short) count from the bar after it was
+    set in `set_bar`; in that bar the close is the last of the prices it has seen. The simulator's
+    trail and the one the Bybit backend keeps itself both move by this."""
+    if long:
+        extreme = max(extreme, h if bar > set_bar else c)
+    else:
+        extreme = min(extreme, l if bar > set_bar else c)
+    new = instrument.round_price(trail_level(extreme, long, distance, pct))
+    return extreme, (new if (new > level if long else new < level) else None)
 
 
 def trail_level(extreme: float, long: bool, distance: float, pct: float) -> float:
