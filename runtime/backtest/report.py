@@ -7,19 +7,18 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
 
 from playdeck.runtime.backtest.numtext import num
 from playdeck.runtime.data.bars import Bars, tf_minutes
+from playdeck.runtime.data.csv_import import format_ts
 from playdeck.runtime.execution.orders import Fill, Instrument
 from playdeck.runtime.execution.trading_state import Trade, TradingState
 
 
-def iso(ts_ms: int) -> str:
-    return datetime.fromtimestamp(ts_ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+iso = format_ts  # the one UTC ISO 8601 form of a time, for the report and the files
 
 
 def equity_curve(bars: Bars, snapshots, initial: float, start: int, end: int) -> tuple[np.ndarray, np.ndarray]:

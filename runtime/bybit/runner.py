@@ -35,7 +35,7 @@ import numpy as np
 from playdeck.compiler import compile_file
 from playdeck.compiler.lower import ExecutionPlan, lower
 from playdeck.runtime.backtest.artifacts import order_rows, write_artifacts
-from playdeck.runtime.backtest.report import equity_curve, metrics, open_position, run_trades, status_counts
+from playdeck.runtime.backtest.report import equity_curve, iso, metrics, open_position, run_trades, status_counts
 from playdeck.runtime.backtest.run import BacktestError, claim_out_dir, exec_bars, protection_refused
 from playdeck.runtime.bybit.backend import BybitBackend
 from playdeck.runtime.bybit.client import BybitRest
@@ -97,10 +97,6 @@ def interval_of(tf: str) -> str:
     """Bybit's kline interval for a timeframe ("15m" -> "15", "4h" -> "240", "1d" -> "D")."""
     minutes = tf_minutes(tf)
     return "D" if minutes == 1440 else str(minutes)
-
-
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class PrivateFeed:
@@ -452,7 +448,7 @@ class LiveRun:
         for r in await self._klines(ts, ts):
             if r[0] == ts:
                 return self.bars.add(*r)
-        raise LiveError(f"bar {bar} ({_iso(ts)}) closed at the venue but neither its stream nor its kline "
+        raise LiveError(f"bar {bar} ({iso(ts)}) closed at the venue but neither its stream nor its kline "
                         "endpoint has it")
 
     async def run_streaming(self) -> None:
@@ -546,8 +542,8 @@ class LiveRun:
         report = {
             "play": play.name, "symbol": play.market.symbol, "exec": self.tf,
             "backend": self.cfg.backend,
-            "data": {"label": f"bybit {self.cfg.backend}", "bars": end - start, "from": _iso(int(ts[start])),
-                     "to": _iso(int(ts[last]))},
+            "data": {"label": f"bybit {self.cfg.backend}", "bars": end - start, "from": iso(int(ts[start])),
+                     "to": iso(int(ts[last]))},
             "ready_bar": self.engine.ready_bar if self.engine is not None else None,
             "metrics": m,
             "open_position": open_position(state, last_close),
