@@ -40,11 +40,12 @@ from playdeck.runtime.backtest.run import BacktestError, claim_out_dir, exec_bar
 from playdeck.runtime.bybit.backend import BybitBackend
 from playdeck.runtime.bybit.client import BybitRest
 from playdeck.runtime.bybit.errors import BybitFailure
+from playdeck.runtime.bybit.history import bybit_interval
 from playdeck.runtime.bybit.journal import Journal
 from playdeck.runtime.bybit.live_bars import LiveBars
 from playdeck.runtime.bybit.limiter import RateLimiter
 from playdeck.runtime.bybit.stream import ResilientStream
-from playdeck.runtime.data.bars import Bars, tf_minutes, tf_ms
+from playdeck.runtime.data.bars import Bars, tf_ms
 from playdeck.runtime.data.feeds import FeedStore
 from playdeck.runtime.data.sources import load_bars
 from playdeck.runtime.execution.executor import Executor
@@ -56,7 +57,7 @@ from playdeck.runtime.strategy.processor import IntentProcessor, refusal_counts
 from playdeck.runtime.strategy.session import Session
 
 __all__ = ["LiveError", "LiveRun", "RunConfig", "check_config", "describe_event", "emulator_bars", "emulator_for",
-           "interval_of", "live_run", "run_play"]
+           "live_run", "run_play"]
 
 log = logging.getLogger("playdeck.run")
 
@@ -91,12 +92,6 @@ class RunConfig:
     rate_limits: bool | None = None
     reconcile_every_s: float = 300.0  # a full reconciliation at least this often (wall clock)
     keep_events: bool = False  # the TradingState keeps every event (a console's order transitions)
-
-
-def interval_of(tf: str) -> str:
-    """Bybit's kline interval for a timeframe ("15m" -> "15", "4h" -> "240", "1d" -> "D")."""
-    minutes = tf_minutes(tf)
-    return "D" if minutes == 1440 else str(minutes)
 
 
 class PrivateFeed:
@@ -230,7 +225,7 @@ class LiveRun:
             ResilientStream(self.private_url, PRIVATE_TOPICS, key=self.cfg.key, secret=self.cfg.secret,
                             clock=rest.clock, resync=rest.sync_clock, on_message=self.private.on_message,
                             on_connect=self._private_connected, name="private"),
-            ResilientStream(self.public_url, (f"kline.{interval_of(self.tf)}.{self.symbol}",),
+            ResilientStream(self.public_url, (f"kline.{bybit_interval(self.tf)}.{self.symbol}",),
                             on_message=self.public.on_message, on_connect=self._public_connected, name="public"),
         ]
         self.backend.stream = self.streams[0]
@@ -268,7 +263,7 @@ class LiveRun:
 
     async def _warm_up(self) -> None:
         """The closed exec klines from the journal's first bar (a restart) or `warmup_bars` back."""
-        interval = interval_of(self.tf)
+        interval = bybit_interval(self.tf)
         newest = await self.rest.klines(self.symbol, interval, limit=1)
         if not newest:
             raise LiveError(f"the venue has no {self.tf} klines of {self.symbol} to warm up on")
@@ -287,7 +282,7 @@ class LiveRun:
         """Closed klines opening in [start, last], oldest first, a page of 1000 at a time (Bybit sends
         the newest of a window first, so windows are asked oldest first)."""
         out: list[tuple[int, float, float, float, float, float]] = []
-        interval = interval_of(self.tf)
+        interval = bybit_interval(self.tf)
         now = self.rest.clock.now_ms()
         cursor = start
         while cursor <= last:
