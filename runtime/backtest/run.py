@@ -291,28 +291,36 @@ def build_report(bt: Backtest, bars: Bars, result: RunResult, eq: np.ndarray | N
                  qty: np.ndarray | None = None) -> dict[str, Any]:
     """The report of a run, read from its TradingState; the equity curve is derived here unless the
     caller has it. It holds no wall-clock time, so the same run writes the same report.json."""
-    play = bt.plan.play
-    state = bt.state
-    initial = play.account.equity
     with gc_paused():
-        if eq is None or qty is None:
-            eq, qty = equity_curve(bars, state.snapshots, initial, result.start, result.end)
+        return state_report(bt.plan.play, bt.state, bars, result.start, result.end,
+                            label="synthetic" if bars.synthetic else "market data", ready_bar=result.ready_bar,
+                            evaluated_bars=result.evaluated_bars, eq=eq, qty=qty)
+
+
+def state_report(play: Any, state: TradingState, bars: Bars, start: int, end: int, *, label: str,
+                 ready_bar: int | None, venue: str | None = None, evaluated_bars: int | None = None,
+                 eq: np.ndarray | None = None, qty: np.ndarray | None = None) -> dict[str, Any]:
+    """The report of bars [start, end) traded into `state`, as a backtest and `playdeck run` both
+    write it (`venue`: a run's backend; `evaluated_bars`: a backtest's count). The equity curve is
+    derived here unless the caller has it."""
+    initial = play.account.equity
+    if eq is None or qty is None:
+        eq, qty = equity_curve(bars, state.snapshots, initial, start, end)
     ts = np.asarray(bars.ts_open)
-    first, last = result.start, result.end - 1
+    last = end - 1
     last_close = float(bars.close[last])
     # from the first bar's open to the last bar's close: the calendar time CAGR compounds over
-    span_ms = int(ts[last]) + tf_ms(bars.tf) - int(ts[first])
+    span_ms = int(ts[last]) + tf_ms(bars.tf) - int(ts[start])
     m = metrics(eq, qty, initial, state.fills, run_trades(state, last, last_close), play.market.exec_tf,
-                first_open=float(bars.open[first]), last_close=last_close, span_ms=span_ms,
+                first_open=float(bars.open[start]), last_close=last_close, span_ms=span_ms,
                 liquidations=len(state.liquidations), insurance=state.insurance,
                 funding_paid=state.funding_paid, funding_received=state.funding_received)
-    return {
-        "play": play.name,
-        "symbol": play.market.symbol,
-        "exec": play.market.exec_tf,
-        "data": {"label": "synthetic" if bars.synthetic else "market data", "bars": result.end - result.start,
-                 "from": iso(int(ts[result.start])), "to": iso(int(ts[result.end - 1]))},
-        "ready_bar": result.ready_bar,
+    report: dict[str, Any] = {"play": play.name, "symbol": play.market.symbol, "exec": play.market.exec_tf}
+    if venue is not None:
+        report["backend"] = venue
+    report |= {
+        "data": {"label": label, "bars": end - start, "from": iso(int(ts[start])), "to": iso(int(ts[last]))},
+        "ready_bar": ready_bar,
         "metrics": m,
         "open_position": open_position(state, last_close),
         "orders_by_status": status_counts(state.orders),
@@ -320,10 +328,12 @@ def build_report(bt: Backtest, bars: Bars, result: RunResult, eq: np.ndarray | N
         "protection_refused": protection_refused(state),
         "liquidations": [{"bar": f.bar, "ts": iso(f.ts), "side": "long" if f.side.sign < 0 else "short",
                           "qty": f.qty, "price": f.price} for f in state.liquidations],
-        "evaluated_bars": result.evaluated_bars,
-        "funding": {"paid": round(state.funding_paid, 6), "received": round(state.funding_received, 6),
-                    "payments": len(state.funding)},
     }
+    if evaluated_bars is not None:
+        report["evaluated_bars"] = evaluated_bars
+    report["funding"] = {"paid": round(state.funding_paid, 6), "received": round(state.funding_received, 6),
+                         "payments": len(state.funding)}
+    return report
 
 
 _WRONG_SIDE = (RefusalCode.TRIGGER_MUST_RISE, RefusalCode.TRIGGER_MUST_FALL)

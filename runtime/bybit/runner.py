@@ -30,13 +30,12 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import numpy as np
 
 from playdeck.compiler import compile_file
 from playdeck.compiler.lower import ExecutionPlan, lower
 from playdeck.runtime.backtest.artifacts import order_rows, write_artifacts
-from playdeck.runtime.backtest.report import equity_curve, iso, metrics, open_position, run_trades, status_counts
-from playdeck.runtime.backtest.run import BacktestError, claim_out_dir, exec_bars, protection_refused
+from playdeck.runtime.backtest.report import equity_curve, iso, run_trades
+from playdeck.runtime.backtest.run import BacktestError, claim_out_dir, exec_bars, state_report
 from playdeck.runtime.bybit.backend import BybitBackend
 from playdeck.runtime.bybit.client import BybitRest
 from playdeck.runtime.bybit.errors import BybitFailure
@@ -53,7 +52,7 @@ from playdeck.runtime.execution.orders import CashFlow, Fill, Instrument, OrderE
 from playdeck.runtime.execution.trading_state import RefusedIntent, TradingState
 from playdeck.runtime.strategy.engine import Engine
 from playdeck.runtime.strategy.intents import Intent
-from playdeck.runtime.strategy.processor import IntentProcessor, refusal_counts
+from playdeck.runtime.strategy.processor import IntentProcessor
 from playdeck.runtime.strategy.session import Session
 
 __all__ = ["LiveError", "LiveRun", "RunConfig", "check_config", "describe_event", "emulator_bars", "emulator_for",
@@ -523,34 +522,14 @@ class LiveRun:
         play = self.plan.play
         state = self.state
         bars = self.bars.bars()
-        end = self.last_bar + 1
-        start = 0
-        eq, qty = equity_curve(bars, state.snapshots, play.account.equity, start, end)
-        ts = np.asarray(bars.ts_open)
+        start, end = 0, self.last_bar + 1
         last = end - 1
         last_close = float(bars.close[last])
-        span_ms = int(ts[last]) + self.tf_ms - int(ts[start])
-        m = metrics(eq, qty, play.account.equity, state.fills, run_trades(state, last, last_close), self.tf,
-                    first_open=float(bars.open[start]), last_close=last_close, span_ms=span_ms,
-                    liquidations=len(state.liquidations), insurance=state.insurance,
-                    funding_paid=state.funding_paid, funding_received=state.funding_received)
-        report = {
-            "play": play.name, "symbol": play.market.symbol, "exec": self.tf,
-            "backend": self.cfg.backend,
-            "data": {"label": f"bybit {self.cfg.backend}", "bars": end - start, "from": iso(int(ts[start])),
-                     "to": iso(int(ts[last]))},
-            "ready_bar": self.engine.ready_bar if self.engine is not None else None,
-            "metrics": m,
-            "open_position": open_position(state, last_close),
-            "orders_by_status": status_counts(state.orders),
-            "rejected_by_reason": dict(refusal_counts(state.refusals)),
-            "protection_refused": protection_refused(state),
-            "liquidations": [{"bar": f.bar, "side": "long" if f.side.sign < 0 else "short", "qty": f.qty,
-                              "price": f.price} for f in state.liquidations],
-            "funding": {"paid": round(state.funding_paid, 6), "received": round(state.funding_received, 6),
-                        "payments": len(state.funding)},
-            "drift": len(self.backend.drift),
-        }
+        eq, qty = equity_curve(bars, state.snapshots, play.account.equity, start, end)
+        report = state_report(play, state, bars, start, end, label=f"bybit {self.cfg.backend}",
+                              ready_bar=self.engine.ready_bar if self.engine is not None else None,
+                              venue=self.cfg.backend, eq=eq, qty=qty)
+        report["drift"] = len(self.backend.drift)
         if out_dir is not None:
             report["out"] = str(out_dir)
             write_artifacts(out_dir, bars.ts_open, start, state.fills, order_rows(state.orders),

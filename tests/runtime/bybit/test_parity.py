@@ -10,6 +10,7 @@ import pytest
 
 from parity_kit import differences, rows, run_both, write_exec_csv
 from paths import ROOT_DIR
+from playdeck.runtime.backtest.report import format_report
 
 PLAYS = sorted(p.stem for p in (ROOT_DIR / "plays").glob("*.yml"))
 # Plays that trade rarely get more bars, so each one's parity covers several trades.
@@ -61,5 +62,7 @@ def test_liquidations_through_bybit_are_the_backtests(tmp_path: Path) -> None:
     bt, live, bt_report, run_report = run_both(str(play), data, tmp_path)
     assert differences(bt, live) == []
     assert len(run_report["liquidations"]) >= 2
-    assert [(x["bar"], x["qty"], x["price"]) for x in run_report["liquidations"]] == \
-        [(x["bar"], x["qty"], x["price"]) for x in bt_report["liquidations"]]
+    assert run_report["liquidations"] == bt_report["liquidations"]
+    # `playdeck run` prints the same headline a backtest does
+    assert format_report(run_report).splitlines()[1] == format_report(bt_report).splitlines()[1]
+    assert format_report(run_report).splitlines()[1].startswith("LIQUIDATED at bar ")
