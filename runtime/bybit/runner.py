@@ -357,10 +357,7 @@ class LiveRun:
         if i < self.session.trade_from:
             # History: closed before this session could act (warm-up, or while no one watched).
             b.at_close(i, ts, c)
-            self.last_bar = i
-            b.bar_opened(i + 1, ts + self.tf_ms)
-            if self.on_bar is not None:
-                self.on_bar(i)
+            self._closed(i, ts)
             return
         await b.close_bar(i, ts, o, h, l, c, path)
         self.processor.executor.sync()
@@ -372,8 +369,12 @@ class LiveRun:
         trail = b.trail
         # the trail playdeck keeps itself, so a restart moves it on from where it was
         self.journal.set_runner("trail", None if trail is None else {"order": b.trail_id, **attrs.asdict(trail)})
+        self._closed(i, ts)
+
+    def _closed(self, i: int, ts: int) -> None:
+        """Bar i (opening at `ts`) is done: the next one is forming, and a screen may look."""
         self.last_bar = i
-        b.bar_opened(i + 1, ts + self.tf_ms)
+        self.backend.bar_opened(i + 1, ts + self.tf_ms)
         if self.on_bar is not None:
             self.on_bar(i)
 
