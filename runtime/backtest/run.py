@@ -19,7 +19,7 @@ from playdeck.compiler.lower import ExecutionPlan, lower
 
 from playdeck.runtime.data import cache
 from playdeck.runtime.data.bars import Bars, resample, tf_minutes, tf_ms
-from playdeck.runtime.data.csv_import import MAX_EPOCH_MS, format_ts
+from playdeck.runtime.data.csv_import import format_ts, parse_date, range_problem
 from playdeck.runtime.data.sources import load_bars
 from playdeck.runtime.strategy.engine import Engine, RunResult
 from playdeck.runtime.execution.executor import Executor
@@ -53,24 +53,17 @@ def parse_when(text: str | None) -> int | None:
     if text is None:
         return None
     try:
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise BacktestError(f"cannot read {text!r} as a date; write e.g. 2025-03-01 or 2025-03-01T12:00") from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    ms = int(dt.timestamp() * 1000)
-    if not 0 <= ms < MAX_EPOCH_MS:  # the range data may have (see csv_import)
-        raise BacktestError(f"{text!r} is outside 1970-2099 (UTC)")
-    return ms
+        return parse_date(text)
+    except ValueError as exc:
+        raise BacktestError(str(exc)) from None
 
 
 def bar_range(bars: Bars, from_ms: int | None, to_ms: int | None) -> tuple[int, int]:
     """Bars whose open time is in [from, to); BacktestError when --from is not before --to."""
     if from_ms is not None and to_ms is not None:
-        if from_ms > to_ms:
-            raise BacktestError(f"--from ({format_ts(from_ms)}) is after --to ({format_ts(to_ms)})")
-        if from_ms == to_ms:
-            raise BacktestError(f"--from and --to are both {format_ts(from_ms)}: an empty range (--to is exclusive)")
+        problem = range_problem(from_ms, to_ms)
+        if problem is not None:
+            raise BacktestError(problem)
     ts = np.asarray(bars.ts_open)
     first = 0 if from_ms is None else int(np.searchsorted(ts, from_ms, side="left"))
     last = len(ts) if to_ms is None else int(np.searchsorted(ts, to_ms, side="left"))

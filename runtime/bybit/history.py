@@ -43,7 +43,6 @@ import shutil
 import tempfile
 import zipfile
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
 from urllib.parse import urlsplit
@@ -56,7 +55,8 @@ from playdeck.runtime.bybit.client import BybitRest
 from playdeck.runtime.bybit.errors import BybitFailure, classify
 from playdeck.runtime.data import cache
 from playdeck.runtime.data.bars import Bars
-from playdeck.runtime.data.csv_import import MAX_EPOCH_MS, format_ts
+from playdeck.runtime.data.csv_import import format_ts, range_problem
+from playdeck.runtime.data.csv_import import parse_date as data_date
 
 __all__ = ["PAGE_LIMIT", "FetchError", "FetchProgress", "FetchResult", "bybit_interval", "fetch_klines",
            "parse_date"]
@@ -119,16 +119,9 @@ def bybit_interval(tf: str) -> str:
 def parse_date(text: str, option: str) -> int:
     """A date or date-time (UTC when no zone is given) as epoch ms; FetchError naming `option`."""
     try:
-        dt = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise FetchError(f"{option}: cannot read {text!r} as a date; write e.g. 2025-03-01 or "
-                         "2025-03-01T12:00") from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    ms = int(dt.timestamp() * 1000)
-    if not 0 <= ms < MAX_EPOCH_MS:
-        raise FetchError(f"{option}: {text!r} is outside 1970-2099 (UTC)")
-    return ms
+        return data_date(text)
+    except ValueError as exc:
+        raise FetchError(f"{option}: {exc}") from None
 
 
 def check_endpoint(url: str) -> str:
@@ -161,11 +154,9 @@ async def fetch_klines(symbol: str, tf: str, start_ms: int, end_ms: int | None =
         raise FetchError(f"--tf: unknown timeframe {tf!r}; expected one of {', '.join(TIMEFRAMES)}")
     if not 1 <= page_limit <= PAGE_LIMIT:
         raise ValueError(f"page_limit must be 1 .. {PAGE_LIMIT}, was {page_limit}")
-    if end_ms is not None:
-        if start_ms > end_ms:
-            raise FetchError(f"--from ({format_ts(start_ms)}) is after --to ({format_ts(end_ms)})")
-        if start_ms == end_ms:
-            raise FetchError(f"--from and --to are both {format_ts(start_ms)}: an empty range (--to is exclusive)")
+    problem = None if end_ms is None else range_problem(start_ms, end_ms)
+    if problem is not None:
+        raise FetchError(problem)
     step = tf_ms(tf)
     lo = _ceil(start_ms, step)  # the first slot opening at or after --from
     hi = None if end_ms is None else _ceil(end_ms, step)  # bars open before it

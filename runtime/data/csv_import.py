@@ -182,6 +182,30 @@ def parse_timestamp(text: str) -> int:
     return value
 
 
+def parse_date(text: str) -> int:
+    """A date or date-time as an option gives it (`--from`, `--to`; UTC when no zone is given) ->
+    epoch ms. ValueError with what to write instead."""
+    try:
+        dt = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"cannot read {text!r} as a date; write e.g. 2025-03-01 or 2025-03-01T12:00") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    ms = int(dt.timestamp() * 1000)
+    if not 0 <= ms < MAX_EPOCH_MS:
+        raise ValueError(f"{text!r} is outside 1970-2099 (UTC)")
+    return ms
+
+
+def range_problem(from_ms: int, to_ms: int) -> str | None:
+    """What is wrong with `--from` .. `--to` (an exclusive end), or None."""
+    if from_ms > to_ms:
+        return f"--from ({format_ts(from_ms)}) is after --to ({format_ts(to_ms)})"
+    if from_ms == to_ms:
+        return f"--from and --to are both {format_ts(from_ms)}: an empty range (--to is exclusive)"
+    return None
+
+
 def format_ts(ms: int) -> str:
     """Epoch ms as a compact UTC ISO 8601 string, for messages and artifacts."""
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
