@@ -92,7 +92,7 @@ class BybitBackend:
         self.rest = rest
         self.inst = instrument
         self.symbol = instrument.symbol
-        self._price_dp = _decimals(instrument.tick)
+        self._price_dp = instrument.price_decimals
         self._on_events = on_events
         self._id_prefix = id_prefix
         self.orders: dict[str, LiveOrder] = {}
@@ -779,10 +779,6 @@ def _end_reason(report: OrderReport, rec: LiveOrder) -> str:
         return "CancelAllBeforeLiq"
     return report.reject_reason if report.reject_reason not in ("", "EC_NoError") else report.cancel_type
 
-
-def _decimals(step: float) -> int:
-    text = f"{step:.10f}".rstrip("0")
-    return len(text.split(".")[1]) if "." in text else 0
 
 
 def _said(value: Any) -> str:

@@ -48,7 +48,7 @@ def create_fields(order: OrderRequest, inst: Instrument, symbol: str) -> dict[st
       language's close is; partial_close and protection are reduceOnly.
     Attached protection is not sent here: it is placed when the entry fills, at its fill price.
     """
-    price_dp = _decimals(inst.tick)
+    price_dp = inst.price_decimals
     fields: dict[str, Any] = {
         "symbol": symbol,
         "side": side_text(order.side),
@@ -71,10 +71,6 @@ def create_fields(order: OrderRequest, inst: Instrument, symbol: str) -> dict[st
         fields["triggerBy"] = "LastPrice"
     return fields
 
-
-def _decimals(step: float) -> int:
-    text = f"{step:.10f}".rstrip("0")
-    return len(text.split(".")[1]) if "." in text else 0
 
 
 # Bybit's retCode -> the refusal group it belongs to (section 3 of bybit-v5.md)

@@ -52,6 +52,7 @@ __all__ = [
     "below_min_qty",
     "rekey_refused",
     "resolve_fill_expr",
+    "step_decimals",
 ]
 
 ProtectionKind = Literal["stop_loss", "take_profit", "trail"]
@@ -463,7 +464,7 @@ class Refused(NamedTuple):
 
 
 # ------------------------------------------------------------------------------ instrument
-def _decimals(step: float) -> int:
+def step_decimals(step: float) -> int:
     # Digits after the point of the step as written (0.001 -> 3, 0.5 -> 1, 5 -> 0).
     exponent = Decimal(repr(step)).normalize().as_tuple().exponent
     return max(0, -int(exponent))
@@ -485,14 +486,18 @@ class Instrument:
         if not (self.tick > 0 and self.qty_step > 0 and self.min_qty > 0):
             raise ValueError(f"instrument {self.symbol}: tick, qty_step and min_qty must be > 0")
         # Frozen class: derived constants are set once here, so rounding stays cheap in hot loops.
-        object.__setattr__(self, "_price_decimals", _decimals(self.tick))
-        object.__setattr__(self, "_qty_decimals", _decimals(self.qty_step))
+        object.__setattr__(self, "_price_decimals", step_decimals(self.tick))
+        object.__setattr__(self, "_qty_decimals", step_decimals(self.qty_step))
         object.__setattr__(self, "_price_memo", {})
         object.__setattr__(self, "_qty_memo", {})
 
     @property
     def qty_decimals(self) -> int:
         return self._qty_decimals
+
+    @property
+    def price_decimals(self) -> int:
+        return self._price_decimals
 
     # Both roundings run for every order and every refused size. `price / tick` carries float noise
     # (0.3 / 0.1 = 2.9999999999999996, 73106.165 / 0.01 = 7310616.499999999): a quotient within

@@ -9,12 +9,11 @@ numbers fill alike.
 
 from __future__ import annotations
 
-import math
 
 import attrs
 
 from playdeck.runtime.data.bars import Bars
-from playdeck.runtime.execution.orders import Instrument
+from playdeck.runtime.execution.orders import Instrument, step_decimals
 
 __all__ = ["AccountSpec", "EmulatorConfig", "InstrumentSpec", "Market", "RateLimitSpec"]
 
@@ -44,7 +43,7 @@ class InstrumentSpec:
     @property
     def max_price(self) -> float:
         # BTCUSDT's range is 0.10 .. 1999999.80 on a 0.1 tick: the same number of ticks for any tick.
-        return round(self.tick * 19_999_998, _decimals(self.tick))
+        return round(self.tick * 19_999_998, step_decimals(self.tick))
 
     def instrument(self) -> Instrument:
         """The simulator's view of it (tick, step, min qty: the rest is checked by the emulator)."""
@@ -130,11 +129,3 @@ class EmulatorConfig:
         symbols = [m.spec.symbol for m in self.markets]
         if len(set(symbols)) != len(symbols):
             raise ValueError(f"a symbol is given twice: {', '.join(symbols)}")
-
-
-def _decimals(step: float) -> int:
-    # digits after the point of a step written as a decimal (0.001 -> 3, 5 -> 0)
-    text = repr(step)
-    if "e" in text or "E" in text:
-        return max(0, -int(math.floor(math.log10(step))))
-    return len(text.split(".")[1].rstrip("0")) if "." in text else 0

@@ -16,7 +16,8 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
-from playdeck.runtime.bybit.emulator.config import InstrumentSpec, _decimals
+from playdeck.runtime.bybit.emulator.config import InstrumentSpec
+from playdeck.runtime.execution.orders import step_decimals
 from playdeck.runtime.bybit.emulator.records import VenueOrder
 
 __all__ = ["Formats", "PositionView", "WalletPart", "envelope", "instrument_item", "order_item",
@@ -43,8 +44,8 @@ class Formats:
     def __init__(self, spec: InstrumentSpec) -> None:
         self.tick = spec.tick
         self.step = spec.qty_step
-        self.price_dp = _decimals(spec.tick)
-        self.qty_dp = _decimals(spec.qty_step)
+        self.price_dp = step_decimals(spec.tick)
+        self.qty_dp = step_decimals(spec.qty_step)
         self.zero_price = f"{0:.{self.price_dp}f}"
 
     def price(self, x: float | None) -> str:
